@@ -1,0 +1,39 @@
+# auralize: `make demo` runs the main job, `make test` the test suite, `make bench`
+# the benchmarks.  Each creates .venv when missing and installs torch==2.13.0
+# first (the CPU wheel on disk; any other torch spec pulls GBs of CUDA packages).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test test-fast bench setup lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check torch==2.13.0
+	$(PIP) install -q --disable-pip-version-check -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/auralize check-audio --seconds 2
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PIP) install -q --disable-pip-version-check -e '.[test,bench]'
+	$(PY) benchmarks/run.py --out bench-results
+
+lint: $(STAMP)
+	$(PIP) install -q ruff
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache bench-results

@@ -1,0 +1,5 @@
+import sys
+
+from auralize.cli import main
+
+sys.exit(main())

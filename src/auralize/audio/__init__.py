@@ -1,0 +1,4 @@
+"""The sound engine: synthesis, score, offline render, live output, files, plots.
+
+Imports no ML framework.
+"""
