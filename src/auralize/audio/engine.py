@@ -1,0 +1,202 @@
+"""The engine: voices, timed events, master gain and limiter, rendered in spans.
+
+One engine serves both clocks.  Offline, :func:`auralize.audio.score.render_score`
+pulls blocks as fast as it can; live, :mod:`auralize.audio.live` pulls them from a
+child process as the device needs them.  Either way the output depends only on
+the events and their times, never on the block size asked for: internally the
+engine renders spans that end at a fixed grid of ``chunk_size`` frames, at
+every event and at every glide end, and hands out blocks from what it has.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable
+
+import numpy as np
+
+from auralize.audio.params import EngineStats, Param, Range, sanitize
+from auralize.audio.voices import Voice, make_voice
+
+MASTER = "master"
+MASTER_GAIN = Range(0.0, 1.0, 0.0)
+
+
+class Engine:
+    """Mono synthesis engine with sample-accurate events.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Sample rate in Hz.
+    chunk_size : int
+        Longest internal span in frames (control period).  Parameter changes
+        scheduled with time ``None`` take effect at the next span, so this is
+        also the engine's share of live latency (512 frames = 11.6 ms at 44.1 kHz).
+    master_gain : float
+        Output gain in [0, 1] applied before the limiter (event ``master.gain``).
+    limiter_threshold : float
+        Peak level the limiter holds the output under; a soft clipper above it
+        keeps every sample strictly inside (-1, 1).
+
+    Notes
+    -----
+    Events naming ``voice="master", param="gain"`` set the master gain; events
+    with ``param="add"`` (value: a voice spec dict) or ``param="remove"`` create
+    and delete voices, so a whole session can be written as one score.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 44100,
+        *,
+        chunk_size: int = 512,
+        master_gain: float = 0.5,
+        limiter_threshold: float = 0.9,
+        limiter_release_s: float = 0.25,
+    ) -> None:
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        if chunk_size < 16:
+            raise ValueError(f"chunk_size must be at least 16 frames, got {chunk_size}")
+        self.sample_rate = int(sample_rate)
+        self.chunk_size = int(chunk_size)
+        self.stats = EngineStats()
+        self.voices: dict[str, Voice] = {}
+        self.master = Param(sanitize(master_gain, 1, MASTER_GAIN, self.stats))
+        self.limiter_threshold = float(limiter_threshold)
+        self.limiter_release_s = float(limiter_release_s)
+        self._limiter_gain = 1.0
+        self._queue: list[tuple[int, int, object]] = []
+        self._seq = itertools.count()
+        self._synth_pos = 0  # frames synthesised
+        self._out_pos = 0  # frames handed out
+        self._buffer = np.zeros(0, dtype=np.float32)
+
+    # -- construction -------------------------------------------------------
+    @classmethod
+    def from_events(cls, events: Iterable, **kwargs) -> Engine:
+        engine = cls(**kwargs)
+        for event in events:
+            engine.schedule(event)
+        return engine
+
+    def add_voice(self, name: str, spec: dict) -> None:
+        """Create voice ``name`` from ``spec`` now (replacing one of that name)."""
+        self.voices[name] = make_voice(spec, self.sample_rate, self.stats)
+
+    # -- time ---------------------------------------------------------------
+    @property
+    def frames_rendered(self) -> int:
+        """Frames handed out by :meth:`render` so far."""
+        return self._out_pos
+
+    @property
+    def time_s(self) -> float:
+        """Seconds of audio handed out so far."""
+        return self._out_pos / self.sample_rate
+
+    @property
+    def synth_frame(self) -> int:
+        """The frame at which an event scheduled now (``time_s=None``) takes effect."""
+        return self._synth_pos
+
+    # -- events -------------------------------------------------------------
+    def schedule(self, event) -> None:
+        """Queue an :class:`~auralize.audio.score.Event`.
+
+        An event whose time has already been synthesised, or whose time is
+        ``None``, takes effect at the start of the next span.
+        """
+        if event.time_s is None or not np.isfinite(event.time_s):
+            frame = self._synth_pos
+        else:
+            frame = max(self._synth_pos, int(round(event.time_s * self.sample_rate)))
+        heapq.heappush(self._queue, (frame, next(self._seq), event))
+
+    def _apply(self, event) -> None:
+        if event.param == "add":
+            self.add_voice(event.voice, event.value)
+            return
+        if event.param == "remove":
+            self.voices.pop(event.voice, None)
+            return
+        if event.voice == MASTER and event.param == "gain":
+            seconds = 0.05 if event.glide_s is None else event.glide_s
+            frames = int(round(max(0.0, seconds) * self.sample_rate))
+            self.master.set(sanitize(event.value, 1, MASTER_GAIN, self.stats), frames)
+            return
+        voice = self.voices.get(event.voice)
+        if voice is None or not voice.set(event.param, event.value, event.glide_s):
+            self.stats.unknown_events += 1
+
+    # -- rendering ----------------------------------------------------------
+    def _span_end(self) -> int:
+        pos = self._synth_pos
+        end = (pos // self.chunk_size + 1) * self.chunk_size
+        if self._queue:
+            end = min(end, max(self._queue[0][0], pos + 1))
+        glides = [v.frames_to_glide_end() for v in self.voices.values()]
+        glides.append(self.master.remaining)
+        glides = [g for g in glides if g > 0]
+        if glides:
+            end = min(end, pos + min(glides))
+        return end
+
+    def _limit(self, mix: np.ndarray) -> np.ndarray:
+        frames = len(mix)
+        g0 = self._limiter_gain
+        peak = float(np.max(np.abs(mix))) if frames else 0.0
+        wanted = self.limiter_threshold / peak if peak > self.limiter_threshold else 1.0
+        if wanted < g0:
+            g1 = wanted  # attack within the span
+        else:
+            release = min(1.0, frames / (self.limiter_release_s * self.sample_rate))
+            g1 = min(wanted, g0 + (1.0 - g0) * release)
+        if g1 < 1.0 or g0 < 1.0:
+            self.stats.limiter_engaged_blocks += 1
+            mix = mix * np.linspace(g0, g1, frames, endpoint=False)
+        self._limiter_gain = g1
+        # The gain ramp can lag a sudden peak by one span: a soft clipper above
+        # the threshold catches it without a hard edge.
+        knee = self.limiter_threshold
+        over = np.abs(mix) > knee
+        if over.any():
+            self.stats.limited_samples += int(over.sum())
+            excess = (np.abs(mix[over]) - knee) / (1.0 - knee)
+            mix[over] = np.sign(mix[over]) * (knee + (1.0 - knee) * np.tanh(excess))
+        return mix
+
+    def _render_span(self) -> np.ndarray:
+        while self._queue and self._queue[0][0] <= self._synth_pos:
+            self._apply(heapq.heappop(self._queue)[2])
+        frames = self._span_end() - self._synth_pos
+        mix = np.zeros(frames)
+        for voice in self.voices.values():
+            mix += voice.render(frames, self.chunk_size)
+        m0, m1 = self.master.advance(frames)
+        if m0[0] == m1[0]:
+            mix *= m0[0]
+        else:
+            mix *= np.linspace(m0[0], m1[0], frames, endpoint=False)
+        if not np.all(np.isfinite(mix)):  # defence in depth: voices sanitise their inputs
+            self.stats.nonfinite_params += int((~np.isfinite(mix)).sum())
+            mix = np.nan_to_num(mix, nan=0.0, posinf=0.0, neginf=0.0)
+        mix = self._limit(mix)
+        self._synth_pos += frames
+        return mix.astype(np.float32)
+
+    def render(self, n_frames: int) -> np.ndarray:
+        """Return the next ``n_frames`` samples: float32, mono, finite, in (-1, 1)."""
+        n_frames = int(n_frames)
+        parts = [self._buffer]
+        have = len(self._buffer)
+        while have < n_frames:
+            span = self._render_span()
+            parts.append(span)
+            have += len(span)
+        joined = np.concatenate(parts) if len(parts) > 1 else self._buffer
+        out, self._buffer = joined[:n_frames], joined[n_frames:]
+        self._out_pos += n_frames
+        return out

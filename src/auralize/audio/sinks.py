@@ -1,0 +1,147 @@
+"""Where rendered audio goes: files, memory, and (in :mod:`auralize.audio.live`) devices.
+
+Every sink has the same two methods, ``write(block)`` and ``close()``, so a
+session can fan one stream of blocks out to any mix of them: what you hear is
+what you record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import soundfile as sf
+
+from auralize.audio.files import DEFAULT_SUBTYPES, format_for_path, safe_samples
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Anything that takes blocks of float32 samples, shape ``(frames,)`` or ``(frames, ch)``."""
+
+    def write(self, block: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileSink:
+    """Stream audio to a WAV/FLAC/OGG file, flushed to disk at least once a second.
+
+    A process killed mid-run leaves a readable file holding all audio up to at
+    most ``flush_interval_s`` before the kill: each flush rewrites the header's
+    length (libsndfile's ``sf_write_sync``).
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file; the extension picks the format.  Parent folders are created.
+    sample_rate : int
+        Sample rate in Hz.
+    channels : int
+        Channels in the file; mono blocks are duplicated to fill them.
+    subtype : str, optional
+        libsndfile subtype (default 16-bit PCM for WAV/FLAC, Vorbis for OGG).
+    flush_interval_s : float
+        Longest time between flushes, in seconds.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        sample_rate: int,
+        *,
+        channels: int = 1,
+        subtype: str | None = None,
+        flush_interval_s: float = 0.5,
+    ) -> None:
+        self.path = Path(path)
+        container = format_for_path(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self.flush_interval_s = float(flush_interval_s)
+        self.frames_written = 0
+        self._file = sf.SoundFile(
+            str(self.path), mode="w", samplerate=self.sample_rate, channels=self.channels,
+            subtype=subtype or DEFAULT_SUBTYPES[container], format=container,
+        )
+        self._last_flush = time.monotonic()
+        self._file.flush()  # a valid (empty) header from the first moment
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def write(self, block: np.ndarray) -> None:
+        data = safe_samples(block)
+        if data.ndim == 1 and self.channels > 1:
+            data = np.repeat(data[:, None], self.channels, axis=1)
+        self._file.write(data)
+        self.frames_written += len(data)
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_interval_s:
+            self._file.flush()
+            self._last_flush = now
+
+    def flush(self) -> None:
+        self._file.flush()
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> FileSink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class MemorySink:
+    """Keep rendered audio in memory; :meth:`audio` shows a player in a notebook."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = int(sample_rate)
+        self._blocks: list[np.ndarray] = []
+
+    def write(self, block: np.ndarray) -> None:
+        self._blocks.append(np.array(block, dtype=np.float32, copy=True))
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def samples(self) -> np.ndarray:
+        """Everything written so far, concatenated (float32)."""
+        if not self._blocks:
+            return np.zeros(0, dtype=np.float32)
+        if len(self._blocks) > 1:
+            self._blocks = [np.concatenate(self._blocks)]
+        return self._blocks[0]
+
+    def audio(self):
+        """Return an ``IPython.display.Audio`` player of the samples (needs IPython)."""
+        try:
+            from IPython.display import Audio
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("MemorySink.audio() needs IPython (pip install ipython)") from exc
+        return Audio(self.samples, rate=self.sample_rate, normalize=False)
+
+
+def write_blocks(blocks: Iterable[np.ndarray], sinks: Iterable[Sink]) -> int:
+    """Send every block to every sink, close them, and return the frames written."""
+    sinks = list(sinks)
+    frames = 0
+    try:
+        for block in blocks:
+            for sink in sinks:
+                sink.write(block)
+            frames += len(block)
+    finally:
+        for sink in sinks:
+            sink.close()
+    return frames
