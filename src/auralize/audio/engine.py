@@ -47,6 +47,10 @@ class Engine:
     and delete voices, so a whole session can be written as one score.
     """
 
+    #: absolute peak of any output sample (a hair under full scale, so 16-bit
+    #: conversion never wraps)
+    CEILING = 0.999
+
     def __init__(
         self,
         sample_rate: int = 44100,
@@ -65,6 +69,10 @@ class Engine:
         self.stats = EngineStats()
         self.voices: dict[str, Voice] = {}
         self.master = Param(sanitize(master_gain, 1, MASTER_GAIN, self.stats))
+        if not 0.0 < limiter_threshold < self.CEILING:
+            raise ValueError(
+                f"limiter_threshold must be in (0, {self.CEILING}), got {limiter_threshold}"
+            )
         self.limiter_threshold = float(limiter_threshold)
         self.limiter_release_s = float(limiter_release_s)
         self._limiter_gain = 1.0
@@ -160,12 +168,12 @@ class Engine:
         self._limiter_gain = g1
         # The gain ramp can lag a sudden peak by one span: a soft clipper above
         # the threshold catches it without a hard edge.
-        knee = self.limiter_threshold
+        knee, ceiling = self.limiter_threshold, self.CEILING
         over = np.abs(mix) > knee
         if over.any():
             self.stats.limited_samples += int(over.sum())
-            excess = (np.abs(mix[over]) - knee) / (1.0 - knee)
-            mix[over] = np.sign(mix[over]) * (knee + (1.0 - knee) * np.tanh(excess))
+            excess = (np.abs(mix[over]) - knee) / (ceiling - knee)
+            mix[over] = np.sign(mix[over]) * (knee + (ceiling - knee) * np.tanh(excess))
         return mix
 
     def _render_span(self) -> np.ndarray:
