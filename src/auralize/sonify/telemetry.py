@@ -1,0 +1,102 @@
+"""Training telemetry: one plain record per step, no framework types.
+
+Adapters (Keras, PyTorch, Lightning) translate their world into
+:class:`TrainingStep`; everything above (mappings, sessions, files, the web
+page) only ever sees these records.  A run's ``telemetry.jsonl`` holds one
+record per line, so a run can be re-sonified later without the model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+
+def _finite_or_none(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class TrainingStep:
+    """What happened in one optimisation step.
+
+    Attributes
+    ----------
+    step : int
+        Global step index (0-based), counted over the whole run.
+    epoch : int
+        Epoch index (0-based).
+    wall_time_s : float
+        Seconds since the run started.
+    loss : float or None
+        The step's own loss (not a running mean).  NaN/Inf allowed: a
+        diverging run is data, not an error.
+    metrics : dict
+        Other per-step scalars (accuracy, val_loss at epoch ends...).
+    grad_norms : dict
+        Per-layer L2 norm of the gradient, layer name -> float, in model order.
+    weight_stats : dict
+        Per-layer weight statistics, layer name -> {"mean": .., "std": .., "norm": ..}.
+    unit_means : dict
+        Per-unit mean weight of selected layers (layer name -> list of floats,
+        one per output unit), recorded when a mapping asks for it (WeightChord).
+    lr : float or None
+        Learning rate in effect.
+    epoch_end : bool
+        True for the last step of an epoch.
+    """
+
+    step: int
+    epoch: int = 0
+    wall_time_s: float = 0.0
+    loss: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    grad_norms: dict[str, float] = field(default_factory=dict)
+    weight_stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    unit_means: dict[str, list[float]] = field(default_factory=dict)
+    lr: float | None = None
+    epoch_end: bool = False
+
+    def to_json(self) -> str:
+        """One line of JSON; NaN/Inf are written as strings so the line stays valid JSON."""
+        return json.dumps(asdict(self), allow_nan=False, default=str, separators=(",", ":"),
+                          cls=_NonFiniteEncoder)
+
+    @classmethod
+    def from_dict(cls, obj: dict) -> TrainingStep:
+        known = {f for f in cls.__dataclass_fields__}
+        data = {k: _decode(v) for k, v in obj.items() if k in known}
+        if "step" not in data:
+            raise ValueError("record has no 'step'")
+        data["step"] = int(data["step"])
+        data["epoch"] = int(data.get("epoch") or 0)
+        return cls(**data)
+
+
+class _NonFiniteEncoder(json.JSONEncoder):
+    def iterencode(self, o, _one_shot=False):
+        return super().iterencode(_encode(o), _one_shot)
+
+
+def _encode(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value):
+    if isinstance(value, str) and value in ("nan", "inf", "-inf"):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
