@@ -1,0 +1,361 @@
+"""Offline render speed of the sine-bank engine against pyo and naive numpy.
+
+One core (CPU affinity pinned to the least busy allowed core, BLAS/OpenMP
+limited to one thread), 44.1 kHz, random partial frequencies 100-4000 Hz, for
+16, 128, 1024 and 4096 partials, all in the same process and run:
+
+- ``auralize``: :class:`auralize.audio.engine.Engine` rendering a steady bank in
+  1024-frame blocks (what ``render_score`` does); everything from the first
+  ``render`` call on is timed (tables, first spans), construction is not.
+- ``auralize+glides``: the same bank given new random frequencies every 0.1 s,
+  gliding over the voice's default 0.02 s (a sonification with events).
+- ``auralize+amp events``: new random amplitudes every 0.1 s, 0.02 s glide
+  (activations mapped to loudness).
+- ``pyo``: pyo's offline server (``Server(audio="offline")``) rendering the
+  same bank (one ``Sine`` with a list of frequencies, one stream per partial,
+  all summed into one channel) to a float WAV; only ``Server.start()`` (the
+  render) is timed.
+- ``pyo+glides`` / ``pyo+amp events``: ``SigTo(..., time=0.02)`` on the
+  frequencies / amplitudes and a ``Pattern`` setting the same new values at the
+  same times as the auralize events.
+- ``naive numpy``: ``amp @ sin(phase + w * n)`` with a float32 (partials x 1024)
+  matrix per 1024-frame block.
+
+Figures are "x real time": seconds of audio per CPU second of this
+(single-threaded, pinned) process, best of several repeats; CPU time rather
+than wall time because the benchmark machine may be shared (the best wall-time
+figure is in the JSON rows and, when it differs by over 10%, in the notes).
+Also reported: the live engine's CPU share for a 4096-unit bank (CPU time /
+audio time, rendering 512-frame chunks as the live child does), steady and with
+events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+SR = 44100
+SIZES = (16, 128, 1024, 4096)
+FMIN, FMAX = 100.0, 4000.0
+EVENT_EVERY_S = 0.1
+GLIDE_S = 0.02  # the sine voice's default glide
+BLOCK = 1024  # offline block (render_score's default)
+LIVE_CHUNK = 512  # live child renders engine.chunk_size frames at a time
+
+# Seconds of audio rendered per measurement (quick: shorter): a steady auralize
+# bank is cheap, everything else by bank size.
+STEADY_DURATION = {False: 4.0, True: 1.0}
+DURATION = {
+    False: {16: 4.0, 128: 4.0, 1024: 2.0, 4096: 1.0},
+    True: {16: 1.0, 128: 0.5, 1024: 0.3, 4096: 0.2},
+}
+TARGET_VS_PYO_1024 = 5.0
+TARGET_RT_4096 = 20.0
+TARGET_LIVE_SHARE = 5.0  # % of one core
+
+
+# -- environment -----------------------------------------------------------------------
+def _cpu_busy(cores: list[int], seconds: float = 0.2) -> dict[int, float]:
+    """Fraction of time each core was busy over ``seconds`` (from /proc/stat)."""
+
+    def sample():
+        stats = {}
+        for line in Path("/proc/stat").read_text().splitlines():
+            head, *fields = line.split()
+            if head.startswith("cpu") and head != "cpu":
+                values = [int(v) for v in fields]
+                idle = values[3] + (values[4] if len(values) > 4 else 0)
+                stats[int(head[3:])] = (sum(values), idle)
+        return stats
+
+    a = sample()
+    time.sleep(seconds)
+    b = sample()
+    busy = {}
+    for core in cores:
+        if core in a and core in b:
+            total = b[core][0] - a[core][0]
+            idle = b[core][1] - a[core][1]
+            busy[core] = 1.0 - idle / total if total > 0 else 0.0
+    return busy
+
+
+def pin_one_core() -> str:
+    """Pin this process to one CPU (the least busy) and BLAS/OpenMP to one thread."""
+    note = "one thread"
+    if hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        try:
+            busy = _cpu_busy(cores)
+            core = min(cores, key=lambda c: (busy.get(c, 1.0), -c))
+        except (OSError, ValueError):
+            core = cores[-1]
+        os.sched_setaffinity(0, {core})
+        note = f"pinned to cpu {core}"
+    os.environ["OMP_NUM_THREADS"] = "1"
+    return note
+
+
+class Clock:
+    """Wall and CPU time of this process (CPU time: process_time, all its threads)."""
+
+    def __enter__(self):
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall0
+        self.cpu = time.process_time() - self.cpu0
+
+
+def best_of(fn, *, min_repeats: int, max_repeats: int, budget_s: float) -> dict:
+    """Best (smallest) CPU and wall time of ``fn()`` over repeats.
+
+    ``fn`` returns a :class:`Clock`.  Repeats at least ``min_repeats`` times, then
+    until ``budget_s`` of wall time is spent or ``max_repeats`` is reached.
+    """
+    clocks: list[Clock] = []
+    spent = 0.0
+    while len(clocks) < max_repeats and (len(clocks) < min_repeats or spent < budget_s):
+        clock = fn()
+        clocks.append(clock)
+        spent += clock.wall
+    return {"cpu": min(c.cpu for c in clocks), "wall": min(c.wall for c in clocks),
+            "repeats": len(clocks)}
+
+
+# -- workloads ---------------------------------------------------------------------------
+def bank(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(FMIN, FMAX, n), np.full(n, 0.5 / n)
+
+
+def glide_targets(n: int, duration_s: float, seed: int, param: str = "freq_hz"):
+    """[(time, param, values)]: new random frequencies (or amplitudes, summing to at
+    most 0.5) every EVENT_EVERY_S seconds after the start."""
+    rng = np.random.default_rng(seed + 1)
+    count = int(np.floor(duration_s / EVENT_EVERY_S - 1e-9))
+    if param == "freq_hz":
+        values = [rng.uniform(FMIN, FMAX, n) for _ in range(count)]
+    else:
+        values = [rng.uniform(0.0, 1.0 / n, n) for _ in range(count)]
+    return [((k + 1) * EVENT_EVERY_S, param, v) for k, v in enumerate(values)]
+
+
+def time_auralize(freqs, amps, duration_s, events=(), *, block=BLOCK, chunk=LIVE_CHUNK) -> Clock:
+    """Build an engine with one sine voice, schedule ``events``, render ``duration_s``."""
+    from auralize.audio.engine import Engine
+    from auralize.audio.score import Event
+
+    evs = [Event(t, "bank", param, v) for t, param, v in events]
+    total = round(duration_s * SR)
+    engine = Engine(SR, chunk_size=chunk)
+    engine.add_voice("bank", {"kind": "sines", "freq_hz": freqs, "amp": amps,
+                              "glide_s": GLIDE_S})
+    for ev in evs:
+        engine.schedule(ev)
+    with Clock() as clock:
+        done = 0
+        while done < total:
+            n = min(block, total - done)
+            engine.render(n)
+            done += n
+    return clock
+
+
+def time_naive(freqs, amps, duration_s, *, block=BLOCK) -> Clock:
+    """``amp @ sin(phase + w n)``: a (partials x block) float32 matrix per block."""
+    total = round(duration_s * SR)
+    with Clock() as clock:
+        w = (2.0 * np.pi * freqs / SR).astype(np.float32)
+        a = amps.astype(np.float32)
+        phase = np.zeros(len(freqs))
+        n = np.arange(block, dtype=np.float32)
+        done = 0
+        while done < total:
+            m = min(block, total - done)
+            arg = w[:, None] * n[None, :m]
+            arg += phase.astype(np.float32)[:, None]
+            a @ np.sin(arg, out=arg)
+            phase = np.mod(phase + w.astype(np.float64) * m, 2.0 * np.pi)
+            done += m
+    return clock
+
+
+class PyoBench:
+    """pyo's offline server; one per process (pyo allows one server)."""
+
+    def __init__(self, tmpdir: str) -> None:
+        with contextlib.redirect_stdout(io.StringIO()):  # its GUI-toolkit banner
+            import pyo
+        self.pyo = pyo
+        self.version = getattr(pyo, "PYO_VERSION", "?")
+        self.server = pyo.Server(audio="offline", nchnls=1, sr=SR, duplex=0, verbosity=1)
+        self.server.boot()
+        self.path = str(Path(tmpdir) / "pyo-render.wav")
+        self.event_calls = 0
+
+    def time(self, freqs, amps, duration_s, events=()) -> Clock:
+        """Render the bank (one Sine, one stream per partial) to a float WAV."""
+        pyo = self.pyo
+        # fileformat 0 = WAV, sampletype 3 = 32-bit float
+        self.server.recordOptions(dur=duration_s, filename=self.path, fileformat=0,
+                                  sampletype=3)
+        keep = []
+        if events:
+            param = events[0][1]
+            init = (freqs if param == "freq_hz" else amps).tolist()
+            sig = pyo.SigTo(init, time=GLIDE_S, init=init)
+            if param == "freq_hz":
+                osc = pyo.Sine(freq=sig, mul=amps.tolist()).out()
+            else:
+                osc = pyo.Sine(freq=freqs.tolist(), mul=sig).out()
+            pending = [v.tolist() for _, _, v in events]
+
+            def change():
+                if pending:
+                    sig.setValue(pending.pop(0))
+                    self.event_calls += 1
+
+            # first call after EVENT_EVERY_S, as the auralize events
+            pattern = pyo.Pattern(change, time=EVENT_EVERY_S).play(delay=EVENT_EVERY_S)
+            keep = [sig, pattern]
+        else:
+            osc = pyo.Sine(freq=freqs.tolist(), mul=amps.tolist()).out()
+        with Clock() as clock:
+            self.server.start()  # offline: returns when the file is rendered
+        osc.stop()
+        for obj in keep:
+            obj.stop()
+        del osc, keep
+        return clock
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.server.shutdown()
+
+
+# -- the benchmark -----------------------------------------------------------------------
+def _row(name, value, unit, baseline=None, notes="", **extra):
+    ratio = value / baseline if value is not None and baseline else None
+    return {"name": name, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio,
+            "notes": notes, **extra}
+
+
+def run(quick: bool = False) -> list[dict]:
+    from threadpoolctl import threadpool_limits
+
+    where = pin_one_core()
+    durations = DURATION[quick]
+    reps = ({"min_repeats": 2, "max_repeats": 3, "budget_s": 0.5} if quick
+            else {"min_repeats": 3, "max_repeats": 7, "budget_s": 3.0})
+    rows: list[dict] = []
+    xrt: dict[tuple[str, int], float | None] = {}
+    with threadpool_limits(limits=1), tempfile.TemporaryDirectory() as tmp:
+        pyo_bench, pyo_error = None, None
+        try:
+            pyo_bench = PyoBench(tmp)
+        except Exception as exc:  # noqa: BLE001  (ImportError, OSError for a missing lib...)
+            pyo_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        # warm-up (imports, first-call allocations), untimed
+        f, a = bank(16, 0)
+        time_auralize(f, a, 0.2, glide_targets(16, 0.2, 0))
+        time_naive(f, a, 0.05)
+        if pyo_bench:
+            pyo_bench.time(f, a, 0.05)
+
+        def measure(label, n, dur, fn, notes, baseline_case=None):
+            got = best_of(fn, **reps)
+            xrt[label, n] = dur / got["cpu"]
+            base = xrt.get((baseline_case, n)) if baseline_case else None
+            wall_xrt = dur / got["wall"]
+            contention = got["cpu"] / got["wall"]
+            rows.append(_row(
+                f"{n} sines: {label}", xrt[label, n], "x real time", base,
+                f"{notes}{'; ' if notes else ''}{dur:g} s audio, best of {got['repeats']}"
+                + (f"; wall {wall_xrt:.3g}x" if contention < 0.9 else ""),
+                wall_x_real_time=wall_xrt, cpu_s=got["cpu"], wall_s=got["wall"],
+                audio_s=dur, repeats=got["repeats"]))
+
+        for n in SIZES:
+            dur = durations[n]
+            freqs, amps = bank(n, seed=n)
+            events = glide_targets(n, dur, seed=n)
+            amp_events = glide_targets(n, dur, seed=n, param="amp")
+            ev_note = (f"new freqs every {EVENT_EVERY_S:g} s, {GLIDE_S:g} s glide "
+                       f"({len(events)} events)")
+            amp_note = f"new amps every {EVENT_EVERY_S:g} s, {GLIDE_S:g} s glide"
+            if pyo_bench:
+                measure("pyo", n, dur, partial(pyo_bench.time, freqs, amps, dur),
+                        f"pyo {pyo_bench.version} offline server")
+                pyo_bench.event_calls = 0
+                measure("pyo+glides", n, dur, partial(pyo_bench.time, freqs, amps, dur, events),
+                        f"SigTo + Pattern, {ev_note}")
+                calls = pyo_bench.event_calls / rows[-1]["repeats"]
+                if calls != len(events):
+                    rows[-1]["notes"] += f"; WARNING: {calls:g} events/run"
+                measure("pyo+amp events", n, dur,
+                        partial(pyo_bench.time, freqs, amps, dur, amp_events),
+                        f"Sine(mul=SigTo), {amp_note}")
+            else:
+                rows.append(_row(f"{n} sines: pyo", None, "x real time",
+                                 notes=f"error: pyo unavailable ({pyo_error})"))
+            measure("naive numpy", n, dur, partial(time_naive, freqs, amps, dur),
+                    f"float32 amp @ sin(phase + w*n), {BLOCK}-frame blocks")
+            steady = STEADY_DURATION[quick]
+            measure("auralize", n, steady, partial(time_auralize, freqs, amps, steady),
+                    "ratio: vs pyo", "pyo")
+            rows[-1]["notes"] += f"; {xrt['auralize', n] / xrt['naive numpy', n]:.3g}x naive"
+            measure("auralize+glides", n, dur, partial(time_auralize, freqs, amps, dur, events),
+                    f"ratio: vs pyo+glides; {ev_note}", "pyo+glides")
+            measure("auralize+amp events", n, dur,
+                    partial(time_auralize, freqs, amps, dur, amp_events),
+                    f"ratio: vs pyo+amp events; {amp_note}", "pyo+amp events")
+
+        # Live: the child renders chunk_size (512) frames per call.
+        n = SIZES[-1]
+        freqs, amps = bank(n, seed=n)
+        dur = durations[n]
+        for label, seconds, evs in (
+            ("steady", STEADY_DURATION[quick], ()),
+            (f"new amps every {EVENT_EVERY_S:g} s", dur, glide_targets(n, dur, n, "amp")),
+            (f"new freqs every {EVENT_EVERY_S:g} s", dur, glide_targets(n, dur, n)),
+        ):
+            got = best_of(partial(time_auralize, freqs, amps, seconds, evs, block=LIVE_CHUNK),
+                          **reps)
+            share = 100.0 * got["cpu"] / seconds
+            verdict = "meets" if share < TARGET_LIVE_SHARE else "misses"
+            rows.append(_row(f"live CPU share, {n} sines {label}", share, "% of a core",
+                             notes=f"CPU time / audio time, {LIVE_CHUNK}-frame chunks; {verdict} "
+                                   f"target < {TARGET_LIVE_SHARE:g}%; best of {got['repeats']}",
+                             cpu_s=got["cpu"], wall_s=got["wall"], audio_s=seconds))
+        if pyo_bench:
+            pyo_bench.close()
+
+    # Targets from the issue.
+    vs_pyo = (xrt["auralize", 1024] / xrt["pyo", 1024]) if xrt.get(("pyo", 1024)) else None
+    rows.append(_row("target: auralize vs pyo, 1024 sines", vs_pyo, "x pyo",
+                     notes=("no pyo" if vs_pyo is None else
+                            ("PASS" if vs_pyo >= TARGET_VS_PYO_1024 else "FAIL"))
+                     + f" (target >= {TARGET_VS_PYO_1024:g}x)"))
+    rt = xrt["auralize", 4096]
+    rows.append(_row("target: auralize x real time, 4096 sines", rt, "x real time",
+                     notes=("PASS" if rt >= TARGET_RT_4096 else "FAIL")
+                     + f" (target >= {TARGET_RT_4096:g}x); {where}; x real time = audio "
+                       "seconds per CPU second of this process"))
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    for row in run(quick="--quick" in sys.argv):
+        print(row)
