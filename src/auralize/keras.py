@@ -1,0 +1,632 @@
+"""Hear Keras 3 training: soNNify's and the gradient seed's callbacks, rebuilt.
+
+Quick start::
+
+    from auralize.keras import GradientSonification, ListenToLoss, WeightsDense
+
+    model.fit(x, y, epochs=8, callbacks=[ListenToLoss(max_freq=500, out_dir="runs/loss")])
+
+    grad_son = GradientSonification(path="sample", model=model)   # after model is built
+    model.compile(loss="categorical_crossentropy", optimizer="sgd",
+                  metrics=["accuracy"] + grad_son.metrics)       # gradient_norm_<layer> in logs
+    model.fit(x, y, batch_size=32, epochs=5, callbacks=[grad_son])  # -> sample.wav,
+                                                                    #    sample_spectrogram.png
+
+Several callbacks can play together in one recording by sharing one Sonifier::
+
+    son = Sonifier("runs/all", mappings=["loss", "gradients", "weights", "alarm"])
+    model.fit(..., callbacks=[ListenToLoss(sonifier=son), WeightsDense(sonifier=son)])
+    son.close()        # a Sonifier you pass in is yours to close (or close_sonifier=True)
+
+Callbacks sharing a Sonifier send it one record per step between them.
+
+Backends
+--------
+Importing this module makes Keras use the **torch** backend unless
+``KERAS_BACKEND`` is already set (an explicit choice is respected; so is an
+already imported Keras).  What each backend gives:
+
+- ``torch``: everything.  Gradients are the variables' ``.grad`` tensors, which
+  Keras's torch ``train_step`` leaves in place after the optimizer step; their
+  norms come from one fused ``torch._foreach_norm`` per step.  The batch loss is
+  captured exactly from ``Model.compute_loss``.
+- ``jax``, ``tensorflow``: loss and weights (``ListenToLoss``, ``WeightsDense``);
+  the batch loss is recovered from Keras's running mean and its sample count.
+  Gradients are computed inside a compiled step that callbacks cannot see, so
+  ``GradientSonification`` raises :class:`~auralize.AuralizeError` there.
+
+Batch loss: Keras 3 logs a running mean of the loss over the epoch; auralize
+sonifies each batch's own loss (soNNify's TF1 batch logs had that).
+
+Layers: those that own trainable variables, in model order, under their Keras
+names; a layer's gradient norm is the L2 norm over all its trainable variables
+(kernel and bias; the seed used the kernel alone).  ``which_layer`` of
+``WeightsDense`` indexes the model's ``Dense`` layers (-1: the last) or names one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import weakref
+from functools import wraps
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from auralize.errors import AuralizeError  # noqa: E402
+from auralize.grad_norms import (  # noqa: E402
+    StepBuffer,
+    layer_weight_stats,
+    resolve_layer,
+    to_float,
+)
+
+__all__ = ["GradientSonification", "ListenToLoss", "WeightsDense", "SonifyCallback",
+           "GradientNormMetric", "backend_gives_gradients"]
+
+
+def backend_gives_gradients() -> bool:
+    """True when the Keras backend in use lets auralize read gradients (torch)."""
+    return keras.backend.backend() == "torch"
+
+
+# ---------------------------------------------------------------------------------
+# layers of a Keras model
+# ---------------------------------------------------------------------------------
+def _own_trainable(layer) -> list:
+    own = getattr(layer, "_trainable_variables", None)
+    if own is None:  # pragma: no cover - older Keras 3
+        own = [v for v in layer.trainable_weights]
+    return [v for v in own if getattr(v, "trainable", True)]
+
+
+def _all_layers(model) -> list:
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is not None:
+        return list(flatten(include_self=False, recursive=True))
+    return list(model.layers)  # pragma: no cover
+
+
+def trainable_layers(model) -> list:
+    """(name, layer) of layers owning trainable variables, in model order."""
+    if not model.built:
+        raise AuralizeError("the Keras model is not built yet: give it an Input shape "
+                            "(keras.Input) or call model.build(...) before sonifying it")
+    out = [(layer.name, layer) for layer in _all_layers(model) if _own_trainable(layer)]
+    if not out:
+        raise AuralizeError("the Keras model has no trainable layers to sonify")
+    return out
+
+
+def dense_layers(model) -> list:
+    return [(layer.name, layer) for layer in _all_layers(model)
+            if isinstance(layer, keras.layers.Dense)]
+
+
+def _torch_param(variable):
+    value = getattr(variable, "_value", None)
+    return value if value is not None else variable.value
+
+
+class _ModelTelemetry:
+    """Per-layer numbers of a Keras model (fused torch reductions on the torch backend)."""
+
+    def __init__(self, model):
+        self.model = model
+        layers = trainable_layers(model)
+        self.names = [n for n, _ in layers]
+        self.variables = [_own_trainable(layer) for _, layer in layers]
+        self.dense = dense_layers(model)
+        self.torch = backend_gives_gradients()
+        self._tel = None
+        if self.torch:
+            from auralize.torch import LayerTelemetry
+
+            linear = {name: _dense_unit_mean_torch(layer) for name, layer in self.dense}
+            self._tel = LayerTelemetry(self.names, [[_torch_param(v) for v in vs]
+                                                   for vs in self.variables], linear)
+            self.names = self._tel.names
+        self._grad_cache = None     # (weakref to a grad tensor, its version, norms)
+
+    # per-unit weight means of Dense layers (WeightsDense)
+    def dense_name(self, which) -> str:
+        names = [n for n, _ in self.dense]
+        return names[resolve_layer(which, names, "Dense layer")]
+
+    def unit_means(self, names) -> dict[str, list[float]]:
+        if self._tel is not None:
+            return self._tel.unit_means(names)
+        layers = dict(self.dense)
+        out = {}
+        for n in names:
+            kernel = keras.ops.convert_to_numpy(layers[n].kernel)
+            out[n] = [float(v) for v in np.asarray(kernel, np.float64).mean(axis=0)]
+        return out
+
+    # gradient norms, computed at most once per optimizer step
+    def _grad_key(self):
+        for p in self._tel.params:
+            g = p.grad
+            if g is not None:
+                return g
+        return None
+
+    def grad_norms(self) -> dict[str, float]:
+        if not self.torch:
+            raise AuralizeError(
+                f"gradient sonification needs Keras's torch backend (KERAS_BACKEND=torch); "
+                f"this Keras runs on {keras.backend.backend()!r}, whose compiled train step "
+                f"keeps gradients from callbacks")
+        g = self._grad_key()
+        if g is None:
+            return {}
+        cache = self._grad_cache
+        if cache is not None and cache[0]() is g and cache[1] == g._version:
+            return cache[2]
+        norms = self._tel.grad_norms()
+        self._grad_cache = (weakref.ref(g), g._version, norms)
+        return norms
+
+    def step_numbers(self, loss, weights: bool, grads: bool):
+        """(loss, grad_norms, weight_stats) for the step just taken, one transfer."""
+        if not self.torch:
+            return self._step_numbers_numpy(loss, weights)
+        import torch
+
+        cached = None
+        if grads:
+            g = self._grad_key()
+            c = self._grad_cache
+            if g is None:
+                grads = False
+                cached = {}
+            elif c is not None and c[0]() is g and c[1] == g._version:
+                cached = c[2]      # the metrics already computed them this step
+                grads = False
+        parts, layout = self._tel.device_parts(grads=grads, weights=weights)
+        n = len(parts)
+        has_loss = torch.is_tensor(loss)
+        if has_loss:
+            parts.append(loss.detach().reshape(-1)[0].float())
+        values = []
+        if parts:
+            dev = parts[0].device
+            values = torch.stack([p.to(dev) for p in parts]).cpu().tolist()
+        gn, ws = self._tel.decode(values[:n], layout)
+        if grads:
+            g = self._grad_key()
+            self._grad_cache = (weakref.ref(g), g._version, gn)
+        if cached is not None:
+            gn = cached
+        loss_value = values[n] if has_loss else (None if loss is None else to_float(loss))
+        return loss_value, gn, ws
+
+    def _step_numbers_numpy(self, loss, weights: bool):
+        ws = {}
+        if weights:
+            norms, sums, counts, layer_of = [], [], [], []
+            for i, vs in enumerate(self.variables):
+                for v in vs:
+                    a = np.asarray(keras.ops.convert_to_numpy(v), np.float64)
+                    norms.append(float(np.sqrt((a * a).sum())))
+                    sums.append(float(a.sum()))
+                    counts.append(a.size)
+                    layer_of.append(i)
+            ws = layer_weight_stats(norms, sums, counts, layer_of, self.names)
+        return (None if loss is None else to_float(loss)), {}, ws
+
+
+def _dense_unit_mean_torch(layer):
+    def f():
+        return _torch_param(layer.kernel).detach().mean(dim=0)  # (in, out): mean over inputs
+    return f
+
+
+# ---------------------------------------------------------------------------------
+# exact batch loss
+# ---------------------------------------------------------------------------------
+class _LossCapture:
+    """Wraps ``model.compute_loss`` to keep each training batch's own loss.
+
+    One per model (callbacks share it); removed when the last user detaches.
+    """
+
+    _by_model: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __init__(self, model):
+        self.model = model
+        self.users = 0
+        self.latest = None
+        self.original = None
+
+    @classmethod
+    def attach(cls, model) -> _LossCapture:
+        cap = cls._by_model.get(model)
+        if cap is None:
+            cap = cls(model)
+            cls._by_model[model] = cap
+        if cap.users == 0 and keras.backend.backend() == "torch":
+            cap._install()
+        cap.users += 1
+        return cap
+
+    def detach(self) -> None:
+        self.users = max(0, self.users - 1)
+        if self.users == 0 and self.original is not None:
+            try:
+                del self.model.compute_loss
+            except AttributeError:
+                pass
+            self.original = None
+
+    def _install(self) -> None:
+        original = self.model.compute_loss
+        self.original = original
+
+        @wraps(original)
+        def compute_loss(*args, **kwargs):
+            loss = original(*args, **kwargs)
+            training = kwargs.get("training", args[4] if len(args) > 4 else True)
+            if training and loss is not None:
+                self.latest = loss.detach() if hasattr(loss, "detach") else loss
+            return loss
+
+        object.__setattr__(self.model, "compute_loss", compute_loss)
+
+    def take(self):
+        loss, self.latest = self.latest, None
+        return loss
+
+
+class _RunningMeanLoss:
+    """Batch loss from Keras's running epoch mean (backends where capture is impossible).
+
+    ``L_k = (m_k N_k - m_{k-1} N_{k-1}) / (N_k - N_{k-1})`` with ``N`` the loss
+    tracker's sample count, in float64.
+    """
+
+    def __init__(self):
+        self.prev_total = 0.0
+        self.prev_count = 0.0
+
+    def reset(self):
+        self.prev_total = self.prev_count = 0.0
+
+    def batch_loss(self, model, running_mean) -> float | None:
+        if running_mean is None:
+            return None
+        m = to_float(running_mean)
+        tracker = getattr(model, "_loss_tracker", None)
+        count = getattr(tracker, "count", None)
+        if count is None:
+            return m
+        n = float(keras.ops.convert_to_numpy(count))
+        total = m * n
+        dn = n - self.prev_count
+        value = (total - self.prev_total) / dn if dn > 0 else m
+        self.prev_total, self.prev_count = total, n
+        return value
+
+
+# ---------------------------------------------------------------------------------
+# one recorder per Sonifier: one record per step, whatever the number of callbacks
+# ---------------------------------------------------------------------------------
+class _Recorder:
+    _by_sonifier: dict = {}
+
+    def __init__(self, sonifier):
+        self.sonifier = sonifier
+        self.leader = None
+        self.members: list = []
+        self.model = None
+        self.need_grads = False
+        self.need_weights = True
+
+    @classmethod
+    def for_sonifier(cls, sonifier) -> _Recorder:
+        key = id(sonifier)
+        rec = cls._by_sonifier.get(key)
+        if rec is None or rec.sonifier is not sonifier:
+            rec = cls(sonifier)
+            cls._by_sonifier[key] = rec
+        return rec
+
+    def join(self, callback, model) -> None:
+        if callback not in self.members:
+            self.members.append(callback)
+        self.need_grads = self.need_grads or callback._needs_grads
+        if self.leader is not None:
+            return
+        self.leader = callback
+        self.model = model
+        self.tel = _ModelTelemetry(model)
+        if self.need_grads and not self.tel.torch:
+            self.tel.grad_norms()  # raises the backend error
+        self.unit_epoch, self.unit_step = [], []
+        for req in getattr(self.sonifier, "unit_means_requests", None) or []:
+            which, when = req if isinstance(req, (tuple, list)) else (req, "epoch")
+            name = self.tel.dense_name(which)
+            (self.unit_step if when == "step" else self.unit_epoch).append(name)
+        self.capture = _LossCapture.attach(model)
+        self.running = _RunningMeanLoss()
+        self.buffer = StepBuffer(self.sonifier)
+        self.first = True
+
+    def leave(self, callback) -> None:
+        if callback in self.members:
+            self.members.remove(callback)
+        if callback is self.leader:
+            self.buffer.close()
+            self.capture.detach()
+            self.leader = None
+        if not self.members:
+            _Recorder._by_sonifier.pop(id(self.sonifier), None)
+
+    def batch_end(self, callback, logs) -> None:
+        if callback is not self.leader:
+            return
+        logs = logs or {}
+        captured = self.capture.take()
+        loss, gn, ws = self.tel.step_numbers(captured, self.need_weights,
+                                             self.need_grads or self.tel.torch)
+        if captured is None:
+            loss = self.running.batch_loss(self.model, logs.get("loss"))
+        metrics = {}
+        for k, v in logs.items():
+            if k == "loss" or k.startswith("gradient_norm_"):
+                continue
+            metrics[k] = to_float(v)
+        rec = self.buffer.new(loss=loss, metrics=metrics, grad_norms=gn, weight_stats=ws,
+                              lr=_learning_rate(self.model))
+        if self.unit_step or (self.first and self.unit_epoch):
+            # the chord starts from the initial weights, then moves at epoch ends
+            rec.unit_means.update(self.tel.unit_means(self.unit_step or self.unit_epoch))
+        self.first = False
+        self.buffer.push(rec)
+
+    def epoch_begin(self, callback) -> None:
+        if callback is self.leader:
+            self.running.reset()
+
+    def epoch_end(self, callback, logs) -> None:
+        if callback is not self.leader:
+            return
+        units = self.tel.unit_means(self.unit_epoch) if self.unit_epoch else None
+        metrics = {k: v for k, v in (logs or {}).items() if not k.startswith("gradient_norm_")
+                   and not k.startswith("val_gradient_norm_") and k != "loss"}
+        self.buffer.end_epoch(metrics, units)
+
+
+def _learning_rate(model) -> float | None:
+    opt = getattr(model, "optimizer", None)
+    lr = getattr(opt, "learning_rate", None)
+    if lr is None:
+        return None
+    try:
+        return float(getattr(lr, "value", lr))
+    except Exception:  # noqa: BLE001 - a schedule object, etc.
+        return None
+
+
+# ---------------------------------------------------------------------------------
+# callbacks
+# ---------------------------------------------------------------------------------
+class SonifyCallback(keras.callbacks.Callback):
+    """Send one record per training batch to a Sonifier (base of the seed callbacks).
+
+    Parameters
+    ----------
+    sonifier : Sonifier, optional
+        Share an existing session; otherwise ``Sonifier(mappings=..., **sonifier_kwargs)``.
+    close_sonifier : bool, optional
+        Close the Sonifier at train end (default: only if this callback made it).
+    **sonifier_kwargs
+        ``out_dir``, ``clock``, ``live``, ``sample_rate``... (see ``Sonifier``).
+    """
+
+    _needs_grads = False
+
+    def __init__(self, mappings=("loss", "gradients", "weights", "alarm"), sonifier=None,
+                 close_sonifier: bool | None = None, **sonifier_kwargs):
+        super().__init__()
+        if sonifier is not None and sonifier_kwargs:
+            raise AuralizeError("pass either sonifier= or Sonifier keyword arguments, not both: "
+                                + ", ".join(sorted(sonifier_kwargs)))
+        self._mappings = list(mappings)
+        self._sonifier_kwargs = sonifier_kwargs
+        self._owns = sonifier is None if close_sonifier is None else bool(close_sonifier)
+        self.sonifier = sonifier
+        self.result = None
+        self._recorder = None
+
+    def _make_sonifier(self):
+        from auralize.sonify.session import Sonifier
+
+        return Sonifier(mappings=self._mappings, **self._sonifier_kwargs)
+
+    def on_train_begin(self, logs=None):
+        if self.sonifier is None or (self._owns and self.result is not None):
+            self.sonifier = self._make_sonifier()
+            self.result = None
+        self._recorder = _Recorder.for_sonifier(self.sonifier)
+        try:
+            self._recorder.join(self, self.model)
+        except BaseException:
+            self._recorder.leave(self)
+            raise
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._recorder is not None:
+            self._recorder.epoch_begin(self)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._recorder is not None:
+            self._recorder.batch_end(self, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._recorder is not None:
+            self._recorder.epoch_end(self, logs)
+
+    def on_train_end(self, logs=None):
+        if self._recorder is not None:
+            self._recorder.leave(self)
+            self._recorder = None
+        if self._owns and self.sonifier is not None:
+            self.result = self.sonifier.close()
+            self._after_close(self.result)
+
+    def _after_close(self, result) -> None:
+        pass
+
+
+class ListenToLoss(SonifyCallback):
+    """soNNify's ListenToLoss: one gliding sine following the loss.
+
+    ``f = min_freq + (L / L0) * (max_freq - min_freq)``, capped at ``max_freq``;
+    ``hear_on="batch"`` follows each batch's own loss, ``"epoch"`` each epoch's
+    ``val_loss`` (else loss).  NaN/Inf or a loss spike sounds the alarm.
+    """
+
+    def __init__(self, hear_on: str = "batch", min_freq: float = 200.0,
+                 max_freq: float = 1000.0, sonifier=None, **sonifier_kwargs):
+        from auralize.sonify.mappings import LossTone
+
+        self.hear_on = hear_on
+        mapping = LossTone(hear_on=hear_on, min_freq=min_freq, max_freq=max_freq)
+        super().__init__(mappings=[mapping, "alarm"], sonifier=sonifier, **sonifier_kwargs)
+
+
+class WeightsDense(SonifyCallback):
+    """soNNify's WeightsDense: a chord, one sine per unit of a Dense layer.
+
+    ``which_layer``: index among the model's Dense layers (-1: the last) or a
+    layer name; an unknown one is an :class:`~auralize.AuralizeError` listing the
+    real ones.  ``harmony``: major, minor, dim, 7th, min7th, maj7th.
+    """
+
+    def __init__(self, which_layer: int | str = -1, base_freq: float = 100.0,
+                 harmony: str = "major", sonifier=None, **sonifier_kwargs):
+        from auralize.sonify.mappings import WeightChord
+
+        self.which_layer = which_layer
+        mapping = WeightChord(which_layer=which_layer, base_freq=base_freq, harmony=harmony)
+        super().__init__(mappings=[mapping], sonifier=sonifier, **sonifier_kwargs)
+
+    def on_train_begin(self, logs=None):
+        _ModelTelemetry.dense_name(_DenseOnly(self.model), self.which_layer)  # early, clear error
+        super().on_train_begin(logs)
+
+
+class _DenseOnly:
+    def __init__(self, model):
+        self.dense = dense_layers(model)
+
+
+class GradientNormMetric(keras.metrics.Metric):
+    """``gradient_norm_<layer>``: the layer's gradient L2 norm at the latest step.
+
+    Stateless across batches (the value is the current step's, not a mean).
+    Reads the gradients Keras's torch train step leaves on the variables; all
+    layers' norms are computed once per step, in one fused reduction, by the
+    first of these metrics that asks.
+    """
+
+    def __init__(self, telemetry_source, layer: str, name: str | None = None):
+        super().__init__(name=name or f"gradient_norm_{layer}")
+        self._source = telemetry_source
+        self.layer = layer
+        self._value = math.nan
+
+    def update_state(self, y_true=None, y_pred=None, sample_weight=None):
+        norms = self._source().grad_norms()
+        if self.layer in norms:
+            self._value = norms[self.layer]
+
+    def result(self):
+        return self._value
+
+    def reset_state(self):
+        pass  # the value is the latest step's; nothing accumulates
+
+    def get_config(self):
+        return {"name": self.name, "layer": self.layer}
+
+
+class GradientSonification(SonifyCallback):
+    """The gradient seed's callback (after Perone 2019): one tone per layer per batch.
+
+    Layer i sounds for ``duration`` s at ``freq + 100 * ||g_i||`` Hz in model
+    order, then ``2 * duration`` of silence (step clock).  At train end writes
+    ``<path>.wav`` (mono, ``fs`` Hz) and, with ``plot``, ``<path>_spectrogram.png``.
+    ``.metrics`` lists one :class:`GradientNormMetric` per trainable layer: compile
+    with ``metrics=["accuracy"] + grad_son.metrics`` to see ``gradient_norm_<layer>``
+    in the logs and History.  Needs the torch backend.
+
+    ``out_dir=`` additionally keeps the full run folder; ``live=True`` plays it
+    (default ``False``, as the seed wrote files only).
+    """
+
+    _needs_grads = True
+
+    def __init__(self, path, model, fs: int = 44100, duration: float = 0.01,
+                 freq: float = 200.0, plot: bool = True, sonifier=None, **sonifier_kwargs):
+        from auralize.sonify.mappings import GradientTones
+
+        if not backend_gives_gradients():
+            raise AuralizeError(
+                f"GradientSonification needs Keras's torch backend (set KERAS_BACKEND=torch "
+                f"before importing keras); this Keras runs on {keras.backend.backend()!r}")
+        self.path = Path(path)
+        self.fs = int(fs)
+        self.plot = bool(plot)
+        self._model_ref = model
+        self._telemetry = None
+        layers = trainable_layers(model)
+        self.layer_names = [n for n, _ in layers]
+        self.metrics = [GradientNormMetric(self._source, n) for n in self.layer_names]
+        if sonifier is None:
+            sonifier_kwargs.setdefault("live", False)
+            sonifier_kwargs.setdefault("sample_rate", self.fs)
+            sonifier_kwargs.setdefault("plot", self.plot)
+            sonifier_kwargs.setdefault("clock", "step")
+        mapping = GradientTones(freq=freq, duration=duration)
+        super().__init__(mappings=[mapping, "alarm"], sonifier=sonifier, **sonifier_kwargs)
+
+    def _source(self) -> _ModelTelemetry:
+        if self._telemetry is None:
+            self._telemetry = _ModelTelemetry(self._model_ref)
+        return self._telemetry
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        # the metrics' cache and the recorder's must be the same object
+        if self._recorder is not None and self._recorder.leader is self:
+            self._recorder.tel = self._source()
+
+    def _after_close(self, result) -> None:
+        from auralize.audio.files import write_audio
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        wav = self.path.with_name(self.path.name + ".wav")
+        if result is not None and result.wav_path is not None and Path(result.wav_path).exists():
+            shutil.copyfile(result.wav_path, wav)
+        else:
+            write_audio(wav, self.sonifier.samples, self.fs)
+        self.wav_path = wav
+        self.spectrogram_path = None
+        if self.plot:
+            png = self.path.with_name(self.path.name + "_spectrogram.png")
+            if result is not None and result.spectrogram_path is not None:
+                shutil.copyfile(result.spectrogram_path, png)
+            else:
+                from auralize.audio.files import read_audio
+                from auralize.audio.plots import save_spectrogram
+
+                samples, rate = read_audio(wav, mono=True)
+                save_spectrogram(samples, rate, png, title=f"gradient sonification: {self.path.name}")
+            self.spectrogram_path = png

@@ -1,0 +1,517 @@
+"""Hear a PyTorch training loop: ``auralize.torch.watch``.
+
+Quick start::
+
+    from auralize.torch import watch
+
+    with watch(model, optimizer, out_dir="runs/mnist", mappings=("loss", "gradients")) as w:
+        for epoch in range(epochs):
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                optimizer.step()           # gradient norms are taken here (step pre-hook)
+                w.log_loss(loss, acc=acc)  # one call per step: loss and other scalars
+            w.end_epoch(val_loss=val)      # marks the epoch's last step (WeightChord plays here)
+    # leaving the block closes the Sonifier: run folder written, w.sonifier.result
+
+What is collected, and how cheaply
+----------------------------------
+*Layers* are the modules that own trainable parameters directly, in
+``named_modules()`` order, named by their qualified names (``"conv1"``,
+``"layer1.0.bn1"``; a ``DistributedDataParallel`` or ``torch.compile`` wrapper is
+looked through).  A layer's gradient norm is the L2 norm over all its parameters'
+gradients (weight and bias together).
+
+Gradients are read in an ``optimizer.register_step_pre_hook``: after
+``loss.backward()`` and, with ``torch.amp.GradScaler``, after unscaling (a step
+the scaler skips for inf/NaN gradients reaches no hook, so that step's record
+has the loss only).  All gradient norms come from one ``torch._foreach_norm``
+call, the weight norms from another, the weight sums from one small reduction per
+parameter; everything — these, the loss and tensor metrics — is stacked into one
+vector and brought to the host in **one** transfer per step (on CUDA a
+non-blocking copy into pinned memory, read a step or more later, so the training
+loop never waits for it).  Per-parameter numbers are combined into per-layer
+numbers on the host in float64.
+
+Distributed: on ranks other than 0 ``watch`` installs nothing and creates no
+Sonifier; ``log_loss`` and ``end_epoch`` return at once.  Rank 0 sonifies its own
+local loss and the (already all-reduced) gradients.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+import torch
+
+from auralize.errors import AuralizeError
+from auralize.grad_norms import (
+    StepBuffer,
+    combine_layer_norms,
+    is_rank_zero,
+    layer_weight_stats,
+    resolve_layer,
+)
+
+__all__ = ["LayerTelemetry", "Watch", "watch", "unwrap_model"]
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The user's module inside DDP / DataParallel / torch.compile wrappers."""
+    seen = 0
+    while seen < 8:
+        seen += 1
+        if hasattr(model, "_orig_mod") and isinstance(model._orig_mod, torch.nn.Module):
+            model = model._orig_mod
+        elif isinstance(model, (torch.nn.parallel.DistributedDataParallel,
+                                torch.nn.DataParallel)):
+            model = model.module
+        else:
+            break
+    return model
+
+
+def _dense(g: torch.Tensor) -> torch.Tensor:
+    if g.is_sparse:
+        return g.coalesce()._values()
+    return g
+
+
+class LayerTelemetry:
+    """Per-layer gradient norms and weight statistics from one fused reduction.
+
+    Parameters
+    ----------
+    names : list of str
+        Layer names, in model order.
+    params : list of list of torch.Tensor
+        Each layer's trainable parameters (the tensors whose ``.grad`` is read).
+    linear : dict of str -> callable, optional
+        Dense/Linear layers (all of them, in model order) for per-unit weight
+        means: name -> function returning the per-output-unit mean as a 1-D tensor.
+    """
+
+    def __init__(self, names, params, linear=None):
+        self.names: list[str] = []
+        self.params: list[torch.Tensor] = []
+        self.layer_of: list[int] = []
+        seen: set[int] = set()
+        for name, group in zip(names, params):
+            # tied weights: counted once, in their first layer (a layer left empty goes)
+            own = [p for p in group if id(p) not in seen]
+            if not own:
+                continue
+            seen.update(id(p) for p in own)
+            for p in own:
+                self.params.append(p)
+                self.layer_of.append(len(self.names))
+            self.names.append(name)
+        self.counts = [int(p.numel()) for p in self.params]
+        self.linear = dict(linear or {})
+        self._all_present_idx = list(range(len(self.params)))
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def from_module(cls, model: torch.nn.Module) -> LayerTelemetry:
+        """Layers of a torch module: modules owning trainable parameters directly."""
+        model = unwrap_model(model)
+        names, params = [], []
+        linear = {}
+        for name, mod in model.named_modules():
+            own = [p for p in mod.parameters(recurse=False) if p.requires_grad]
+            label = name or type(mod).__name__
+            if own:
+                names.append(label)
+                params.append(own)
+            if isinstance(mod, torch.nn.Linear) and not isinstance(
+                    getattr(mod, "weight", None), torch.nn.parameter.UninitializedParameter):
+                linear[label] = _linear_unit_mean(mod)
+        if not names:
+            raise AuralizeError("the model has no trainable parameters to sonify")
+        return cls(names, params, linear)
+
+    # -- requests -----------------------------------------------------------------
+    def linear_name(self, which) -> str:
+        """Name of the Dense/Linear layer ``which`` (index among them, or a name)."""
+        names = list(self.linear)
+        if isinstance(which, str) and which not in names:
+            raise AuralizeError(
+                f"no Dense/Linear layer named {which!r}; the model's Dense/Linear layers: "
+                f"{', '.join(names) or '(none)'}; all layers: {', '.join(self.names)}")
+        return names[resolve_layer(which, names, "Dense/Linear layer")]
+
+    def unit_means(self, layer_names) -> dict[str, list[float]]:
+        """Per-unit weight means of the named Dense/Linear layers (host lists)."""
+        out = {}
+        with torch.no_grad():
+            for name in layer_names:
+                out[name] = [float(v) for v in self.linear[name]().float().cpu().tolist()]
+        return out
+
+    # -- the fused reduction --------------------------------------------------------
+    def device_parts(self, grads: bool = True, weights: bool = True):
+        """Scalars on the device: grad norms of present grads, weight norms, sums.
+
+        Returns ``(parts, layout)``: ``parts`` a list of 0-d float32 tensors to be
+        stacked with other scalars; ``layout`` what :meth:`decode` needs.
+        """
+        parts: list[torch.Tensor] = []
+        present: list[int] = []
+        with torch.no_grad():
+            if grads:
+                gs = []
+                for i, p in enumerate(self.params):
+                    g = p.grad
+                    if g is not None:
+                        gs.append(_dense(g))
+                        present.append(i)
+                if gs:
+                    parts.extend(torch._foreach_norm(gs, 2, dtype=torch.float32))
+            if weights:
+                ws = [p.detach() for p in self.params]
+                parts.extend(torch._foreach_norm(ws, 2, dtype=torch.float32))
+                parts.extend(w.sum(dtype=torch.float32) for w in ws)
+        return parts, (grads, present, weights)
+
+    def decode(self, values, layout) -> tuple[dict, dict]:
+        """Host values (in :meth:`device_parts` order) -> (grad_norms, weight_stats)."""
+        grads, present, weights = layout
+        pos = 0
+        grad_norms: dict[str, float] = {}
+        weight_stats: dict[str, dict[str, float]] = {}
+        if grads:
+            n = len(present)
+            g = values[pos:pos + n]
+            pos += n
+            layer_of = [self.layer_of[i] for i in present]
+            per_layer = combine_layer_norms(g, layer_of, len(self.names))
+            have = set(layer_of)
+            grad_norms = {name: float(per_layer[i]) for i, name in enumerate(self.names)
+                          if i in have}
+        if weights:
+            n = len(self.params)
+            norms = values[pos:pos + n]
+            sums = values[pos + n:pos + 2 * n]
+            pos += 2 * n
+            weight_stats = layer_weight_stats(norms, sums, self.counts, self.layer_of,
+                                              self.names)
+        return grad_norms, weight_stats
+
+    def grad_norms(self) -> dict[str, float]:
+        """Per-layer gradient norms now (one reduction, one transfer)."""
+        parts, layout = self.device_parts(grads=True, weights=False)
+        values = _to_host(parts)
+        return self.decode(values, layout)[0]
+
+
+def _linear_unit_mean(mod: torch.nn.Linear):
+    def f():
+        return mod.weight.detach().mean(dim=1)  # (out, in): mean over the input axis
+    return f
+
+
+def _to_host(parts: list[torch.Tensor]) -> list[float]:
+    if not parts:
+        return []
+    dev = parts[0].device
+    if any(p.device != dev for p in parts):
+        parts = [p.to(dev) for p in parts]
+    return torch.stack(parts).cpu().tolist()
+
+
+class _Transfer:
+    """One step's vector on its way to the host."""
+
+    __slots__ = ("host", "event", "finish")
+
+    def __init__(self, vec: torch.Tensor | None, finish):
+        self.finish = finish
+        if vec is None:
+            self.host = None
+            self.event = None
+        elif vec.is_cuda:
+            self.host = torch.empty(vec.shape, dtype=vec.dtype, pin_memory=True)
+            self.host.copy_(vec, non_blocking=True)
+            self.event = torch.cuda.Event()
+            self.event.record()
+        else:
+            self.host = vec.detach().cpu()
+            self.event = None
+
+    def ready(self) -> bool:
+        return self.event is None or self.event.query()
+
+    def complete(self):
+        if self.event is not None:
+            self.event.synchronize()
+        self.finish(self.host.tolist() if self.host is not None else [])
+
+
+class Watch:
+    """Handle returned by :func:`watch`; see the module docstring.
+
+    Attributes
+    ----------
+    sonifier : Sonifier or None
+        The session the records go to (None on non-zero distributed ranks).
+    telemetry : LayerTelemetry or None
+    result : RunResult or None
+        What :meth:`close` returned (the run folder's files), when this handle
+        created the Sonifier.
+    """
+
+    def __init__(self, model, optimizer, sonifier=None, *, grads: bool = True,
+                 weights: bool = True, rank_zero: bool | None = None,
+                 close_sonifier: bool | None = None, **sonifier_kwargs):
+        self.rank_zero = is_rank_zero() if rank_zero is None else bool(rank_zero)
+        self.model = model
+        self.optimizer = optimizer
+        self.grads = grads
+        self.weights = weights
+        self.result = None
+        self.closed = False
+        self._hooks = []
+        self._pending_grads = None   # (parts, layout, lr) from the step pre-hook
+        self._pending_loss = None    # (loss tensor or float, metrics dict)
+        self._inflight: deque[_Transfer] = deque()
+        if not self.rank_zero:
+            self.sonifier = None
+            self.telemetry = None
+            self._owns = False
+            self.buffer = StepBuffer(None)
+            return
+        self.telemetry = LayerTelemetry.from_module(model)
+        self._owns = sonifier is None if close_sonifier is None else bool(close_sonifier)
+        if sonifier is None:
+            sonifier = _make_sonifier(**sonifier_kwargs)
+        elif sonifier_kwargs:
+            raise AuralizeError("pass either sonifier= or Sonifier keyword arguments, not both: "
+                                + ", ".join(sorted(sonifier_kwargs)))
+        self.sonifier = sonifier
+        self._unit_epoch, self._unit_step = _unit_requests(sonifier, self.telemetry)
+        self.buffer = StepBuffer(sonifier)
+        if optimizer is not None and (grads or weights):
+            opts = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer]
+            for opt in opts:
+                self._hooks.append(opt.register_step_pre_hook(self._pre_step))
+
+    # -- hooks and calls ----------------------------------------------------------------
+    def _pre_step(self, optimizer, args, kwargs):
+        if self._pending_grads is not None:   # two optimizer steps without log_loss
+            self._flush()
+        parts, layout = self.telemetry.device_parts(self.grads, self.weights)
+        self._pending_grads = (parts, layout, optimizer)
+        if self._pending_loss is not None:
+            self._flush()
+
+    def log_loss(self, loss, **metrics) -> None:
+        """Log this step's loss (a tensor or number) and other scalars.
+
+        Call once per optimizer step, before or after ``optimizer.step()``.
+        Tensors are not read here: they travel to the host together with the
+        step's gradient norms, in one transfer.
+        """
+        if not self.rank_zero or self.closed:
+            return
+        if self._pending_loss is not None:    # two log_loss calls without a step
+            self._flush()
+        self._pending_loss = (loss, metrics)
+        if self._pending_grads is not None or self.optimizer is None or not (
+                self.grads or self.weights):
+            self._flush()
+
+    def end_epoch(self, **metrics) -> None:
+        """Mark the last logged step as its epoch's end.
+
+        ``metrics`` (e.g. ``val_loss=0.31``) are added to that step's record; the
+        per-unit weight means that the Sonifier's mappings asked for (WeightChord)
+        are computed now.  The next step starts the next epoch.
+        """
+        if not self.rank_zero or self.closed:
+            return
+        self._flush()
+        self._drain(block=True)
+        units = self.telemetry.unit_means(self._unit_epoch) if self._unit_epoch else None
+        self.buffer.end_epoch(metrics, units)
+
+    def _flush(self) -> None:
+        """Send what is pending (loss and/or grads) as one step record."""
+        grads, loss = self._pending_grads, self._pending_loss
+        self._pending_grads = self._pending_loss = None
+        if grads is None and loss is None:
+            return
+        parts, layout, opt = grads if grads is not None else ([], (False, [], False), None)
+        parts = list(parts)
+        opt = opt if opt is not None else (
+            self.optimizer[0] if isinstance(self.optimizer, (list, tuple)) else self.optimizer)
+        scalars: dict[str, object] = {}
+        tensor_keys: list[str] = []
+        if loss is not None:
+            value, metrics = loss
+            scalars["__loss__"] = value
+            scalars.update(metrics)
+        lr = None
+        if opt is not None and getattr(opt, "param_groups", None):
+            lr = opt.param_groups[0].get("lr")
+            scalars["__lr__"] = lr
+        floats: dict[str, float] = {}
+        n_grad = len(parts)
+        for key, value in scalars.items():
+            if torch.is_tensor(value):
+                parts.append(value.detach().reshape(-1)[0].float() if value.numel()
+                             else torch.tensor(math.nan))
+                tensor_keys.append(key)
+            elif value is not None:
+                try:
+                    floats[key] = float(value)
+                except (TypeError, ValueError):
+                    continue
+        units_step = None
+        if self._unit_step:
+            with torch.no_grad():
+                units_step = [self.telemetry.linear[n]().float().reshape(-1)
+                              for n in self._unit_step]
+        rec = self.buffer.new()
+        has_loss = loss is not None
+
+        def finish(values, rec=rec, layout=layout, n_grad=n_grad, tensor_keys=tensor_keys,
+                   floats=floats, has_loss=has_loss):
+            g, w = self.telemetry.decode(values[:n_grad], layout)
+            for k, v in zip(tensor_keys, values[n_grad:n_grad + len(tensor_keys)]):
+                floats[k] = float(v)
+            tail = values[n_grad + len(tensor_keys):]
+            if units_step:
+                pos = 0
+                for name, t in zip(self._unit_step, units_step):
+                    n = t.numel()
+                    rec.unit_means[name] = [float(v) for v in tail[pos:pos + n]]
+                    pos += n
+            rec.grad_norms = g
+            rec.weight_stats = w
+            rec.loss = floats.pop("__loss__", None) if has_loss else None
+            rec.lr = floats.pop("__lr__", None)
+            rec.metrics = floats
+            self.buffer.push(rec)
+
+        if parts or units_step:
+            pieces = []
+            if parts:
+                dev = parts[0].device
+                pieces.append(torch.stack([p if p.device == dev else p.to(dev) for p in parts]))
+            if units_step:
+                dev = pieces[0].device if pieces else units_step[0].device
+                pieces.extend(u.to(dev) for u in units_step)
+            vec = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+        else:
+            vec = None
+        self._inflight.append(_Transfer(vec, finish))
+        self._drain(block=False)
+
+    def _drain(self, block: bool) -> None:
+        while self._inflight and (block or self._inflight[0].ready()):
+            self._inflight.popleft().complete()
+
+    # -- end ---------------------------------------------------------------------------
+    def close(self):
+        """Flush, remove the hooks, close the Sonifier if this handle made it."""
+        if self.closed:
+            return self.result
+        self.closed = True
+        for h in self._hooks:
+            h.remove()
+        self._hooks.clear()
+        if not self.rank_zero:
+            return None
+        try:
+            self._flush()
+            self._drain(block=True)
+            self.buffer.close()
+        finally:
+            if self._owns and self.sonifier is not None:
+                self.result = self.sonifier.close()
+        return self.result
+
+    def audio(self):
+        """A notebook player of what the Sonifier rendered (``Sonifier.audio()``)."""
+        if self.sonifier is None:
+            return None
+        return self.sonifier.audio()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+
+def watch(model: torch.nn.Module, optimizer, sonifier=None, **sonifier_kwargs) -> Watch:
+    """Sonify a PyTorch training loop (use as a context manager).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (DDP / compile wrappers are looked through for layer names).
+    optimizer : torch.optim.Optimizer or list of them, or None
+        Gradient norms and weight statistics are taken in its step pre-hook.
+        None: only what ``log_loss`` is given.
+    sonifier : Sonifier, optional
+        An existing session (several adapters or loops can share one); it is
+        then not closed by this handle (pass ``close_sonifier=True`` to change
+        that).  Without it, a ``Sonifier(**sonifier_kwargs)`` is made and closed
+        when the block ends.
+    grads, weights : bool, keyword
+        Collect gradient norms / weight statistics each step (default both).
+    **sonifier_kwargs
+        ``out_dir``, ``mappings``, ``clock``, ``live``... (see ``Sonifier``).
+
+    Returns
+    -------
+    Watch
+        ``.log_loss(loss, **metrics)`` once per step, ``.end_epoch(**metrics)`` at
+        epoch ends, ``.sonifier``; leaving the ``with`` block closes it.
+    """
+    return Watch(model, optimizer, sonifier, **sonifier_kwargs)
+
+
+def _make_sonifier(**kwargs):
+    try:
+        from auralize.sonify.session import Sonifier
+    except ImportError as exc:  # pragma: no cover - until the session lands
+        raise AuralizeError(f"auralize.sonify.session is not available: {exc}") from exc
+    return Sonifier(**kwargs)
+
+
+def _unit_requests(sonifier, telemetry: LayerTelemetry):
+    """Split the Sonifier's unit-mean requests into per-epoch and per-step layer names."""
+    per_epoch: list[str] = []
+    per_step: list[str] = []
+    for req in getattr(sonifier, "unit_means_requests", None) or []:
+        which, when = (req if isinstance(req, (tuple, list)) else (req, "epoch"))
+        name = telemetry.linear_name(which)
+        target = per_step if when == "step" else per_epoch
+        if name not in target:
+            target.append(name)
+    return per_epoch, per_step
+
+
+def per_parameter_norms_loop(model: torch.nn.Module) -> dict[str, float]:
+    """Reference: per-layer gradient norms the slow way (``p.grad.norm().item()``).
+
+    What Perone's code and Lightning's ``grad_norm`` do: one reduction and one
+    host transfer per parameter.  Used by tests and the benchmark.
+    """
+    model = unwrap_model(model)
+    out = {}
+    for name, mod in model.named_modules():
+        sq = 0.0
+        have = False
+        for p in mod.parameters(recurse=False):
+            if p.requires_grad and p.grad is not None:
+                sq += float(p.grad.norm().item()) ** 2
+                have = True
+        if have:
+            out[name or type(mod).__name__] = float(np.sqrt(sq))
+    return out
