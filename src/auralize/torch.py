@@ -277,6 +277,9 @@ class Watch:
         self._pending_grads = None   # (parts, layout, lr) from the step pre-hook
         self._pending_loss = None    # (loss tensor or float, metrics dict)
         self._inflight: deque[_Transfer] = deque()
+        # True when the caller knows a step's gradients arrive before its loss
+        # (Lightning): then every log_loss closes its step at once.
+        self.loss_closes_step = False
         if not self.rank_zero:
             self.sonifier = None
             self.telemetry = None
@@ -299,6 +302,15 @@ class Watch:
                 self._hooks.append(opt.register_step_pre_hook(self._pre_step))
 
     # -- hooks and calls ----------------------------------------------------------------
+    def take_gradients(self, optimizer=None) -> None:
+        """Read gradient norms (and weights) now: what the step pre-hook does.
+
+        For loops that call the optimizer themselves through a wrapper (Lightning's
+        ``on_before_optimizer_step``); pass ``optimizer=None`` to :func:`watch` then.
+        """
+        if self.rank_zero and not self.closed and (self.grads or self.weights):
+            self._pre_step(optimizer, (), {})
+
     def _pre_step(self, optimizer, args, kwargs):
         if self._pending_grads is not None:   # two optimizer steps without log_loss
             self._flush()
@@ -319,8 +331,8 @@ class Watch:
         if self._pending_loss is not None:    # two log_loss calls without a step
             self._flush()
         self._pending_loss = (loss, metrics)
-        if self._pending_grads is not None or self.optimizer is None or not (
-                self.grads or self.weights):
+        if self._pending_grads is not None or self.loss_closes_step or (
+                self.optimizer is None or not (self.grads or self.weights)):
             self._flush()
 
     def end_epoch(self, **metrics) -> None:
