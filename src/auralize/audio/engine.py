@@ -182,7 +182,9 @@ class Engine:
         frames = self._span_end() - self._synth_pos
         mix = np.zeros(frames)
         for voice in self.voices.values():
-            mix += voice.render(frames, self.chunk_size)
+            out = voice.render(frames, self.chunk_size)
+            if out is not None:
+                mix += out
         m0, m1 = self.master.advance(frames)
         if m0[0] == m1[0]:
             mix *= m0[0]

@@ -35,16 +35,14 @@ class LFO:
         self.shape = shape
         self.rate_hz = np.atleast_1d(np.asarray(rate_hz, dtype=np.float64))
         self.cycles = np.zeros_like(self.rate_hz)  # phase in cycles, kept in [0, 1)
+        self.active = bool(np.any(self.rate_hz != 0.0))
 
     def set_rate(self, rate_hz) -> None:
         rate = np.atleast_1d(np.asarray(rate_hz, dtype=np.float64))
         if rate.shape != self.rate_hz.shape:
             self.cycles = np.resize(self.cycles, rate.shape)
         self.rate_hz = rate
-
-    @property
-    def active(self) -> bool:
-        return bool(np.any(self.rate_hz != 0.0))
+        self.active = bool(np.any(rate != 0.0))
 
     def _shape(self, cycles: np.ndarray) -> np.ndarray:
         if self.shape == "sine":

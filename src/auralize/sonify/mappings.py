@@ -1,0 +1,368 @@
+"""Mappings: training telemetry in, engine events out.
+
+Each mapping is a small object with plain parameters; given the records of a
+run in order, it produces the same events every time, so a run folder's
+``telemetry.jsonl`` re-renders bit-for-bit.  No audio is made here, so
+mappings are tested by looking at their events (as astronify tests its pitch
+mapping).
+
+A mapping provides
+
+- ``events(record, t_s, step_s)``: events for one step starting at score time
+  ``t_s`` (voices are created by ``"add"`` events the first time they are
+  needed);
+- ``preferred_step_s(record)``: how long a step wants to last in the step clock
+  (``None``: no preference);
+- ``unit_means_requests()``: layers whose per-unit weight means it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from auralize.audio.score import Event
+from auralize.errors import AuralizeError
+from auralize.sonify.scales import CHORDS, chord_pitches, fold_into_range, loss_to_freq
+from auralize.sonify.telemetry import TrainingStep
+
+log = logging.getLogger("auralize")
+
+
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(float(x))
+
+
+@dataclass
+class Mapping:
+    """Base class; subclasses are dataclasses whose fields are their whole config."""
+
+    kind = "mapping"
+
+    def __post_init__(self) -> None:
+        self._started = False
+
+    def config(self) -> dict:
+        return {"kind": self.kind, **asdict(self)}
+
+    def preferred_step_s(self, record: TrainingStep) -> float | None:
+        return None
+
+    def unit_means_requests(self) -> list[int | str]:
+        return []
+
+    def events(self, record: TrainingStep, t_s: float, step_s: float) -> list[Event]:
+        raise NotImplementedError
+
+
+@dataclass
+class LossTone(Mapping):
+    """soNNify's ListenToLoss: one sine whose pitch follows the loss, gliding.
+
+    ``f = min_freq + (L / L0) * (max_freq - min_freq)``, capped at ``max_freq``,
+    where L0 is the first finite loss.  With ``hear_on="epoch"`` only epoch ends
+    sound, using ``val_loss`` when the record has it.
+    """
+
+    kind = "loss"
+    hear_on: str = "batch"
+    min_freq: float = 200.0
+    max_freq: float = 1000.0
+    amp: float = 0.3
+    glide_s: float | None = None
+    voice: str = "loss"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.hear_on not in ("batch", "epoch"):
+            raise AuralizeError(f"hear_on must be 'batch' or 'epoch', not {self.hear_on!r}")
+        if not 0 < self.min_freq < self.max_freq:
+            raise AuralizeError(
+                f"need 0 < min_freq < max_freq, got {self.min_freq} and {self.max_freq}"
+            )
+        self._first_loss: float | None = None
+
+    def value(self, record: TrainingStep) -> float | None:
+        if self.hear_on == "epoch":
+            if not record.epoch_end:
+                return None
+            return record.metrics.get("val_loss", record.loss)
+        return record.loss
+
+    def events(self, record, t_s, step_s):
+        loss = self.value(record)
+        if not _finite(loss):
+            return []  # the alarm speaks for NaN/Inf; the tone holds its pitch
+        loss = float(loss)
+        if self._first_loss is None:
+            self._first_loss = loss
+        freq = loss_to_freq(loss, self._first_loss, self.min_freq, self.max_freq)
+        glide = self.glide_s if self.glide_s is not None else min(0.05, step_s / 3)
+        out = []
+        if not self._started:
+            self._started = True
+            out.append(Event(t_s, self.voice, "add",
+                             {"kind": "sines", "freq_hz": [freq], "amp": [0.0]}))
+            out.append(Event(t_s, self.voice, "amp", self.amp, 0.05))
+        out.append(Event(t_s, self.voice, "freq_hz", freq, glide))
+        return out
+
+
+@dataclass
+class GradientTones(Mapping):
+    """Gradient sonification (Perone 2019): one tone per layer per step.
+
+    Layer i sounds for ``duration`` seconds at ``freq + scale * ||g_i||`` Hz, in
+    model order, then ``gap_tones * duration`` of silence.  One sine bank with a
+    partial per layer keeps every tone's phase continuous; tone edges are 2 ms
+    amplitude ramps, not clicks.
+    """
+
+    kind = "gradients"
+    freq: float = 200.0
+    duration: float = 0.01
+    scale: float = 100.0
+    amp: float = 0.25
+    gap_tones: int = 2
+    edge_s: float = 0.002
+    voice: str = "gradients"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.duration <= 0:
+            raise AuralizeError(f"duration must be positive, got {self.duration}")
+        self.layers: list[str] = []
+
+    def preferred_step_s(self, record):
+        return (max(1, len(record.grad_norms)) + self.gap_tones) * self.duration
+
+    def tone_freqs(self, record: TrainingStep) -> np.ndarray:
+        norms = np.array([record.grad_norms.get(name, np.nan) for name in self.layers], float)
+        return self.freq + self.scale * norms
+
+    def events(self, record, t_s, step_s):
+        if not record.grad_norms:
+            return []
+        out = []
+        if not self._started:
+            self._started = True
+            self.layers = list(record.grad_norms)
+            out.append(Event(t_s, self.voice, "add", {
+                "kind": "sines", "freq_hz": [self.freq] * len(self.layers),
+                "amp": [0.0] * len(self.layers), "glide_s": 0.0,
+            }))
+        freqs = self.tone_freqs(record)
+        audible = np.isfinite(freqs)
+        # Silent partials may jump in pitch (glide 0): nobody hears the jump.
+        out.append(Event(t_s, self.voice, "freq_hz", np.where(audible, freqs, self.freq), 0.0))
+        n = len(self.layers)
+        slot = min(self.duration, step_s / (n + self.gap_tones))
+        for i in range(n):
+            amps = np.zeros(n)
+            amps[i] = self.amp if audible[i] else 0.0
+            out.append(Event(t_s + i * slot, self.voice, "amp", amps, self.edge_s))
+        out.append(Event(t_s + n * slot, self.voice, "amp", np.zeros(n), self.edge_s))
+        return out
+
+
+@dataclass
+class WeightChord(Mapping):
+    """soNNify's WeightsDense: a chord with one sine per unit of a dense layer.
+
+    Pitches follow :func:`~auralize.sonify.scales.chord_pitches`, folded by
+    octaves under ``max_freq`` so layers of thousands of units stay audible.
+    Each partial passes a band-pass (Q ``q``) whose centre falls like a saw
+    from ``sweep_hi`` to ``sweep_lo`` at ``|mean weight of the unit| * lfo_scale``
+    Hz.  At each epoch end every unit is detuned by
+    ``(mean_now - mean_before) * detune_scale`` Hz, released after
+    ``detune_hold`` of the previous epoch's length.
+    """
+
+    kind = "weights"
+    which_layer: int | str = -1
+    base_freq: float = 100.0
+    harmony: str = "major"
+    amp: float = 0.4
+    q: float = 1.0
+    lfo_scale: float = 200.0
+    detune_scale: float = 10000.0
+    detune_hold: float = 0.2
+    sweep_lo: float = 200.0
+    sweep_hi: float = 2200.0
+    max_freq: float = 4000.0
+    voice: str = "weights"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.harmony not in CHORDS:
+            raise AuralizeError(
+                f"unknown harmony {self.harmony!r}; choose one of {', '.join(CHORDS)}"
+            )
+        self._previous: np.ndarray | None = None
+        self._epoch_start_s = 0.0
+        self._last_epoch_s: float | None = None
+
+    def unit_means_requests(self):
+        return [self.which_layer]
+
+    def layer_means(self, record: TrainingStep) -> np.ndarray | None:
+        if not record.unit_means:
+            return None
+        if isinstance(self.which_layer, str):
+            if self.which_layer not in record.unit_means:
+                return None
+            values = record.unit_means[self.which_layer]
+        else:
+            # Adapters resolve an index to the layer's name; with one request
+            # there is one entry.
+            values = next(iter(record.unit_means.values()))
+        return np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=0.0,
+                             neginf=0.0)
+
+    def pitches(self, n_units: int) -> np.ndarray:
+        freqs = fold_into_range(chord_pitches(n_units, self.base_freq, self.harmony),
+                                self.max_freq, self.base_freq)
+        # Folding makes unisons; spread repeats by a few cents so a big layer
+        # sounds like a chorus instead of a few very loud sines.
+        if len(np.unique(freqs)) < n_units:
+            rank = np.zeros(n_units)
+            order = np.argsort(freqs, kind="stable")
+            sorted_f = freqs[order]
+            run_start = np.searchsorted(sorted_f, sorted_f, side="left")
+            rank[order] = np.arange(n_units) - run_start
+            cents = 7.0 * np.sqrt(rank) * np.where(rank % 2 == 0, 1.0, -1.0)
+            freqs = freqs * 2.0 ** (cents / 1200.0)
+        return freqs
+
+    def events(self, record, t_s, step_s):
+        means = self.layer_means(record)
+        if means is None:
+            return []
+        out = []
+        if not self._started:
+            self._started = True
+            n = len(means)
+            out.append(Event(t_s, self.voice, "add", {
+                "kind": "sines", "freq_hz": self.pitches(n), "amp": np.zeros(n),
+                "bp_q": self.q, "sweep_hz": np.abs(means) * self.lfo_scale,
+                "sweep_lo_hz": self.sweep_lo, "sweep_hi_hz": self.sweep_hi, "glide_s": 0.05,
+            }))
+            out.append(Event(t_s, self.voice, "amp", self.amp / math.sqrt(n), 0.3))
+            self._previous = means
+            self._epoch_start_s = t_s
+            return out
+        if len(means) != len(self._previous):
+            return []
+        shift = (means - self._previous) * self.detune_scale
+        out.append(Event(t_s, self.voice, "shift_hz", shift, 0.05))
+        out.append(Event(t_s, self.voice, "sweep_hz", np.abs(means) * self.lfo_scale))
+        epoch_s = max(step_s, t_s - self._epoch_start_s)
+        hold = self.detune_hold * (self._last_epoch_s or epoch_s)
+        out.append(Event(t_s + hold, self.voice, "shift_hz", 0.0, 0.1))
+        self._previous = means
+        self._last_epoch_s = epoch_s
+        self._epoch_start_s = t_s
+        return out
+
+
+@dataclass
+class Alarm(Mapping):
+    """A distinct two-tone pulse when training breaks: NaN/Inf or a sudden loss spike.
+
+    A spike is a finite loss above ``spike_factor`` times the median of the last
+    ``window`` finite losses.  Each onset logs one warning line.
+    """
+
+    kind = "alarm"
+    spike_factor: float = 3.0
+    window: int = 20
+    hold_s: float = 0.4
+    amp: float = 0.35
+    voice: str = "alarm"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._recent: list[float] = []
+        self._active = False
+        self.counts: dict[str, int] = {"nonfinite": 0, "spike": 0}
+
+    def diagnose(self, record: TrainingStep) -> str | None:
+        """The reason this step should sound the alarm, or None."""
+        loss = record.loss
+        if loss is not None and not math.isfinite(loss):
+            return f"loss is {loss}"
+        bad = [k for k, v in record.grad_norms.items() if v is None or not math.isfinite(v)]
+        if bad:
+            return f"gradient norm of {bad[0]!r} is {record.grad_norms[bad[0]]}"
+        if loss is not None and len(self._recent) >= 5:
+            median = float(np.median(self._recent))
+            if median > 0 and loss > self.spike_factor * median:
+                return f"loss spiked to {loss:.4g} ({loss / median:.1f}x the recent median)"
+        return None
+
+    def events(self, record, t_s, step_s):
+        reason = self.diagnose(record)
+        if record.loss is not None and math.isfinite(record.loss):
+            self._recent = (self._recent + [record.loss])[-self.window:]
+        out = []
+        if not self._started:
+            self._started = True
+            out.append(Event(t_s, self.voice, "add", {
+                "kind": "sines", "freq_hz": [1318.5, 1760.0], "amp": [0.0, 0.0],
+                "tremolo_hz": 9.0, "tremolo_depth": 1.0,
+            }))
+        if reason is None:
+            if self._active:
+                self._active = False
+            return out
+        kind = "spike" if "spiked" in reason else "nonfinite"
+        self.counts[kind] += 1
+        if not self._active:
+            log.warning("step %d: %s: the alarm sounds (audio stays finite)", record.step, reason)
+        self._active = True
+        out.append(Event(t_s, self.voice, "amp", [self.amp, self.amp * 0.8], 0.005))
+        out.append(Event(t_s + max(self.hold_s, step_s), self.voice, "amp", [0.0, 0.0], 0.05))
+        return out
+
+
+MAPPINGS: dict[str, type[Mapping]] = {
+    cls.kind: cls for cls in (LossTone, GradientTones, WeightChord, Alarm)
+}
+
+
+def make_mapping(spec) -> Mapping:
+    """A mapping from its name (``"loss"``), its config dict, or a mapping object."""
+    if isinstance(spec, Mapping):
+        return spec
+    if isinstance(spec, str):
+        spec = {"kind": spec}
+    spec = dict(spec)
+    kind = spec.pop("kind", None)
+    cls = MAPPINGS.get(kind)
+    if cls is None:
+        raise AuralizeError(f"unknown mapping {kind!r}; choose from {', '.join(MAPPINGS)}")
+    try:
+        return cls(**spec)
+    except TypeError as exc:
+        raise AuralizeError(f"bad settings for the {kind!r} mapping: {exc}") from None
+
+
+@dataclass
+class MappingSet:
+    """Several mappings sharing one step clock."""
+
+    mappings: list[Mapping] = field(default_factory=list)
+
+    def preferred_step_s(self, record: TrainingStep) -> float:
+        wishes = [m.preferred_step_s(record) for m in self.mappings]
+        wishes = [w for w in wishes if w]
+        return max(wishes) if wishes else 0.05
+
+    def events(self, record, t_s, step_s) -> list[Event]:
+        out: list[Event] = []
+        for mapping in self.mappings:
+            out.extend(mapping.events(record, t_s, step_s))
+        return out

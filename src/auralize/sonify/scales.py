@@ -1,0 +1,161 @@
+"""Value -> sound scales: pure functions and small stateful normalisers.
+
+Everything here is testable without audio (as astronify's pitch mapping is):
+a number goes in, a frequency or a position in [0, 1] comes out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+
+def linear(x: float, lo: float, hi: float) -> float:
+    """Position of ``x`` between ``lo`` and ``hi``, clipped to [0, 1] (0.5 if lo == hi)."""
+    if hi == lo:
+        return 0.5
+    return float(min(1.0, max(0.0, (x - lo) / (hi - lo))))
+
+
+def log_position(x: float, lo: float, hi: float) -> float:
+    """Like :func:`linear` on a logarithmic axis; ``lo`` and ``hi`` must be positive."""
+    if lo <= 0 or hi <= 0:
+        raise ValueError("log scale bounds must be positive")
+    return linear(math.log(max(x, 1e-300)), math.log(lo), math.log(hi))
+
+
+def position_to_hz(position: float, min_freq_hz: float, max_freq_hz: float, *,
+                   curve: str = "linear") -> float:
+    """Map a position in [0, 1] to a frequency, linearly or on a log (musical) axis."""
+    position = min(1.0, max(0.0, position))
+    if curve == "log":
+        return min_freq_hz * (max_freq_hz / min_freq_hz) ** position
+    return min_freq_hz + position * (max_freq_hz - min_freq_hz)
+
+
+def cents_to_ratio(cents: float) -> float:
+    """Frequency ratio of an interval in cents (1200 cents = one octave)."""
+    return 2.0 ** (cents / 1200.0)
+
+
+def loss_to_freq(loss: float, first_loss: float, min_freq_hz: float, max_freq_hz: float) -> float:
+    """soNNify's loss pitch: ``min + (L / L0) * (max - min)``, capped at ``max``.
+
+    Parameters
+    ----------
+    loss : float
+        Present loss L.
+    first_loss : float
+        The first loss of the run, L0 (its magnitude is used; 0 is treated as tiny).
+    min_freq_hz, max_freq_hz : float
+        Pitch of a zero loss and of a loss at or above L0.
+
+    Examples
+    --------
+    >>> loss_to_freq(0.5, 2.0, 200, 1000)
+    400.0
+    """
+    reference = max(abs(first_loss), 1e-12)
+    ratio = max(0.0, loss) / reference
+    return float(min(max_freq_hz, min_freq_hz + ratio * (max_freq_hz - min_freq_hz)))
+
+
+class FirstValueRelative:
+    """Scale relative to the first finite value seen (soNNify's L/L0), clipped to [0, 1]."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+
+    def __call__(self, x: float) -> float:
+        if self.first is None and math.isfinite(x):
+            self.first = abs(x) if x != 0 else 1e-12
+        if self.first is None:
+            return 0.5
+        return min(1.0, max(0.0, x / self.first))
+
+
+class RunningMinMax:
+    """Position of a value between the smallest and largest values seen so far."""
+
+    def __init__(self) -> None:
+        self.lo = math.inf
+        self.hi = -math.inf
+
+    def __call__(self, x: float) -> float:
+        if math.isfinite(x):
+            self.lo, self.hi = min(self.lo, x), max(self.hi, x)
+        if not math.isfinite(self.lo):
+            return 0.5
+        return linear(x, self.lo, self.hi)
+
+
+class RollingPercentile:
+    """Position between low/high percentiles of a sliding window: follows drifting values.
+
+    Useful for gradient norms, which can drift over orders of magnitude in one run.
+    """
+
+    def __init__(self, window: int = 200, low_pct: float = 5.0, high_pct: float = 95.0) -> None:
+        self.values: deque[float] = deque(maxlen=int(window))
+        self.low_pct, self.high_pct = low_pct, high_pct
+
+    def __call__(self, x: float) -> float:
+        if math.isfinite(x):
+            self.values.append(float(x))
+        if not self.values:
+            return 0.5
+        lo, hi = np.percentile(self.values, [self.low_pct, self.high_pct])
+        return linear(x, float(lo), float(hi))
+
+
+#: soNNify's chord ratio tables.
+CHORDS: dict[str, tuple[int, ...]] = {
+    "major": (1, 4, 5, 6),
+    "minor": (1, 10, 12, 15),
+    "dim": (1, 20, 24, 29),
+    "7th": (1, 20, 25, 30, 36),
+    "min7th": (1, 10, 12, 15, 18),
+    "maj7th": (1, 8, 10, 12, 15),
+}
+
+
+def chord_pitches(n_units: int, base_freq_hz: float, harmony: str = "major") -> np.ndarray:
+    """soNNify's pitches for a layer of ``n_units``: the chord stacked in groups.
+
+    Group k (k = 1, 2, ...) adds ``base * k * ratio[i] / ratio[1]`` for the chord's
+    ratios after the first, until there is one pitch per unit.
+
+    Examples
+    --------
+    >>> chord_pitches(10, 100, "major").tolist()
+    [100.0, 125.0, 150.0, 200.0, 250.0, 300.0, 300.0, 375.0, 450.0, 400.0]
+    """
+    try:
+        ratios = CHORDS[harmony]
+    except KeyError:
+        raise ValueError(
+            f"unknown harmony {harmony!r}; choose one of {', '.join(CHORDS)}"
+        ) from None
+    steps = np.array(ratios[1:], dtype=np.float64) / ratios[1]
+    groups = -(-n_units // len(steps))
+    k = np.arange(1, groups + 1, dtype=np.float64)[:, None]
+    return (base_freq_hz * k * steps[None, :]).ravel()[:n_units]
+
+
+def fold_into_range(freqs_hz: np.ndarray, max_freq_hz: float, low_freq_hz: float) -> np.ndarray:
+    """Fold pitches above ``max_freq_hz`` down by octaves until they are at most that.
+
+    A layer of thousands of units would otherwise put most of its chord above
+    hearing (the seed's "may break when the layer has too many neurons");
+    octave folding keeps each unit's pitch class.
+    """
+    f = np.asarray(freqs_hz, dtype=np.float64).copy()
+    if max_freq_hz < 2 * low_freq_hz:
+        raise ValueError("max_freq_hz must be at least an octave above low_freq_hz")
+    high = f > max_freq_hz
+    if high.any():
+        octaves = np.ceil(np.log2(f[high] / max_freq_hz))
+        f[high] = f[high] / 2.0 ** octaves
+    return f
