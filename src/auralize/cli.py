@@ -21,6 +21,9 @@ from auralize.errors import AuralizeError
 COMMAND_MODULES = [
     "devices",
     "check_audio",
+    "dream",
+    "activations",
+    "render",
 ]
 
 

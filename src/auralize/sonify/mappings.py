@@ -193,6 +193,7 @@ class WeightChord(Mapping):
     sweep_lo: float = 200.0
     sweep_hi: float = 2200.0
     max_freq: float = 4000.0
+    chorus_cents: float = 25.0
     voice: str = "weights"
 
     def __post_init__(self) -> None:
@@ -223,18 +224,21 @@ class WeightChord(Mapping):
                              neginf=0.0)
 
     def pitches(self, n_units: int) -> np.ndarray:
-        freqs = fold_into_range(chord_pitches(n_units, self.base_freq, self.harmony),
-                                self.max_freq, self.base_freq)
-        # Folding makes unisons; spread repeats by a few cents so a big layer
-        # sounds like a chorus instead of a few very loud sines.
-        if len(np.unique(freqs)) < n_units:
-            rank = np.zeros(n_units)
+        chord = chord_pitches(n_units, self.base_freq, self.harmony)
+        freqs = fold_into_range(chord, self.max_freq, self.base_freq)
+        folded = chord > self.max_freq
+        # Folding makes unisons; spread the folded members of each group of
+        # repeats evenly over +-chorus_cents, so a big layer sounds like a chorus
+        # instead of a few very loud sines (unfolded pitches stay the seed's).
+        _, inverse, counts = np.unique(freqs, return_inverse=True, return_counts=True)
+        if counts.max() > 1:
             order = np.argsort(freqs, kind="stable")
             sorted_f = freqs[order]
-            run_start = np.searchsorted(sorted_f, sorted_f, side="left")
-            rank[order] = np.arange(n_units) - run_start
-            cents = 7.0 * np.sqrt(rank) * np.where(rank % 2 == 0, 1.0, -1.0)
-            freqs = freqs * 2.0 ** (cents / 1200.0)
+            rank = np.empty(n_units)
+            rank[order] = np.arange(n_units) - np.searchsorted(sorted_f, sorted_f, side="left")
+            count = counts[inverse]
+            position = np.where(folded & (count > 1), (rank + 0.5) / count * 2.0 - 1.0, 0.0)
+            freqs = freqs * 2.0 ** (self.chorus_cents * position / 1200.0)
         return freqs
 
     def events(self, record, t_s, step_s):
@@ -286,7 +290,7 @@ class Alarm(Mapping):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._recent: list[float] = []
-        self._active = False
+        self._active: str | None = None
         self.counts: dict[str, int] = {"nonfinite": 0, "spike": 0}
 
     def diagnose(self, record: TrainingStep) -> str | None:
@@ -315,14 +319,13 @@ class Alarm(Mapping):
                 "tremolo_hz": 9.0, "tremolo_depth": 1.0,
             }))
         if reason is None:
-            if self._active:
-                self._active = False
+            self._active = None
             return out
         kind = "spike" if "spiked" in reason else "nonfinite"
         self.counts[kind] += 1
-        if not self._active:
+        if self._active != kind:  # one line per onset, and when the trouble changes
             log.warning("step %d: %s: the alarm sounds (audio stays finite)", record.step, reason)
-        self._active = True
+        self._active = kind
         out.append(Event(t_s, self.voice, "amp", [self.amp, self.amp * 0.8], 0.005))
         out.append(Event(t_s + max(self.hold_s, step_s), self.voice, "amp", [0.0, 0.0], 0.05))
         return out
