@@ -1,0 +1,96 @@
+"""Shared fixtures: a real JACK server (dummy driver) and a recorder client.
+
+Tests needing live audio skip with a clear reason when jackd is missing, unless
+``AURALIZE_REQUIRE_AUDIO=1`` (CI), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from jackutil import JackRecorder, JackServer
+
+REQUIRE_AUDIO = os.environ.get("AURALIZE_REQUIRE_AUDIO", "") not in ("", "0")
+
+
+def audio_unavailable(reason: str) -> None:
+    """Skip (or fail under AURALIZE_REQUIRE_AUDIO=1) for a missing audio component."""
+    if REQUIRE_AUDIO:
+        pytest.fail(f"AURALIZE_REQUIRE_AUDIO=1 but {reason}")
+    pytest.skip(reason)
+
+
+def _need_audio_stack() -> None:
+    if not JackServer.available():
+        audio_unavailable("jackd not installed (Debian: apt-get install jackd2)")
+    try:
+        import jack  # noqa: F401
+    except (ImportError, OSError) as exc:
+        audio_unavailable(f"JACK-Client / libjack unavailable: {exc}")
+    try:
+        import sounddevice  # noqa: F401
+    except (ImportError, OSError) as exc:
+        audio_unavailable(f"sounddevice / PortAudio unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """A running JACK server (dummy driver, 44.1 kHz, 512-frame periods).
+
+    Its unique name is exported as JACK_DEFAULT_SERVER (with JACK_NO_START_SERVER=1)
+    for this process and every child it spawns; PortAudio in the test process is
+    re-initialised so that it sees the JACK host API.
+    """
+    _need_audio_stack()
+    server = JackServer(44100, 512)
+    try:
+        server.start()
+    except Exception as exc:  # noqa: BLE001
+        audio_unavailable(f"cannot start jackd: {exc}")
+    old = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    from auralize.audio import devices
+
+    devices.rescan()
+    yield server
+    # PortAudio's JACK host API holds a client on this server: release it first
+    # (closing a client of a dead server can block), then re-enumerate.
+    sd = devices.load_sounddevice(warn=False)
+    if sd is not None:
+        sd._terminate()
+    server.stop()
+    if sd is not None:
+        sd._initialize()
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def jack_recorder(jack_server):
+    """Start a recorder that connects to auralize's (PortAudio's) output ports.
+
+    Call ``rec = jack_recorder()``; it is stopped at the end if the test did not.
+    """
+    started = []
+
+    def make(pattern: str = r"^PortAudio", channels: int = 2, max_s: float = 40.0):
+        rec = JackRecorder(jack_server.name, pattern, channels, max_s).start()
+        started.append(rec)
+        return rec
+
+    yield make
+    for rec in started:
+        if rec._proc is not None and rec._proc.is_alive():
+            try:
+                rec.stop()
+            except Exception:  # noqa: BLE001
+                rec._proc.kill()

@@ -1,0 +1,365 @@
+"""A real JACK server (dummy driver) and a JACK client that records what is played.
+
+Used by tests/conftest.py and benchmarks/bench_live.py.  The recorder runs in its
+own process so that a test's busy threads (GIL-holding Python loops, torch) cannot
+delay its process callback and tear holes into the capture.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing as mp
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _die_with_parent() -> None:
+    """In the forked jackd: get SIGTERM when the test process dies (Linux); raise priority."""
+    try:  # best effort: the server should not be the late one in a busy test
+        os.nice(-15)
+    except OSError:
+        pass
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001
+        pass
+
+
+_servers: list = []
+
+
+@atexit.register
+def _stop_all() -> None:
+    for srv in _servers:
+        srv.stop()
+
+
+class JackServer:
+    """``jackd --no-realtime -d dummy -r RATE -p PERIOD`` under a unique server name."""
+
+    def __init__(self, sample_rate: int = 44100, period: int = 512, name: str | None = None):
+        self.sample_rate = int(sample_rate)
+        self.period = int(period)
+        self.name = name or f"auralize-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.proc: subprocess.Popen | None = None
+        self.log = ""
+        # Real-time scheduling (as on a real audio setup) unless refused or
+        # AURALIZE_JACK_NORT=1; `jackd --no-realtime` is the fallback.
+        self.rt_args = ["--no-realtime"] if os.environ.get("AURALIZE_JACK_NORT") else ["-R"]
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("jackd") is not None
+
+    def env(self) -> dict:
+        return {"JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
+
+    def start(self, timeout_s: float = 15.0) -> JackServer:
+        """Start jackd; real-time scheduling where permitted, else ``--no-realtime``."""
+        try:
+            return self._start(timeout_s)
+        except RuntimeError:
+            if self.rt_args == ["--no-realtime"]:
+                raise
+            self.rt_args = ["--no-realtime"]
+            return self._start(timeout_s)
+
+    @property
+    def realtime(self) -> bool:
+        return self.rt_args != ["--no-realtime"]
+
+    def _start(self, timeout_s: float) -> JackServer:
+        env = dict(os.environ, **self.env())
+        # A file, not a pipe: jackd must never block on a full pipe of xrun messages.
+        self._logfile = tempfile.NamedTemporaryFile(
+            "w+b", prefix=f"{self.name}-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            ["jackd", *self.rt_args, "-n", self.name, "-d", "dummy",
+             "-r", str(self.sample_rate), "-p", str(self.period)],
+            stdout=self._logfile, stderr=subprocess.STDOUT, env=env,
+            preexec_fn=_die_with_parent,
+        )
+        _servers.append(self)
+        # Probe from a separate process: one process must not hold JACK clients of
+        # two servers (libjack crashes), and this one may already have one.
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.proc = None
+                raise RuntimeError(f"jackd exited with {code}: {self.read_log()[-2000:]}")
+            rc = subprocess.run(["jack_lsp", "-s", self.name], env=env, capture_output=True,
+                                check=False, timeout=10).returncode
+            if rc == 0:
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"jackd server {self.name!r} did not accept clients in {timeout_s} s")
+
+    def read_log(self) -> str:
+        """Everything jackd printed so far."""
+        try:
+            with open(self._logfile.name, "rb") as f:
+                return f.read().decode(errors="replace")
+        except (OSError, AttributeError):
+            return ""
+
+    def xrun_blame(self, since: int = 0) -> list[str]:
+        """jackd's xrun lines (which client was late) after character ``since`` of the log."""
+        return [ln for ln in self.read_log()[since:].splitlines() if "XRun" in ln]
+
+    def kill(self) -> None:
+        """SIGKILL the server (simulates a sound server vanishing)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log = self.read_log()
+        self.proc = None
+        try:
+            self._logfile.close()
+            os.unlink(self._logfile.name)
+        except OSError:
+            pass
+        if self in _servers:
+            _servers.remove(self)
+
+
+@dataclass
+class Capture:
+    """What the recorder heard: ``data`` (frames, channels) float32, plus timing."""
+
+    data: np.ndarray
+    sample_rate: int
+    block_frames: np.ndarray  # index in ``data`` where each process cycle's block starts
+    block_times: np.ndarray  # time.perf_counter() at that cycle's callback
+    xruns: int
+    connected: list
+
+    def time_of_frame(self, i: int) -> float:
+        """perf_counter time at which frame ``i`` passed through the recorder."""
+        k = int(np.searchsorted(self.block_frames, i, side="right")) - 1
+        k = max(k, 0)
+        return float(self.block_times[k] + (i - self.block_frames[k]) / self.sample_rate)
+
+
+def _recorder_main(server: str, pattern: str, channels: int, max_s: float, conn) -> None:
+    import jack
+
+    os.environ["JACK_DEFAULT_SERVER"] = server
+    os.environ["JACK_NO_START_SERVER"] = "1"
+    # The harness must not be the late client in a busy test (best effort): FIFO
+    # priority for the main thread too, so that it is never preempted while it
+    # holds the GIL that the JACK process callback needs.
+    try:
+        os.nice(-15)
+    except OSError:
+        pass
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(2))
+    except (OSError, AttributeError):
+        pass
+    client = jack.Client(f"rec{os.getpid()}", no_start_server=True, servername=server)
+    sr = client.samplerate
+    cap = int(max_s * sr)
+    buf = np.zeros((cap, channels), dtype=np.float32)
+    nblk = cap // 16 + 16
+    bframes = np.zeros(nblk, dtype=np.int64)
+    btimes = np.zeros(nblk, dtype=np.float64)
+    st = {"pos": 0, "blk": 0, "xruns": 0, "recording": False}
+    ports = [client.inports.register(f"in_{i}") for i in range(channels)]
+
+    @client.set_process_callback
+    def process(frames):
+        if not st["recording"]:
+            return
+        pos = st["pos"]
+        n = min(frames, cap - pos)
+        if n <= 0:
+            return
+        if st["blk"] < nblk:
+            bframes[st["blk"]] = pos
+            btimes[st["blk"]] = time.perf_counter()
+            st["blk"] += 1
+        for c, p in enumerate(ports):
+            buf[pos : pos + n, c] = p.get_array()[:n]
+        st["pos"] = pos + n
+
+    @client.set_xrun_callback
+    def xrun(delay):
+        st["xruns"] += 1
+
+    rescan = {"flag": True}
+
+    @client.set_port_registration_callback
+    def on_port(port, register):
+        rescan["flag"] = True
+
+    client.activate()
+    rx = re.compile(pattern)
+    connected: list[str] = []
+    conn.send(("ready", sr))
+    while True:
+        if conn.poll(0.01):
+            msg = conn.recv()
+            if msg == "record":
+                st["recording"] = True
+                conn.send(("ok",))
+            elif msg == "connected":
+                conn.send(("connected", list(connected)))
+            elif msg == "stop":
+                st["recording"] = False
+                break
+        if not rescan["flag"]:
+            continue
+        rescan["flag"] = False
+        try:
+            outs = client.get_ports(is_audio=True, is_output=True)
+        except jack.JackError:
+            continue
+        srcs = [p for p in outs if rx.search(p.name) and not p.name.startswith(client.name)]
+        by_client: dict[str, list] = {}
+        for p in srcs:
+            by_client.setdefault(p.name.split(":")[0], []).append(p)
+        for plist in by_client.values():
+            plist.sort(key=lambda p: p.name)
+            for c, src in enumerate(plist[:channels]):
+                if src.name in connected:
+                    continue
+                try:
+                    client.connect(src, ports[c])
+                    connected.append(src.name)
+                except jack.JackError:
+                    pass
+    n = st["pos"]
+    nb = st["blk"]
+    conn.send(("capture", buf[:n].copy(), int(sr), bframes[:nb].copy(), btimes[:nb].copy(),
+               st["xruns"], connected))
+    client.deactivate()
+    client.close()
+
+
+class JackRecorder:
+    """Record, in a separate process, every JACK output port matching ``pattern``.
+
+    The first matching client's ports go to channels 0, 1, ... (sorted by name);
+    the recorder keeps watching and connects ports that appear later, so start it
+    before the player.
+    """
+
+    def __init__(self, server: str, pattern: str = r"^PortAudio", channels: int = 2,
+                 max_s: float = 40.0):
+        self.server, self.pattern, self.channels, self.max_s = server, pattern, channels, max_s
+        self._proc = None
+        self._conn = None
+        self.sample_rate = 0
+
+    def start(self, timeout_s: float = 15.0) -> JackRecorder:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=_recorder_main,
+            args=(self.server, self.pattern, self.channels, self.max_s, child),
+            daemon=True,
+        )
+        self._proc.start()
+        child.close()
+        if not self._conn.poll(timeout_s):
+            raise RuntimeError("JACK recorder did not start")
+        self.sample_rate = self._conn.recv()[1]
+        self._conn.send("record")
+        self._conn.recv()
+        return self
+
+    def connected(self) -> list[str]:
+        self._conn.send("connected")
+        return self._conn.recv()[1]
+
+    def wait_connected(self, n: int = 1, timeout_s: float = 10.0) -> list[str]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            c = self.connected()
+            if len(c) >= n:
+                return c
+            time.sleep(0.01)
+        return self.connected()
+
+    def stop(self, timeout_s: float = 15.0) -> Capture:
+        self._conn.send("stop")
+        if not self._conn.poll(timeout_s):
+            self._proc.kill()
+            raise RuntimeError("JACK recorder did not answer")
+        _, data, sr, bf, bt, xruns, connected = self._conn.recv()
+        self._proc.join(5)
+        if self._proc.is_alive():
+            self._proc.kill()
+        return Capture(data, sr, bf, bt, xruns, connected)
+
+
+def align(reference: np.ndarray, captured: np.ndarray) -> int:
+    """Offset of ``reference`` inside ``captured`` (``captured[k:] ~ reference``).
+
+    Cross-correlation via FFT over the first part of the reference.
+    """
+    ref = reference[: min(len(reference), 44100)].astype(np.float64)
+    cap = captured.astype(np.float64)
+    n = 1 << int(np.ceil(np.log2(len(cap) + len(ref))))
+    corr = np.fft.irfft(np.fft.rfft(cap, n) * np.conj(np.fft.rfft(ref, n)), n)
+    return int(np.argmax(corr[: len(cap)]))
+
+
+def send_probe_events(live, n_events: int = 6, gap_s: float = 0.25) -> list[float]:
+    """Switch the ``"probe"`` voice on (0.5) and off ``n_events`` times, ASAP.
+
+    ``live`` must play :data:`PROBE_VOICE` (a sine at amplitude 0, no glide) under
+    the name ``"probe"``; other voices must stay below 0.1 peak.  Returns the
+    ``time.perf_counter()`` of each send.
+    """
+    from auralize.audio.score import Event
+
+    sent = []
+    for k in range(n_events):
+        time.sleep(gap_s + 0.0371 * (k % 4))  # vary the phase against the JACK period
+        sent.append(time.perf_counter())
+        live.send(Event(None, "probe", "amp", [0.5 if k % 2 == 0 else 0.0], glide_s=0.0))
+    time.sleep(gap_s)
+    return sent
+
+
+def event_latencies(cap: Capture, sent: list[float]) -> np.ndarray:
+    """Seconds from each send to the first affected sample the JACK client captured."""
+    loud = np.abs(cap.data[:, 0]) > 0.1  # the probe peaks at 0.5 x master gain
+    lat = []
+    for k, t0 in enumerate(sent):
+        j = max(int(np.searchsorted(cap.block_times, t0)) - 1, 0)
+        i0 = int(cap.block_frames[j])
+        if k % 2 == 0:
+            idx = np.flatnonzero(loud[i0:])
+        else:  # switched off: the first 64 quiet samples in a row
+            idx = np.flatnonzero(np.convolve(~loud[i0:], np.ones(64), "valid") >= 64)
+        lat.append(cap.time_of_frame(i0 + int(idx[0])) - t0 if idx.size else float("nan"))
+    return np.array(lat)
+
+
+PROBE_VOICE = {"kind": "sines", "freq_hz": [1000.0], "amp": [0.0], "glide_s": 0.0}
