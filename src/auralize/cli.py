@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "dream",
     "activations",
     "render",
+    "demo",
 ]
 
 

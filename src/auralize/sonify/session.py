@@ -21,7 +21,9 @@ import csv
 import json
 import logging
 import multiprocessing as mp
+import queue
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -97,7 +99,12 @@ def _render_main(config: dict, path: str, inbox, outbox) -> None:
 
 
 class _Renderer:
-    """Parent side of the renderer child process (spawned: no shared GIL with training)."""
+    """Parent side of the renderer child process (spawned: no shared GIL with training).
+
+    ``put`` only appends to an in-memory queue; a sender thread batches what
+    has queued up into one pipe message, so a renderer that falls behind makes
+    the queue grow instead of blocking the training loop on a full pipe.
+    """
 
     def __init__(self, config: SonifyConfig, path: Path) -> None:
         inbox_recv, self._inbox = mp.Pipe(duplex=False)
@@ -110,14 +117,29 @@ class _Renderer:
         outbox_send.close()
         self.error: str | None = None
         self.stats: dict = {}
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._send_loop, name="auralize-render-send",
+                                        daemon=True)
+        self._sender.start()
 
     def put(self, events: list, frontier_s: float, final: bool = False) -> None:
-        if self.error is None and self._outbox.poll():
-            self._receive()
-        try:
-            self._inbox.send((events, frontier_s, final))
-        except (BrokenPipeError, OSError):
-            self.error = self.error or "the renderer process has exited"
+        self._queue.put((events, frontier_s, final))
+
+    def _send_loop(self) -> None:
+        final = False
+        while not final:
+            events, frontier_s, final = self._queue.get()
+            while not final:  # batch whatever else is waiting
+                try:
+                    more, frontier_s, final = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                events = events + more
+            try:
+                self._inbox.send((events, frontier_s, final))
+            except (BrokenPipeError, OSError):
+                self.error = self.error or "the renderer process has exited"
+                return
 
     def _receive(self) -> None:
         try:
@@ -130,12 +152,20 @@ class _Renderer:
         else:
             self.stats = payload
 
+    def poll_error(self) -> str | None:
+        if self.error is None and self._outbox.poll():
+            self._receive()
+        return self.error
+
     def finish(self, end_s: float, timeout_s: float = 600.0) -> None:
         self.put([], end_s, final=True)
-        if self._outbox.poll(timeout_s):
-            self._receive()
-        else:
-            self.error = self.error or f"the renderer did not finish in {timeout_s:.0f} s"
+        self._sender.join(timeout_s)
+        if self.error is None:
+            if self._outbox.poll(timeout_s):
+                self._receive()
+            else:
+                self.error = f"the renderer did not finish in {timeout_s:.0f} s"
+        if self.error is not None:
             self.process.kill()
         self.process.join(10)
 
@@ -268,7 +298,7 @@ class Sonifier:
         if self.timeline.steps == 1:
             self._write_config()
         self._renderer.put(events, frontier)
-        if self._renderer.error is not None:
+        if self._renderer.poll_error() is not None:
             raise AuralizeError(f"audio rendering failed: {self._renderer.error}")
         self._send_live(events)
         if self._telemetry is not None:

@@ -10,14 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
-
-
-def _finite_or_none(value):
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -62,9 +55,13 @@ class TrainingStep:
     epoch_end: bool = False
 
     def to_json(self) -> str:
-        """One line of JSON; NaN/Inf are written as strings so the line stays valid JSON."""
-        return json.dumps(asdict(self), allow_nan=False, default=str, separators=(",", ":"),
-                          cls=_NonFiniteEncoder)
+        """One line of JSON; NaN/Inf are written as strings so the line stays valid JSON
+        (browsers' ``JSON.parse`` rejects bare NaN)."""
+        doc = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        try:
+            return json.dumps(doc, allow_nan=False, separators=(",", ":"))
+        except ValueError:  # a non-finite number somewhere: the rare, slower path
+            return json.dumps(_encode(doc), allow_nan=False, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, obj: dict) -> TrainingStep:
@@ -75,11 +72,6 @@ class TrainingStep:
         data["step"] = int(data["step"])
         data["epoch"] = int(data.get("epoch") or 0)
         return cls(**data)
-
-
-class _NonFiniteEncoder(json.JSONEncoder):
-    def iterencode(self, o, _one_shot=False):
-        return super().iterencode(_encode(o), _one_shot)
 
 
 def _encode(value):
