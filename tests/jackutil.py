@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -41,7 +42,7 @@ _servers: list = []
 
 @atexit.register
 def _stop_all() -> None:
-    for srv in _servers:
+    for srv in list(_servers):
         srv.stop()
 
 
@@ -107,6 +108,13 @@ class JackServer:
         self.stop()
         raise RuntimeError(f"jackd server {self.name!r} did not accept clients in {timeout_s} s")
 
+    def _drop_logfile(self) -> None:
+        try:
+            self._logfile.close()
+            os.unlink(self._logfile.name)
+        except (OSError, AttributeError):
+            pass
+
     def read_log(self) -> str:
         """Everything jackd printed so far."""
         try:
@@ -124,8 +132,35 @@ class JackServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(5)
+            self._killed = True
+
+    def _release_registry_slot(self) -> None:
+        """After a SIGKILL: free the server's slot in JACK's shared registry.
+
+        libjack reuses a dead server's slot only for the same name, and holds
+        eight; every SIGKILLed uniquely named server would otherwise use one up
+        for good.  Starting a server of the same name and stopping it cleanly
+        releases it.
+        """
+        self._killed = False
+        try:
+            self._start(10.0)
+        except RuntimeError:
+            return
+        self.stop()
+        for f in Path("/dev/shm").glob(f"jack_sem.*_{self.name}_*"):
+            try:
+                f.unlink()
+            except OSError:
+                pass
 
     def stop(self) -> None:
+        if getattr(self, "_killed", False):
+            self.log = self.read_log()
+            self.proc = None
+            self._drop_logfile()
+            self._release_registry_slot()
+            return
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -137,11 +172,7 @@ class JackServer:
                 self.proc.wait(5)
         self.log = self.read_log()
         self.proc = None
-        try:
-            self._logfile.close()
-            os.unlink(self._logfile.name)
-        except OSError:
-            pass
+        self._drop_logfile()
         if self in _servers:
             _servers.remove(self)
 

@@ -345,7 +345,9 @@ class LiveOutput:
 
 
 def _stats_from_array(s, info: dict, out, sample_rate: int, lead_s: float) -> LiveStats:
-    g = lambda name: s[_IDX[name]]
+    def g(name: str) -> float:
+        return s[_IDX[name]]
+
     wall = g("wall_s")
     ring_u = int(g("ring_underruns"))
     dev_u = int(g("device_underflows"))
@@ -594,52 +596,55 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
         put("wall_s", now - t_start)
         put("heartbeat", now)
 
-    while not stop.is_set():
-        now = time.perf_counter()
-        if pending:
-            apply_pending()
-        if live:
-            while ring.fill < lead_frames and not stop.is_set():
-                render_one()
-            # Latency probes: first sample of an ASAP event handed to the device.
-            if probes and state["cb_count"]:
-                cb_start, cb_time = state["cb_frames_start"], state["cb_time"]
-                while probes and probes[0][0] < ring.frames_read:
-                    frame, t_sent = probes.popleft()
-                    lat = cb_time + max(0, frame - cb_start) / sr + device_latency - t_sent
-                    lat_max = lat if math.isnan(lat_max) else max(lat_max, lat)
-                    put("event_latency_s", lat)
-                    put("event_latency_max_s", lat_max)
-            # Device gone?  (JACK server killed: callbacks just stop.)
-            last_cb = state["cb_time"] or t_live
-            inactive = False
-            try:
-                inactive = not stream.active
-            except Exception:  # noqa: BLE001
-                inactive = True
-            if inactive or now - last_cb > dead_after_s:
-                live = False
-                put("live", 0.0)
-                put("device_lost", 1.0)
-                send_status(
-                    "warning", "device-lost",
-                    f"live audio stopped: the output device {info_dev.get('label', '')!r} or "
-                    "its sound server went away; file output continues",
-                )
-                pace_t0 = now
-                pace_f0 = eng.frames_rendered
-                continue
-            wake.wait(period)
-            wake.clear()
-        else:
-            due = pace_f0 + int((now - pace_t0) * sr)
-            while eng.frames_rendered < due and not stop.is_set():
-                render_one()
-            wake.wait(period)
-            wake.clear()
-        if now - last_stats > 0.05:
-            publish(now)
-            last_stats = now
+    try:
+        while not stop.is_set():
+            now = time.perf_counter()
+            if pending:
+                apply_pending()
+            if live:
+                while ring.fill < lead_frames and not stop.is_set():
+                    render_one()
+                # Latency probes: first sample of an ASAP event handed to the device.
+                if probes and state["cb_count"]:
+                    cb_start, cb_time = state["cb_frames_start"], state["cb_time"]
+                    while probes and probes[0][0] < ring.frames_read:
+                        frame, t_sent = probes.popleft()
+                        lat = cb_time + max(0, frame - cb_start) / sr + device_latency - t_sent
+                        lat_max = lat if math.isnan(lat_max) else max(lat_max, lat)
+                        put("event_latency_s", lat)
+                        put("event_latency_max_s", lat_max)
+                # Device gone?  (JACK server killed: callbacks just stop.)
+                last_cb = state["cb_time"] or t_live
+                inactive = False
+                try:
+                    inactive = not stream.active
+                except Exception:  # noqa: BLE001
+                    inactive = True
+                if inactive or now - last_cb > dead_after_s:
+                    live = False
+                    put("live", 0.0)
+                    put("device_lost", 1.0)
+                    send_status(
+                        "warning", "device-lost",
+                        f"live audio stopped: the output device {info_dev.get('label', '')!r} or "
+                        "its sound server went away; file output continues",
+                    )
+                    pace_t0 = now
+                    pace_f0 = eng.frames_rendered
+                    continue
+                wake.wait(period)
+                wake.clear()
+            else:
+                due = pace_f0 + int((now - pace_t0) * sr)
+                while eng.frames_rendered < due and not stop.is_set():
+                    render_one()
+                wake.wait(period)
+                wake.clear()
+            if now - last_stats > 0.05:
+                publish(now)
+                last_stats = now
+    except Exception as exc:  # noqa: BLE001  (report, then finish the file cleanly)
+        send_status("warning", "engine", f"live output stopped: {type(exc).__name__}: {exc}")
 
     # -- shutdown ---------------------------------------------------------------------
     lost = bool(shared[_IDX["device_lost"]])
