@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/auralize check-audio --seconds 2
+	$(VENV)/bin/auralize demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "activations",
     "render",
     "demo",
+    "sweep",
 ]
 
 

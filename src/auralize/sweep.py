@@ -1,0 +1,197 @@
+"""The gradient-sonification seed's sweep: models x learning rates x optimizers x activations.
+
+Each run trains in its own process (one torch thread each) and writes a run
+folder; the sweep then draws every run's spectrogram into one grid PNG and
+writes ``index.html``, a gallery to listen to the runs side by side.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import itertools
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from auralize.errors import AuralizeError
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: str
+    lr: float
+    optimizer: str
+    activation: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}_{self.optimizer}_lr{self.lr:g}_{self.activation}"
+
+
+def grid(models, lrs, optimizers, activations) -> list[RunSpec]:
+    from auralize.digits import ACTIVATIONS, MODELS, OPTIMIZERS
+
+    for values, known, what in ((models, MODELS, "model"), (optimizers, OPTIMIZERS, "optimizer"),
+                                (activations, ACTIVATIONS, "activation")):
+        for value in values:
+            if value not in known:
+                raise AuralizeError(f"unknown {what} {value!r}; choose from {', '.join(known)}")
+    for lr in lrs:
+        if not lr > 0:
+            raise AuralizeError(f"learning rates must be positive, got {lr}")
+    return [RunSpec(*combo) for combo in itertools.product(models, lrs, optimizers, activations)]
+
+
+def run_one(spec: RunSpec, out_dir: str, epochs: int, batch_size: int, seed: int) -> dict:
+    """Train one configuration (in a worker process) and return its summary row."""
+    import torch
+
+    from auralize.digits import build_model, build_optimizer, load_digits_data, train
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    data = load_digits_data(seed=seed)
+    model = build_model(spec.model, spec.activation)
+    optimizer = build_optimizer(spec.optimizer, model.parameters(), spec.lr)
+    out = train(model, optimizer, data, epochs=epochs, batch_size=batch_size, seed=seed,
+                progress=False, watch_kwargs={
+                    "out_dir": str(Path(out_dir) / spec.name), "live": False,
+                    "mappings": ["gradients", "alarm"],
+                })
+    alarms = out["result"].stats.get("alarms", {})
+    return {"run": spec.name, "model": spec.model, "lr": spec.lr, "optimizer": spec.optimizer,
+            "activation": spec.activation, "val_accuracy": round(out["val_accuracy"], 4),
+            "val_loss": out["val_loss"], "steps": out["steps"],
+            "alarms": sum(alarms.values())}
+
+
+def run_sweep(specs: list[RunSpec], out_dir: Path, *, jobs: int, epochs: int, batch_size: int,
+              seed: int = 0, progress: bool = True) -> list[dict]:
+    from tqdm import tqdm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with ProcessPoolExecutor(max_workers=max(1, jobs),
+                             mp_context=_spawn_context()) as pool:
+        futures = {pool.submit(run_one, spec, str(out_dir), epochs, batch_size, seed): spec
+                   for spec in specs}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="sweep", unit="run",
+                           disable=not progress):
+            spec = futures[future]
+            try:
+                rows.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - one broken run must not end the sweep
+                rows.append({"run": spec.name, "model": spec.model, "lr": spec.lr,
+                             "optimizer": spec.optimizer, "activation": spec.activation,
+                             "error": f"{type(exc).__name__}: {exc}"})
+    order = {spec.name: i for i, spec in enumerate(specs)}
+    rows.sort(key=lambda row: order[row["run"]])
+    return rows
+
+
+def _spawn_context():
+    import multiprocessing as mp
+
+    return mp.get_context("spawn")
+
+
+def write_summary(rows: list[dict], out_dir: Path) -> Path:
+    path = out_dir / "results.csv"
+    columns = ["run", "model", "lr", "optimizer", "activation", "val_accuracy", "val_loss",
+               "steps", "alarms", "error"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in columns})
+    return path
+
+
+def save_grid(rows: list[dict], out_dir: Path, path: Path) -> Path:
+    """All runs' spectrograms in one picture, one tile per run, titled with its settings."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from auralize.audio.files import read_audio
+    from auralize.audio.plots import spectrogram_db
+
+    ok = [r for r in rows if "error" not in r]
+    if not ok:
+        raise AuralizeError("no run of the sweep finished; see results.csv")
+    ncols = min(4, len(ok))
+    nrows = math.ceil(len(ok) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False,
+                             dpi=90)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, row in zip(axes.ravel(), ok):
+        samples, rate = read_audio(out_dir / row["run"] / "sonification.wav", mono=True)
+        freqs, times, db = spectrogram_db(samples, rate, nperseg=512)
+        keep = (freqs > 50) & (freqs < 8000)
+        ax.axis("on")
+        ax.pcolormesh(times, freqs[keep], db[keep], shading="auto", cmap="magma",
+                      vmin=db.max() - 80, vmax=db.max())
+        ax.set_yscale("log")
+        ax.set_title(f"{row['model']} {row['optimizer']} lr={row['lr']:g} {row['activation']}\n"
+                     f"acc {row['val_accuracy']:.2f}" + (" ALARM" if row.get("alarms") else ""),
+                     fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.suptitle("gradient sonification sweep: spectrograms (time s, frequency Hz)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_gallery(rows: list[dict], out_dir: Path) -> Path:
+    """``index.html``: a table of runs with audio players and spectrograms, to compare by ear."""
+    cells = []
+    for row in rows:
+        run = html.escape(row["run"])
+        if "error" in row:
+            cells.append(f"<tr><td>{run}</td><td colspan=3>failed: "
+                         f"{html.escape(row['error'])}</td></tr>")
+            continue
+        alarm = " <b class=alarm>alarm</b>" if row.get("alarms") else ""
+        cells.append(
+            f"<tr><td>{run}{alarm}<br>val acc {row['val_accuracy']:.3f}, "
+            f"loss {row['val_loss']:.3g}</td>"
+            f"<td><audio controls preload=none src='{run}/sonification.wav'></audio></td>"
+            f"<td><img loading=lazy src='{run}/spectrogram.png' width=420></td></tr>"
+        )
+    page = (
+        "<!doctype html><meta charset=utf-8><title>auralize sweep</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td{padding:6px;border-bottom:1px solid"
+        " #ddd;vertical-align:middle}.alarm{color:#c00}</style>"
+        "<h1>Gradient sonification sweep</h1><p>One tone per layer per step; pitch = 200 Hz +"
+        " 100 x gradient norm. <a href=grid.png>All spectrograms</a>,"
+        " <a href=results.csv>results.csv</a>.</p><table>" + "".join(cells) + "</table>"
+    )
+    path = out_dir / "index.html"
+    path.write_text(page)
+    return path
+
+
+def default_jobs() -> int:
+    return max(1, (os.cpu_count() or 1))
+
+
+def summarize(rows) -> str:
+    ok = [r for r in rows if "error" not in r]
+    best = max(ok, key=lambda r: r["val_accuracy"], default=None)
+    text = f"{len(ok)}/{len(rows)} runs finished"
+    if best:
+        text += f"; best {best['run']} (val acc {best['val_accuracy']:.3f})"
+    diverged = [r["run"] for r in ok if r.get("alarms")]
+    if diverged:
+        text += f"; alarms in {len(diverged)} runs"
+    return text
+
+
+__all__ = ["RunSpec", "grid", "run_sweep", "save_grid", "write_gallery", "write_summary",
+           "summarize", "default_jobs"]

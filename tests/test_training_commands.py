@@ -1,0 +1,81 @@
+"""The training commands end to end: demo, render of its folder, sweep, a diverging run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from auralize.cli import main
+from auralize.torch import watch
+
+
+@pytest.mark.slow
+def test_demo_writes_the_run_folder_and_render_reproduces_it(tmp_path, capsys):
+    run = tmp_path / "demo"
+    assert main(["demo", "--epochs", "1", "--batch-size", "64", "--no-live",
+                 "--out", str(run)]) == 0
+    printed = capsys.readouterr().out
+    assert "validation accuracy" in printed and f"wrote {run / 'sonification.wav'}" in printed
+    for name in ("sonification.wav", "spectrogram.png", "telemetry.jsonl", "metrics.csv"):
+        assert (run / name).stat().st_size > 0, name
+    records = [json.loads(line) for line in (run / "telemetry.jsonl").read_text().splitlines()]
+    assert len(records) == 26  # ceil(1617 / 64) steps
+    assert list(records[0]["grad_norms"]) == ["conv1", "conv2", "fc"]
+    assert records[-1]["epoch_end"] and len(records[-1]["unit_means"]["fc"]) == 10
+    assert main(["render", str(run), "-o", str(tmp_path / "again.wav"), "--no-plot"]) == 0
+    assert (tmp_path / "again.wav").read_bytes() == (run / "sonification.wav").read_bytes()
+
+
+def test_demo_rejects_bad_settings(capsys):
+    assert main(["demo", "--epochs", "0", "--no-live"]) == 1
+    assert "--epochs and --batch-size must be at least 1" in capsys.readouterr().err
+    assert main(["demo", "--optimizer", "lbfgs2", "--no-live", "--epochs", "1"]) == 1
+    assert "unknown optimizer 'lbfgs2'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sweep_writes_runs_grid_and_gallery(tmp_path):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--out", str(out), "--models", "dnn", "--lrs", "0.5", "0.01",
+                 "--optimizers", "sgd", "--activations", "tanh", "--jobs", "2",
+                 "--batch-size", "128"]) == 0
+    runs = ["dnn_sgd_lr0.5_tanh", "dnn_sgd_lr0.01_tanh"]
+    for run in runs:
+        assert sf.info(str(out / run / "sonification.wav")).frames > 0
+    page = (out / "index.html").read_text()
+    assert all(f"src='{run}/sonification.wav'" in page for run in runs)
+    assert (out / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "results.csv").read_text().count("\n") == 3
+
+
+def test_sweep_rejects_unknown_names(tmp_path, capsys):
+    assert main(["sweep", "--out", str(tmp_path), "--optimizers", "sgdd"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown optimizer 'sgdd'" in err and "\n" not in err.strip()
+
+
+def test_diverging_training_sounds_the_alarm_and_keeps_audio_finite(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=2.0)  # far too large: blows up
+    x, y = torch.randn(64, 8), torch.randn(64, 1)
+    losses = []
+    with watch(model, optimizer, out_dir=tmp_path, live=False,
+               mappings=["loss", "gradients", "alarm"]) as w:
+        for _ in range(60):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+            w.log_loss(loss)
+            losses.append(loss.item())
+    assert any(math.isnan(v) or math.isinf(v) for v in losses)  # it really diverged
+    result = w.result
+    assert result.stats["alarms"]["nonfinite"] > 0
+    audio, _ = sf.read(str(result.wav_path), dtype="float32")
+    assert np.all(np.isfinite(audio)) and np.max(np.abs(audio)) <= 1.0
