@@ -41,7 +41,6 @@ import statistics
 import tempfile
 import time
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -147,7 +146,8 @@ def _proc_cpu_s(pid: int | None) -> float | None:
     if pid is None:
         return None
     try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
@@ -249,7 +249,7 @@ def collection(name: str, model: nn.Module, repeats: int) -> dict:
         p.grad = torch.randn_like(p)
     tel = LayerTelemetry.from_module(model)
     fast = tel.grad_norms
-    slow = lambda: per_parameter_norms_loop(model)  # noqa: E731
+    slow = lambda: per_parameter_norms_loop(model)
     a, b = fast(), slow()
     worst = max(abs(a[k] - b[k]) / max(b[k], 1e-12) for k in b)
     t_fast, t_slow = [], []

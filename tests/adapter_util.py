@@ -34,7 +34,6 @@ class RecordingSonifier:
 
     def close(self):
         self.closed += 1
-        return None
 
 
 def real_sonifier_available() -> bool:

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from adapter_util import RecordingSonifier, check_run_folder, close, digits
 
+from adapter_util import RecordingSonifier, check_run_folder, close, digits
 from auralize import AuralizeError
 from auralize.keras import (
     GradientSonification,
@@ -186,3 +186,13 @@ def test_listen_to_loss_end_to_end_run_folder(tmp_path):
     assert cb.result is not None and cb.result.steps == 6
     lines = (tmp_path / "run" / "telemetry.jsonl").read_text().splitlines()
     assert json.loads(lines[0])["loss"] == recs[0].loss
+
+
+def test_gradients_on_another_backend_is_a_clear_error(monkeypatch):
+    from auralize import keras as ak
+
+    monkeypatch.setattr(ak, "backend_gives_gradients", lambda: False)
+    model = mlp()
+    with pytest.raises(AuralizeError) as err:
+        GradientSonification("x", model)
+    assert "torch backend" in str(err.value) and "\n" not in str(err.value)

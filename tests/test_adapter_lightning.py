@@ -6,10 +6,10 @@ import warnings
 
 import pytest
 import torch
-from adapter_util import RecordingSonifier, check_run_folder, close, digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from adapter_util import RecordingSonifier, check_run_folder, close, digits
 from auralize import AuralizeError
 from auralize.lightning import SonifyCallback, pl
 from auralize.torch import per_parameter_norms_loop

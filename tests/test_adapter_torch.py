@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from adapter_util import (
     RecordingSonifier,
     check_run_folder,
@@ -12,8 +14,6 @@ from adapter_util import (
     digits,
     real_sonifier_available,
 )
-from torch import nn
-
 from auralize import AuralizeError
 from auralize.torch import LayerTelemetry, per_parameter_norms_loop, watch
 
@@ -67,7 +67,7 @@ def test_grad_norms_loss_and_weights_match_slow_reference():
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
     son = RecordingSonifier(unit_means_requests=[(-1, "epoch")])
     refs = []
-    with watch(model, opt, sonifier=son) as w:
+    with watch(model, opt, sonifier=son, weights_every=1) as w:
         train(model, opt, w, x, y, refs=refs)
     recs = son.records
     assert len(recs) == len(refs) == 10
@@ -92,6 +92,28 @@ def test_grad_norms_loss_and_weights_match_slow_reference():
     assert np.allclose(recs[9].unit_means["7"], final, atol=1e-7)
     assert not recs[3].unit_means
     assert son.closed == 0  # a Sonifier passed in is the caller's to close
+
+
+def test_weight_stats_interval_and_epoch_ends():
+    x, y = digits(320, image=True)
+    model = cnn()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    son = RecordingSonifier()
+    with watch(model, opt, sonifier=son, weights_every=4) as w:
+        train(model, opt, w, x, y)
+    have = [bool(r.weight_stats) for r in son.records]
+    # steps 0, 4, 8 by the interval; 9 as its epoch's last record
+    assert have == [True, False, False, False, True, False, False, False, True, True]
+    final = weight_reference(model)["7"]["norm"]
+    assert close(son.records[-1].weight_stats["7"]["norm"], final)  # epoch end: weights now
+    with pytest.raises(AuralizeError, match="weights_every"):
+        watch(model, opt, sonifier=son, weights_every=0)
+    # "auto" keeps the weight statistics' cost small; the first step always has them
+    son = RecordingSonifier()
+    with watch(model, opt, sonifier=son) as w:
+        train(model, opt, w, x, y, epochs=1)
+    assert son.records[0].weight_stats and son.records[-1].weight_stats
+    assert w._w_interval >= 1
 
 
 def test_after_amp_unscaling():

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from adapter_util import check_run_folder, close
 
 HERE = Path(__file__).parent
@@ -25,7 +26,8 @@ def test_ddp_two_processes_one_recording_from_rank_zero_no_hang(tmp_path):
     env["PYTHONPATH"] = os.pathsep.join(
         [str(HERE.parent / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     # a hang at exit (a renderer child, a process group left open) fails here
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240,
+                          check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = {r: json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)}
     assert ranks[0]["sonifier"] and ranks[0]["result"]

@@ -22,10 +22,10 @@ from auralize.errors import AuralizeError
 from auralize.sonify.telemetry import TrainingStep
 
 __all__ = [
+    "StepBuffer",
     "combine_layer_norms",
     "layer_weight_stats",
     "resolve_layer",
-    "StepBuffer",
 ]
 
 

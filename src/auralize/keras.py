@@ -52,22 +52,29 @@ import shutil
 import weakref
 from functools import wraps
 from pathlib import Path
+from typing import ClassVar
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from auralize.errors import AuralizeError  # noqa: E402
-from auralize.grad_norms import (  # noqa: E402
+from auralize.errors import AuralizeError
+from auralize.grad_norms import (
     StepBuffer,
     layer_weight_stats,
     resolve_layer,
     to_float,
 )
 
-__all__ = ["GradientSonification", "ListenToLoss", "WeightsDense", "SonifyCallback",
-           "GradientNormMetric", "backend_gives_gradients"]
+__all__ = [
+    "GradientNormMetric",
+    "GradientSonification",
+    "ListenToLoss",
+    "SonifyCallback",
+    "WeightsDense",
+    "backend_gives_gradients",
+]
 
 
 def backend_gives_gradients() -> bool:
@@ -236,7 +243,7 @@ class _LossCapture:
     One per model (callbacks share it); removed when the last user detaches.
     """
 
-    _by_model: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    _by_model: ClassVar[weakref.WeakKeyDictionary] = weakref.WeakKeyDictionary()
 
     def __init__(self, model):
         self.model = model
@@ -317,7 +324,7 @@ class _RunningMeanLoss:
 # one recorder per Sonifier: one record per step, whatever the number of callbacks
 # ---------------------------------------------------------------------------------
 class _Recorder:
-    _by_sonifier: dict = {}
+    _by_sonifier: ClassVar[dict] = {}
 
     def __init__(self, sonifier):
         self.sonifier = sonifier

@@ -28,8 +28,9 @@ Gradients are read in an ``optimizer.register_step_pre_hook``: after
 the scaler skips for inf/NaN gradients reaches no hook, so that step's record
 has the loss only).  All gradient norms come from one ``torch._foreach_norm``
 call, the weight norms from another, the weight sums from one small reduction per
-parameter; everything — these, the loss and tensor metrics — is stacked into one
-vector and brought to the host in **one** transfer per step (on CUDA a
+parameter (weights every step unless, on the CPU, that costs over 0.5% of a
+step: see ``weights_every``); everything — these, the loss and tensor metrics —
+is stacked into one vector and brought to the host in **one** transfer per step (on CUDA a
 non-blocking copy into pinned memory, read a step or more later, so the training
 loop never waits for it).  Per-parameter numbers are combined into per-layer
 numbers on the host in float64.
@@ -42,6 +43,7 @@ local loss and the (already all-reduced) gradients.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 
 import numpy as np
@@ -56,7 +58,9 @@ from auralize.grad_norms import (
     resolve_layer,
 )
 
-__all__ = ["LayerTelemetry", "Watch", "watch", "unwrap_model"]
+WEIGHTS_BUDGET = 0.005   # weights_every="auto": weight statistics cost <= 0.5% of a step
+
+__all__ = ["LayerTelemetry", "Watch", "unwrap_model", "watch"]
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -111,7 +115,7 @@ class LayerTelemetry:
             self.names.append(name)
         self.counts = [int(p.numel()) for p in self.params]
         self.linear = dict(linear or {})
-        self._all_present_idx = list(range(len(self.params)))
+        self.weights_cost_s = 0.0
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -171,9 +175,13 @@ class LayerTelemetry:
                 if gs:
                     parts.extend(torch._foreach_norm(gs, 2, dtype=torch.float32))
             if weights:
+                t0 = time.perf_counter()
                 ws = [p.detach() for p in self.params]
                 parts.extend(torch._foreach_norm(ws, 2, dtype=torch.float32))
                 parts.extend(w.sum(dtype=torch.float32) for w in ws)
+                # on the CPU the reductions are done now: their cost is measurable
+                self.weights_cost_s = (time.perf_counter() - t0) if not (
+                    ws and ws[0].is_cuda) else 0.0
         return parts, (grads, present, weights)
 
     def decode(self, values, layout) -> tuple[dict, dict]:
@@ -225,7 +233,7 @@ def _to_host(parts: list[torch.Tensor]) -> list[float]:
 class _Transfer:
     """One step's vector on its way to the host."""
 
-    __slots__ = ("host", "event", "finish")
+    __slots__ = ("event", "finish", "host")
 
     def __init__(self, vec: torch.Tensor | None, finish):
         self.finish = finish
@@ -264,13 +272,22 @@ class Watch:
     """
 
     def __init__(self, model, optimizer, sonifier=None, *, grads: bool = True,
-                 weights: bool = True, rank_zero: bool | None = None,
-                 close_sonifier: bool | None = None, **sonifier_kwargs):
+                 weights: bool = True, weights_every: int | str = "auto",
+                 rank_zero: bool | None = None, close_sonifier: bool | None = None,
+                 **sonifier_kwargs):
         self.rank_zero = is_rank_zero() if rank_zero is None else bool(rank_zero)
         self.model = model
         self.optimizer = optimizer
         self.grads = grads
         self.weights = weights
+        if not (weights_every == "auto" or (isinstance(weights_every, int)
+                                              and weights_every >= 1)):
+            raise AuralizeError(f"weights_every must be 'auto' or a positive integer, "
+                                f"not {weights_every!r}")
+        self.weights_every = weights_every
+        self._w_interval = 1 if weights_every == "auto" else int(weights_every)
+        self._n_pre = 0
+        self._last_pre_t: float | None = None
         self.result = None
         self.closed = False
         self._hooks = []
@@ -314,7 +331,17 @@ class Watch:
     def _pre_step(self, optimizer, args, kwargs):
         if self._pending_grads is not None:   # two optimizer steps without log_loss
             self._flush()
-        parts, layout = self.telemetry.device_parts(self.grads, self.weights)
+        now = time.perf_counter()
+        step_s = None if self._last_pre_t is None else now - self._last_pre_t
+        self._last_pre_t = now
+        do_weights = self.weights and self._n_pre % self._w_interval == 0
+        self._n_pre += 1
+        parts, layout = self.telemetry.device_parts(self.grads, do_weights)
+        if do_weights and self.weights_every == "auto" and step_s:
+            # weight statistics at most every step, and no more often than keeps
+            # their cost under WEIGHTS_BUDGET of the step time
+            cost = self.telemetry.weights_cost_s
+            self._w_interval = max(1, min(1000, math.ceil(cost / (WEIGHTS_BUDGET * step_s))))
         self._pending_grads = (parts, layout, optimizer)
         if self._pending_loss is not None:
             self._flush()
@@ -346,6 +373,11 @@ class Watch:
             return
         self._flush()
         self._drain(block=True)
+        held = self.buffer.held
+        if self.weights and held is not None and not held.weight_stats:
+            # weights_every > 1: the epoch's last record always has them
+            parts, layout = self.telemetry.device_parts(False, True)
+            held.weight_stats = self.telemetry.decode(_to_host(parts), layout)[1]
         units = self.telemetry.unit_means(self._unit_epoch) if self._unit_epoch else None
         self.buffer.end_epoch(metrics, units)
 
@@ -452,7 +484,7 @@ class Watch:
             return None
         return self.sonifier.audio()
 
-    def __enter__(self) -> Watch:
+    def __enter__(self) -> Watch:  # noqa: PYI034
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -475,7 +507,13 @@ def watch(model: torch.nn.Module, optimizer, sonifier=None, **sonifier_kwargs) -
         that).  Without it, a ``Sonifier(**sonifier_kwargs)`` is made and closed
         when the block ends.
     grads, weights : bool, keyword
-        Collect gradient norms / weight statistics each step (default both).
+        Collect gradient norms / weight statistics (default both).
+    weights_every : int or "auto", keyword
+        Weight statistics every n-th step (and always on an epoch's last
+        record).  ``"auto"`` (default): every step unless, on the CPU, their
+        reduction costs more than 0.5% of the step time; then every n-th step
+        with n chosen to keep that budget.  On a GPU they cost next to nothing
+        and "auto" means every step.
     **sonifier_kwargs
         ``out_dir``, ``mappings``, ``clock``, ``live``... (see ``Sonifier``).
 
