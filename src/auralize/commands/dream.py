@@ -1,0 +1,350 @@
+"""`auralize dream data|train|eval|export|run`: train a sound classifier, then dream with it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from auralize.errors import AuralizeError
+
+DEFAULT_DATA = "auralize-out/dream/urbansound-synth"
+DEFAULT_RUN = "auralize-out/dream/run"
+
+EXAMPLES = """\
+examples:
+  auralize dream data --out data/us8k-synth            # generated UrbanSound8K look-alike
+  auralize dream data --inspect ~/UrbanSound8K         # count usable / skipped files
+  auralize dream train 600 32 data/us8k-synth --out runs/sb  # the seed's 3 arguments
+  auralize dream train --epochs 30 --model fat_shallow --data ~/UrbanSound8K --out runs/fs
+  auralize dream train --resume --out runs/sb --steps 1200   # continue from the newest checkpoint
+  auralize dream eval runs/sb --data data/us8k-synth --folds 10
+  auralize dream eval --cv --data ~/UrbanSound8K --steps 3000 --out runs/cv
+  auralize dream export runs/sb -o sb_cnn.pt
+  auralize dream run clip.wav --model sb_cnn.pt --objective class --class siren -o dream.wav
+  auralize dream run --model sb_cnn.pt --objective layer --layer conv3 --octaves 3 -o d.wav
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "dream",
+        help="train a sound classifier (UrbanSound8K or generated) and DeepDream with it",
+        description="Deep dreaming sounds: data, training, evaluation, export, dreaming.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
+    ss = p.add_subparsers(dest="dream_command", metavar="ACTION")
+
+    d = ss.add_parser("data", help="generate the embedded data set, or inspect one",
+                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("--out", default=DEFAULT_DATA, help=f"where to write (default {DEFAULT_DATA})")
+    d.add_argument("--per-class", type=int, default=8, help="clips per class per fold (8)")
+    d.add_argument("--folds", type=int, default=10, help="number of folds (10)")
+    d.add_argument("--classes", default=None, help="comma-separated subset of the 10 classes")
+    d.add_argument("--max-rate", type=int, default=None, help="cap the files' sample rates (Hz)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--inspect", metavar="PATH", default=None,
+                   help="load an existing data set and report usable and skipped files")
+    d.add_argument("--sample-rate", type=int, default=22050, help="rate for --inspect (22050)")
+    d.set_defaults(run=run_data)
+
+    t = ss.add_parser("train", help="train a classifier with Lightning (checkpoints, TensorBoard)",
+                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("n_steps", nargs="?", type=int, default=None,
+                   help="number of optimiser steps (seed's n_iterations; default 600)")
+    t.add_argument("batch_pos", nargs="?", type=int, default=None, metavar="batch_size",
+                   help="batch size (seed's second argument; also --batch-size; default 32)")
+    t.add_argument("path", nargs="?", default=None, help="data folder (also --data)")
+    _train_options(t)
+    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    t.set_defaults(run=run_train)
+
+    e = ss.add_parser("eval", help="accuracy, per-class table, confusion matrix; --cv: 10-fold",
+                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("model", nargs="?", default=None,
+                   help="checkpoint, run folder or exported .pt (not with --cv)")
+    e.add_argument("--folds", default="10", help="folds (or split names) to evaluate on (10)")
+    e.add_argument("--cv", action="store_true",
+                   help="run the official 10-fold protocol: train one model per held-out fold")
+    e.add_argument("--cv-folds", default="1-10", help="test folds for --cv (1-10)")
+    _train_options(e)
+    e.set_defaults(run=run_eval)
+
+    x = ss.add_parser("export", help="one TorchScript file with front end + weights",
+                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    x.add_argument("checkpoint", help="checkpoint or run folder (newest checkpoint)")
+    x.add_argument("-o", "--output", default=None, help="output .pt (default: RUN/model.pt)")
+    x.set_defaults(run=run_export)
+
+    r = ss.add_parser("run", help="DeepDream on the waveform",
+                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("input", nargs="?", default=None,
+                   help="WAV/FLAC/OGG to dream on (default: --start)")
+    r.add_argument("--model", "-m", required=True, help="exported .pt, checkpoint or run folder")
+    r.add_argument("-o", "--output", default="auralize-out/dream/dream.wav", help="dreamed WAV")
+    r.add_argument("--objective", choices=["layer", "channel", "class", "logit"], default="layer",
+                   help="layer energy, one channel's mean, a class's log-probability, or its logit")
+    r.add_argument("--layer", default=None, help="layer name (default: last convolution)")
+    r.add_argument("--channel", type=int, default=0, help="channel for --objective channel")
+    r.add_argument("--class", dest="target_class", default=None, help="class name or index")
+    r.add_argument("--steps", type=int, default=100, help="gradient steps in all (100)")
+    r.add_argument("--step-size", type=float, default=0.002,
+                   help="mean change per sample per step, full scale 1 (0.002)")
+    r.add_argument("--octaves", type=int, default=1, help="multi-scale octaves (1)")
+    r.add_argument("--octave-scale", type=float, default=2.0, help="band ratio between octaves (2)")
+    r.add_argument("--jitter-ms", type=float, default=10.0, help="random time shift per step (10 ms)")
+    r.add_argument("--normalise", choices=["l1", "adam"], default="l1",
+                   help="gradient normalisation: l1 (classic DeepDream) or adam")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--start", default="noise",
+                   help="without INPUT: 'noise' or a generated class such as siren")
+    r.add_argument("--threads", type=int, default=None, help="torch CPU threads (min(2, cores))")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(run=run_dream)
+
+
+def _train_options(t) -> None:
+    g = t.add_argument_group("training")
+    g.add_argument("--data", default=None,
+                   help=f"data folder: UrbanSound8K, the seed's modified copy, or generated "
+                        f"(default {DEFAULT_DATA}, generated when missing)")
+    g.add_argument("--out", default=None, help=f"run folder (default {DEFAULT_RUN})")
+    g.add_argument("--model", dest="arch", default="sb_cnn", help="sb_cnn or fat_shallow")
+    g.add_argument("--steps", type=int, default=None, help="optimiser steps")
+    g.add_argument("--epochs", type=int, default=None, help="epochs (instead of steps)")
+    g.add_argument("--batch-size", type=int, default=None)
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--sample-rate", type=int, default=22050, help="model rate in Hz (22050)")
+    g.add_argument("--clip-s", type=float, default=4.0, help="clip length in seconds (4)")
+    g.add_argument("--train-folds", default="1-8")
+    g.add_argument("--val-folds", default="9")
+    g.add_argument("--test-folds", default="10")
+    g.add_argument("--val-every", type=int, default=50, help="validate every N steps (50)")
+    g.add_argument("--ckpt-every", type=int, default=100, help="checkpoint every N steps (100)")
+    g.add_argument("--keep", type=int, default=5, help="checkpoints kept (5)")
+    g.add_argument("--augment", default="shift,gain,noise,stretch",
+                   help="comma list of shift,gain,noise,stretch, or 'none'")
+    g.add_argument("--target-acc", type=float, default=None,
+                   help="stop once validation accuracy reaches this (e.g. 0.95)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (min(2, cores))")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _resolve_model_path(path: str) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        from auralize.dream.train import latest_checkpoint
+
+        for cand in (p / "model.pt",):
+            if cand.is_file():
+                return cand
+        ck = latest_checkpoint(p)
+        if ck is None:
+            raise AuralizeError(f"no model.pt or checkpoints in {str(p)!r}")
+        return ck
+    return p
+
+
+def _ensure_default_data(path: str) -> None:
+    if Path(path).exists() or path != DEFAULT_DATA:
+        return
+    from auralize.dream.synth_data import generate_dataset
+
+    print(f"no data given: generating the embedded data set in {path}")
+    generate_dataset(path, progress=True)
+
+
+def _train_config(args, steps=None, batch=None, data=None):
+    from auralize.dream.datasets import parse_folds
+    from auralize.dream.train import TrainConfig
+
+    aug = [] if args.augment.strip().lower() in ("none", "") else [
+        a.strip() for a in args.augment.split(",") if a.strip()
+    ]
+    return TrainConfig(
+        data=data or args.data or DEFAULT_DATA,
+        out=args.out or DEFAULT_RUN,
+        arch=args.arch,
+        sample_rate=args.sample_rate,
+        clip_s=args.clip_s,
+        steps=steps if steps is not None else args.steps,
+        epochs=args.epochs,
+        batch_size=batch or args.batch_size or 32,
+        lr=args.lr,
+        train_folds=parse_folds(args.train_folds),
+        val_folds=parse_folds(args.val_folds),
+        test_folds=parse_folds(args.test_folds),
+        val_every=args.val_every,
+        ckpt_every=args.ckpt_every,
+        keep=args.keep,
+        augment=aug,
+        seed=args.seed,
+        target_acc=args.target_acc,
+        progress=not args.no_progress,
+        threads=args.threads,
+    )
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+def run_data(args) -> int:
+    if args.inspect:
+        from auralize.dream.datasets import detect_layout, load_dataset
+
+        layout = detect_layout(args.inspect)
+        clips = load_dataset(args.inspect, args.sample_rate, 4.0, progress=True)
+        print(f"layout: {layout}")
+        print(clips.summary())
+        for path, why in clips.skipped:
+            print(f"  skipped {path}: {why}")
+        return 0
+    from auralize.dream.synth_data import CLASSES, generate_dataset
+
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    if classes:
+        bad = [c for c in classes if c not in CLASSES]
+        if bad:
+            raise AuralizeError(f"unknown class(es) {', '.join(bad)}; classes: {', '.join(CLASSES)}")
+    s = generate_dataset(args.out, per_class_per_fold=args.per_class, folds=args.folds,
+                         classes=classes, seed=args.seed, max_rate=args.max_rate, progress=True)
+    print(f"wrote {s.n_files} clips ({len(s.classes)} classes, {len(s.folds)} folds)")
+    print(f"  {Path(s.root) / 'metadata' / 'UrbanSound8K.csv'}")
+    print(f"  {Path(s.root) / 'audio'}/fold1..fold{len(s.folds)}")
+    return 0
+
+
+def run_train(args) -> int:
+    from auralize.dream.train import train
+
+    data = args.path or args.data or DEFAULT_DATA
+    steps = args.n_steps if args.n_steps is not None else args.steps
+    if steps is None and args.epochs is None and not args.resume:
+        steps = 600
+    _ensure_default_data(data)
+    cfg = _train_config(args, steps=steps, batch=args.batch_pos or args.batch_size, data=data)
+    if args.resume and steps is None and args.epochs is None:
+        saved = Path(cfg.out) / "config.json"
+        if saved.exists():
+            old = json.loads(saved.read_text())
+            cfg.steps, cfg.epochs = old.get("steps"), old.get("epochs")
+    rep = train(cfg, resume=args.resume)
+    print(json.dumps(rep, indent=2))
+    run = Path(rep["run"])
+    print("wrote:")
+    print(f"  {rep['checkpoint']}")
+    for name in ("report.json", "test_confusion.png", "steps.csv", "tb"):
+        if (run / name).exists():
+            print(f"  {run / name}")
+    print(f"TensorBoard: tensorboard --logdir {run / 'tb'}")
+    return 0
+
+
+def run_eval(args) -> int:
+    from auralize.dream.datasets import parse_folds
+
+    if args.cv:
+        from auralize.dream.train import cross_validate
+
+        data = args.data or DEFAULT_DATA
+        _ensure_default_data(data)
+        cfg = _train_config(args, steps=args.steps if args.steps or args.epochs else 600, data=data)
+        cfg.out = args.out or "auralize-out/dream/cv"
+        res = cross_validate(cfg, parse_folds(args.cv_folds))
+        for k, acc in res["folds"].items():
+            print(f"fold {k:>2}: test accuracy {acc:.4f}")
+        print(f"mean {res['mean_acc']:.4f} +- {res['std_acc']:.4f} over {len(res['folds'])} folds")
+        print(f"wrote {Path(cfg.out) / 'cv.json'}")
+        return 0
+    if not args.model:
+        raise AuralizeError("give a MODEL (checkpoint, run folder or exported .pt), or --cv")
+    from auralize.dream.datasets import load_dataset
+    from auralize.dream.evaluate import evaluate, format_table, save_confusion_png
+    from auralize.dream.models import load_model
+    from auralize.dream.train import set_threads
+
+    set_threads(args.threads)
+    path = _resolve_model_path(args.model)
+    model = load_model(path)
+    data = args.data or DEFAULT_DATA
+    folds = parse_folds(args.folds)
+    clips = load_dataset(data, model.sample_rate, model.clip_samples / model.sample_rate,
+                         splits=folds, progress=not args.no_progress)
+    if len(clips) == 0:
+        raise AuralizeError(f"no usable clips in fold(s)/split(s) {args.folds} of {data!r}")
+    if list(clips.class_names) != list(model.class_names):
+        raise AuralizeError(
+            f"the data's classes ({', '.join(clips.class_names)}) differ from the model's "
+            f"({', '.join(model.class_names)})"
+        )
+    res = evaluate(model, clips)
+    print(f"model: {path}")
+    print(clips.summary())
+    print(format_table(res))
+    out = Path(args.out or path.parent)
+    png = save_confusion_png(res.confusion, res.class_names, out / "eval_confusion.png",
+                             f"{Path(path).name} on {args.folds}: acc {res.accuracy:.3f}")
+    js = res.to_json(out / "eval.json")
+    print(f"wrote:\n  {png}\n  {js}")
+    return 0
+
+
+def run_export(args) -> int:
+    from auralize.dream.export import export_torchscript
+
+    path = _resolve_model_path(args.checkpoint)
+    out = Path(args.output) if args.output else (
+        Path(args.checkpoint) / "model.pt" if Path(args.checkpoint).is_dir() else path.with_suffix(".pt")
+    )
+    info = export_torchscript(path, out)
+    print(f"exported {path} -> {info['path']}")
+    print(f"  classes: {', '.join(info['class_names'])}")
+    print(f"  layers: {', '.join(info['layer_names'])}")
+    print(f"  max |logit difference| vs checkpoint: {info['max_abs_logit_diff']:.3g}")
+    return 0
+
+
+def run_dream(args) -> int:
+    import numpy as np
+
+    from auralize.dream.datasets import load_clip
+    from auralize.dream.deepdream import DreamConfig, dream, save_outputs, starting_clip
+    from auralize.dream.models import load_model
+    from auralize.dream.train import set_threads
+
+    set_threads(args.threads)
+    model = load_model(_resolve_model_path(args.model))
+    if args.input:
+        from auralize.audio.files import read_audio
+
+        _, rate = read_audio(args.input)
+        clip = load_clip(args.input, model.sample_rate, int(model.clip_samples))
+        print(f"input {args.input} ({rate} Hz) -> {model.sample_rate} Hz, "
+              f"{model.clip_samples / model.sample_rate:.2f} s")
+    else:
+        clip = starting_clip(model, args.start, args.seed)
+        print(f"no input: dreaming from {args.start}")
+    cfg = DreamConfig(
+        objective=args.objective, layer=args.layer, channel=args.channel,
+        target_class=args.target_class, steps=args.steps, step_size=args.step_size,
+        octaves=args.octaves, octave_scale=args.octave_scale, jitter_ms=args.jitter_ms,
+        seed=args.seed, normalise=args.normalise,
+    )
+    res = dream(model, clip, cfg, progress=not args.no_progress)
+    paths = save_outputs(res, args.output)
+    ratio = f" ({res.end / res.start:.2f}x)" if res.start > 0 else ""
+    print(f"{res.target}: {res.start:.4g} -> {res.end:.4g}{ratio} in {len(res.curve)} steps")
+    i = int(np.argmax(res.probs_after))
+    print(f"top class after: {res.class_names[i]} ({res.probs_after[i]:.3f}); "
+          f"before: {res.class_names[int(np.argmax(res.probs_before))]} "
+          f"({float(np.max(res.probs_before)):.3f})")
+    print("wrote:")
+    for p in paths.values():
+        print(f"  {p}")
+    return 0
