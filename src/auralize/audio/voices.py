@@ -67,12 +67,92 @@ def bandpass_gain(freq_hz: np.ndarray, center_hz: np.ndarray, q: float) -> np.nd
     return 1.0 / np.sqrt(1.0 + (q * detune) ** 2)
 
 
+class Tremolo:
+    """Amplitude LFO shared by the voices: level x (1 - depth x lfo); depth 1 reaches silence."""
+
+    def __init__(self, sample_rate: int, stats: EngineStats, rate_hz, depth) -> None:
+        self.stats = stats
+        self.lfo = LFO(sample_rate, sanitize(rate_hz, 1, RATE, stats), "sine")
+        self.depth = float(sanitize(depth, 1, DEPTH, stats)[0])
+
+    @property
+    def active(self) -> bool:
+        return self.lfo.active and self.depth > 0
+
+    def set(self, param: str, value) -> bool:
+        if param == "tremolo_hz":
+            self.lfo.set_rate(sanitize(value, 1, RATE, self.stats))
+        elif param == "tremolo_depth":
+            self.depth = float(sanitize(value, 1, DEPTH, self.stats)[0])
+        else:
+            return False
+        return True
+
+    def advance(self, frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """Level factors at the start and end of the next span."""
+        t0, t1 = self.lfo.advance(frames)
+        return 1.0 - self.depth * t0, 1.0 - self.depth * t1
+
+
+class BandPass:
+    """Band-pass settings shared by the voices: a gliding centre, Q, and a sweep LFO.
+
+    With a sweep rate above 0 (per element), the centre follows the LFO between
+    ``lo_hz`` and ``hi_hz`` instead of ``center``.  Q 0 disables the filter.
+    """
+
+    CENTER = Range(1.0, 1e5, 1000.0)
+
+    def __init__(self, sample_rate: int, stats: EngineStats, size: int, *, center_hz, q,
+                 sweep_hz, lo_hz: float, hi_hz: float, shape: str) -> None:
+        self.stats = stats
+        self.size = size
+        self.center = Param(sanitize(center_hz, size, self.CENTER, stats))
+        self.q = float(sanitize(q, 1, Q_RANGE, stats)[0])
+        self.sweep = LFO(sample_rate, sanitize(sweep_hz, size, RATE, stats), shape)
+        self.lo_hz = float(lo_hz)
+        self.hi_hz = float(hi_hz)
+
+    @property
+    def enabled(self) -> bool:
+        return self.q > 0
+
+    @property
+    def moving(self) -> bool:
+        return self.enabled and self.sweep.active
+
+    def set(self, param: str, value, glide_frames: int) -> bool:
+        stats = self.stats
+        if param == "bp_center_hz":
+            self.center.set(sanitize(value, self.size, self.CENTER, stats), glide_frames)
+        elif param == "bp_q":
+            self.q = float(sanitize(value, 1, Q_RANGE, stats)[0])
+        elif param == "sweep_hz":
+            self.sweep.set_rate(sanitize(value, self.size, RATE, stats))
+        elif param == "sweep_lo_hz":
+            self.lo_hz = float(sanitize(value, 1, Range(1.0, 1e5, 200.0), stats)[0])
+        elif param == "sweep_hi_hz":
+            self.hi_hz = float(sanitize(value, 1, Range(1.0, 1e5, 2200.0), stats)[0])
+        else:
+            return False
+        return True
+
+    def advance(self, frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """Centre frequencies (Hz) at the start and end of the next span."""
+        c0, c1 = self.center.advance(frames)
+        if self.sweep.active:
+            w0, w1 = self.sweep.advance(frames)
+            sweeping = self.sweep.rate_hz > 0
+            span = self.hi_hz - self.lo_hz
+            c0 = np.where(sweeping, self.lo_hz + span * w0, c0)
+            c1 = np.where(sweeping, self.lo_hz + span * w1, c1)
+        return c0, c1
+
+
 class Voice:
     """Base class: a named sound source with a gliding output gain and mute."""
 
     kind = "voice"
-    #: parameters that take a glide time
-    gliding: tuple[str, ...] = ()
 
     def __init__(self, sample_rate: int, stats: EngineStats, glide_s: float, gain: float) -> None:
         self.sample_rate = int(sample_rate)
@@ -139,7 +219,6 @@ class SineBank(Voice):
     """
 
     kind = "sines"
-    gliding = ("freq_hz", "amp", "shift_hz", "gain", "bp_center_hz")
 
     def __init__(
         self,
@@ -172,15 +251,12 @@ class SineBank(Voice):
         self.freq = Param(sanitize(freq_hz, n, self.freq_range, stats))
         self.amp = Param(sanitize(0.0 if amp is None else amp, n, AMP, stats))
         self.shift = Param(sanitize(shift_hz, n, Range(-1e5, 1e5, 0.0), stats))
-        self.bp_center = Param(sanitize(bp_center_hz, n, Range(1.0, 1e5, 1000.0), stats))
-        self.bp_q = float(sanitize(bp_q, 1, Q_RANGE, stats)[0])
         self.vibrato = LFO(sample_rate, vibrato_hz, "sine")
         self.vibrato_cents = float(sanitize(vibrato_cents, 1, CENTS, stats)[0])
-        self.tremolo = LFO(sample_rate, tremolo_hz, "sine")
-        self.tremolo_depth = float(sanitize(tremolo_depth, 1, DEPTH, stats)[0])
-        self.sweep = LFO(sample_rate, sanitize(sweep_hz, n, RATE, stats), sweep_shape)
-        self.sweep_lo_hz = float(sweep_lo_hz)
-        self.sweep_hi_hz = float(sweep_hi_hz)
+        self.tremolo = Tremolo(sample_rate, stats, tremolo_hz, tremolo_depth)
+        self.bandpass = BandPass(sample_rate, stats, n, center_hz=bp_center_hz, q=bp_q,
+                                 sweep_hz=sweep_hz, lo_hz=sweep_lo_hz, hi_hz=sweep_hi_hz,
+                                 shape=sweep_shape)
         self.phase = np.zeros(n)
         self.sub_block = int(sub_block)
         # Cached tables for steady partials.  ``_rt`` holds, interleaved per
@@ -203,7 +279,7 @@ class SineBank(Voice):
 
     # -- events -----------------------------------------------------------
     def params(self) -> list[Param]:
-        return [self.gain, self.freq, self.amp, self.shift, self.bp_center]
+        return [self.gain, self.freq, self.amp, self.shift, self.bandpass.center]
 
     def set(self, param: str, value, glide_s: float | None) -> bool:
         self._static = self._weighted = None
@@ -215,25 +291,11 @@ class SineBank(Voice):
             self.amp.set(sanitize(value, n, AMP, stats), frames)
         elif param == "shift_hz":
             self.shift.set(sanitize(value, n, Range(-1e5, 1e5, 0.0), stats), frames)
-        elif param == "bp_center_hz":
-            self.bp_center.set(sanitize(value, n, Range(1.0, 1e5, 1000.0), stats), frames)
-        elif param == "bp_q":
-            self.bp_q = float(sanitize(value, 1, Q_RANGE, stats)[0])
         elif param == "vibrato_hz":
             self.vibrato.set_rate(sanitize(value, 1, RATE, stats))
         elif param == "vibrato_cents":
             self.vibrato_cents = float(sanitize(value, 1, CENTS, stats)[0])
-        elif param == "tremolo_hz":
-            self.tremolo.set_rate(sanitize(value, 1, RATE, stats))
-        elif param == "tremolo_depth":
-            self.tremolo_depth = float(sanitize(value, 1, DEPTH, stats)[0])
-        elif param == "sweep_hz":
-            self.sweep.set_rate(sanitize(value, n, RATE, stats))
-        elif param == "sweep_lo_hz":
-            self.sweep_lo_hz = float(sanitize(value, 1, Range(1.0, 1e5, 200.0), stats)[0])
-        elif param == "sweep_hi_hz":
-            self.sweep_hi_hz = float(sanitize(value, 1, Range(1.0, 1e5, 2200.0), stats)[0])
-        else:
+        elif not (self.tremolo.set(param, value) or self.bandpass.set(param, value, frames)):
             return super().set(param, value, glide_s)
         return True
 
@@ -244,7 +306,7 @@ class SineBank(Voice):
         s0, s1 = self.shift.advance(frames)
         a0, a1 = self.amp.advance(frames)
         g0, g1 = self.gain.advance(frames)
-        c0, c1 = self.bp_center.advance(frames)
+        c0, c1 = self.bandpass.advance(frames)
         fe0, fe1 = f0 + s0, f1 + s1
         if self.vibrato.active and self.vibrato_cents > 0:
             v0, v1 = self.vibrato.advance(frames)
@@ -252,18 +314,12 @@ class SineBank(Voice):
             fe1 = fe1 * 2.0 ** (self.vibrato_cents / 1200.0 * (2.0 * v1 - 1.0))
         a0 = a0 * g0[0]
         a1 = a1 * g1[0]
-        if self.tremolo.active and self.tremolo_depth > 0:
+        if self.tremolo.active:
             t0, t1 = self.tremolo.advance(frames)
-            a0 = a0 * (1.0 - self.tremolo_depth * t0)
-            a1 = a1 * (1.0 - self.tremolo_depth * t1)
-        if self.bp_q > 0:
-            if self.sweep.active:
-                w0, w1 = self.sweep.advance(frames)
-                span = self.sweep_hi_hz - self.sweep_lo_hz
-                c0 = np.where(self.sweep.rate_hz > 0, self.sweep_lo_hz + span * w0, c0)
-                c1 = np.where(self.sweep.rate_hz > 0, self.sweep_lo_hz + span * w1, c1)
-            a0 = a0 * bandpass_gain(fe0, c0, self.bp_q)
-            a1 = a1 * bandpass_gain(fe1, c1, self.bp_q)
+            a0, a1 = a0 * t0, a1 * t1
+        if self.bandpass.enabled:
+            a0 = a0 * bandpass_gain(fe0, c0, self.bandpass.q)
+            a1 = a1 * bandpass_gain(fe1, c1, self.bandpass.q)
         nyquist = self.sample_rate / 2.0
         # Shifts and vibrato may push a partial below 0 Hz or past Nyquist:
         # silence it there rather than let it alias or fold.
@@ -330,9 +386,10 @@ class SineBank(Voice):
         """Keep glides, LFOs and phases moving while nothing sounds; render nothing."""
         f0, f1 = self.freq.advance(frames)
         s0, s1 = self.shift.advance(frames)
-        for param in (self.amp, self.gain, self.bp_center):
-            param.advance(frames)
-        for lfo in (self.vibrato, self.tremolo, self.sweep):
+        self.amp.advance(frames)
+        self.gain.advance(frames)
+        self.bandpass.advance(frames)
+        for lfo in (self.vibrato, self.tremolo.lfo):
             if lfo.active:
                 lfo.advance(frames)
         w = (f0 + s0 + f1 + s1) * (np.pi / self.sample_rate)
@@ -344,9 +401,7 @@ class SineBank(Voice):
             return False
         if self.vibrato.active and self.vibrato_cents > 0:
             return False
-        if self.tremolo.active and self.tremolo_depth > 0:
-            return False
-        return not (self.bp_q > 0 and self.sweep.active)
+        return not (self.tremolo.active or self.bandpass.moving)
 
     def _render_gliding(self, frames, w0, w1, a0, a1, idx) -> np.ndarray:
         n = np.arange(frames, dtype=np.float64)
@@ -410,7 +465,6 @@ class Noise(Voice):
     """
 
     kind = "noise"
-    gliding = ("amp", "gain", "bp_center_hz")
 
     def __init__(
         self,
@@ -432,35 +486,21 @@ class Noise(Voice):
     ) -> None:
         super().__init__(sample_rate, stats, glide_s, gain)
         self.amp = Param(sanitize(amp, 1, AMP, stats))
-        self.bp_center = Param(sanitize(bp_center_hz, 1, Range(1.0, 1e5, 1000.0), stats))
-        self.bp_q = float(sanitize(bp_q, 1, Q_RANGE, stats)[0])
-        self.sweep = LFO(sample_rate, sanitize(sweep_hz, 1, RATE, stats), sweep_shape)
-        self.sweep_lo_hz = float(sweep_lo_hz)
-        self.sweep_hi_hz = float(sweep_hi_hz)
-        self.tremolo = LFO(sample_rate, tremolo_hz, "sine")
-        self.tremolo_depth = float(sanitize(tremolo_depth, 1, DEPTH, stats)[0])
+        self.bandpass = BandPass(sample_rate, stats, 1, center_hz=bp_center_hz, q=bp_q,
+                                 sweep_hz=sweep_hz, lo_hz=sweep_lo_hz, hi_hz=sweep_hi_hz,
+                                 shape=sweep_shape)
+        self.tremolo = Tremolo(sample_rate, stats, tremolo_hz, tremolo_depth)
         self.rng = np.random.default_rng(int(seed))
         self.zi = np.zeros(2)
 
     def params(self) -> list[Param]:
-        return [self.gain, self.amp, self.bp_center]
+        return [self.gain, self.amp, self.bandpass.center]
 
     def set(self, param: str, value, glide_s: float | None) -> bool:
-        stats = self.stats
+        frames = self.glide_frames(glide_s)
         if param == "amp":
-            self.amp.set(sanitize(value, 1, AMP, stats), self.glide_frames(glide_s))
-        elif param == "bp_center_hz":
-            center = sanitize(value, 1, Range(1.0, 1e5, 1000.0), stats)
-            self.bp_center.set(center, self.glide_frames(glide_s))
-        elif param == "bp_q":
-            self.bp_q = float(sanitize(value, 1, Q_RANGE, stats)[0])
-        elif param == "sweep_hz":
-            self.sweep.set_rate(sanitize(value, 1, RATE, stats))
-        elif param == "tremolo_hz":
-            self.tremolo.set_rate(sanitize(value, 1, RATE, stats))
-        elif param == "tremolo_depth":
-            self.tremolo_depth = float(sanitize(value, 1, DEPTH, stats)[0])
-        else:
+            self.amp.set(sanitize(value, 1, AMP, self.stats), frames)
+        elif not (self.tremolo.set(param, value) or self.bandpass.set(param, value, frames)):
             return super().set(param, value, glide_s)
         return True
 
@@ -469,7 +509,7 @@ class Noise(Voice):
         # spans, so moving the centre does not restart the filter.
         nyquist = self.sample_rate / 2.0
         w = TWO_PI * min(max(center_hz, 1.0), 0.95 * nyquist) / self.sample_rate
-        alpha = np.sin(w) / (2.0 * self.bp_q)
+        alpha = np.sin(w) / (2.0 * self.bandpass.q)
         b = np.array([alpha, 0.0, -alpha])
         a = np.array([1.0 + alpha, -2.0 * np.cos(w), 1.0 - alpha])
         y, self.zi = signal.lfilter(b / a[0], a / a[0], x, zi=self.zi)
@@ -478,19 +518,15 @@ class Noise(Voice):
     def render(self, frames: int, span_frames: int = 512) -> np.ndarray | None:
         a0, a1 = self.amp.advance(frames)
         g0, g1 = self.gain.advance(frames)
-        c0, c1 = self.bp_center.advance(frames)
+        c0, _ = self.bandpass.advance(frames)
         level0, level1 = float(a0[0] * g0[0]), float(a1[0] * g1[0])
-        if self.tremolo.active and self.tremolo_depth > 0:
+        if self.tremolo.active:
             t0, t1 = self.tremolo.advance(frames)
-            level0 *= 1.0 - self.tremolo_depth * float(t0[0])
-            level1 *= 1.0 - self.tremolo_depth * float(t1[0])
-        center = float(0.5 * (c0[0] + c1[0]))
-        if self.sweep.active:
-            s0, s1 = self.sweep.advance(frames)
-            center = self.sweep_lo_hz + (self.sweep_hi_hz - self.sweep_lo_hz) * float(s0[0])
+            level0 *= float(t0[0])
+            level1 *= float(t1[0])
         x = self.rng.uniform(-1.0, 1.0, frames)
-        if self.bp_q > 0:
-            x = self._bandpass(x, center)
+        if self.bandpass.enabled:
+            x = self._bandpass(x, float(c0[0]))
         if self.muted:
             level0 = level1 = 0.0
         return x * np.linspace(level0, level1, frames, endpoint=False)
