@@ -43,10 +43,10 @@ def run(quick: bool = False, threads: int | None = None) -> list[dict]:
     rows: list[dict] = []
     tmp = Path(tempfile.mkdtemp(prefix="bench-dream-"))
     if quick:
-        gen_kw = dict(per_class_per_fold=4, duration_s=2.0, max_rate=16000, seed=1)
+        gen_kw = {"per_class_per_fold": 4, "duration_s": 2.0, "max_rate": 16000, "seed": 1}
         sr, clip_s = 8000, 2.0
     else:
-        gen_kw = dict(per_class_per_fold=8, seed=1)
+        gen_kw = {"per_class_per_fold": 8, "seed": 1}
         sr, clip_s = 22050, 4.0
     t0 = time.perf_counter()
     summary = generate_dataset(tmp / "data", **gen_kw)

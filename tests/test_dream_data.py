@@ -27,8 +27,8 @@ def _digest(root):
 
 
 def test_generator_is_deterministic_by_seed(tmp_path):
-    kw = dict(per_class_per_fold=1, folds=2, classes=["siren", "dog_bark", "jackhammer"],
-              duration_s=1.0, max_rate=16000)
+    kw = {"per_class_per_fold": 1, "folds": 2, "classes": ["siren", "dog_bark", "jackhammer"],
+              "duration_s": 1.0, "max_rate": 16000}
     a = generate_dataset(tmp_path / "a", seed=3, **kw)
     generate_dataset(tmp_path / "b", seed=3, **kw)
     generate_dataset(tmp_path / "c", seed=4, **kw)
@@ -40,7 +40,7 @@ def test_generator_is_deterministic_by_seed(tmp_path):
 def test_generator_writes_urbansound8k_layout_in_varied_formats(tmp_path):
     s = generate_dataset(tmp_path, per_class_per_fold=1, folds=2, duration_s=1.0)
     assert s.n_files == 2 * len(CLASSES) >= 16
-    rows = list(csv.DictReader(open(tmp_path / "metadata" / "UrbanSound8K.csv")))
+    rows = list(csv.DictReader((tmp_path / "metadata" / "UrbanSound8K.csv").open()))
     assert list(rows[0].keys()) == CSV_COLUMNS
     assert {r["class"] for r in rows} == set(CLASSES)
     for r in rows:

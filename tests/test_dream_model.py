@@ -48,7 +48,7 @@ def test_logmel_finds_a_tone_and_passes_gradients():
         assert y.shape == (1, 1, 40, sr // 256 + 1)
         band = int(y[0, 0].mean(dim=1).argmax())
         fb = mel_filterbank(sr, 512, 40)
-        expect = int(fb[:, int(round(f_hz / (sr / 512)))].argmax())
+        expect = int(fb[:, round(f_hz / (sr / 512))].argmax())
         assert abs(band - expect) <= 1
         y.mean().backward()
         assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
@@ -128,7 +128,8 @@ def test_exported_model_needs_no_training_code(tmp_path):
         save_outputs(r, {str(tmp_path / 'd.wav')!r})
         print(predict_logits(m, np.zeros((2, m.clip_samples), np.float32)).shape)
     """)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=False)
     assert res.returncode == 0, res.stderr
     assert "(2, 4)" in res.stdout
     assert (tmp_path / "d.wav").is_file() and (tmp_path / "d_spectrograms.png").is_file()
@@ -139,7 +140,7 @@ def test_dream_mechanics_and_errors(tmp_path, capsys):
     m = load_model(ck)
     clip = starting_clip(m, "siren", 0) * 3  # loud: exercises clipping
     r = dream(m, clip, DreamConfig(objective="layer", layer="conv2", steps=20, octaves=2,
-                                   step_size=0.01, jitter_ms=20))
+                                   step_size=0.01, jitter_ms=20, normalise="l1"))
     assert len(r.curve) == 20
     assert np.all(np.isfinite(r.wave)) and np.abs(r.wave).max() <= 1.0
     assert abs(float(r.wave.mean())) < 1e-4
@@ -221,7 +222,7 @@ def test_step_batch_sampler_resumes_mid_epoch():
     assert s.per_epoch == 6
     full = [b for _ in range(3) for b in s]
     assert len(full) == 18 and all(len(b) == 8 for b in full)
-    assert len(set(sum(full[:6], []))) == 48  # an epoch has no repeats
+    assert len({i for b in full[:6] for i in b}) == 48  # an epoch has no repeats
     r = StepBatchSampler(50, 8, seed=3)
     r.next_step = 8
     assert len(r) == 4

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,9 +56,9 @@ def data(tmp_path_factory):
 
 
 def _cfg(data, out, **kw):
-    base = dict(data=str(data), out=str(out), sample_rate=SR, clip_s=CLIP_S, batch_size=32,
-                train_folds=list(range(1, 8)), val_folds=[8], test_folds=[9, 10],
-                val_every=25, ckpt_every=50, progress=False, threads=1, seed=0)
+    base = {"data": str(data), "out": str(out), "sample_rate": SR, "clip_s": CLIP_S, "batch_size": 32,
+                "train_folds": list(range(1, 8)), "val_folds": [8], "test_folds": [9, 10],
+                "val_every": 25, "ckpt_every": 50, "progress": False, "threads": 1, "seed": 0}
     base.update(kw)
     return TrainConfig(**base)
 
@@ -141,12 +142,12 @@ def test_layer_objective_ends_3x_higher(trained, tmp_path, octaves):
     assert r.end >= 3 * r.start, (r.start, r.end)
     assert np.all(np.isfinite(r.wave)) and np.abs(r.wave).max() <= 1.0
     paths = save_outputs(r, tmp_path / "d.wav")
-    assert json.loads(open(paths["summary"]).read())["ratio"] >= 3
+    assert json.loads(Path(paths["summary"]).read_text())["ratio"] >= 3
 
 
 def test_resume_is_exact_and_checkpoints_keep_last_5(data, tmp_path):
-    kw = dict(steps=24, ckpt_every=4, val_every=12, train_folds=[1, 2, 3, 4], val_folds=[5],
-              test_folds=[6])
+    kw = {"steps": 24, "ckpt_every": 4, "val_every": 12, "train_folds": [1, 2, 3, 4], "val_folds": [5],
+              "test_folds": [6]}
     clips = load_dataset(data, SR, CLIP_S, splits=[1, 2, 3, 4, 5, 6])
     ref = train(_cfg(data, tmp_path / "ref", **kw), clips=clips)
     with pytest.raises(_SimulatedCrash):

@@ -90,13 +90,13 @@ def register(sub) -> None:
     r.add_argument("--channel", type=int, default=0, help="channel for --objective channel")
     r.add_argument("--class", dest="target_class", default=None, help="class name or index")
     r.add_argument("--steps", type=int, default=100, help="gradient steps in all (100)")
-    r.add_argument("--step-size", type=float, default=0.002,
-                   help="mean change per sample per step, full scale 1 (0.002)")
+    r.add_argument("--step-size", type=float, default=None,
+                   help="change per sample per step, full scale 1 (0.01 class/logit, else 0.002)")
     r.add_argument("--octaves", type=int, default=1, help="multi-scale octaves (1)")
     r.add_argument("--octave-scale", type=float, default=2.0, help="band ratio between octaves (2)")
     r.add_argument("--jitter-ms", type=float, default=10.0, help="random time shift per step (10 ms)")
-    r.add_argument("--normalise", choices=["l1", "adam"], default="l1",
-                   help="gradient normalisation: l1 (classic DeepDream) or adam")
+    r.add_argument("--normalise", choices=["adam", "l1"], default="adam",
+                   help="gradient normalisation: adam (default) or l1 (classic DeepDream)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--start", default="noise",
                    help="without INPUT: 'noise' or a generated class such as siren")

@@ -175,7 +175,7 @@ def load_dataset(
     """
     root = Path(root)
     layout = detect_layout(root)
-    n = int(round(clip_s * sample_rate))
+    n = round(clip_s * sample_rate)
     want = set(splits) if splits is not None else None
     items: list[tuple[Path, int, object]] = []
     if layout == "urbansound8k":

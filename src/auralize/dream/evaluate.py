@@ -57,7 +57,7 @@ def summarize(labels: np.ndarray, preds: np.ndarray, class_names: list[str]) -> 
         prec = tp / n_pred if n_pred else float("nan")
         f1 = 2 * prec * rec / (prec + rec) if n_true and n_pred and (prec + rec) else 0.0
         per.append({"name": name, "n": n_true, "recall": rec, "precision": prec, "f1": f1})
-    n = int(len(labels))
+    n = len(labels)
     acc = float(np.trace(cm) / n) if n else float("nan")
     return EvalResult(acc, n, list(class_names), cm.tolist(), per)
 

@@ -18,7 +18,7 @@ an exported model dreams and evaluates without this code.
 """
 
 import math
-from typing import Dict, List  # TorchScript reads these annotations
+from typing import Dict, List  # noqa: UP035 - TorchScript reads these annotations
 
 import torch
 from torch import nn
@@ -32,8 +32,8 @@ ARCHITECTURES = ("sb_cnn", "fat_shallow")
 class SoundClassifier(nn.Module):
     """Log-mel front end, input normalisation, then named stages."""
 
-    layer_names: List[str]
-    class_names: List[str]
+    layer_names: List[str]  # noqa: UP006
+    class_names: List[str]  # noqa: UP006
 
     def __init__(
         self,
@@ -71,10 +71,10 @@ class SoundClassifier(nn.Module):
         return y
 
     @torch.jit.export
-    def features(self, wave: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def features(self, wave: torch.Tensor) -> Dict[str, torch.Tensor]:  # noqa: UP006
         """Every named activation, from ``logmel`` (normalised input) to ``logits``."""
         y = self.norm(self.frontend(self._fit(wave)))
-        out: Dict[str, torch.Tensor] = {"logmel": y}
+        out: Dict[str, torch.Tensor] = {"logmel": y}  # noqa: UP006
         i = 1
         for stage in self.stages:
             y = stage(y)
@@ -133,7 +133,7 @@ def build_model(config: dict) -> SoundClassifier:
     if n_classes < 2:
         raise AuralizeError("a classifier needs at least 2 classes")
     sr = int(config["sample_rate"])
-    clip_samples = int(round(config["clip_s"] * sr))
+    clip_samples = round(config["clip_s"] * sr)
     fe = LogMel(
         sr,
         config["n_fft"],

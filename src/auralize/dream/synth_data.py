@@ -285,7 +285,7 @@ def synth_clip(
         )
     seq = seed if isinstance(seed, tuple) else (seed,)
     rng = np.random.default_rng([*map(int, seq), CLASSES.index(class_name)])
-    n = int(round(duration_s * sample_rate))
+    n = round(duration_s * sample_rate)
     fg = GENERATORS[class_name](n, sample_rate, rng)
     fg = fg / (np.sqrt(np.mean(fg**2)) + 1e-9)
     bg = _pink(n, rng) * 10 ** (-rng.uniform(20, 40) / 20)
@@ -337,19 +337,17 @@ def generate_dataset(
     root = Path(root)
     classes = list(classes or CLASSES)
     rows = []
-    k = 0
     items = [(f, c, i) for f in range(1, folds + 1) for c in classes for i in range(per_class_per_fold)]
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(items), desc="generating clips", unit="clip")
-    for fold, cname, i in items:
+    for k, (fold, cname, i) in enumerate(items):
         cid = CLASSES.index(cname)
         sr, subtype, channels = FILE_FORMATS[k % len(FILE_FORMATS)]
         if max_rate:
             sr = min(sr, int(max_rate))
-        k += 1
         rng = np.random.default_rng([seed, cid, fold, i, 7])
         full = float(duration_s)
         dur = full if rng.random() >= short_fraction else float(rng.uniform(min(1.0, full), full))

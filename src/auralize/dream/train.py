@@ -146,7 +146,7 @@ def augment_batch(x: torch.Tensor, kinds, gen: torch.Generator) -> torch.Tensor:
     b, n = x.shape
     if "stretch" in kinds:
         rate = float(torch.empty(1).uniform_(0.85, 1.15, generator=gen))
-        m = max(16, int(round(n / rate)))
+        m = max(16, round(n / rate))
         y = F.interpolate(x.unsqueeze(1), size=m, mode="linear", align_corners=False).squeeze(1)
         x = y[:, :n] if m >= n else F.pad(y, [0, n - m])
     if "shift" in kinds:
