@@ -1,0 +1,142 @@
+"""Training (Lightning, resume), offline sampling, constant cost per generated block."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from auralize.cli import main
+from auralize.generate.config import GenConfig, load_config
+from auralize.generate.data import convert
+from auralize.generate.features import Normalizer
+from auralize.generate.model import BlockLSTM, Streamer, generate, generate_rerun
+from auralize.generate.sample import sample_audio, seed_features
+from auralize.generate.train import load_run, save_run
+
+TINY = """
+name = "tiny"
+description = "test config"
+[audio]
+sample_rate = 8000
+block_size = 128
+features = "hfft"
+[model]
+hidden = 32
+depth = 1
+[train]
+seq_len = 16
+batch_size = 8
+lr = 0.003
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """convert (procedural piano) -> train 2 epochs -> resume 1 epoch, via the CLI."""
+    root = tmp_path_factory.mktemp("gen")
+    cfg_path = root / "tiny.toml"
+    cfg_path.write_text(TINY)
+    torch.set_num_threads(1)
+    assert main(["generate", "convert", "--config", str(cfg_path), "--root", str(root),
+                 "--piano-files", "3", "--piano-seconds", "6"]) == 0
+    assert main(["generate", "train", "--config", str(cfg_path), "--root", str(root),
+                 "--epochs", "2", "--no-progress"]) == 0
+    run_dir = root / "runs" / "32_1_piano"
+    first = json.loads((run_dir / "history.json").read_text())
+    assert main(["generate", "train", "--config", str(cfg_path), "--root", str(root),
+                 "--epochs", "1", "--no-progress"]) == 0
+    second = json.loads((run_dir / "history.json").read_text())
+    return root, cfg_path, run_dir, first, second
+
+
+def test_training_halves_validation_loss(trained):
+    _, _, run_dir, first, _ = trained
+    assert first[0]["epoch"] == 0 and first[-1]["epoch"] == 2
+    assert first[-1]["val_loss"] <= 0.5 * first[0]["val_loss"], first
+    for name in ("config.json", "norm.npz", "model_summary.txt", "checkpoints/last.ckpt"):
+        assert (run_dir / name).is_file(), name
+    assert "LSTM" in (run_dir / "model_summary.txt").read_text()
+    assert list((run_dir / "tb").rglob("events.out.tfevents*"))
+
+
+def test_resume_continues_from_saved_step(trained):
+    _, _, run_dir, first, second = trained
+    assert second[: len(first)] == first
+    steps_per_epoch = first[1]["step"]
+    assert steps_per_epoch > 0
+    assert second[-1]["epoch"] == 3 and second[-1]["step"] == 3 * steps_per_epoch
+    assert len(list((run_dir / "checkpoints").glob("epoch*.ckpt"))) == 3
+
+
+def test_sample_cli_and_seed_file(trained, tmp_path):
+    root, cfg_path, run_dir, _, _ = trained
+    out = tmp_path / "gen.wav"
+    assert main(["generate", "sample", "--config", str(cfg_path), "--root", str(root),
+                 "--seconds", "2.5", "-o", str(out)]) == 0
+    x, sr = sf.read(out)
+    assert sr == 8000 and len(x) == 20000 and np.isfinite(x).all() and np.abs(x).max() <= 1
+    assert np.abs(x).max() > 1e-3  # not silence
+    seed_wav = tmp_path / "seed.wav"
+    sf.write(seed_wav, 0.3 * np.sin(np.arange(44100) * 0.05), 44100, subtype="FLOAT")
+    run = load_run(run_dir)
+    seed = seed_features(run, seed_wav)
+    assert seed.shape == (16, 254)
+    assert np.isfinite(sample_audio(run, 1.0, seed)).all()
+
+
+def test_sample_never_nan_and_clipped(tmp_path):
+    cfg = GenConfig(name="wild", block_size=64, hidden=8, depth=1, seq_len=4)
+    norm = Normalizer(np.zeros(cfg.feature_size, np.float32), np.ones(cfg.feature_size,
+                                                                       np.float32))
+    for fill in (1e6, float("nan")):
+        model = BlockLSTM.from_config(cfg)
+        with torch.no_grad():
+            model.out.weight.fill_(fill)
+        run = load_run(save_run(tmp_path / f"run{fill}", cfg, model, norm))
+        audio = sample_audio(run, 0.5, np.ones((4, cfg.feature_size), np.float32))
+        assert audio.shape == (4000,) and np.isfinite(audio).all()
+        assert np.abs(audio).max() <= 1.0
+
+
+def test_cached_state_matches_rerun_and_cost_is_flat():
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = BlockLSTM(254, 64, 2)
+    seed = np.random.default_rng(0).standard_normal((4, 254)).astype(np.float32)
+    np.testing.assert_allclose(generate(model, seed, 12), generate_rerun(model, seed, 12),
+                               atol=1e-4)
+    s = Streamer(model)
+    x = seed[0]
+    cost = {}
+    for i in range(1, 1021):
+        t = time.perf_counter()
+        x = np.tanh(s.step(x))
+        dt = time.perf_counter() - t
+        for mark in (10, 1000):
+            if mark <= i < mark + 20:
+                cost.setdefault(mark, []).append(dt)
+    c10, c1000 = np.median(cost[10]), np.median(cost[1000])
+    assert c1000 < 3 * c10, (c10, c1000)
+
+
+def test_sample_without_run(tmp_path, capsys):
+    assert main(["generate", "sample", "--config", "A", "--root", str(tmp_path),
+                 "--seconds", "1", "-o", str(tmp_path / "x.wav")]) == 1
+    assert "generate train" in capsys.readouterr().err
+
+
+def test_train_without_dataset(tmp_path, capsys):
+    assert main(["generate", "train", "--config", "A", "--root", str(tmp_path)]) == 1
+    assert "generate convert" in capsys.readouterr().err
+
+
+def test_convert_for_gruv_shapes(tmp_path):
+    cfg = load_config("GRUV")
+    small = GenConfig(**{**cfg.to_dict(), "block_size": 1024, "seq_len": 4, "source": ""})
+    ds = convert(small, None, root=tmp_path, piano_files=1, piano_seconds=1.0)
+    assert ds.x.shape[1:] == (5, 2048)
