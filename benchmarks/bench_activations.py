@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-from auralize.activations import activations_to_audio, capture  # noqa: E402
-from auralize.activations.images import load_image  # noqa: E402
-from auralize.activations.pipeline import sonify_image  # noqa: E402
-from auralize.models.squeezenet import BANKS, SqueezeNet  # noqa: E402
+from auralize.activations import activations_to_audio, capture
+from auralize.activations.images import load_image
+from auralize.activations.pipeline import sonify_image
+from auralize.models.squeezenet import BANKS, SqueezeNet
 
 BANK_LAYERS = BANKS["squeezenet1_0"]
 
@@ -94,6 +94,14 @@ def _maps_for(model, path: Path, size: int) -> list[torch.Tensor]:
     return [acts[name][0] for name in BANK_LAYERS]
 
 
+def _load() -> str:
+    """1-minute load average / cores: other work on the machine slows every figure."""
+    try:
+        return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    except OSError:  # pragma: no cover
+        return "unknown"
+
+
 def _threads(n: int):
     class _T:
         def __enter__(self):
@@ -138,7 +146,7 @@ def _peak_memory(path: Path, size: int, scheme: str, out: Path):
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src")] + (
         [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path), str(size), scheme,
-                           str(out)], capture_output=True, text=True, env=env, timeout=1800)
+                           str(out)], check=False, capture_output=True, text=True, env=env, timeout=1800)
     if proc.returncode != 0:
         return None, None, None, proc.stderr.strip().splitlines()[-1:]
     growth, peak, seconds = proc.stdout.split()[-3:]
@@ -160,18 +168,23 @@ def run(quick: bool = False) -> list[dict]:
                 sonify_image(model, photo, BANK_LAYERS, tmp / "warm", image_size=min(size, 128),
                              save_plots=False)
 
-                def four_wavs(size=size):
+                def four_wavs(size=size, model=model):
                     sonify_image(model, photo, BANK_LAYERS, tmp / f"o{size}", image_size=size,
                                  save_tensors=False, save_plots=False, mix=None)
 
-                def full_set(size=size):
+                def full_set(size=size, model=model):
                     sonify_image(model, photo, BANK_LAYERS, tmp / f"f{size}", image_size=size,
                                  save_plots=False)
 
                 t = _best(four_wavs, reps)
                 rows.append(_row(f"{device}: file -> 4 WAVs, {size} px", 1.0 / t, "images/s",
                                  notes=f"{t * 1e3:.0f} ms per image, sum scheme, "
-                                       f"{threads} torch threads"))
+                                       f"{threads} torch threads; load {_load()}"))
+                if device == "cpu" and threads > 1:
+                    with _threads(1):
+                        t = _best(four_wavs, reps)
+                    rows.append(_row(f"cpu: file -> 4 WAVs, {size} px, 1 thread", 1.0 / t,
+                                     "images/s", notes=f"{t * 1e3:.0f} ms per image"))
                 t = _best(full_set, max(1, reps // 2))
                 rows.append(_row(f"{device}: file -> .pt + WAVs + mix, {size} px", 1.0 / t,
                                  "images/s", notes=f"{t * 1e3:.0f} ms per image, no PNGs"))
@@ -182,10 +195,11 @@ def run(quick: bool = False) -> list[dict]:
                 shapes = " ".join("x".join(map(str, m.shape)) for m in maps)
                 ref_maps = [m.cpu().numpy() for m in maps]
                 ref_reps = 1 if (quick or size > 256) else 3
-                t_ref_cpu = _best(lambda: netsounds_step(ref_maps), ref_reps, time.process_time)
-                t_ref = _best(lambda: netsounds_step(ref_maps), 1)
+                t_ref_cpu = _best(lambda ref_maps=ref_maps: netsounds_step(ref_maps), ref_reps,
+                                  time.process_time)
+                t_ref = _best(lambda ref_maps=ref_maps: netsounds_step(ref_maps), 1)
 
-                def step():
+                def step(maps=maps, device=device):
                     for m in maps:
                         activations_to_audio(m, "sum")
                     if device == "cuda":
@@ -202,7 +216,7 @@ def run(quick: bool = False) -> list[dict]:
                         f"cpu: maps -> audio, 4 banks, {size} px, 1 thread (CPU time)",
                         t1_cpu * 1e3, "ms", baseline=t_ref_cpu * 1e3, ratio=t_ref_cpu / t1_cpu,
                         notes=f"netsounds per-row numpy loop {t_ref_cpu * 1e3:.0f} ms CPU; "
-                              f"maps {shapes}; target >= 20x"))
+                              f"maps {shapes}; target >= 20x; load {_load()}"))
                     rows.append(_row(
                         f"cpu: maps -> audio, 4 banks, {size} px, 1 thread (wall)",
                         t1 * 1e3, "ms", baseline=t_ref * 1e3, ratio=t_ref / t1,

@@ -202,3 +202,12 @@ def test_runs_on_the_maps_device():  # pragma: no cover - GPU machines only
     assert out.device.type == "cuda"
     ref = netsounds_reference(maps.double().cpu().numpy(), "concat")
     np.testing.assert_allclose(out.cpu().numpy(), ref, atol=5e-5)
+
+
+def test_maps_needing_grad_or_non_contiguous_are_accepted():
+    base = torch.rand(4, 6, 5, requires_grad=True)
+    out = activations_to_audio(base * 2, "concat")
+    assert out.shape == (4 * 30,) and not out.requires_grad
+    permuted = torch.rand(6, 5, 4, dtype=torch.float64).permute(2, 0, 1)  # (4, 6, 5) view
+    np.testing.assert_allclose(activations_to_audio(permuted, "none").numpy(),
+                               netsounds_reference(permuted.numpy(), "none"), atol=1e-10)

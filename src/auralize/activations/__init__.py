@@ -23,11 +23,11 @@ from auralize.activations.transform import (
 )
 
 __all__ = [
+    "METHODS",
+    "SCHEMES",
     "BankMixer",
     "Capture",
     "ImageOutput",
-    "METHODS",
-    "SCHEMES",
     "activations_to_audio",
     "capture",
     "find_images",

@@ -47,7 +47,7 @@ class Capture(Mapping):
             raise AuralizeError("capture needs at least one layer name")
         modules = dict(model.named_modules())
         names = [n for n in modules if n]  # "" is the model itself
-        for alias, name in wanted.items():
+        for name in wanted.values():
             if name not in modules:
                 raise AuralizeError(
                     f"no layer named {name!r} in {type(model).__name__};"
@@ -79,7 +79,7 @@ class Capture(Mapping):
 
         return hook
 
-    def __enter__(self) -> "Capture":
+    def __enter__(self) -> Capture:  # noqa: PYI034 - Capture is final in practice
         self.remove()
         for alias, name in self.layers.items():
             self._handles.append(self._modules[name].register_forward_hook(self._hook(alias)))

@@ -75,9 +75,7 @@ def _to_float_rgb(img) -> np.ndarray:
             a = a / top
         a = np.clip(a, 0.0, 1.0)
     else:
-        if mode == "P" and "transparency" in img.info:
-            img = img.convert("RGBA")
-        elif mode in ("LA", "La", "PA", "RGBa"):
+        if (mode == "P" and "transparency" in img.info) or mode in ("LA", "La", "PA", "RGBa"):
             img = img.convert("RGBA")
         if img.mode == "RGBA":
             rgba = np.asarray(img, dtype=np.float32) / 255.0
@@ -107,7 +105,7 @@ def read_image(path: str | Path) -> torch.Tensor:
             img.load()
             try:
                 img = ImageOps.exif_transpose(img)
-            except Exception:  # noqa: BLE001 - broken EXIF: keep the pixels as stored
+            except Exception:  # noqa: BLE001, S110 - broken EXIF: keep the pixels as stored
                 pass
             arr = _to_float_rgb(img)
     except UnidentifiedImageError:
@@ -136,8 +134,8 @@ def resize_short_edge(img: torch.Tensor, size: int, *, orient: bool = True) -> t
         img = torch.rot90(img, k=1, dims=(1, 2))
         h, w = w, h
     scale = size / min(h, w)
-    new_h = int(size) if h <= w else max(int(size), int(round(h * scale)))
-    new_w = int(size) if w < h or (w == h) else max(int(size), int(round(w * scale)))
+    new_h = int(size) if h <= w else max(int(size), round(h * scale))
+    new_w = int(size) if w <= h else max(int(size), round(w * scale))
     if (new_h, new_w) == (h, w):
         return img.contiguous()
     out = F.interpolate(img[None], size=(new_h, new_w), mode="bilinear", align_corners=False,

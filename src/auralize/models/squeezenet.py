@@ -15,10 +15,10 @@ random initialisation with one warning that the labels are then meaningless.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import nn
