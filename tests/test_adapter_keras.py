@@ -19,6 +19,9 @@ from auralize.keras import (
 
 keras = pytest.importorskip("keras")
 
+# Keras's own numpy conversion (keras/src/backend/torch/core.py) under numpy 2
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 BATCH = 64
 
 
