@@ -55,17 +55,19 @@ def jack_server():
         audio_unavailable(f"cannot start jackd: {exc}")
     old = {k: os.environ.get(k) for k in server.env()}
     os.environ.update(server.env())
-    from auralize.audio import devices
-
-    devices.rescan()
+    # auralize initialises PortAudio only around each device query, so it sees
+    # this server.  If something imported sounddevice earlier, PortAudio is still
+    # initialised from that import and lists the devices of that moment: refresh.
+    sd = sys.modules.get("sounddevice")
+    held = getattr(sd, "_initialized", 0) if sd is not None else 0
+    if held:
+        sd._terminate()
+        sd._initialize()
     yield server
-    # PortAudio's JACK host API holds a client on this server: release it first
-    # (closing a client of a dead server can block), then re-enumerate.
-    sd = devices.load_sounddevice(warn=False)
-    if sd is not None:
+    if held:  # drop the JACK client PortAudio holds before its server goes
         sd._terminate()
     server.stop()
-    if sd is not None:
+    if held:
         sd._initialize()
     for k, v in old.items():
         if v is None:

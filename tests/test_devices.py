@@ -31,6 +31,7 @@ def _fake_sd(apis, devs, default=(-1, -1)):
     sd.query_hostapis = lambda: tuple(host)
     sd.query_devices = lambda: full
     sd.default = types.SimpleNamespace(device=list(default))
+    sd._initialize = sd._terminate = lambda: None
     return sd
 
 

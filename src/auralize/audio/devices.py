@@ -16,8 +16,10 @@ Output choice (:func:`choose_output_device`):
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from types import ModuleType
 
@@ -43,19 +45,32 @@ def warn_once(key: str, message: str, stacklevel: int = 3) -> None:
 
 
 def load_sounddevice(warn: bool = True) -> ModuleType | None:
-    """Import ``sounddevice``; return it, or ``None`` (one warning) if PortAudio is missing."""
+    """Import ``sounddevice``; return it, or ``None`` (one warning) if PortAudio is missing.
+
+    When auralize is the first to import it, PortAudio is terminated again right
+    away: a process holds PortAudio (and, with JACK, a JACK client) only inside
+    :func:`portaudio` blocks.  A process that kept a JACK client open past the JACK
+    server's death aborts at exit (PortAudio's JACK teardown asserts), which must
+    never happen to a training process.
+    """
     global _sd, _sd_error
     if _sd is not None:
         return _sd
     if _sd_error is None:
+        first = "sounddevice" not in sys.modules
         try:
-            import sounddevice
+            import sounddevice  # noqa: PLC0415  (lazy on purpose)
         except (ImportError, OSError) as exc:
             _sd_error = (
                 f"live audio disabled: cannot load PortAudio via sounddevice ({exc}); "
                 "install libportaudio2 (Debian/Ubuntu) or portaudio; file output still works"
             )
         else:
+            if first and getattr(sounddevice, "_initialized", 0) > 0:
+                try:
+                    sounddevice._terminate()  # noqa: SLF001  (see docstring)
+                except Exception:  # noqa: BLE001
+                    pass
             _sd = sounddevice
             return _sd
     if warn:
@@ -68,19 +83,34 @@ def portaudio_error() -> str | None:
     return _sd_error
 
 
-def rescan() -> None:
-    """Re-enumerate devices (PortAudio lists them only at initialisation).
+@contextmanager
+def portaudio(warn: bool = True):
+    """``with portaudio() as sd:`` PortAudio initialised inside the block (``sd`` may be None).
 
-    Needed in a long-lived process when a sound server (JACK) started after
-    ``sounddevice`` was imported.  Do not call while a stream is open.
+    Each outermost block enumerates devices afresh (PortAudio lists them only at
+    initialisation), so a JACK server started after import is seen.  Blocks nest.
     """
-    sd = load_sounddevice(warn=False)
+    sd = load_sounddevice(warn=warn)
     if sd is None:
+        yield None
         return
     try:
-        sd._terminate()
+        sd._initialize()  # noqa: SLF001
+    except Exception as exc:  # noqa: BLE001  (PortAudioError)
+        warn_once("pa-init", f"live audio disabled: PortAudio failed to start ({exc})")
+        yield None
+        return
+    try:
+        yield sd
     finally:
-        sd._initialize()
+        try:
+            sd._terminate()  # noqa: SLF001
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def rescan() -> None:
+    """Kept for compatibility: every :func:`portaudio` block already re-enumerates."""
 
 
 @dataclass(frozen=True)
@@ -106,11 +136,12 @@ class DeviceInfo:
 
 def host_apis() -> list[dict]:
     """Host APIs as dicts: index, name, devices, default_input_device, default_output_device."""
-    sd = load_sounddevice()
-    if sd is None:
-        return []
+    with portaudio() as sd:
+        if sd is None:
+            return []
+        apis = sd.query_hostapis()
     out = []
-    for i, api in enumerate(sd.query_hostapis()):
+    for i, api in enumerate(apis):
         out.append(
             {
                 "index": i,
@@ -125,12 +156,13 @@ def host_apis() -> list[dict]:
 
 def list_devices() -> list[DeviceInfo]:
     """All devices PortAudio knows (empty without PortAudio)."""
-    sd = load_sounddevice()
-    if sd is None:
-        return []
-    apis = sd.query_hostapis()
+    with portaudio() as sd:
+        if sd is None:
+            return []
+        apis = sd.query_hostapis()
+        raw = sd.query_devices()
     devs = []
-    for d in sd.query_devices():
+    for d in raw:
         devs.append(
             DeviceInfo(
                 index=int(d["index"]),
@@ -156,10 +188,16 @@ def _default_index(sd: ModuleType, kind: str) -> int:
 
 
 def _choose(device: int | str | None, kind: str) -> tuple[DeviceInfo | None, str]:
+    with portaudio(warn=True) as sd:
+        if sd is None:
+            return None, "PortAudio is not available"
+        return _choose_in(sd, device, kind)
+
+
+def _choose_in(
+    sd: ModuleType, device: int | str | None, kind: str
+) -> tuple[DeviceInfo | None, str]:
     chan = "max_output_channels" if kind == "output" else "max_input_channels"
-    sd = load_sounddevice()
-    if sd is None:
-        return None, "PortAudio is not available"
     devs = list_devices()
     usable = [d for d in devs if getattr(d, chan) > 0]
     if device is not None and device != "":

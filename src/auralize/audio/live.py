@@ -27,6 +27,7 @@ import collections
 import math
 import multiprocessing as mp
 import os
+import queue
 import sys
 import threading
 import time
@@ -396,6 +397,42 @@ def _close_all() -> None:  # pragma: no cover - interpreter exit
 # ---------------------------------------------------------------------------------
 
 
+class _BackgroundWriter:
+    """Hands blocks to a sink on its own thread: a flush (fsync) that stalls on a
+    busy disk must never stall synthesis and starve the device."""
+
+    def __init__(self, sink) -> None:
+        self.sink = sink
+        self.error: Exception | None = None
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="auralize-live-file", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        # Same scheduling as the synthesis thread (inherited): a thread that can be
+        # preempted while it holds the GIL would stall synthesis.  The disk wait
+        # itself happens in C without the GIL.
+        while True:
+            block = self._q.get()
+            if block is None:
+                return
+            if self.error is None:
+                try:
+                    self.sink.write(block)
+                except Exception as exc:  # noqa: BLE001
+                    self.error = exc
+
+    def write(self, block: np.ndarray) -> None:
+        self._q.put(np.array(block, dtype=np.float32, copy=True))
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        self._q.put(None)
+        self._thread.join(timeout_s)
+        self.sink.close()
+        if self.error is not None:
+            raise self.error
+
+
 def _raise_priority() -> str:
     """Best effort: raise the synthesis thread's scheduling priority; say what worked.
 
@@ -433,6 +470,12 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
         shared[_IDX[name]] = value
 
     priority = _raise_priority()
+    try:  # BLAS worker threads are not real-time: keep the engine's BLAS on this thread
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except Exception:  # noqa: BLE001
+        pass
     # The device callback needs this process's GIL: hand it over quickly.
     sys.setswitchinterval(0.0005)
     sr = int(cfg["sample_rate"])
@@ -451,7 +494,9 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
         try:
             from auralize.audio.sinks import FileSink
 
-            writer = FileSink(cfg["out"], sr, channels=1, subtype=cfg["file_subtype"])
+            writer = _BackgroundWriter(
+                FileSink(cfg["out"], sr, channels=1, subtype=cfg["file_subtype"])
+            )
         except Exception as exc:  # noqa: BLE001
             send_status("warning", "file", f"live output: cannot write {cfg['out']!r}: {exc}")
 
@@ -505,6 +550,9 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
                 send_status("warning", "no-output",
                             f"live audio disabled: {exc}; file output continues")
             if dev_info is not None:
+                # Held for the life of this process (it ends with os._exit, never
+                # with PortAudio's teardown, which aborts once JACK is gone).
+                sd._initialize()  # noqa: SLF001
                 out_channels = max(1, min(int(cfg["channels"]), dev_info.max_output_channels))
                 mono = np.zeros(1 << 16, dtype=np.float32)
 

@@ -120,12 +120,13 @@ def _loopback(args) -> int:
             rec[pos : pos + n] = indata[:n]
             st["pos"] = pos + n
 
-    stream = sd.Stream(samplerate=sr, blocksize=args.block_size,
-                       device=(in_dev.index, out_dev.index), channels=ch, dtype="float32",
-                       callback=callback)
     print(f"loopback: {in_dev.label} -> {out_dev.label}, {ch} channel(s), {args.seconds:g} s")
-    with stream:
-        time.sleep(args.seconds)
+    with devices.portaudio() as pa:
+        stream = pa.Stream(samplerate=sr, blocksize=args.block_size,
+                           device=(in_dev.index, out_dev.index), channels=ch, dtype="float32",
+                           callback=callback)
+        with stream:
+            time.sleep(args.seconds)
     got = rec[: st["pos"]]
     peak = float(np.abs(got).max()) if got.size else 0.0
     print(f"device: {out_dev.label} (input {in_dev.label})")
