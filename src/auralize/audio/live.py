@@ -680,7 +680,7 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
                     pace_t0 = now
                     pace_f0 = eng.frames_rendered
                     continue
-                wake.wait(period)
+                wake.wait(0.05)  # the callback and new events wake us; this is a watchdog
                 wake.clear()
             else:
                 due = pace_f0 + int((now - pace_t0) * sr)
