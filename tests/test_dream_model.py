@@ -145,7 +145,8 @@ def test_dream_mechanics_and_errors(tmp_path, capsys):
     assert np.all(np.isfinite(r.wave)) and np.abs(r.wave).max() <= 1.0
     assert abs(float(r.wave.mean())) < 1e-4
     assert r.end > r.start
-    r = dream(m, clip, DreamConfig(objective="channel", layer="conv1", channel=5, steps=10))
+    r = dream(m, clip, DreamConfig(objective="channel", layer="conv1", channel=5, steps=10,
+                                   adaptive=True))
     assert r.end > r.start
     for cfg, msg in [
         (DreamConfig(layer="conv9"), "unknown layer 'conv9'; layers: logmel, conv1"),

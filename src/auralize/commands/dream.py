@@ -97,6 +97,8 @@ def register(sub) -> None:
     r.add_argument("--jitter-ms", type=float, default=10.0, help="random time shift per step (10 ms)")
     r.add_argument("--normalise", choices=["adam", "l1"], default="adam",
                    help="gradient normalisation: adam (default) or l1 (classic DeepDream)")
+    r.add_argument("--adaptive", action="store_true",
+                   help="grow the step while the objective rises, halve it when it falls")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--start", default="noise",
                    help="without INPUT: 'noise' or a generated class such as siren")
@@ -334,7 +336,7 @@ def run_dream(args) -> int:
         objective=args.objective, layer=args.layer, channel=args.channel,
         target_class=args.target_class, steps=args.steps, step_size=args.step_size,
         octaves=args.octaves, octave_scale=args.octave_scale, jitter_ms=args.jitter_ms,
-        seed=args.seed, normalise=args.normalise,
+        seed=args.seed, normalise=args.normalise, adaptive=args.adaptive,
     )
     res = dream(model, clip, cfg, progress=not args.no_progress)
     paths = save_outputs(res, args.output)

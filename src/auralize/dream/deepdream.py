@@ -20,7 +20,11 @@ Regularisers from image feature visualisation
     gradient normalisation  ``adam`` (default): Adam's per-sample normalisation,
                 each sample moves by about ``step_size`` per step; ``l1`` (classic
                 DeepDream): ``step_size`` times the gradient divided by its mean
-                absolute value.  Default step size 0.01 for class objectives and
+                absolute value.  Optional adaptive step: the step grows by 25 %
+                while the objective rises and halves when it falls (0.05x-8x);
+                measured: slightly better for layer energy, worse for classes
+                (jitter makes the objective noisy), so off by default.
+                Default base step size 0.01 for class objectives and
                 0.002 for layer/channel objectives (measured: larger steps
                 overshoot layer energy, smaller ones are too slow to flip a class).
 Output kept finite, within [-1, 1] and without DC: every update has its mean
@@ -57,6 +61,7 @@ class DreamConfig:
     jitter_ms: float = 10.0
     seed: int = 0
     normalise: str = "adam"  # "adam" or "l1"
+    adaptive: bool = False  # grow the step while the objective rises, halve it when it falls
 
     def resolved_step_size(self) -> float:
         if self.step_size is not None:
@@ -173,6 +178,7 @@ def dream(model, wave: np.ndarray, cfg: DreamConfig | None = None, progress: boo
     per_octave = [cfg.steps // cfg.octaves + (1 if i < cfg.steps % cfg.octaves else 0)
                   for i in range(cfg.octaves)]
     step_size = cfg.resolved_step_size()
+    gain = 1.0
     curve: list[float] = []
     m1 = torch.zeros(n)
     m2 = torch.zeros(n)
@@ -192,6 +198,9 @@ def dream(model, wave: np.ndarray, cfg: DreamConfig | None = None, progress: boo
             obj = f(xs.view(1, n))
             (grad,) = torch.autograd.grad(obj, xs)
             curve.append(float(obj.detach()))
+            if cfg.adaptive and len(curve) > 1:
+                gain = gain * 1.25 if curve[-1] >= curve[-2] else gain * 0.5
+                gain = min(max(gain, 0.05), 8.0)
             g = torch.roll(grad, -shift)
             g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
             g = _lowpass(g, factor)
@@ -205,7 +214,7 @@ def dream(model, wave: np.ndarray, cfg: DreamConfig | None = None, progress: boo
                 else:
                     g = g / scale
                 g = g - g.mean()  # no DC from the update
-                x = (x + step_size * g).clamp_(-1.0, 1.0)
+                x = (x + step_size * gain * g).clamp_(-1.0, 1.0)
             if bar:
                 bar.update(1)
                 bar.set_postfix(objective=f"{curve[-1]:.4g}")
