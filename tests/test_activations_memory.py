@@ -62,7 +62,7 @@ def _peak_growth(tmp_path: Path, size: int, scheme: str) -> int:
 
 def test_peak_memory_of_one_image_is_bounded(tmp_path):
     # 384 px short edge, 512 x 384 image, concat (the largest output: every filter's audio).
-    # Maps + audio + mix + the WAV writer's copy come to about 90 MB; 2048 px has 28x the
-    # pixels, so 4 GB there corresponds to about 145 MB here.
+    # Measured about 105 MB (maps + bank audio + mix buffer + the WAV writer's copy); 2048 px
+    # has 28x the pixels and measured 2.7 GB, so 4 GB there corresponds to ~145 MB here.
     growth = _peak_growth(tmp_path, 384, "concat")
     assert growth < 145 * 2**20, f"peak RSS grew by {growth / 2**20:.0f} MB"
