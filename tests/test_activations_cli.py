@@ -164,3 +164,22 @@ def test_batch_continues_past_a_bad_image_and_reports_it(tmp_path, capsys):
     assert rc == 1
     assert "1 of 2 images failed" in captured.err and "stripes_broken.png" in captured.err
     assert list((tmp_path / "out" / "stripes_grey").glob("*.wav"))  # the good one was done
+
+
+def test_pipeline_takes_any_model_and_layer_names(tmp_path):
+    """The image -> banks -> files pipeline is not tied to SqueezeNet."""
+    from torch import nn
+
+    from auralize.activations import sonify_image
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 4, 3),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
+    (img,) = [p for p in make_procedural_images(tmp_path / "in", size=40) if p.suffix == ".jpg"]
+    res = sonify_image(model, img, {"low": "1", "high": "2"}, tmp_path / "out", image_size=40,
+                       save_plots=False, mix="multiply")
+    assert res.label.startswith("class_") and len(res.top5) == 3
+    assert [b.shape[0] for b in res.banks] == [8, 4]
+    assert all(p.is_file() for p in res.paths) and res.mix_path.name.startswith("activations-mix")
+    data, rate = sf.read(str(res.banks[0].wav_path))
+    assert rate == 11025 and len(data) == res.banks[0].shape[1] * res.banks[0].shape[2]
