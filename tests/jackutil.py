@@ -387,8 +387,10 @@ def event_latencies(cap: Capture, sent: list[float]) -> np.ndarray:
         i0 = int(cap.block_frames[j])
         if k % 2 == 0:
             idx = np.flatnonzero(loud[i0:])
-        else:  # switched off: the first 64 quiet samples in a row
-            idx = np.flatnonzero(np.convolve(~loud[i0:], np.ones(64), "valid") >= 64)
+        else:  # switched off: the first sample after which all stays quiet for 50 ms
+            # (a JACK xrun on a loaded host can zero one period while the tone is on)
+            win = int(0.05 * cap.sample_rate)
+            idx = np.flatnonzero(np.convolve(~loud[i0:], np.ones(win), "valid") >= win)
         lat.append(cap.time_of_frame(i0 + int(idx[0])) - t0 if idx.size else float("nan"))
     return np.array(lat)
 

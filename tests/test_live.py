@@ -178,14 +178,14 @@ def test_jack_server_killed_mid_run(tmp_path):
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            live = LiveOutput(SR, out=out, file_subtype="FLOAT").start(score)
-            assert live.stats().live
             # A process that only asked which device to use (as a training process
             # does) must exit normally after the server is gone.
             asker = subprocess.Popen(
                 [sys.executable, "-c", "from auralize.audio import devices; import time; "
                  "print(devices.choose_output_device().label, flush=True); time.sleep(0.5)"],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            live = LiveOutput(SR, out=out, file_subtype="FLOAT").start(score)
+            assert live.stats().live
             asked = asker.stdout.readline()  # it has asked PortAudio (and JACK)
             time.sleep(0.7)
             server.kill()
