@@ -69,7 +69,7 @@ def test_grads_loss_and_epoch_metrics_match_reference():
     son = RecordingSonifier(unit_means_requests=[-1])
     model = Digits()
     train, val = loaders()
-    fit(trainer(SonifyCallback(sonifier=son)), model, train, val)
+    fit(trainer(SonifyCallback(sonifier=son, weights_every=1)), model, train, val)
     recs = son.records
     assert len(recs) == len(model.losses) == len(model.norms) == 8
     for rec, loss, norms in zip(recs, model.losses, model.norms):

@@ -50,6 +50,8 @@ class SonifyCallback(pl.Callback):
         Share an existing session (then closed only with ``close_sonifier=True``).
     grads, weights : bool
         Collect per-layer gradient norms / weight statistics each step.
+    weights_every : int or "auto"
+        Weight statistics every n-th step (see :func:`auralize.torch.watch`).
     close_sonifier : bool, optional
         Close at train end (default: only a Sonifier this callback made).
     **sonifier_kwargs
@@ -64,7 +66,8 @@ class SonifyCallback(pl.Callback):
     """
 
     def __init__(self, sonifier=None, *, grads: bool = True, weights: bool = True,
-                 close_sonifier: bool | None = None, **sonifier_kwargs):
+                 weights_every: int | str = "auto", close_sonifier: bool | None = None,
+                 **sonifier_kwargs):
         super().__init__()
         if sonifier is not None and sonifier_kwargs:
             raise AuralizeError("pass either sonifier= or Sonifier keyword arguments, not both: "
@@ -74,6 +77,7 @@ class SonifyCallback(pl.Callback):
         self._close = close_sonifier
         self.grads = grads
         self.weights = weights
+        self.weights_every = weights_every
         self.watch: Watch | None = None
         self.result = None
 
@@ -89,7 +93,8 @@ class SonifyCallback(pl.Callback):
             return
         kwargs = dict(self._kwargs)
         self.watch = Watch(pl_module, None, self._given, grads=self.grads, weights=self.weights,
-                           rank_zero=True, close_sonifier=self._close, **kwargs)
+                           weights_every=self.weights_every, rank_zero=True,
+                           close_sonifier=self._close, **kwargs)
         self.watch.loss_closes_step = True
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
