@@ -36,7 +36,13 @@ already imported Keras).  What each backend gives:
   ``GradientSonification`` raises :class:`~auralize.AuralizeError` there.
 
 Batch loss: Keras 3 logs a running mean of the loss over the epoch; auralize
-sonifies each batch's own loss (soNNify's TF1 batch logs had that).
+sonifies each batch's own loss (soNNify's TF1 batch logs had that).  Other
+per-batch metrics in the records (``accuracy``...) are Keras's running means, as
+logged.  Tested with ``jit_compile`` off, the torch backend's default.
+
+``gradient_norm_<layer>`` metrics hold the latest training step's norms; with
+validation, Keras also reports ``val_gradient_norm_<layer>``: the same values
+(evaluation computes no gradients).
 
 Layers: those that own trainable variables, in model order, under their Keras
 names; a layer's gradient norm is the L2 norm over all its trainable variables
