@@ -1,0 +1,471 @@
+"""Live generation: audio input -> up to three models -> knob mix -> output (boii).
+
+Structure as :mod:`auralize.audio.live`: everything audio runs in a spawned child
+process (:func:`~auralize.audio.processes.start_worker`).  Inside it:
+
+- the PortAudio duplex callback only copies: input samples into one
+  :class:`~auralize.audio.ringbuffer.RingBuffer`, output samples out of another;
+- the main thread takes every whole block of input, runs it through each model
+  (features -> normalise -> LSTM with state kept -> undo -> inverse), mixes and
+  writes the result to the output ring, which starts primed with
+  ``lead`` = two device periods + one block of silence;
+- MIDI control changes (mido + python-rtmidi) move the two knobs.
+
+Mix (boii): with three models ``out = cc1*((1-cc2)*B + cc2*C) + (1-cc1)*A``; with
+two ``(1-cc1)*A + cc1*B``; with one, ``A``.  Knob moves are ramped over the block
+so they never click.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import sys
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+
+from auralize.audio.devices import AudioUnavailableWarning
+from auralize.errors import AuralizeError
+
+_FIELDS = ("blocks", "ring_underruns", "device_underflows", "input_overflows", "cpu_s",
+           "wall_s", "proc_s_sum", "proc_s_max", "cc1", "cc2", "midi_messages", "heartbeat",
+           "device_latency_s", "lead_frames")
+_IDX = {n: i for i, n in enumerate(_FIELDS)}
+
+
+def mix_weights(cc1: float, cc2: float, n_models: int) -> np.ndarray:
+    """Weights of models A, B, C for knob values in [0, 1] (boii's formula and reductions)."""
+    if n_models == 1:
+        return np.array([1.0])
+    if n_models == 2:
+        return np.array([1.0 - cc1, cc1])
+    if n_models == 3:
+        return np.array([1.0 - cc1, cc1 * (1.0 - cc2), cc1 * cc2])
+    raise ValueError(f"1 to 3 models, got {n_models}")
+
+
+class LiveChain:
+    """The per-block processing of live mode, without audio I/O (testable offline).
+
+    Parameters
+    ----------
+    runs : list of :class:`~auralize.generate.train.Run`
+        1-3 models sharing a sample rate and block size.
+    """
+
+    def __init__(self, runs: list) -> None:
+        import torch
+
+        if not 1 <= len(runs) <= 3:
+            raise AuralizeError(f"live mixes one to three models, got {len(runs)}")
+        rates = {(r.cfg.sample_rate, r.cfg.block_size) for r in runs}
+        if len(rates) != 1:
+            raise AuralizeError("live models must share sample rate and block size; got "
+                                + ", ".join(f"{r.cfg.name}: {r.cfg.sample_rate} Hz x "
+                                            f"{r.cfg.block_size}" for r in runs))
+        self.runs = runs
+        self.sample_rate, self.block_size = rates.pop()
+        self.states = [None] * len(runs)
+        self._torch = torch
+        self.weights = mix_weights(0.5, 0.5, len(runs))
+
+    def process(self, blocks: np.ndarray, cc1: float, cc2: float) -> np.ndarray:
+        """``(n, block_size)`` input -> ``n * block_size`` mixed output samples in [-1, 1]."""
+        from auralize.generate.features import blocks_to_features, features_to_blocks
+
+        torch = self._torch
+        n, b = blocks.shape
+        outs = []
+        for k, run in enumerate(self.runs):
+            c = run.cfg
+            z = run.norm.apply(blocks_to_features(blocks, c.features, c.mu or None))
+            with torch.inference_mode():
+                y, self.states[k] = run.model(torch.from_numpy(z)[None], self.states[k])
+            y = np.clip(np.nan_to_num(y[0].numpy(), nan=0.0, posinf=8.0, neginf=-8.0), -8, 8)
+            outs.append(features_to_blocks(run.norm.undo(y), c.features, c.mu or None))
+        new = mix_weights(cc1, cc2, len(self.runs))
+        ramp = np.linspace(0.0, 1.0, n * b, endpoint=False, dtype=np.float32)
+        mixed = np.zeros(n * b, np.float32)
+        for k, o in enumerate(outs):
+            w = self.weights[k] + (new[k] - self.weights[k]) * ramp
+            mixed += w * o.reshape(-1)
+        self.weights = new
+        return np.clip(np.nan_to_num(mixed), -1.0, 1.0)
+
+
+@dataclass
+class GenLiveStats:
+    """What a live generation session did."""
+
+    blocks: int = 0
+    underruns: int = 0
+    ring_underruns: int = 0
+    device_underflows: int = 0
+    input_overflows: int = 0
+    latency_s: float = math.nan
+    block_s: float = math.nan
+    process_ms_mean: float = math.nan
+    process_ms_max: float = math.nan
+    cpu_share: float = math.nan
+    wall_s: float = 0.0
+    cc1: float = 0.5
+    cc2: float = 0.5
+    midi_port: str = ""
+    midi_messages: int = 0
+    device: str = ""
+    sample_rate: int = 0
+    models: tuple = ()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (f"live: {len(self.models)} model(s) {', '.join(self.models)} at "
+                f"{self.sample_rate} Hz on {self.device or 'no device'}; {self.blocks} blocks "
+                f"in {self.wall_s:.1f} s; latency {1000 * self.latency_s:.0f} ms "
+                f"({self.latency_s / self.block_s:.1f} blocks); processing "
+                f"{self.process_ms_mean:.2f} ms/block mean, {self.process_ms_max:.2f} max; "
+                f"CPU share {self.cpu_share:.2f}; underruns {self.underruns} "
+                f"(ring {self.ring_underruns}, device {self.device_underflows}, input "
+                f"overflows {self.input_overflows}); MIDI {self.midi_port or 'none'} "
+                f"({self.midi_messages} messages), knobs cc1={self.cc1:.2f} cc2={self.cc2:.2f}")
+
+
+class LiveGenerator:
+    """Run live generation in a child process.
+
+    Parameters
+    ----------
+    run_dirs : list of path
+        One to three trained run folders (A, B, C in the mix formula).
+    midi_port : str, optional
+        MIDI input (substring of its name).  ``None``: the first port there is;
+        none at all: knobs stay at 0.5 with one warning.  ``False``: no MIDI.
+    midi_map : path, optional
+        TOML knob map (:class:`~auralize.generate.midi.KnobMap`).
+    device : int or str, optional
+        Duplex audio device (index or name substring); default: the system's
+        input and output choice.
+    lead_s : float, optional
+        Silence the output starts with (the processing's head room); default two
+        device periods + one block.  Input-to-output latency = lead + device latency.
+    threads : int
+        torch threads for the models (default 1).
+    """
+
+    def __init__(self, run_dirs, *, midi_port=None, midi_map=None, device=None,
+                 gain: float = 1.0, threads: int = 1, lead_s: float | None = None,
+                 start_timeout_s: float = 60.0) -> None:
+        from auralize.generate.midi import KnobMap, find_port
+
+        self.run_dirs = [str(Path(d)) for d in run_dirs]
+        if not 1 <= len(self.run_dirs) <= 3:
+            raise AuralizeError(f"live mixes one to three models, got {len(self.run_dirs)}")
+        for d in self.run_dirs:
+            if not (Path(d) / "checkpoints" / "last.ckpt").is_file():
+                raise AuralizeError(f"no trained model in {d!r}; run `auralize generate train`")
+        self.knob_map = KnobMap.load(midi_map)
+        self.midi = None
+        if midi_port is not False:
+            self.midi = find_port(midi_port)  # raises for a named port that does not exist
+            if self.midi is None:
+                warnings.warn("no MIDI input port found: the knobs stay at 0.5 "
+                              "(connect a controller and pass --midi PORT)",
+                              AudioUnavailableWarning, stacklevel=2)
+        self.device, self.gain, self.threads = device, float(gain), int(threads)
+        self.lead_s = lead_s
+        self.start_timeout_s = float(start_timeout_s)
+        self._proc = self._cmd = self._status = self._shared = None
+        self._final: GenLiveStats | None = None
+        self._info: dict = {}
+        self._error: str | None = None
+        self._ready = threading.Event()
+        self._done = threading.Event()
+
+    def start(self) -> LiveGenerator:
+        from auralize.audio.processes import start_worker
+
+        ctx = mp.get_context("spawn")
+        self._shared = ctx.Array("d", len(_FIELDS), lock=False)
+        self._shared[_IDX["cc1"]] = self._shared[_IDX["cc2"]] = 0.5
+        cmd_recv, self._cmd = ctx.Pipe(duplex=False)
+        self._status, status_send = ctx.Pipe(duplex=False)
+        cfg = {"run_dirs": self.run_dirs, "midi": self.midi, "knob_map": asdict(self.knob_map),
+               "device": self.device, "gain": self.gain, "threads": self.threads,
+               "lead_s": self.lead_s}
+        self._proc = start_worker(_child_main, (cfg, cmd_recv, status_send, self._shared),
+                                  "auralize-generate-live")
+        cmd_recv.close()
+        status_send.close()
+        threading.Thread(target=self._read_status, daemon=True).start()
+        if not self._ready.wait(self.start_timeout_s):
+            self.close()
+            raise AuralizeError("live generation: the audio child did not start in time")
+        if self._error:
+            self.close()
+            raise AuralizeError(self._error)
+        return self
+
+    def set_knobs(self, cc1: float | None = None, cc2: float | None = None) -> None:
+        """Move the knobs from code (as MIDI would)."""
+        self._cmd.send(("knobs", cc1, cc2))
+
+    def _read_status(self) -> None:
+        while True:
+            try:
+                msg = self._status.recv()
+            except (EOFError, OSError):
+                break
+            if msg[0] == "ready":
+                self._info = msg[1]
+                self._ready.set()
+            elif msg[0] == "error":
+                self._error = msg[1]
+                self._ready.set()
+            elif msg[0] == "warning":
+                warnings.warn(msg[1], AudioUnavailableWarning, stacklevel=2)
+            elif msg[0] == "closed":
+                self._final = GenLiveStats(**msg[1])
+                break
+        self._ready.set()
+        self._done.set()
+
+    def stats(self) -> GenLiveStats:
+        if self._final is not None:
+            return self._final
+        return _stats(self._shared, self._info)
+
+    def close(self, timeout_s: float = 10.0) -> GenLiveStats:
+        if self._proc is None:
+            return GenLiveStats()
+        if self._final is None:
+            try:
+                self._cmd.send(("close",))
+            except (OSError, BrokenPipeError):
+                pass
+            self._done.wait(timeout_s)
+        self._proc.join(3.0)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(2.0)
+        return self.stats()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def play_live(run_dirs, *, midi_port=None, midi_map=None, seconds=None, device=None,
+              gain: float = 1.0) -> GenLiveStats:
+    """Play until ``seconds`` pass or Ctrl-C; return the statistics."""
+    gen = LiveGenerator(run_dirs, midi_port=midi_port, midi_map=midi_map, device=device,
+                        gain=gain).start()
+    print(f"live: playing ({gen._info.get('device', '')}); Ctrl-C stops", flush=True)
+    try:
+        t0 = time.monotonic()
+        while seconds is None or time.monotonic() - t0 < seconds:
+            time.sleep(0.1)
+            if gen._done.is_set():
+                break
+    except KeyboardInterrupt:
+        pass
+    return gen.close()
+
+
+def _stats(s, info: dict) -> GenLiveStats:
+    if s is None:
+        return GenLiveStats()
+
+    def g(n):
+        return s[_IDX[n]]
+
+    blocks = int(g("blocks"))
+    sr = int(info.get("sample_rate", 0)) or 1
+    block = int(info.get("block_size", 0))
+    ring, dev, inp = int(g("ring_underruns")), int(g("device_underflows")), int(
+        g("input_overflows"))
+    wall = g("wall_s")
+    return GenLiveStats(
+        blocks=blocks, underruns=ring + dev + inp, ring_underruns=ring, device_underflows=dev,
+        input_overflows=inp,
+        latency_s=(g("lead_frames") / sr + g("device_latency_s")) if info else math.nan,
+        block_s=block / sr if block else math.nan,
+        process_ms_mean=1000 * g("proc_s_sum") / blocks if blocks else math.nan,
+        process_ms_max=1000 * g("proc_s_max"),
+        cpu_share=g("cpu_s") / wall if wall > 0 else math.nan, wall_s=wall,
+        cc1=g("cc1"), cc2=g("cc2"), midi_port=str(info.get("midi", "")),
+        midi_messages=int(g("midi_messages")), device=str(info.get("device", "")),
+        sample_rate=int(info.get("sample_rate", 0)), models=tuple(info.get("models", ())),
+    )
+
+
+# ---------------------------------------------------------------------------------
+# The child process
+# ---------------------------------------------------------------------------------
+
+
+def _child_main(cfg: dict, cmd, status, shared) -> None:
+    warnings.simplefilter("ignore")
+
+    def send(*msg) -> None:
+        try:
+            status.send(msg)
+        except (OSError, BrokenPipeError):
+            pass
+
+    def put(name, value) -> None:
+        shared[_IDX[name]] = value
+
+    try:
+        from auralize.audio.live import _raise_priority
+
+        priority = _raise_priority()
+        sys.setswitchinterval(0.0005)
+        import torch
+
+        torch.set_num_threads(max(1, cfg["threads"]))
+        from auralize.audio import devices
+        from auralize.audio.ringbuffer import RingBuffer
+        from auralize.generate.midi import KnobMap, open_input
+        from auralize.generate.train import load_run
+
+        runs = [load_run(d) for d in cfg["run_dirs"]]
+        chain = LiveChain(runs)
+        sr, B = chain.sample_rate, chain.block_size
+        chain.process(np.zeros((2, B), np.float32), 0.5, 0.5)  # warm up torch
+        chain.states = [None] * len(runs)
+        sd = devices.load_sounddevice(warn=False)
+        if sd is None:
+            raise AuralizeError(devices.portaudio_error() or "PortAudio unavailable")
+        out_dev = devices.choose_output_device(cfg["device"], warn=False)
+        in_dev = devices.choose_input_device(cfg["device"])
+        if out_dev is None or in_dev is None:
+            raise AuralizeError("live generation needs an audio input and output device "
+                                "(is a sound server such as JACK running?)")
+    except AuralizeError as exc:
+        send("error", str(exc))
+        os._exit(0)
+    except Exception as exc:  # noqa: BLE001
+        send("error", f"live generation failed to start: {type(exc).__name__}: {exc}")
+        os._exit(0)
+
+    knobs = {"cc1": 0.5, "cc2": 0.5}
+    kmap = KnobMap(**cfg["knob_map"])
+
+    def on_midi(msg) -> None:
+        k = kmap.knob_of(msg)
+        if k is not None:
+            knobs[k] = msg.value / 127.0
+            put(k, knobs[k])
+        shared[_IDX["midi_messages"]] += 1
+
+    midi_port = None
+    if cfg["midi"]:
+        try:
+            midi_port = open_input(cfg["midi"][0], cfg["midi"][1], on_midi)
+        except Exception as exc:  # noqa: BLE001
+            send("warning", f"cannot open MIDI input {cfg['midi'][1]!r} ({exc}); knobs stay "
+                            "at 0.5")
+
+    period = 512 if sr >= 32000 else 256
+    in_ring = RingBuffer(8 * (period + B) + sr)
+    out_ring = RingBuffer(8 * (period + B) + sr)
+    # Output primed with silence: two device periods + one block (the main thread may be
+    # a period late on a loaded machine without an underrun); or the caller's lead_s.
+    lead = 2 * period + B if cfg["lead_s"] is None else max(B, round(cfg["lead_s"] * sr))
+    out_ring.write(np.zeros(lead, np.float32))
+    st = {"under": 0, "over": 0}
+    wake = threading.Event()
+    buf = np.zeros(1 << 16, np.float32)
+    gain = np.float32(cfg["gain"])
+
+    def callback(indata, outdata, frames, time_info, cb_status) -> None:
+        if cb_status.output_underflow:
+            st["under"] += 1
+        if cb_status.input_overflow:
+            st["over"] += 1
+        in_ring.write(indata[:, 0])
+        out_ring.read_into(buf[:frames])
+        outdata[:] = buf[:frames, None]
+        wake.set()
+
+    try:
+        sd._initialize()
+        out_ch = max(1, min(2, out_dev.max_output_channels))
+        stream = sd.Stream(samplerate=sr, blocksize=period, device=(in_dev.index, out_dev.index),
+                           channels=(1, out_ch), dtype="float32", callback=callback,
+                           latency="low")
+        stream.start()
+    except Exception as exc:  # noqa: BLE001
+        send("error", f"cannot open a duplex stream at {sr} Hz on {out_dev.label!r} ({exc}); "
+                      f"the device must run at the model's rate ({sr} Hz)")
+        os._exit(0)
+    lat = stream.latency
+    put("device_latency_s", float(sum(lat)) if isinstance(lat, tuple) else float(lat))
+    put("lead_frames", lead)
+    stop = threading.Event()
+
+    def reader() -> None:
+        while True:
+            try:
+                msg = cmd.recv()
+            except (EOFError, OSError):
+                break
+            if msg[0] == "close":
+                break
+            if msg[0] == "knobs":
+                for name, v in (("cc1", msg[1]), ("cc2", msg[2])):
+                    if v is not None:
+                        knobs[name] = min(1.0, max(0.0, float(v)))
+                        put(name, knobs[name])
+        stop.set()
+        wake.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    info = {"device": out_dev.label, "sample_rate": sr, "block_size": B, "priority": priority,
+            "midi": cfg["midi"][1] if midi_port is not None else "",
+            "models": [r.cfg.name for r in runs]}
+    t0, c0 = time.perf_counter(), time.process_time()
+    send("ready", info)
+    inb = np.zeros(B * 64, np.float32)
+    try:
+        while not stop.is_set():
+            wake.wait(0.1)
+            wake.clear()
+            n = min(in_ring.fill // B, 64)
+            if n:
+                in_ring.read_into(inb[: n * B])
+                t = time.perf_counter()
+                out = chain.process(inb[: n * B].reshape(n, B), knobs["cc1"], knobs["cc2"])
+                dt = (time.perf_counter() - t) / n
+                out_ring.write(out * gain)
+                shared[_IDX["blocks"]] += n
+                shared[_IDX["proc_s_sum"]] += dt * n
+                put("proc_s_max", max(shared[_IDX["proc_s_max"]], dt))
+            now = time.perf_counter()
+            put("ring_underruns", out_ring.underruns)
+            put("device_underflows", st["under"])
+            put("input_overflows", st["over"])
+            put("wall_s", now - t0)
+            put("cpu_s", time.process_time() - c0)
+            put("heartbeat", now)
+    except Exception as exc:  # noqa: BLE001
+        send("warning", f"live generation stopped: {type(exc).__name__}: {exc}")
+    final = _stats(shared, info)
+    for closer in (stream.stop, getattr(midi_port, "close", None)):
+        try:
+            if closer is not None:
+                closer()
+        except Exception as exc:  # noqa: BLE001
+            send("warning", f"live generation: closing failed ({exc})")
+    send("closed", final.to_dict())
+    os._exit(0)
