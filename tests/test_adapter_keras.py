@@ -159,6 +159,9 @@ def test_weights_dense_unit_means_and_shared_sonifier():
     assert np.allclose(ends[-1].unit_means["mid"], kernel.mean(axis=0), atol=1e-7)
     assert recs[0].unit_means and not recs[1].unit_means   # chord starts at step 0
     assert son.closed == 0 and not hasattr(grad_son, "wav_path")
+    with pytest.warns(UserWarning, match="decide what is heard"):
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
+                  callbacks=[WeightsDense("out", sonifier=son)])
 
 
 @pytest.mark.parametrize("bad", [7, "dense_9"])

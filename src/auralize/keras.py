@@ -55,6 +55,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import warnings
 import weakref
 from functools import wraps
 from pathlib import Path
@@ -519,7 +520,9 @@ class WeightsDense(SonifyCallback):
 
     ``which_layer``: index among the model's Dense layers (-1: the last) or a
     layer name; an unknown one is an :class:`~auralize.AuralizeError` listing the
-    real ones.  ``harmony``: major, minor, dim, 7th, min7th, maj7th.
+    real ones.  ``harmony``: major, minor, dim, 7th, min7th, maj7th.  With a
+    shared ``sonifier=``, that Sonifier's own ``weights`` mapping decides the
+    layer and chord (a warning says so when they differ).
     """
 
     def __init__(self, which_layer: int | str = -1, base_freq: float = 100.0,
@@ -531,8 +534,14 @@ class WeightsDense(SonifyCallback):
         super().__init__(mappings=[mapping], sonifier=sonifier, **sonifier_kwargs)
 
     def on_train_begin(self, logs=None):
-        _ModelTelemetry.dense_name(_DenseOnly(self.model), self.which_layer)  # early, clear error
+        name = _ModelTelemetry.dense_name(_DenseOnly(self.model), self.which_layer)  # clear error
         super().on_train_begin(logs)
+        rec = self._recorder
+        if rec is not None and not self._owns and name not in rec.unit_epoch + rec.unit_step:
+            played = ", ".join(rec.unit_epoch + rec.unit_step) or "no Dense layer"
+            warnings.warn(f"WeightsDense(which_layer={self.which_layer!r}) shares a Sonifier whose "
+                          f"mappings play {played}, not {name!r}: the Sonifier's own mappings "
+                          f"decide what is heard", stacklevel=2)
 
 
 class _DenseOnly:
