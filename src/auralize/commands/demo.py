@@ -10,6 +10,7 @@ EPILOG = """examples:
   auralize demo --unbalanced            # soNNify's variant: one class almost removed
   auralize demo --clock wall            # sound follows training in real time
   auralize demo --lr 1.0 --optimizer sgd  # make it diverge and hear the alarm
+  auralize demo --web --no-live         # listen in a browser: open the printed URL
 """
 
 
@@ -33,6 +34,11 @@ def register(sub) -> None:
                    help="keep only one training sample of class --unbalanced-class")
     p.add_argument("--unbalanced-class", type=int, default=0, help="class for --unbalanced")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--web", action="store_true",
+                   help="serve a live page (sound, spectrogram, charts, mixer); prints its URL")
+    p.add_argument("--web-host", default="127.0.0.1",
+                   help="page bind address (default 127.0.0.1; others need the printed token)")
+    p.add_argument("--web-port", type=int, default=8765, help="page port (default 8765)")
     p.set_defaults(run=run)
 
 
@@ -57,6 +63,8 @@ def run(args) -> int:
                     "out_dir": args.out, "clock": args.clock, "device": args.device,
                     "live": False if args.no_live else "auto",
                     "mappings": ["loss", "gradients", "weights", "alarm"],
+                    **({"web": True, "web_host": args.web_host, "web_port": args.web_port}
+                       if args.web else {}),
                 })
     result = out["result"]
     print(f"validation accuracy {out['val_accuracy']:.3f} after {out['steps']} steps; "
@@ -69,4 +77,6 @@ def run(args) -> int:
         print(f"alarms: {alarms}")
     for path in result.paths():
         print(f"wrote {path}")
+    if args.web:
+        print(f"replay it on the page: auralize serve --run {args.out}")
     return 0

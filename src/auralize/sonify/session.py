@@ -199,6 +199,13 @@ class Sonifier:
     rank_zero : bool
         ``False`` on the other ranks of a distributed run: the session then does
         nothing at all.
+    web : bool
+        Serve a live page (:mod:`auralize.web`) from a child process and print
+        its URL (``web_url``): it plays the same events and charts the steps.
+    web_host, web_port, web_token : str, int, str
+        Bind address (default 127.0.0.1; any other requires a token, generated
+        when ``web_token`` is None and printed in the URL) and port (a busy one
+        falls back to a free port; 0: any).
 
     Examples
     --------
@@ -221,6 +228,10 @@ class Sonifier:
         plot: bool = True,
         rank_zero: bool = True,
         tail_s: float = 0.5,
+        web: bool = False,
+        web_host: str = "127.0.0.1",
+        web_port: int = 8765,
+        web_token: str | None = None,
     ) -> None:
         self.rank_zero = bool(rank_zero)
         self.config = SonifyConfig(
@@ -238,6 +249,8 @@ class Sonifier:
         self._t0 = time.monotonic()
         self._live = None
         self._live_offset_s: float | None = None
+        self._web = None
+        self.web_url: str | None = None
         self._telemetry = None
         self._memory: MemorySink | None = None
         self._wav: Path | None = None
@@ -256,6 +269,8 @@ class Sonifier:
         self._renderer = _Renderer(self.config, wav)
         if live:
             self._start_live(required=live is True)
+        if web:
+            self._start_web(web_host, web_port, web_token)
 
     # -- live ---------------------------------------------------------------
     def _start_live(self, required: bool) -> None:
@@ -282,6 +297,23 @@ class Sonifier:
             t = None if event.time_s is None else event.time_s + self._live_offset_s
             self._live.send(Event(t, event.voice, event.param, event.value, event.glide_s))
 
+    def _start_web(self, host: str, port: int, token: str | None) -> None:
+        from auralize.web.bridge import WebSink
+
+        title = self.out_dir.name if self.out_dir is not None else "training"
+        self._web = WebSink(int(self.config.sample_rate), host=host, port=port, token=token,
+                            engine_kwargs=self.config.engine_kwargs(), title=title)
+        self.web_url = self._web.start()
+        if self.web_url is None:
+            self._web = None
+        else:
+            print(f"auralize: live page at {self.web_url}", flush=True)
+
+    def _send_web(self, events: list[Event], record: TrainingStep, t_s: float) -> None:
+        if self._web is not None:
+            self._web.send_events(events)
+            self._web.send_record(record, t_s)
+
     # -- the one call per step ---------------------------------------------------
     @property
     def unit_means_requests(self) -> list[int | str]:
@@ -294,13 +326,14 @@ class Sonifier:
             return
         if self.config.clock == "wall" and not record.wall_time_s:
             record.wall_time_s = time.monotonic() - self._t0
-        events, _, frontier = self.timeline.advance(record)
+        events, t_s, frontier = self.timeline.advance(record)
         if self.timeline.steps == 1:
             self._write_config()
         self._renderer.put(events, frontier)
         if self._renderer.poll_error() is not None:
             raise AuralizeError(f"audio rendering failed: {self._renderer.error}")
         self._send_live(events)
+        self._send_web(events, record, t_s)
         if self._telemetry is not None:
             self._telemetry.write(record.to_json() + "\n")
         self._records.append(_metrics_row(record))
@@ -321,11 +354,12 @@ class Sonifier:
         end_s = self.timeline.end_s() if self.timeline.steps else 0.0
         self._renderer.finish(end_s)
         live_stats = self._live.close().to_dict() if self._live is not None else {}
+        web_stats = self._web.close() if self._web is not None else {}
         if self._telemetry is not None:
             self._telemetry.close()
         result = RunResult(out_dir=self.out_dir, steps=self.timeline.steps, duration_s=end_s)
         result.stats = {"engine": self._renderer.stats, "live": live_stats,
-                        "alarms": self._alarm_counts()}
+                        "alarms": self._alarm_counts(), "web": web_stats}
         if self.out_dir is not None:
             result.wav_path = self.out_dir / WAV_NAME
             result.telemetry_path = self.out_dir / TELEMETRY_NAME
@@ -377,6 +411,9 @@ class Sonifier:
             warnings.warn(str(error), stacklevel=2)
 
     def __del__(self) -> None:  # a forgotten close() must not leave a child process
+        web = getattr(self, "_web", None)
+        if web is not None and not getattr(self, "_closed", True):
+            web.close(timeout_s=2.0)
         live = getattr(self, "_live", None)
         if live is not None and not getattr(self, "_closed", True):
             try:

@@ -1,0 +1,18 @@
+"""Listen in the browser: a live page that plays and shows training sound.
+
+- :mod:`auralize.web.server`: the asyncio HTTP + WebSocket server.  It owns an
+  :class:`~auralize.audio.engine.Engine`, renders it at wall-clock pace and
+  streams PCM blocks (int16, numbered) and telemetry records to every page; the
+  page's mute/solo/gain controls become engine events.
+- :mod:`auralize.web.bridge`: :class:`WebSink`, the training side.  It runs the
+  server in a child process so that training never waits on a browser.
+- ``static/``: the page (plain HTML, CSS, JavaScript and an AudioWorklet; no
+  build step, nothing fetched from the internet).
+
+``Sonifier(..., web=True)``, ``auralize demo --web`` and ``auralize serve --run DIR``
+print the page's URL.
+"""
+
+from auralize.web.bridge import WebSink
+
+__all__ = ["WebSink"]

@@ -1,0 +1,260 @@
+"""The training side of the web page: a server in a child process, fed events.
+
+:class:`WebSink` starts :func:`_web_main` with
+:func:`~auralize.audio.processes.start_worker` (spawned, no shared GIL, the
+user's ``__main__`` not re-run) and forwards what the
+:class:`~auralize.sonify.session.Sonifier` makes: engine events and telemetry
+records.  ``send_*`` only append to an in-memory queue; a sender thread pipes
+batches to the child.  If the child stalls, the queue is bounded and the excess
+is dropped and counted: training never waits on the page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import queue
+import threading
+import warnings
+
+from auralize.audio.devices import AudioUnavailableWarning
+from auralize.audio.processes import start_worker
+
+#: items the parent keeps for a stalled child before dropping (events + records)
+MAX_PENDING = 200_000
+
+
+def _web_main(cfg: dict, inbox, status) -> None:
+    """Child process: run the web server on a LiveSource fed from ``inbox``."""
+    import asyncio
+
+    warnings.simplefilter("ignore")
+    import os
+
+    with contextlib.suppress(OSError, AttributeError):  # a real-time producer: ahead of
+        os.nice(-5)  # batch work when the machine is busy (best effort)
+    from auralize.web.server import LiveSource, WebServer
+
+    def tell(*msg) -> None:
+        try:
+            status.send(msg)
+        except (OSError, BrokenPipeError):
+            pass
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        source = LiveSource(cfg["sample_rate"], cfg["engine_kwargs"], lead_s=cfg["lead_s"])
+        server = WebServer(source, host=cfg["host"], port=cfg["port"], token=cfg["token"],
+                           block_frames=cfg["block_frames"],
+                           client_queue_s=cfg["client_queue_s"], title=cfg["title"])
+        try:
+            url = await server.start()
+        except OSError as exc:
+            tell("error", f"cannot serve the web page on {cfg['host']}:{cfg['port']} ({exc})")
+            return
+        tell("ready", {"url": url, "port": server.port, "token": server.token})
+        stop = asyncio.Event()
+
+        def handle(msg) -> None:
+            kind = msg[0]
+            if kind == "batch":
+                for item in msg[1]:
+                    if item[0] == "events":
+                        server.add_events(item[1])
+                    elif item[0] == "record":
+                        server.add_record(item[1], item[2])
+            elif kind == "finish":
+                server.finished = True
+                server.broadcast_text({"type": "finished"})
+            elif kind == "close":
+                stop.set()
+
+        def reader() -> None:
+            while True:
+                try:
+                    msg = inbox.recv()
+                except (EOFError, OSError):
+                    loop.call_soon_threadsafe(stop.set)
+                    return
+                loop.call_soon_threadsafe(handle, msg)
+                if msg[0] == "close":
+                    return
+
+        threading.Thread(target=reader, name="auralize-web-inbox", daemon=True).start()
+        await stop.wait()
+        state = server.state()
+        await server.stop()
+        tell("closed", {"clients": len(state["clients"]),
+                        "dropped_blocks_total": state["dropped_blocks_total"],
+                        "steps": state["steps"], "seq": state["seq"]})
+
+    try:
+        asyncio.run(main())
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        tell("error", f"web server stopped: {type(exc).__name__}: {exc}")
+
+
+class WebSink:
+    """Serve the live page from a child process and forward a session to it.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Hz of the engine (same as the Sonifier's).
+    engine_kwargs : dict, optional
+        Engine options (chunk size, master gain), as for the renderer.
+    host : str
+        Bind address.  Default 127.0.0.1 (reach it from another machine with
+        ``ssh -L 8765:127.0.0.1:8765 host``); any other address needs a token.
+    port : int
+        TCP port (default 8765; a busy port falls back to a free one; 0: any).
+    token : str, optional
+        Access token for non-loopback binds (generated when missing).
+    lead_s : float
+        Score time 0 is placed this long after the first event arrives.
+    block_frames : int
+        Frames per PCM packet.
+    client_queue_s : float
+        Audio a page may have queued before its oldest blocks are dropped.
+    title : str
+        Shown on the page.
+    start_timeout_s : float
+        How long :meth:`start` waits for the server to listen.
+    """
+
+    def __init__(self, sample_rate: int = 44100, *, engine_kwargs: dict | None = None,
+                 host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
+                 lead_s: float = 0.1, block_frames: int = 1024, client_queue_s: float = 1.0,
+                 title: str = "training", start_timeout_s: float = 30.0) -> None:
+        from auralize.web.server import new_token, token_required
+
+        if token is None and token_required(host):
+            token = new_token()
+        self.cfg = {"sample_rate": int(sample_rate), "engine_kwargs": dict(engine_kwargs or {}),
+                    "host": host, "port": int(port), "token": token, "lead_s": float(lead_s),
+                    "block_frames": int(block_frames), "client_queue_s": float(client_queue_s),
+                    "title": str(title)}
+        self.start_timeout_s = float(start_timeout_s)
+        self.url: str | None = None
+        self.port: int | None = None
+        self.token = token
+        self.error: str | None = None
+        self.dropped = 0
+        self.final: dict = {}
+        self._process = None
+        self._inbox = None
+        self._status = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._sender = None
+        self._closed = False
+
+    def start(self) -> str | None:
+        """Start the child; return the page's URL (None, with a warning, if it cannot serve)."""
+        inbox_recv, self._inbox = mp.Pipe(duplex=False)
+        self._status, status_send = mp.Pipe(duplex=False)
+        self._process = start_worker(_web_main, (self.cfg, inbox_recv, status_send),
+                                     name="auralize-web")
+        inbox_recv.close()
+        status_send.close()
+        if not self._status.poll(self.start_timeout_s):
+            return self._fail("the web server did not start in time")
+        try:
+            kind, payload = self._status.recv()
+        except (EOFError, OSError):
+            return self._fail("the web server process exited at start")
+        if kind != "ready":
+            return self._fail(str(payload))
+        self.url, self.port, self.token = payload["url"], payload["port"], payload["token"]
+        self._sender = threading.Thread(target=self._send_loop, name="auralize-web-send",
+                                        daemon=True)
+        self._sender.start()
+        return self.url
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        warnings.warn(f"live page disabled: {message}", AudioUnavailableWarning, stacklevel=3)
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(5)
+        self._closed = True
+
+    # -- forwarding (never blocks) -------------------------------------------------
+    def _put(self, item) -> None:
+        if self._closed or self._sender is None:
+            return
+        with self._lock:
+            if self._pending >= MAX_PENDING:
+                self.dropped += 1
+                return
+            self._pending += 1
+        self._queue.put(item)
+
+    def send_events(self, events: list) -> None:
+        if events:
+            self._put(("events", list(events)))
+
+    def send_record(self, record, t_s: float) -> None:
+        self._put(("record", record, float(t_s)))
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < 1000:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            with self._lock:
+                self._pending -= len(batch)
+            try:
+                self._inbox.send(("batch", batch))
+            except (BrokenPipeError, OSError):
+                self.error = self.error or "the web server process has exited"
+                return
+            if stop:
+                return
+
+    # -- the end ---------------------------------------------------------------------
+    def close(self, timeout_s: float = 10.0) -> dict:
+        """Stop the server (pages see the connection close); return its last numbers."""
+        if self._process is None or self._closed:
+            return self.final
+        self._closed = True
+        self._queue.put(None)
+        if self._sender is not None:
+            self._sender.join(timeout_s)
+        try:
+            self._inbox.send(("finish",))
+            self._inbox.send(("close",))
+        except (BrokenPipeError, OSError):
+            pass
+        if self._status.poll(timeout_s):
+            try:
+                kind, payload = self._status.recv()
+                if kind == "closed":
+                    self.final = dict(payload)
+            except (EOFError, OSError):
+                pass
+        self._process.join(3)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(3)
+        self.final["parent_dropped"] = self.dropped
+        self.final["url"] = self.url
+        return self.final
+
+    def __del__(self) -> None:
+        proc = getattr(self, "_process", None)
+        if proc is not None and not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                proc.kill()

@@ -1,0 +1,158 @@
+"""The live page in a real browser: Debian's chromium, headless, driven by playwright.
+
+Skipped with a reason when chromium or playwright is missing, unless
+``AURALIZE_REQUIRE_AUDIO=1`` (CI), which makes that a failure.  The screenshot of
+the dashboard during a run is kept under ``$AURALIZE_ARTIFACTS`` (default
+``<tmp>/auralize-artifacts``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from auralize import Sonifier
+from auralize.sonify.telemetry import TrainingStep
+from conftest import audio_unavailable
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--autoplay-policy=no-user-gesture-required"]
+LAYERS = ["conv1", "conv2", "fc1", "fc2"]
+ARTIFACTS = Path(os.environ.get("AURALIZE_ARTIFACTS",
+                                Path(tempfile.gettempdir()) / "auralize-artifacts"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        audio_unavailable("chromium not installed (Debian: apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        audio_unavailable(f"playwright not installed ({exc})")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists()
+                              else shutil.which("chromium"), args=ARGS)
+        yield b
+        b.close()
+
+
+class Trainer:
+    """A fake training loop in a thread: ~18 steps/s with falling loss and grad norms."""
+
+    def __init__(self, son: Sonifier, period_s: float = 0.055) -> None:
+        self.son, self.period_s = son, period_s
+        self.steps = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            s = self.steps
+            self.son.log(TrainingStep(
+                step=s, epoch=s // 60, loss=2.2 * math.exp(-s / 70) + 0.25 + 0.03 * math.sin(s),
+                grad_norms={n: (i + 1) * 0.6 * math.exp(-s / 90) + 0.04 * (1 + math.cos(s / 3))
+                            for i, n in enumerate(LAYERS)}))
+            self.steps += 1
+            time.sleep(self.period_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+
+
+def state(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=5) as r:
+        return json.load(r)
+
+
+def wait_for(page, expression: str, timeout_s: float = 15.0):
+    page.wait_for_function(expression, timeout=timeout_s * 1000)
+    return page.evaluate(expression)
+
+
+def levels(port: int, n: int = 6, every_s: float = 0.08) -> list[float]:
+    out = []
+    for _ in range(n):
+        out.append(state(port)["level_rms"])
+        time.sleep(every_s)
+    return out
+
+
+def test_page_plays_charts_mixes_and_looks_like_a_dashboard(browser):
+    son = Sonifier(None, mappings=["loss", "gradients", "alarm"], live=False, plot=False,
+                   web=True, web_port=0)
+    port = son._web.port
+    context = browser.new_context(bypass_csp=True,  # lets playwright evaluate expressions
+                                  viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        with Trainer(son) as trainer:
+            page.goto(son.web_url)
+            wait_for(page, "window.auralize.sampleRate === 44100 && auralize.connected")
+            assert page.inner_text("#conn-text") == "live"
+            page.click("#start")  # the user gesture that lets audio start
+            wait_for(page, "auralize.worklet.framesPlayed > 0")
+            time.sleep(1.0)
+            w1 = page.evaluate("auralize.worklet")
+            wait_for(page, f"auralize.worklet.framesPlayed >= {w1['framesPlayed'] + 2 * 44100}")
+            w2 = page.evaluate("auralize.worklet")
+            assert w2["underruns"] == w1["underruns"], (w1, w2)  # none after the first second
+            assert w2["state"] == "playing"
+            seen = page.evaluate("auralize.steps")
+            assert seen >= 20 and seen <= trainer.steps
+            wait_for(page, f"auralize.charts.lossPoints >= {seen}")
+            charts = page.evaluate("auralize.charts")
+            assert charts["gradSeries"] == 4 and charts["gradPoints"] >= 4 * seen
+            assert page.evaluate("auralize.gaps") == 0
+            assert int(page.inner_text("#s-step").replace(",", "")) >= seen - 1
+
+            # mixer: solo the loss tone, then mute it: the server's engine output goes silent
+            wait_for(page, "'loss' in auralize.mix && 'gradients' in auralize.mix")
+            page.click("[data-voice='loss'] .solo")
+            wait_for(page, "auralize.mix.loss.solo && auralize.mix.gradients.effective_gain === 0")
+            time.sleep(0.3)
+            soloed = levels(port)
+            assert min(soloed) > 1e-3, soloed
+            page.click("[data-voice='loss'] .mute")
+            wait_for(page, "auralize.mix.loss.mute === true")
+            acks = page.evaluate("auralize.acks.filter(a => a.of === 'mix')")
+            assert acks and all(a["ok"] for a in acks)
+            time.sleep(0.3)
+            muted = levels(port)
+            assert max(muted) == 0.0, muted
+            assert state(port)["mix"]["loss"]["effective_gain"] == 0.0
+            page.click("[data-voice='loss'] .mute")
+            page.click("[data-voice='loss'] .solo")
+            wait_for(page, "!auralize.mix.loss.mute && !auralize.mix.loss.solo")
+            time.sleep(0.4)
+            assert max(levels(port)) > 1e-3
+
+            # the artefact: the dashboard during a run
+            time.sleep(1.5)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shot = ARTIFACTS / "web-dashboard.png"
+            page.screenshot(path=str(shot))
+            assert shot.stat().st_size > 20_000
+            print(f"screenshot: {shot}")
+            assert page.evaluate("auralize.errors") == []
+    finally:
+        context.close()
+        son.close()
+    assert errors == []

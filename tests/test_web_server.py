@@ -1,0 +1,321 @@
+"""The web server without a browser: safety, limits, slow clients, replay fidelity."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+aiohttp = pytest.importorskip("aiohttp")
+
+from auralize import Sonifier
+from auralize.sonify.telemetry import TrainingStep
+from auralize.web.server import (
+    PCM_HEADER,
+    LiveSource,
+    ReplaySource,
+    WebServer,
+    token_required,
+)
+
+LAYERS = ["conv1", "conv2", "fc1", "fc2"]
+
+
+def make_step(step: int) -> TrainingStep:
+    return TrainingStep(step=step, epoch=step // 40, loss=2.0 * math.exp(-step / 50) + 0.3,
+                        grad_norms={n: (i + 1) * 0.4 * math.exp(-step / 80) + 0.05
+                                    for i, n in enumerate(LAYERS)})
+
+
+def http_status(url: str, headers: dict | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}),
+                                    timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def raw_request(port: int, target: str, host: str = "127.0.0.1", extra: str = "") -> bytes:
+    """Send a request line exactly as given (no client-side path normalisation)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}"
+                  "Connection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data
+
+
+def ws_handshake(port: int, target: str, rcvbuf: int | None = None,
+                 host: str = "127.0.0.1") -> tuple[socket.socket, bytes]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(5)
+    s.connect((host if host[0].isdigit() else "127.0.0.1", port))
+    s.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1)
+        if not chunk:
+            break
+        head += chunk
+    return s, head
+
+
+class InProcess:
+    """A WebServer on a LiveSource in a thread of this process (no child to spawn: fast)."""
+
+    def __init__(self, source=None, **kw) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.source = source or LiveSource(44100, {"master_gain": 0.5, "chunk_size": 512})
+        self.server = WebServer(self.source, port=0, **kw)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
+        self.port, self.token, self.url = self.server.port, self.server.token, self.server.url
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def sink():
+    made = []
+
+    def make(**kw):
+        w = InProcess(**kw)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def test_token_rule():
+    assert not token_required("127.0.0.1") and not token_required("localhost")
+    assert token_required("0.0.0.0") and token_required("127.0.0.2")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.2"])
+def test_non_loopback_bind_needs_the_token(sink, host):
+    if host == "127.0.0.2":
+        try:
+            socket.create_server(("127.0.0.2", 0)).close()
+        except OSError:
+            pytest.skip("cannot bind 127.0.0.2 here")
+    w = sink(host=host)
+    assert w.token and f"token={w.token}" in w.url
+    addr = "127.0.0.1" if host == "0.0.0.0" else host
+    base = f"http://{addr}:{w.port}"
+    for path in ("/", "/static/app.js", "/static/worklet.js", "/api/state", "/ws"):
+        assert http_status(base + path) == 403, path
+        assert http_status(base + path + "?token=wrong") == 403, path
+    assert http_status(f"{base}/?token={w.token}") == 200
+    assert http_status(f"{base}/static/app.js", {"Authorization": f"Bearer {w.token}"}) == 200
+    # the cookie set by the token URL lets the page load its scripts
+    with urllib.request.urlopen(f"{base}/?token={w.token}", timeout=5) as r:
+        cookie = r.headers["Set-Cookie"].split(";")[0]
+        assert "HttpOnly" in r.headers["Set-Cookie"] and r.headers["Referrer-Policy"]
+    assert http_status(f"{base}/static/style.css", {"Cookie": cookie}) == 200
+    # the socket too
+    s, head = ws_handshake(w.port, "/ws", host=addr)
+    s.close()
+    assert head.startswith(b"HTTP/1.1 403"), head
+    s, head = ws_handshake(w.port, f"/ws?token={w.token}", host=addr)
+    s.close()
+    assert head.startswith(b"HTTP/1.1 101"), head
+
+
+def test_loopback_guards_and_paths(sink):
+    w = sink()
+    assert w.token is None and w.url == f"http://127.0.0.1:{w.port}/"
+    ok = raw_request(w.port, "/")
+    assert ok.startswith(b"HTTP/1.1 200") and b"Content-Security-Policy" in ok
+    # DNS rebinding: a foreign Host name is refused on a loopback bind
+    assert raw_request(w.port, "/", host="evil.example").startswith(b"HTTP/1.1 403")
+    # a socket from another origin is refused
+    assert raw_request(w.port, "/ws", extra="Origin: http://evil.example\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n").startswith(b"HTTP/1.1 403")
+    for target in ("/static/../bridge.py", "/static/%2e%2e/server.py", "/../pyproject.toml",
+                   "/static/..%2fserver.py", "/static/%2e%2e%2f%2e%2e%2fcli.py",
+                   "/static/../../../../etc/passwd", "/static/", "/static/.hidden",
+                   "/static/nothing.js", "/%2e%2e/%2e%2e/etc/passwd", "/server.py"):
+        reply = raw_request(w.port, target)
+        assert reply.startswith(b"HTTP/1.1 404"), (target, reply[:80])
+        assert b"import" not in reply and b"root:" not in reply
+
+
+def test_message_limits_and_validation(sink):
+    w = sink()
+
+    async def go():
+        async with aiohttp.ClientSession() as session, \
+                session.ws_connect(f"http://127.0.0.1:{w.port}/ws") as ws:
+                hello = json.loads((await ws.receive()).data)
+                assert hello["type"] == "hello" and hello["sample_rate"] == 44100
+                for bad, error in (({"type": "mix", "voice": "nope", "mute": True}, "unknown"),
+                                   ({"type": "mix", "voice": 3}, "unknown"),
+                                   ({"type": "transport", "action": "play"}, "replay"),
+                                   ({"type": "zap"}, "unknown message")):
+                    bad["id"] = 7
+                    await ws.send_str(json.dumps(bad))
+                    while True:
+                        msg = json.loads((await ws.receive(timeout=5)).data)
+                        if msg["type"] == "ack":
+                            break
+                    assert msg["ok"] is False and error in msg["error"] and msg["id"] == 7
+                await ws.send_str("x" * 10000)  # over the 4 KiB limit: the socket is closed
+                while True:
+                    msg = await ws.receive(timeout=5)
+                    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                    aiohttp.WSMsgType.CLOSING):
+                        break
+                assert ws.close_code == 1009
+
+    asyncio.run(go())
+
+
+def _step_times(son: Sonifier, n0: int, seconds: float, work: np.ndarray) -> list[float]:
+    times = []
+    end = time.perf_counter() + seconds
+    step = n0
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        for _ in range(3):
+            work = np.tanh(work @ work.T * 1e-3)  # a little "training"
+        son.log(make_step(step))
+        times.append(time.perf_counter() - t0)
+        step += 1
+        time.sleep(0.004)
+    return times
+
+
+def test_stalled_client_loses_audio_but_never_slows_training(tmp_path):
+    son = Sonifier(None, mappings=["loss", "gradients"], live=False, plot=False, web=True,
+                   web_port=0, step_s=0.03)
+    try:
+        port = son._web.port
+        work = np.random.default_rng(0).standard_normal((160, 160))
+        _step_times(son, 0, 0.5, work)  # warm up
+        before = _step_times(son, 1000, 2.5, work)
+        # a page that subscribes to audio, then never reads again (tiny receive buffer)
+        s, head = ws_handshake(port, "/ws?audio=1", rcvbuf=4096)
+        assert head.startswith(b"HTTP/1.1 101")
+        during = _step_times(son, 5000, 10.0, work)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=5) as r:
+            state = json.load(r)
+        s.close()
+    finally:
+        son.close()
+    stalled = [c for c in state["clients"] if c["audio"]]
+    assert stalled and stalled[0]["dropped_blocks"] > 100, state["clients"]
+    assert stalled[0]["queued_blocks"] <= state["clients"][0]["queued_blocks"] + 50
+    med0, med1 = np.median(before), np.median(during)
+    p99_0, p99_1 = np.percentile(before, 99), np.percentile(during, 99)
+    print(f"step time median {med0 * 1e3:.2f} -> {med1 * 1e3:.2f} ms, "
+          f"p99 {p99_0 * 1e3:.2f} -> {p99_1 * 1e3:.2f} ms; "
+          f"stalled client dropped {stalled[0]['dropped_blocks']} blocks")
+    assert med1 < med0 * 1.3 + 0.5e-3
+    assert p99_1 < p99_0 * 2 + 5e-3
+
+
+def _make_run(folder: Path, steps: int = 60) -> None:
+    with Sonifier(folder, mappings=["loss", "gradients", "alarm"], live=False, plot=False) as son:
+        for i in range(steps):
+            son.log(make_step(i))
+
+
+def test_serve_replays_exactly_the_engine_output(tmp_path):
+    from auralize.audio.score import iter_blocks
+    from auralize.cli import main
+    from auralize.commands.serve import load_replay
+
+    run = tmp_path / "run"
+    _make_run(run)
+    score, duration_s, docs, config = load_replay(str(run))
+    offline = np.concatenate(list(iter_blocks(score.events, duration_s,
+                                              sample_rate=score.sample_rate, block_size=4096,
+                                              **config.engine_kwargs())))
+    assert main(["serve", "--run", str(tmp_path / "missing")]) == 1
+    w = InProcess(ReplaySource(score, duration_s, config.engine_kwargs(), docs))
+    try:
+        url = w.url
+
+        async def go():
+            async with aiohttp.ClientSession() as session, \
+                    session.ws_connect(url + "ws") as ws:
+                    msgs = {"history": []}
+                    packets = []
+
+                    async def pump(seconds: float, want=None):
+                        end = time.monotonic() + seconds
+                        while time.monotonic() < end:
+                            try:
+                                msg = await ws.receive(timeout=end - time.monotonic())
+                            except TimeoutError:
+                                return
+                            if msg.type == aiohttp.WSMsgType.BINARY:
+                                _, seq, t, frames, _ = PCM_HEADER.unpack_from(msg.data)
+                                pcm = np.frombuffer(msg.data, "<i2", frames, PCM_HEADER.size)
+                                packets.append((seq, t, pcm.astype(np.float32) / 32767))
+                            else:
+                                doc = json.loads(msg.data)
+                                if doc["type"] == "history":
+                                    msgs["history"] += doc["records"]
+                                else:
+                                    msgs[doc["type"]] = doc
+                                if want and doc["type"] == want:
+                                    return
+
+                    await pump(2.0, "hello")
+                    assert msgs["hello"]["mode"] == "replay"
+                    assert abs(msgs["hello"]["duration_s"] - duration_s) < 1e-9
+                    await ws.send_str(json.dumps({"type": "audio", "on": True}))  # autoplays
+                    await pump(1.2)
+                    assert len(msgs["history"]) == 60 and msgs["history"][1]["t_s"] > 0
+                    assert len(packets) >= 30
+                    seqs = [p[0] for p in packets]
+                    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+                    assert packets[0][1] == 0.0
+                    got = np.concatenate([p[2] for p in packets])
+                    assert np.max(np.abs(got - offline[:len(got)])) <= 1.01 / 32767
+                    assert np.sqrt(np.mean(got ** 2)) > 1e-3
+                    # pause: the stream stops
+                    await ws.send_str(json.dumps({"type": "transport", "action": "pause"}))
+                    await pump(0.3)
+                    n = len(packets)
+                    await pump(0.5)
+                    assert len(packets) == n
+                    # seek to 1.5 s and play: exact samples from there
+                    packets.clear()
+                    await ws.send_str(json.dumps({"type": "transport", "action": "seek",
+                                                  "t_s": 1.5, "play": True}))
+                    await pump(0.8)
+                    assert msgs["transport"]["playing"] is True
+                    t0 = packets[0][1]
+                    assert abs(t0 - 1.5) < 1e-6, t0
+                    got = np.concatenate([p[2] for p in packets])
+                    start = round(t0 * score.sample_rate)
+                    assert np.max(np.abs(got - offline[start:start + len(got)])) <= 1.01 / 32767
+
+        asyncio.run(go())
+    finally:
+        w.close()
