@@ -1,0 +1,142 @@
+"""Generation (boii/GRUV): cost per block with cached state vs GRUV's re-run, real-time factors.
+
+Rows:
+
+- cost of generating block 10 and block 1000 with the LSTM state cached
+  (:func:`auralize.generate.model.Streamer`): flat;
+- the same blocks the GRUV way (:func:`~auralize.generate.model.generate_rerun`:
+  the whole sequence so far is run again for each new block): grows with the
+  block index, so the total for n blocks grows quadratically;
+- real-time factor of each shipped config in streaming generation on one CPU
+  thread (audio seconds per compute second, features and inverse included):
+  A, B, C at 8 kHz, GRUV at 44.1 kHz.  Random weights: the cost does not depend
+  on what was learnt.
+
+Quick run (~1 min on 2 cores): config A for the per-block rows, 60 blocks per
+real-time factor.  Run alone: ``.venv/bin/python benchmarks/bench_generate.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import numpy as np
+import torch
+
+from auralize.generate.config import load_config
+from auralize.generate.features import Normalizer, blocks_to_features, features_to_blocks
+from auralize.generate.model import BlockLSTM, Streamer
+
+
+def _median_ms(times: list[float]) -> float:
+    return 1000.0 * float(np.median(times))
+
+
+def per_block_rows(cfg_name: str, marks=(10, 1000), repeats: int = 7) -> list[dict]:
+    """Cached-state step cost at each mark vs the cost of re-running the whole sequence."""
+    cfg = load_config(cfg_name)
+    torch.manual_seed(0)
+    model = BlockLSTM.from_config(cfg).eval()
+    rng = np.random.default_rng(0)
+    s = Streamer(model)
+    x = rng.standard_normal(cfg.feature_size).astype(np.float32)
+    cached: dict[int, list[float]] = {m: [] for m in marks}
+    last = max(marks) + repeats
+    for i in range(1, last + 1):
+        t = time.perf_counter()
+        y = s.step(x)
+        dt = time.perf_counter() - t
+        x = np.tanh(y)
+        for m in marks:
+            if m <= i < m + repeats:
+                cached[m].append(dt)
+    rerun: dict[int, list[float]] = {}
+    seq = torch.as_tensor(rng.standard_normal((1, max(marks), cfg.feature_size)), dtype=torch.float32)
+    with torch.inference_mode():
+        for m in marks:
+            rerun[m] = []
+            for _ in range(3 if m >= 1000 else repeats):
+                t = time.perf_counter()
+                model(seq[:, :m])
+                rerun[m].append(time.perf_counter() - t)
+    rows = []
+    for m in marks:
+        c, r = _median_ms(cached[m]), _median_ms(rerun[m])
+        rows.append({"name": f"generate {cfg.name}: cost of block {m}, cached state", "value": c,
+                     "unit": "ms", "baseline": r, "ratio": r / c,
+                     "notes": f"baseline = GRUV re-run of the {m}-block sequence "
+                              f"({cfg.hidden}x{cfg.depth}, 1 thread)"})
+    lo, hi = marks[0], marks[-1]
+    rows.append({"name": f"generate {cfg.name}: block {hi} / block {lo} cost, cached state",
+                 "value": _median_ms(cached[hi]) / _median_ms(cached[lo]), "unit": "x",
+                 "baseline": _median_ms(rerun[hi]) / _median_ms(rerun[lo]),
+                 "notes": "1.0 = flat; baseline = the same ratio re-running the sequence"})
+    total_cached = sum(_median_ms(cached[lo]) for _ in range(hi)) / 1000
+    rows.append({"name": f"generate {cfg.name}: {hi} blocks total, cached vs re-run (est.)",
+                 "value": total_cached, "unit": "s",
+                 "baseline": hi * (_median_ms(rerun[lo]) + _median_ms(rerun[hi])) / 2 / 1000,
+                 "notes": "re-run total ~ n * (cost(1) + cost(n)) / 2: quadratic in n"})
+    return rows
+
+
+def rtf_row(cfg_name: str, n_blocks: int) -> dict:
+    """Audio seconds generated per compute second, streaming, features + inverse included."""
+    cfg = load_config(cfg_name)
+    torch.manual_seed(0)
+    model = BlockLSTM.from_config(cfg).eval()
+    norm = Normalizer(np.zeros(cfg.feature_size, np.float32), np.ones(cfg.feature_size, np.float32))
+    s = Streamer(model)
+    x = np.random.default_rng(0).uniform(-0.1, 0.1, cfg.block_size).astype(np.float32)
+    feats = norm.apply(blocks_to_features(x, cfg.features, cfg.mu or None))
+    for _ in range(3):  # warm up
+        s.step(feats)
+    t = time.perf_counter()
+    for _ in range(n_blocks):
+        y = s.step(feats)
+        block = features_to_blocks(norm.undo(y), cfg.features, cfg.mu or None)
+        feats = norm.apply(blocks_to_features(np.clip(block, -1, 1), cfg.features, cfg.mu or None))
+    dt = time.perf_counter() - t
+    audio_s = n_blocks * cfg.block_size / cfg.sample_rate
+    n_params = sum(p.numel() for p in model.parameters())
+    return {"name": f"generate {cfg.name}: real-time factor, streaming, 1 thread",
+            "value": audio_s / dt, "unit": "x real time",
+            "notes": f"{cfg.sample_rate} Hz, block {cfg.block_size}, {cfg.hidden}x{cfg.depth} "
+                     f"({n_params / 1e6:.1f} M params), {1000 * dt / n_blocks:.2f} ms/block; "
+                     "RAVE ~20x (laptop CPU), Neutone ~6x (1 thread)"}
+
+
+def run(quick: bool = False) -> list[dict]:
+    torch.set_num_threads(1)
+    rows = per_block_rows("A")
+    if not quick:
+        rows += per_block_rows("C")
+    for name in ("A", "B", "C", "GRUV"):
+        n = 60 if quick else 300
+        if name == "GRUV":
+            n = 12 if quick else 60
+        rows.append(rtf_row(name, n))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", help="also write the rows to this JSON file")
+    args = ap.parse_args()
+    rows = run(args.quick)
+    for r in rows:
+        base = f"  (baseline {r['baseline']:.3g})" if "baseline" in r else ""
+        print(f"{r['name']}: {r['value']:.3g} {r['unit']}{base}  {r.get('notes', '')}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
