@@ -172,10 +172,10 @@ client.close()
 """
 
 
-def _live_run(tmp_path, jack_server, jack_recorder, stages, n_models=3):
+def _live_run(tmp_path, jack_server, jack_recorder, stages, n_models=3, sample_rate=44100):
     import rtmidi
 
-    cfg = GenConfig(name="id", sample_rate=44100, block_size=64, hidden=126, depth=1)
+    cfg = GenConfig(name="id", sample_rate=sample_rate, block_size=64, hidden=126, depth=1)
     dirs = make_runs(tmp_path, cfg, GAINS[:n_models])
     midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="auralize-test")
     midi_out.open_virtual_port("knobs-test")
@@ -233,3 +233,19 @@ def test_live_jack_three_models_no_underruns(tmp_path, jack_server, jack_recorde
     assert stats.latency_s <= (2 * 512 + 64 + 2 * 512) / 44100  # lead + device periods
     x = cap.data[:, 0]
     assert np.isfinite(x).all() and np.abs(x).max() > 0.05
+
+
+@pytest.mark.audio
+def test_live_jack_resamples_for_an_8khz_model(tmp_path, jack_server, jack_recorder):
+    """boii's models run at 8 kHz; JACK here at 44.1 kHz: streamed resampling both ways."""
+    stats, cap, marks = _live_run(tmp_path, jack_server, jack_recorder, [(None, None, 2.0)],
+                                  n_models=1, sample_rate=8000)
+    assert "resampled 44100 <-> 8000 Hz" in stats.device
+    assert stats.ring_underruns == 0, stats.summary()
+    k0 = int(np.searchsorted(cap.block_times, marks[0][0] + 0.5))
+    seg = cap.data[cap.block_frames[k0] : cap.block_frames[k0] + 44100, 0].astype(np.float64)
+    assert seg.size > 20000
+    want = FEED_AMP * GAINS[0] / np.sqrt(2)
+    assert abs(np.sqrt(np.mean(seg**2)) - want) < 0.05 * want
+    spec = np.abs(np.fft.rfft(seg * np.hanning(seg.size)))
+    assert abs(np.argmax(spec) * 44100 / seg.size - FEED_HZ) < 3

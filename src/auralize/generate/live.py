@@ -376,42 +376,61 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
             send("warning", f"cannot open MIDI input {cfg['midi'][1]!r} ({exc}); knobs stay "
                             "at 0.5")
 
-    period = 512 if sr >= 32000 else 256
-    in_ring = RingBuffer(8 * (period + B) + sr)
-    out_ring = RingBuffer(8 * (period + B) + sr)
-    # Output primed with silence: two device periods + one block (the main thread may be
-    # a period late on a loaded machine without an underrun); or the caller's lead_s.
-    lead = 2 * period + B if cfg["lead_s"] is None else max(B, round(cfg["lead_s"] * sr))
-    out_ring.write(np.zeros(lead, np.float32))
     st = {"under": 0, "over": 0}
     wake = threading.Event()
     buf = np.zeros(1 << 16, np.float32)
     gain = np.float32(cfg["gain"])
+    rings: dict = {}
 
     def callback(indata, outdata, frames, time_info, cb_status) -> None:
         if cb_status.output_underflow:
             st["under"] += 1
         if cb_status.input_overflow:
             st["over"] += 1
-        in_ring.write(indata[:, 0])
-        out_ring.read_into(buf[:frames])
+        rings["in"].write(indata[:, 0])
+        rings["out"].read_into(buf[:frames])
         outdata[:] = buf[:frames, None]
         wake.set()
 
-    try:
-        sd._initialize()
+    def open_stream(rate: int):
+        """Rings sized and primed for ``rate``, then the duplex stream at that rate."""
+        period = 512 if rate >= 32000 else 256
+        dev_block = math.ceil(B * rate / sr)
+        rings["in"] = RingBuffer(8 * (period + dev_block) + rate)
+        rings["out"] = RingBuffer(8 * (period + dev_block) + rate)
+        # Output primed with silence: two device periods + one block (+ resampler delay):
+        # the main thread may be a period late on a loaded machine without an underrun.
+        lead = (2 * period + dev_block + (64 if rate != sr else 0) if cfg["lead_s"] is None
+                else max(dev_block, round(cfg["lead_s"] * rate)))
+        rings["out"].write(np.zeros(lead, np.float32))
         out_ch = max(1, min(2, out_dev.max_output_channels))
-        stream = sd.Stream(samplerate=sr, blocksize=period, device=(in_dev.index, out_dev.index),
-                           channels=(1, out_ch), dtype="float32", callback=callback,
-                           latency="low")
+        stream = sd.Stream(samplerate=rate, blocksize=period,
+                           device=(in_dev.index, out_dev.index), channels=(1, out_ch),
+                           dtype="float32", callback=callback, latency="low")
         stream.start()
-    except Exception as exc:  # noqa: BLE001
-        send("error", f"cannot open a duplex stream at {sr} Hz on {out_dev.label!r} ({exc}); "
-                      f"the device must run at the model's rate ({sr} Hz)")
-        os._exit(0)
+        return stream, lead
+
+    sd._initialize()  # held for the child's life (it ends with os._exit)
+    dev_rate = sr
+    try:
+        stream, lead = open_stream(sr)
+    except Exception as exc:  # noqa: BLE001  (the device runs at another rate: resample)
+        dev_rate = round(out_dev.default_samplerate)
+        try:
+            if dev_rate == sr:
+                raise
+            stream, lead = open_stream(dev_rate)
+        except Exception as exc2:  # noqa: BLE001
+            send("error", f"cannot open a duplex stream on {out_dev.label!r} at {sr} Hz ({exc}) "
+                          f"or {dev_rate} Hz ({exc2})")
+            os._exit(0)
+    from auralize.generate.resample import StreamResampler
+
+    rs_in, rs_out = StreamResampler(dev_rate, sr), StreamResampler(sr, dev_rate)
+    in_ring, out_ring = rings["in"], rings["out"]
     lat = stream.latency
     put("device_latency_s", float(sum(lat)) if isinstance(lat, tuple) else float(lat))
-    put("lead_frames", lead)
+    put("lead_frames", lead * sr / dev_rate)  # in model-rate frames, as latency_s expects
     stop = threading.Event()
 
     def reader() -> None:
@@ -431,23 +450,30 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
         wake.set()
 
     threading.Thread(target=reader, daemon=True).start()
-    info = {"device": out_dev.label, "sample_rate": sr, "block_size": B, "priority": priority,
+    info = {"device": out_dev.label + (f" (resampled {dev_rate} <-> {sr} Hz)" if dev_rate != sr
+                                       else ""),
+            "sample_rate": sr, "block_size": B, "priority": priority,
             "midi": cfg["midi"][1] if midi_port is not None else "",
             "models": [r.cfg.name for r in runs]}
     t0, c0 = time.perf_counter(), time.process_time()
     send("ready", info)
-    inb = np.zeros(B * 64, np.float32)
+    inb = np.zeros(in_ring.capacity, np.float32)
+    acc = np.zeros(0, np.float32)  # model-rate input not yet a whole block
     try:
         while not stop.is_set():
             wake.wait(0.1)
             wake.clear()
-            n = min(in_ring.fill // B, 64)
+            got = in_ring.fill
+            if got:
+                in_ring.read_into(inb[:got])
+                acc = np.concatenate([acc, rs_in.process(inb[:got])])
+            n = acc.shape[0] // B
             if n:
-                in_ring.read_into(inb[: n * B])
                 t = time.perf_counter()
-                out = chain.process(inb[: n * B].reshape(n, B), knobs["cc1"], knobs["cc2"])
+                out = chain.process(acc[: n * B].reshape(n, B), knobs["cc1"], knobs["cc2"])
+                acc = acc[n * B :]
                 dt = (time.perf_counter() - t) / n
-                out_ring.write(out * gain)
+                out_ring.write(rs_out.process(out * gain))
                 shared[_IDX["blocks"]] += n
                 shared[_IDX["proc_s_sum"]] += dt * n
                 put("proc_s_max", max(shared[_IDX["proc_s_max"]], dt))
