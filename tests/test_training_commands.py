@@ -27,6 +27,7 @@ def test_demo_writes_the_run_folder_and_render_reproduces_it(tmp_path, capsys):
     assert len(records) == 26  # ceil(1617 / 64) steps
     assert list(records[0]["grad_norms"]) == ["conv1", "conv2", "fc"]
     assert records[-1]["epoch_end"] and len(records[-1]["unit_means"]["fc"]) == 10
+    assert len(records[0]["unit_means"]["fc"]) == 10  # the chord sounds from step 0
     assert main(["render", str(run), "-o", str(tmp_path / "again.wav"), "--no-plot"]) == 0
     assert (tmp_path / "again.wav").read_bytes() == (run / "sonification.wav").read_bytes()
 

@@ -312,6 +312,7 @@ class Watch:
                                 + ", ".join(sorted(sonifier_kwargs)))
         self.sonifier = sonifier
         self._unit_epoch, self._unit_step = _unit_requests(sonifier, self.telemetry)
+        self._units_started = False
         self.buffer = StepBuffer(sonifier)
         if optimizer is not None and (grads or weights):
             opts = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer]
@@ -413,23 +414,27 @@ class Watch:
                     floats[key] = float(value)
                 except (TypeError, ValueError):
                     continue
+        # The first step also carries the per-epoch layers' unit means, so the
+        # weight chord sounds from the initial weights on (as soNNify's did).
+        unit_layers = self._unit_step or ([] if self._units_started else self._unit_epoch)
+        self._units_started = True
         units_step = None
-        if self._unit_step:
+        if unit_layers:
             with torch.no_grad():
                 units_step = [self.telemetry.linear[n]().float().reshape(-1)
-                              for n in self._unit_step]
+                              for n in unit_layers]
         rec = self.buffer.new()
         has_loss = loss is not None
 
         def finish(values, rec=rec, layout=layout, n_grad=n_grad, tensor_keys=tensor_keys,
-                   floats=floats, has_loss=has_loss):
+                   floats=floats, has_loss=has_loss, unit_layers=unit_layers):
             g, w = self.telemetry.decode(values[:n_grad], layout)
             for k, v in zip(tensor_keys, values[n_grad:n_grad + len(tensor_keys)]):
                 floats[k] = float(v)
             tail = values[n_grad + len(tensor_keys):]
             if units_step:
                 pos = 0
-                for name, t in zip(self._unit_step, units_step):
+                for name, t in zip(unit_layers, units_step):
                     n = t.numel()
                     rec.unit_means[name] = [float(v) for v in tail[pos:pos + n]]
                     pos += n
