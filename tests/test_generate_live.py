@@ -176,6 +176,7 @@ def _live_run(tmp_path, jack_server, jack_recorder, stages, n_models=3, sample_r
     import rtmidi
 
     cfg = GenConfig(name="id", sample_rate=sample_rate, block_size=64, hidden=126, depth=1)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     dirs = make_runs(tmp_path, cfg, GAINS[:n_models])
     midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="auralize-test")
     midi_out.open_virtual_port("knobs-test")
@@ -225,9 +226,28 @@ def test_live_jack_follows_midi_knobs(tmp_path, jack_server, jack_recorder):
 @pytest.mark.audio
 @pytest.mark.slow
 def test_live_jack_three_models_no_underruns(tmp_path, jack_server, jack_recorder):
+    """10 s, three models: no ring underrun, no PortAudio underflow or input overflow.
+
+    Judged only when the JACK graph itself kept time (the recorder never missed a
+    cycle), as in test_live.py: on a host too loaded for real-time threads the run is
+    repeated once, then skipped with the figures (a failure under
+    AURALIZE_REQUIRE_AUDIO=1).
+    """
     stages = [(None, None, 4.0), (127, 0, 3.0), (30, 100, 3.0)]
-    stats, cap, _ = _live_run(tmp_path, jack_server, jack_recorder, stages)
-    print(stats.summary())
+    for attempt in (1, 2):
+        stats, cap, marks = _live_run(tmp_path / f"a{attempt}", jack_server, jack_recorder,
+                                      stages)
+        print(stats.summary())
+        bt = cap.block_times[(cap.block_times > marks[0][0])
+                             & (cap.block_times < marks[-1][0] + marks[-1][1])]
+        stall_ms = float(np.diff(bt).max() * 1000) if len(bt) > 1 else float("inf")
+        if stall_ms < 1.5 * 512 / 44100 * 1000:
+            break
+    else:
+        from conftest import audio_unavailable
+
+        audio_unavailable(f"host too loaded for real-time audio: the JACK graph stalled for "
+                          f"{stall_ms:.0f} ms (twice); {stats.summary()}")
     assert stats.wall_s >= 10.0 and stats.blocks * 64 >= 0.95 * 44100 * stats.wall_s
     assert stats.underruns == 0, stats.summary()
     assert stats.latency_s <= (2 * 512 + 64 + 2 * 512) / 44100  # lead + device periods
