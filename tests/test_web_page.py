@@ -156,3 +156,52 @@ def test_page_plays_charts_mixes_and_looks_like_a_dashboard(browser):
         context.close()
         son.close()
     assert errors == []
+
+
+def test_replay_page_with_a_token_plays_pauses_and_seeks(browser, tmp_path):
+    """`auralize serve` mode bound off loopback: the token URL, then the transport."""
+    from test_web_server import InProcess, make_step
+
+    from auralize.commands.serve import load_replay
+    from auralize.web.server import ReplaySource
+
+    run = tmp_path / "run"
+    with Sonifier(run, mappings=["loss", "gradients", "alarm"], live=False, plot=False) as son:
+        for i in range(150):
+            son.log(make_step(i))
+    score, duration_s, docs, config = load_replay(str(run))
+    server = InProcess(ReplaySource(score, duration_s, config.engine_kwargs(), docs),
+                       host="0.0.0.0", title="run")
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        assert server.token
+        page.goto(f"http://127.0.0.1:{server.port}/?token={server.token}")
+        wait_for(page, "auralize.connected && auralize.mode === 'replay' && auralize.steps === 150")
+        assert page.is_visible("#transport")
+        page.click("#start")  # the first listener starts the replay
+        wait_for(page, "auralize.worklet.framesPlayed > 0.8 * 44100")
+        page.click("#play")  # pause
+        wait_for(page, "auralize.playing === false")
+        time.sleep(0.3)
+        seq = server.server.seq
+        time.sleep(0.5)
+        assert server.server.seq == seq  # paused: nothing rendered or sent
+        page.evaluate("""(() => { const s = document.getElementById('seek');
+            s.value = 500; s.dispatchEvent(new Event('change')); })()""")
+        wait_for(page, f"Math.abs(auralize.scoreTimeS - {duration_s / 2}) < 0.05")
+        page.click("#play")
+        wait_for(page, "auralize.playing === true")
+        played = page.evaluate("auralize.worklet.framesPlayed")
+        wait_for(page, f"auralize.worklet.framesPlayed > {played + 0.8 * 44100}")
+        assert server.server.source.score_time_s() > duration_s / 2
+        time.sleep(0.8)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-replay.png"))
+        assert page.evaluate("auralize.errors") == []
+    finally:
+        context.close()
+        server.close()
+    assert errors == []

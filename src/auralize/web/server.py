@@ -664,9 +664,12 @@ class WebServer:
         """Render and send blocks as the wall clock (plus ``lead_s``) asks for them."""
         sr = self.source.sample_rate
         n = self.block_frames
-        lead = int(self.lead_s * sr)
         while True:
             src = self.source
+            # a replay has no "now" to keep up with: run ahead, so pages start with a
+            # full jitter buffer (live sound stays close to training)
+            lead = int((max(self.lead_s, 0.5) if isinstance(src, ReplaySource)
+                        else self.lead_s) * sr)
             if src.playing and not self._busy:
                 due = int((time.monotonic() - self._pace_t0) * sr) + lead
                 if due - self._pace_frames > 3 * sr:  # stalled for long: skip, do not burst
