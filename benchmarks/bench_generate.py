@@ -10,7 +10,9 @@ Rows:
 - real-time factor of each shipped config in streaming generation on one CPU
   thread (audio seconds per compute second, features and inverse included):
   A, B, C at 8 kHz, GRUV at 44.1 kHz.  Random weights: the cost does not depend
-  on what was learnt.
+  on what was learnt;
+- A, B and C together live (random weights) through a JACK server (dummy driver,
+  8 kHz, 256-frame periods): underruns, CPU share, reported latency in blocks.
 
 Quick run (~1 min on 2 cores): config A for the per-block rows, 60 blocks per
 real-time factor.  Run alone: ``.venv/bin/python benchmarks/bench_generate.py [--quick]``.
@@ -112,6 +114,66 @@ def rtf_row(cfg_name: str, n_blocks: int) -> dict:
                      "RAVE ~20x (laptop CPU), Neutone ~6x (1 thread)"}
 
 
+def live_rows(seconds: float, threads: int = 2) -> list[dict]:
+    """Configs A, B, C (random weights) live through a JACK server at 8 kHz / 256 frames.
+
+    A feeder client plays a sine into the input; CPU share, underruns and the
+    input->output latency auralize reports (primed lead + PortAudio's latencies).
+    """
+    import os
+    import subprocess
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from jackutil import JackServer
+
+    if not JackServer.available():
+        return [{"name": "generate live A+B+C", "value": None, "unit": "",
+                 "notes": "skipped: jackd not installed"}]
+    from auralize.generate.live import LiveGenerator
+    from auralize.generate.train import save_run
+    from test_generate_live import FEEDER
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-generate-"))
+    dirs = []
+    for name in ("A", "B", "C"):
+        cfg = load_config(name)
+        norm = Normalizer(np.zeros(cfg.feature_size, np.float32),
+                          np.ones(cfg.feature_size, np.float32))
+        dirs.append(save_run(tmp / name, cfg, BlockLSTM.from_config(cfg), norm))
+    server = JackServer(8000, 256).start()
+    old = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    feeder = subprocess.Popen([sys.executable, "-c", FEEDER, server.name],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        feeder.stdout.readline()
+        gen = LiveGenerator(dirs, midi_port=False, threads=threads).start()
+        time.sleep(seconds)
+        st = gen.close()
+    finally:
+        feeder.communicate("stop\n", timeout=10)
+        server.stop()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    notes = (f"JACK dummy 8 kHz/256, {threads} torch threads, {st.wall_s:.1f} s; "
+             f"{st.process_ms_mean:.1f} ms/block mean ({st.process_ms_max:.1f} max) "
+             f"for a {1000 * st.block_s:.0f} ms block")
+    return [
+        {"name": "generate live A+B+C: underruns", "value": st.underruns, "unit": "",
+         "baseline": 0, "notes": f"ring {st.ring_underruns}, device {st.device_underflows}, "
+                                 f"input overflows {st.input_overflows}; " + notes},
+        {"name": "generate live A+B+C: CPU share", "value": st.cpu_share, "unit": "cores",
+         "baseline": 2.0, "notes": "target: fits in 2 cores"},
+        {"name": "generate live A+B+C: latency", "value": st.latency_s / st.block_s,
+         "unit": "blocks", "baseline": 3.0,
+         "notes": f"{1000 * st.latency_s:.0f} ms = lead + device latency; target <= 3 blocks"},
+    ]
+
+
 def run(quick: bool = False) -> list[dict]:
     torch.set_num_threads(1)
     rows = per_block_rows("A")
@@ -122,6 +184,7 @@ def run(quick: bool = False) -> list[dict]:
         if name == "GRUV":
             n = 12 if quick else 60
         rows.append(rtf_row(name, n))
+    rows += live_rows(5.0 if quick else 10.0)
     return rows
 
 
