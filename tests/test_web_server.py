@@ -47,7 +47,8 @@ def http_status(url: str, headers: dict | None = None) -> int:
 def raw_request(port: int, target: str, host: str = "127.0.0.1", extra: str = "") -> bytes:
     """Send a request line exactly as given (no client-side path normalisation)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}"
+        host = host if ":" in host else f"{host}:{port}"
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}"
                   "Connection: close\r\n\r\n".encode())
         data = b""
         while chunk := s.recv(65536):
@@ -150,6 +151,10 @@ def test_loopback_guards_and_paths(sink):
     assert ok.startswith(b"HTTP/1.1 200") and b"Content-Security-Policy" in ok
     # DNS rebinding: a foreign Host name is refused on a loopback bind
     assert raw_request(w.port, "/", host="evil.example").startswith(b"HTTP/1.1 403")
+    assert raw_request(w.port, "/", host="evil.example:80").startswith(b"HTTP/1.1 403")
+    # an SSH tunnel's other local port is fine (ssh -L 9000:127.0.0.1:PORT)
+    for host in ("localhost:9000", "127.0.0.1:9000", "[::1]:9000"):
+        assert raw_request(w.port, "/", host=host).startswith(b"HTTP/1.1 200"), host
     # a socket from another origin is refused
     assert raw_request(w.port, "/ws", extra="Origin: http://evil.example\r\nUpgrade: websocket\r\n"
                        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"

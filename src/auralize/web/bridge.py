@@ -33,13 +33,18 @@ def _web_main(cfg: dict, inbox, status) -> None:
 
     with contextlib.suppress(OSError, AttributeError):  # a real-time producer: ahead of
         os.nice(-5)  # batch work when the machine is busy (best effort)
-    from auralize.web.server import LiveSource, WebServer
 
     def tell(*msg) -> None:
         try:
             status.send(msg)
         except (OSError, BrokenPipeError):
             pass
+
+    try:
+        from auralize.web.server import LiveSource, WebServer
+    except ImportError as exc:
+        tell("error", f"cannot import the web server ({exc}; pip install aiohttp)")
+        return
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

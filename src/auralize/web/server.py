@@ -422,8 +422,13 @@ class WebServer:
             await self._runner.cleanup()
 
     # -- security ------------------------------------------------------------------
-    def _allowed_hosts(self) -> set[str]:
-        return {f"{h}:{self.port}" for h in ("127.0.0.1", "localhost", "[::1]")}
+    @staticmethod
+    def _loopback_host(host: str) -> bool:
+        """Whether a Host header names this machine's loopback (any port: SSH tunnels)."""
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if host.startswith("["):
+            name = host[1:host.index("]")] if "]" in host else host
+        return name in ("127.0.0.1", "localhost", "::1")
 
     def _token_ok(self, request) -> tuple[bool, bool]:
         """(authorised, came in the query)."""
@@ -445,7 +450,7 @@ class WebServer:
         ok, in_query = self._token_ok(request)
         if not ok:
             raise web.HTTPForbidden(text="auralize: a valid token is required\n")
-        if self.token is None and request.host not in self._allowed_hosts():
+        if self.token is None and not self._loopback_host(request.host or ""):
             raise web.HTTPForbidden(text="auralize: unexpected Host header\n")
         origin = request.headers.get("Origin")
         if (origin is not None and request.path == "/ws"
