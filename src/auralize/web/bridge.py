@@ -68,9 +68,10 @@ def _web_main(cfg: dict, inbox, status) -> None:
                         server.add_events(item[1])
                     elif item[0] == "record":
                         server.add_record(item[1], item[2])
-            elif kind == "finish":
+            elif kind == "finish":  # training ended: let listening pages hear the rest
                 server.finished = True
                 server.broadcast_text({"type": "finished"})
+                loop.create_task(drain_then_stop(float(msg[1])))
             elif kind == "close":
                 stop.set()
 
@@ -84,6 +85,15 @@ def _web_main(cfg: dict, inbox, status) -> None:
                 loop.call_soon_threadsafe(handle, msg)
                 if msg[0] == "close":
                     return
+
+        async def drain_then_stop(linger_s: float) -> None:
+            end = loop.time() + linger_s
+            while loop.time() < end and source.backlog_s() > 0.0 and any(
+                    c.audio_on for c in server.clients.values()):
+                await asyncio.sleep(0.05)
+            if linger_s > 0 and any(c.audio_on for c in server.clients.values()):
+                await asyncio.sleep(min(0.6, max(0.0, end - loop.time())))  # pages' buffers
+            stop.set()
 
         threading.Thread(target=reader, name="auralize-web-inbox", daemon=True).start()
         await stop.wait()
@@ -123,6 +133,9 @@ class WebSink:
         Audio a page may have queued before its oldest blocks are dropped.
     title : str
         Shown on the page.
+    linger_s : float
+        At :meth:`close`, while a page is listening, keep serving up to this long
+        so that it hears the sound still scheduled (step clock ahead of real time).
     start_timeout_s : float
         How long :meth:`start` waits for the server to listen.
     """
@@ -130,7 +143,8 @@ class WebSink:
     def __init__(self, sample_rate: int = 44100, *, engine_kwargs: dict | None = None,
                  host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
                  lead_s: float = 0.1, block_frames: int = 1024, client_queue_s: float = 1.0,
-                 title: str = "training", start_timeout_s: float = 30.0) -> None:
+                 title: str = "training", linger_s: float = 10.0,
+                 start_timeout_s: float = 30.0) -> None:
         from auralize.web.server import new_token, token_required
 
         if token is None and token_required(host):
@@ -140,6 +154,7 @@ class WebSink:
                     "block_frames": int(block_frames), "client_queue_s": float(client_queue_s),
                     "title": str(title)}
         self.start_timeout_s = float(start_timeout_s)
+        self.linger_s = max(0.0, float(linger_s))
         self.url: str | None = None
         self.port: int | None = None
         self.token = token
@@ -239,11 +254,10 @@ class WebSink:
         if self._sender is not None:
             self._sender.join(timeout_s)
         try:
-            self._inbox.send(("finish",))
-            self._inbox.send(("close",))
+            self._inbox.send(("finish", self.linger_s))
         except (BrokenPipeError, OSError):
             pass
-        if self._status.poll(timeout_s):
+        if self._status.poll(timeout_s + self.linger_s):
             try:
                 kind, payload = self._status.recv()
                 if kind == "closed":
