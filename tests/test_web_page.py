@@ -121,7 +121,8 @@ def test_page_plays_charts_mixes_and_looks_like_a_dashboard(browser):
             charts = page.evaluate("auralize.charts")
             assert charts["gradSeries"] == 4 and charts["gradPoints"] >= 4 * seen
             assert page.evaluate("auralize.gaps") == 0
-            assert int(page.inner_text("#s-step").replace(",", "")) >= seen - 1
+            wait_for(page, f"+document.getElementById('s-step').textContent"
+                           f".replace(/,/g, '') >= {seen}")  # the panel updates at 4 Hz
 
             # mixer: solo the loss tone, then mute it: the server's engine output goes silent
             wait_for(page, "'loss' in auralize.mix && 'gradients' in auralize.mix")
@@ -160,10 +161,9 @@ def test_page_plays_charts_mixes_and_looks_like_a_dashboard(browser):
 
 def test_replay_page_with_a_token_plays_pauses_and_seeks(browser, tmp_path):
     """`auralize serve` mode bound off loopback: the token URL, then the transport."""
-    from test_web_server import InProcess, make_step
-
     from auralize.commands.serve import load_replay
     from auralize.web.server import ReplaySource
+    from test_web_server import InProcess, make_step
 
     run = tmp_path / "run"
     with Sonifier(run, mappings=["loss", "gradients", "alarm"], live=False, plot=False) as son:

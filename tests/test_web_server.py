@@ -328,3 +328,25 @@ def test_serve_replays_exactly_the_engine_output(tmp_path):
         asyncio.run(go())
     finally:
         w.close()
+
+
+def test_late_steps_keep_their_rhythm():
+    """Training slower than the step clock: each step's tone sequence still plays whole."""
+    from auralize.sonify.timeline import SonifyConfig, Timeline
+
+    src = LiveSource(44100, {"master_gain": 0.5, "chunk_size": 512}, lead_s=0.05)
+    timeline = Timeline(SonifyConfig(mappings=["gradients"]))
+    events, _, _ = timeline.advance(make_step(0))
+    src.feed(events)
+    src.render(44100)  # one second passes; the next step (due at 0.06 s) is late
+    events, t1, _ = timeline.advance(make_step(1))
+    assert src.engine.synth_frame / 44100 > t1 + src.offset_s
+    src.feed(events)
+    assert src.late_steps == 1
+    start = round((t1 + src.offset_s) * 44100) - src.engine.frames_rendered
+    audio = src.render(start + 4410)[start:]
+    slot = 441  # 10 ms per layer tone
+    rms = [float(np.sqrt(np.mean(audio[i * slot + 60:(i + 1) * slot - 60] ** 2)))
+           for i in range(6)]
+    assert all(r > 0.01 for r in rms[:4]), rms  # the four layer tones, one after another
+    assert rms[5] < 1e-3, rms  # then the gap

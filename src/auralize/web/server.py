@@ -203,7 +203,13 @@ class _Source:
 
 
 class LiveSource(_Source):
-    """Events forwarded from training; score time 0 is placed ``lead_s`` after the first."""
+    """Events forwarded from training; score time 0 is placed ``lead_s`` after the first.
+
+    When training is slower than the step clock, a step's events arrive after
+    their time has been played.  Applied "now", a gradient tone sequence would
+    collapse onto one frame and vanish, so the offset moves later instead: each
+    step keeps its own rhythm and silence fills the wait for the next one.
+    """
 
     mode = "live"
 
@@ -212,14 +218,20 @@ class LiveSource(_Source):
         self.lead_s = float(lead_s)
         self.started = False
         self.last_event_s = 0.0
+        self.late_steps = 0  # batches that came after their time (training slower than sound)
 
     def feed(self, events) -> list[str]:
         if not self.started:
             self.started = True
             self.offset_s = self.engine.synth_frame / self.sample_rate + self.lead_s
-        for ev in events:
-            if ev.time_s is not None and ev.time_s > self.last_event_s:
-                self.last_event_s = ev.time_s
+        times = [ev.time_s for ev in events if ev.time_s is not None]
+        if times:
+            now_s = self.engine.synth_frame / self.sample_rate + 0.005
+            late_s = now_s - (min(times) + self.offset_s)
+            if late_s > 0:
+                self.offset_s += late_s
+                self.late_steps += 1
+            self.last_event_s = max(self.last_event_s, max(times))
         return self.schedule(events, self.offset_s)
 
     def score_time_s(self) -> float:
@@ -506,6 +518,7 @@ class WebServer:
             doc["duration_s"] = src.duration_s
         if isinstance(src, LiveSource):
             doc["backlog_s"] = src.backlog_s()
+            doc["late_steps"] = src.late_steps
         return doc
 
     # -- WebSocket -------------------------------------------------------------------

@@ -462,6 +462,7 @@
   let specData = null, specCol = null;
   const F_LO = 40, F_HI = 12000;
 
+  let lastSpecT = 0;
   function drawSpectrogram() {
     const c = $("spectrogram");
     const dpr = fitCanvas(c);
@@ -472,10 +473,15 @@
       c._init = `${W}x${H}`;
       specCol = null;
     }
-    const dx = Math.max(1, Math.round(3 * dpr));
+    // scroll by elapsed time (100 CSS px per second), not per frame: a busy page
+    // draws fewer, wider columns but keeps the time axis true
+    const now = performance.now();
+    const dt = lastSpecT ? Math.min(500, now - lastSpecT) : 30;
+    lastSpecT = now;
+    const dx = Math.max(1, Math.round((dt / 1000) * 100 * dpr));
     // scroll the plot area left
     g.drawImage(c, axis + dx, 0, W - axis - dx, H, axis, 0, W - axis - dx, H);
-    if (!specCol || specCol.height !== H) specCol = g.createImageData(dx, H);
+    if (!specCol || specCol.height !== H || specCol.width !== dx) specCol = g.createImageData(dx, H);
     const px = specCol.data;
     if (analyser && A.started) {
       const bins = analyser.frequencyBinCount;
