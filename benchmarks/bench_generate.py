@@ -26,9 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
 import numpy as np
 import torch
 
@@ -36,31 +33,37 @@ from auralize.generate.config import load_config
 from auralize.generate.features import Normalizer, blocks_to_features, features_to_blocks
 from auralize.generate.model import BlockLSTM, Streamer
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _median_ms(times: list[float]) -> float:
     return 1000.0 * float(np.median(times))
 
 
-def per_block_rows(cfg_name: str, marks=(10, 1000), repeats: int = 7) -> list[dict]:
+def per_block_rows(cfg_name: str, marks=(10, 1000), repeats: int = 21) -> list[dict]:
     """Cached-state step cost at each mark vs the cost of re-running the whole sequence."""
     cfg = load_config(cfg_name)
     torch.manual_seed(0)
     model = BlockLSTM.from_config(cfg).eval()
     rng = np.random.default_rng(0)
-    s = Streamer(model)
     x = rng.standard_normal(cfg.feature_size).astype(np.float32)
-    cached: dict[int, list[float]] = {m: [] for m in marks}
-    last = max(marks) + repeats
-    for i in range(1, last + 1):
-        t = time.perf_counter()
-        y = s.step(x)
-        dt = time.perf_counter() - t
-        x = np.tanh(y)
+    # One stream per mark, advanced to it; then their steps are timed alternately so
+    # that every mark sees the same machine load (this host's load varies by the second).
+    streams = {}
+    with torch.inference_mode():
         for m in marks:
-            if m <= i < m + repeats:
-                cached[m].append(dt)
+            s = Streamer(model)
+            s.warm_up(np.tile(x, (m - 1, 1)))
+            streams[m] = s
+        cached: dict[int, list[float]] = {m: [] for m in marks}
+        for _ in range(repeats):
+            for m in marks:
+                t = time.perf_counter()
+                streams[m].step(x)
+                cached[m].append(time.perf_counter() - t)
     rerun: dict[int, list[float]] = {}
-    seq = torch.as_tensor(rng.standard_normal((1, max(marks), cfg.feature_size)), dtype=torch.float32)
+    seq = torch.as_tensor(rng.standard_normal((1, max(marks), cfg.feature_size)),
+                          dtype=torch.float32)
     with torch.inference_mode():
         for m in marks:
             rerun[m] = []
