@@ -71,7 +71,8 @@ def register(sub) -> None:
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--config", default=None, help="config name or TOML path (finds the run)")
     common(s)
-    s.add_argument("--run", dest="run_dirs", type=Path, action="append", default=[], help="run folder (instead of --config)")
+    s.add_argument("--run", dest="run_dirs", type=Path, action="append", default=[],
+                   help="run folder (instead of --config)")
     s.add_argument("--seconds", type=float, default=10.0, help="seconds to generate (10)")
     s.add_argument("-o", "--out", type=Path, required=True, help="output .wav/.flac/.ogg")
     s.add_argument("--seed-file", type=Path, default=None,

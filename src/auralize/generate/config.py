@@ -40,10 +40,6 @@ class GenConfig:
     def feature_size(self) -> int:
         return feature_size(self.features, self.block_size)
 
-    @property
-    def block_s(self) -> float:
-        return self.block_size / self.sample_rate
-
     def run_name(self, dataset: str) -> str:
         """boii's run folder name: ``<hidden>_<depth>_<dataset>``."""
         return f"{self.hidden}_{self.depth}_{dataset}"

@@ -51,10 +51,6 @@ class Streamer:
         self.state = None
         self.blocks = 0
 
-    def reset(self) -> None:
-        self.state = None
-        self.blocks = 0
-
     @torch.inference_mode()
     def step(self, features: np.ndarray) -> np.ndarray:
         """One block's normalised features -> the predicted next block's (float32)."""

@@ -102,7 +102,6 @@ def train(
     resume: bool = True,
     progress: bool = True,
     seed: int = 0,
-    limit_batches: float | None = None,
 ) -> TrainResult:
     """Train ``cfg`` on ``dataset``; resume from the run folder's last checkpoint.
 
@@ -185,7 +184,6 @@ def train(
         num_sanity_val_steps=0,
         accelerator="cpu" if not torch.cuda.is_available() else "auto",
         devices=1,
-        limit_train_batches=limit_batches,
         deterministic=False,
     )
     trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resuming else None)
