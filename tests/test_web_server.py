@@ -11,10 +11,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import pytest
-
-aiohttp = pytest.importorskip("aiohttp")
 
 from auralize import Sonifier
 from auralize.sonify.telemetry import TrainingStep
@@ -198,48 +197,64 @@ def test_message_limits_and_validation(sink):
     asyncio.run(go())
 
 
-def _step_times(son: Sonifier, n0: int, seconds: float, work: np.ndarray) -> list[float]:
-    times = []
+def _step_times(son: Sonifier, n0: int, seconds: float, work: np.ndarray):
+    """Run fake training steps; return (step times, times spent inside son.log)."""
+    steps, logs = [], []
     end = time.perf_counter() + seconds
     step = n0
     while time.perf_counter() < end:
         t0 = time.perf_counter()
         for _ in range(3):
             work = np.tanh(work @ work.T * 1e-3)  # a little "training"
+        t1 = time.perf_counter()
         son.log(make_step(step))
-        times.append(time.perf_counter() - t0)
+        t2 = time.perf_counter()
+        steps.append(t2 - t0)
+        logs.append(t2 - t1)
         step += 1
         time.sleep(0.004)
-    return times
+    return np.array(steps), np.array(logs)
 
 
 def test_stalled_client_loses_audio_but_never_slows_training(tmp_path):
+    """Step times with and without a page that stops reading for 10 s.
+
+    This machine's load from other work drifts a lot, so the step times are
+    compared loosely (a blocked pipe would cost seconds, not percent) and the
+    sonifier's own share of a step, the ``log`` call, tightly.
+    """
     son = Sonifier(None, mappings=["loss", "gradients"], live=False, plot=False, web=True,
                    web_port=0, step_s=0.03)
     try:
         port = son._web.port
         work = np.random.default_rng(0).standard_normal((160, 160))
         _step_times(son, 0, 0.5, work)  # warm up
-        before = _step_times(son, 1000, 2.5, work)
+        before, log_before = _step_times(son, 1000, 2.5, work)
         # a page that subscribes to audio, then never reads again (tiny receive buffer)
         s, head = ws_handshake(port, "/ws?audio=1", rcvbuf=4096)
         assert head.startswith(b"HTTP/1.1 101")
-        during = _step_times(son, 5000, 10.0, work)
+        during, log_during = _step_times(son, 5000, 10.0, work)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=5) as r:
             state = json.load(r)
         s.close()
+        after, log_after = _step_times(son, 9000, 2.5, work)  # the machine's load drifts
     finally:
         son.close()
     stalled = [c for c in state["clients"] if c["audio"]]
     assert stalled and stalled[0]["dropped_blocks"] > 100, state["clients"]
-    assert stalled[0]["queued_blocks"] <= state["clients"][0]["queued_blocks"] + 50
-    med0, med1 = np.median(before), np.median(during)
-    p99_0, p99_1 = np.percentile(before, 99), np.percentile(during, 99)
+    assert stalled[0]["queued_blocks"] <= 50  # bounded: about 1 s of audio
+    med0 = max(np.median(before), np.median(after))
+    med1 = np.median(during)
+    log0 = max(np.median(log_before), np.median(log_after))
+    log1 = np.median(log_during)
     print(f"step time median {med0 * 1e3:.2f} -> {med1 * 1e3:.2f} ms, "
-          f"p99 {p99_0 * 1e3:.2f} -> {p99_1 * 1e3:.2f} ms; "
+          f"max {max(before.max(), after.max()) * 1e3:.1f} -> {during.max() * 1e3:.1f} ms; "
+          f"log() median {log0 * 1e6:.0f} -> {log1 * 1e6:.0f} us, "
+          f"max {log_during.max() * 1e3:.1f} ms; "
           f"stalled client dropped {stalled[0]['dropped_blocks']} blocks")
-    assert med1 < med0 * 1.3 + 0.5e-3
-    assert p99_1 < p99_0 * 2 + 5e-3
+    assert log1 < log0 * 2 + 300e-6
+    assert log_during.max() < 0.25
+    assert med1 < med0 * 3 + 5e-3
 
 
 def _make_run(folder: Path, steps: int = 60) -> None:
