@@ -322,7 +322,10 @@ def collection(name: str, model: nn.Module, repeats: int) -> dict:
         p.grad = torch.randn_like(p)
     tel = LayerTelemetry.from_module(model)
     fast = tel.grad_norms
-    slow = lambda: per_parameter_norms_loop(model)
+
+    def slow():
+        return per_parameter_norms_loop(model)
+
     a, b = fast(), slow()
     worst = max(abs(a[k] - b[k]) / max(b[k], 1e-12) for k in b)
     t_fast, t_slow = [], []

@@ -19,6 +19,19 @@ from jackutil import JackRecorder, JackServer
 REQUIRE_AUDIO = os.environ.get("AURALIZE_REQUIRE_AUDIO", "") not in ("", "0")
 
 
+# Real-time tests judge timing on a shared 2-core virtual machine, where the JACK
+# graph itself (not auralize) is sometimes late.  They get two more tries; a
+# deterministic bug still fails all three.
+REALTIME_FILES = {"test_live.py", "test_sonify_live.py", "test_generate_live.py",
+                  "test_web_page.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in REALTIME_FILES:
+            item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=2))
+
+
 def audio_unavailable(reason: str) -> None:
     """Skip (or fail under AURALIZE_REQUIRE_AUDIO=1) for a missing audio component."""
     if REQUIRE_AUDIO:

@@ -83,7 +83,7 @@ class JackServer:
     def _start(self, timeout_s: float) -> JackServer:
         env = dict(os.environ, **self.env())
         # A file, not a pipe: jackd must never block on a full pipe of xrun messages.
-        self._logfile = tempfile.NamedTemporaryFile(
+        self._logfile = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as jackd
             "w+b", prefix=f"{self.name}-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             ["jackd", *self.rt_args, "-n", self.name, "-d", "dummy",

@@ -307,7 +307,8 @@ def save_outputs(result: DreamResult, out_wav: str | Path) -> dict:
     fig.savefig(paths["objective"])
     plt.close(fig)
 
-    top = lambda p: {result.class_names[i]: round(float(p[i]), 4) for i in np.argsort(p)[::-1][:3]}
+    def top(p):
+        return {result.class_names[i]: round(float(p[i]), 4) for i in np.argsort(p)[::-1][:3]}
     summary = {
         "objective": result.target,
         "start": result.start,

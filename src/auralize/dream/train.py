@@ -451,7 +451,8 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
         saved = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
         for key in ("arch", "sample_rate", "clip_s", "batch_size", "seed"):
             if key in saved and saved[key] != getattr(cfg, key):
-                warnings.warn(f"resuming with {key}={saved[key]!r} from the run (not {getattr(cfg, key)!r})")
+                warnings.warn(f"resuming with {key}={saved[key]!r} from the run "
+                              f"(not {getattr(cfg, key)!r})", stacklevel=2)
                 setattr(cfg, key, saved[key])
     elif list_checkpoints(run):
         raise AuralizeError(

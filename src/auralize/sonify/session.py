@@ -214,6 +214,9 @@ class Sonifier:
     ...         son.log(TrainingStep(step=step, loss=loss))
     """
 
+    #: seconds of sound the live child keeps ready ahead of the device
+    LIVE_LEAD_S = 0.1
+
     def __init__(
         self,
         out_dir: str | Path | None = None,
@@ -261,7 +264,8 @@ class Sonifier:
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             wav = self.out_dir / WAV_NAME
-            self._telemetry = open(self.out_dir / TELEMETRY_NAME, "w", buffering=1)
+            # Open for the whole session, line-buffered: a killed run keeps its steps.
+            self._telemetry = open(self.out_dir / TELEMETRY_NAME, "w", buffering=1)  # noqa: SIM115
         else:
             self._tmp = tempfile.TemporaryDirectory(prefix="auralize-")
             wav = Path(self._tmp.name) / WAV_NAME
@@ -282,8 +286,11 @@ class Sonifier:
             return
         from auralize.audio.live import LiveOutput
 
+        # Training sound is not an instrument: a 100 ms lead trades latency nobody
+        # needs here for headroom against dropouts (LiveOutput's own default, 20 ms,
+        # is for playing live).
         self._live = LiveOutput(
-            int(self.config.sample_rate), device=self.device,
+            int(self.config.sample_rate), device=self.device, lead_s=self.LIVE_LEAD_S,
             engine_kwargs=self.config.engine_kwargs(),
         ).start()
 
