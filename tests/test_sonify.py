@@ -288,3 +288,24 @@ def test_sonifier_json_records_how_to_render(tmp_path):
         son.log(TrainingStep(step=0, loss=1.0))
     doc = json.loads((tmp_path / "sonifier.json").read_text())
     assert doc["mappings"][0]["min_freq"] == 300 and doc["step_s"] == 0.05
+
+
+def test_tensorboard_summaries_hold_the_recording_and_render_again(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with Sonifier(tmp_path / "run", mappings=["loss", "gradients"], live=False, plot=False,
+                  tensorboard=True) as son:
+        for step in range(20):
+            son.log(TrainingStep(step=step, loss=1.0 / (step + 1), grad_norms={"fc": 0.5}))
+    result = son.close()
+    acc = EventAccumulator(str(result.tensorboard_dir), size_guidance={"audio": 0})
+    acc.Reload()
+    assert "auralize/sonification" in acc.Tags()["audio"]
+    clip = acc.Audio("auralize/sonification")[-1]
+    assert clip.sample_rate == SR and clip.length_frames == len(son.samples)
+    assert [e.value for e in acc.Scalars("loss")][:2] == pytest.approx([1.0, 0.5])
+    assert len(acc.Scalars("grad_norm/fc")) == 20
+    # ... and a TensorBoard folder is a log `auralize render` understands
+    assert main(["render", str(result.tensorboard_dir), "-o", str(tmp_path / "tb.wav"),
+                 "--no-plot"]) == 0
+    assert sf.info(str(tmp_path / "tb.wav")).frames > 0

@@ -33,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--unbalanced", action="store_true",
                    help="keep only one training sample of class --unbalanced-class")
     p.add_argument("--unbalanced-class", type=int, default=0, help="class for --unbalanced")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard scalars and the recording (OUT/tensorboard)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--web", action="store_true",
                    help="serve a live page (sound, spectrogram, charts, mixer); prints its URL")
@@ -63,6 +65,7 @@ def run(args) -> int:
                     "out_dir": args.out, "clock": args.clock, "device": args.device,
                     "live": False if args.no_live else "auto",
                     "mappings": ["loss", "gradients", "weights", "alarm"],
+                    "tensorboard": args.tensorboard,
                     **({"web": True, "web_host": args.web_host, "web_port": args.web_port}
                        if args.web else {}),
                 })
@@ -77,6 +80,8 @@ def run(args) -> int:
         print(f"alarms: {alarms}")
     for path in result.paths():
         print(f"wrote {path}")
+    if result.tensorboard_dir:
+        print(f"wrote {result.tensorboard_dir} (tensorboard --logdir {result.tensorboard_dir})")
     if args.web:
         print(f"replay it on the page: auralize serve --run {args.out}")
     return 0

@@ -57,6 +57,7 @@ class RunResult:
     spectrogram_path: Path | None = None
     telemetry_path: Path | None = None
     metrics_path: Path | None = None
+    tensorboard_dir: Path | None = None
     steps: int = 0
     duration_s: float = 0.0
     stats: dict = field(default_factory=dict)
@@ -199,6 +200,9 @@ class Sonifier:
     rank_zero : bool
         ``False`` on the other ranks of a distributed run: the session then does
         nothing at all.
+    tensorboard : bool or path
+        At the end, write the recording as a TensorBoard audio summary and the
+        steps as scalars: into ``out_dir/tensorboard`` (``True``) or a given folder.
     web : bool
         Serve a live page (:mod:`auralize.web`) from a child process and print
         its URL (``web_url``): it plays the same events and charts the steps.
@@ -231,6 +235,7 @@ class Sonifier:
         plot: bool = True,
         rank_zero: bool = True,
         tail_s: float = 0.5,
+        tensorboard: bool | str | Path = False,
         web: bool = False,
         web_host: str = "127.0.0.1",
         web_port: int = 8765,
@@ -254,6 +259,7 @@ class Sonifier:
         self._live_offset_s: float | None = None
         self._web = None
         self.web_url: str | None = None
+        self.tensorboard = tensorboard
         self._telemetry = None
         self._memory: MemorySink | None = None
         self._wav: Path | None = None
@@ -379,6 +385,13 @@ class Sonifier:
                 result.spectrogram_path = save_spectrogram(
                     samples, rate, self.out_dir / SPECTROGRAM_NAME, title="training sonification"
                 )
+        if self.tensorboard and self.timeline.steps:
+            from auralize.sonify.tensorboard import write_tensorboard
+
+            logdir = (Path(self.tensorboard) if not isinstance(self.tensorboard, bool)
+                      else (self.out_dir or Path(".")) / "tensorboard")
+            result.tensorboard_dir = write_tensorboard(logdir, self._records, self.samples,
+                                                       int(self.config.sample_rate))
         self._result = result
         if self._renderer.error is not None:
             raise AuralizeError(f"audio rendering failed: {self._renderer.error}")
