@@ -375,12 +375,9 @@ class SineBank(Voice):
         return out
 
     def _is_silent(self) -> bool:
-        if self.muted:
-            return True
-        for param in (self.amp, self.gain):
-            if param.remaining == 0 and not param.value.any():
-                return True
-        return False
+        return self.muted or any(
+            param.remaining == 0 and not param.value.any() for param in (self.amp, self.gain)
+        )
 
     def _advance_silently(self, frames: int) -> None:
         """Keep glides, LFOs and phases moving while nothing sounds; render nothing."""
