@@ -74,7 +74,12 @@ def run(args) -> int:
     live.start(score)
     dev = live.device_info.get("label") or "none (no live output)"
     print(f"playing {args.seconds:g} s test tone on: {dev}")
-    time.sleep(args.seconds)
+    # Wait for the audio, not the clock: the device may start a little after
+    # start() returns, and the whole tone must be played and recorded.
+    wanted = int(args.seconds * args.sample_rate)
+    deadline = time.monotonic() + args.seconds + 10.0
+    while live.stats().frames_rendered < wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
     st = live.close()
     print(f"device: {st.device or 'none'}")
     print(f"underruns: {st.underruns} (ring {st.ring_underruns}, device {st.device_underflows})")
