@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -123,12 +124,11 @@ def live_rows(seconds: float, threads: int = 2) -> list[dict]:
     A feeder client plays a sine into the input; CPU share, underruns and the
     input->output latency auralize reports (primed lead + PortAudio's latencies).
     """
-    import os
     import subprocess
     import tempfile
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from jackutil import JackServer
+    from jackutil import JackServer, exported_env
 
     if not JackServer.available():
         return [{"name": "generate live A+B+C", "value": None, "unit": "",
@@ -145,8 +145,8 @@ def live_rows(seconds: float, threads: int = 2) -> list[dict]:
                           np.ones(cfg.feature_size, np.float32))
         dirs.append(save_run(tmp / name, cfg, BlockLSTM.from_config(cfg), norm))
     server = JackServer(8000, 256).start()
-    old = {k: os.environ.get(k) for k in server.env()}
-    os.environ.update(server.env())
+    env = ExitStack()
+    env.enter_context(exported_env(server.env()))
     feeder = subprocess.Popen([sys.executable, "-c", FEEDER, server.name],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -157,11 +157,7 @@ def live_rows(seconds: float, threads: int = 2) -> list[dict]:
     finally:
         feeder.communicate("stop\n", timeout=10)
         server.stop()
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        env.close()
     notes = (f"JACK dummy 8 kHz/256, {threads} torch threads, {st.wall_s:.1f} s; "
              f"{st.process_ms_mean:.1f} ms/block mean ({st.process_ms_max:.1f} max) "
              f"for a {1000 * st.block_s:.0f} ms block")

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -88,11 +88,11 @@ def _one(server, lead_s: float, busy: bool, n_events: int, play_s: float) -> dic
 
 def measure(quick: bool = False) -> list[dict]:
     """One dict per (lead time, parent load) with every figure measured."""
-    from jackutil import JackServer
+    from jackutil import JackServer, exported_env
 
     server = JackServer(44100, 512).start()
-    old = {k: os.environ.get(k) for k in server.env()}
-    os.environ.update(server.env())
+    env = ExitStack()
+    env.enter_context(exported_env(server.env()))
     results = []
     try:
         leads = [0.02] if quick else [0.01, 0.02, 0.04]
@@ -102,11 +102,7 @@ def measure(quick: bool = False) -> list[dict]:
                 results.append(_one(server, lead, busy, n_events, play_s))
     finally:
         server.stop()
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        env.close()
     return results
 
 

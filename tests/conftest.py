@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from jackutil import JackRecorder, JackServer
+from jackutil import JackRecorder, JackServer, exported_env
 
 REQUIRE_AUDIO = os.environ.get("AURALIZE_REQUIRE_AUDIO", "") not in ("", "0")
 
@@ -66,27 +66,21 @@ def jack_server():
         server.start()
     except Exception as exc:  # noqa: BLE001
         audio_unavailable(f"cannot start jackd: {exc}")
-    old = {k: os.environ.get(k) for k in server.env()}
-    os.environ.update(server.env())
-    # auralize initialises PortAudio only around each device query, so it sees
-    # this server.  If something imported sounddevice earlier, PortAudio is still
-    # initialised from that import and lists the devices of that moment: refresh.
-    sd = sys.modules.get("sounddevice")
-    held = getattr(sd, "_initialized", 0) if sd is not None else 0
-    if held:
-        sd._terminate()
-        sd._initialize()
-    yield server
-    if held:  # drop the JACK client PortAudio holds before its server goes
-        sd._terminate()
-    server.stop()
-    if held:
-        sd._initialize()
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with exported_env(server.env()):
+        # auralize initialises PortAudio only around each device query, so it sees
+        # this server.  If something imported sounddevice earlier, PortAudio is still
+        # initialised from that import and lists the devices of that moment: refresh.
+        sd = sys.modules.get("sounddevice")
+        held = getattr(sd, "_initialized", 0) if sd is not None else 0
+        if held:
+            sd._terminate()
+            sd._initialize()
+        yield server
+        if held:  # drop the JACK client PortAudio holds before its server goes
+            sd._terminate()
+        server.stop()
+        if held:
+            sd._initialize()
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +47,21 @@ def _stop_all() -> None:
     for srv in list(_servers):
         srv.stop()
 
+
+
+@contextmanager
+def exported_env(env: dict[str, str]) -> Iterator[None]:
+    """Export ``env`` (e.g. ``JackServer.env()``) to this process and its children; restore after."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 class JackServer:
     """``jackd --no-realtime -d dummy -r RATE -p PERIOD`` under a unique server name."""

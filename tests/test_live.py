@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import warnings
+from contextlib import ExitStack
 
 import numpy as np
 import pytest
@@ -15,7 +16,14 @@ import soundfile as sf
 from auralize.audio.devices import AudioUnavailableWarning
 from auralize.audio.live import LiveOutput
 from auralize.audio.score import Score, render_score
-from jackutil import PROBE_VOICE, JackServer, align, event_latencies, send_probe_events
+from jackutil import (
+    PROBE_VOICE,
+    JackServer,
+    align,
+    event_latencies,
+    exported_env,
+    send_probe_events,
+)
 
 pytestmark = pytest.mark.audio
 SR = 44100
@@ -167,11 +175,10 @@ def test_jack_server_killed_mid_run(tmp_path):
     from conftest import _need_audio_stack
 
     _need_audio_stack()
-    import os
 
     server = JackServer(SR, 512).start()
-    old = {k: os.environ.get(k) for k in server.env()}
-    os.environ.update(server.env())
+    env = ExitStack()
+    env.enter_context(exported_env(server.env()))
     score = Score(SR)
     score.add_voice("tone", {"kind": "sines", "freq_hz": [440.0], "amp": [0.3]})
     out = tmp_path / "killed.wav"
@@ -196,11 +203,7 @@ def test_jack_server_killed_mid_run(tmp_path):
             close_s = time.perf_counter() - t0
     finally:
         server.stop()
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        env.close()
     asker.communicate(timeout=20)
     assert asker.returncode == 0 and "JACK" in asked, (asker.returncode, asked)
     ours = [w for w in caught if issubclass(w.category, AudioUnavailableWarning)]
