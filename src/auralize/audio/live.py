@@ -227,13 +227,16 @@ class LiveOutput:
             "voices": dict(voices or {}),
             "events": events,
         }
-        from auralize.audio.processes import start_worker
+        from auralize.audio.processes import QueuedSender, start_worker
 
         ctx = mp.get_context("spawn")
         self._shared = ctx.Array("d", len(_FIELDS), lock=False)
         self._shared[_IDX["event_latency_s"]] = math.nan
         self._shared[_IDX["event_latency_max_s"]] = math.nan
         cmd_recv, self._cmd = ctx.Pipe(duplex=False)
+        # Events go through a queue and a sender thread: send() never blocks the
+        # caller (a training loop) on a full pipe.
+        self._sender = QueuedSender(self._cmd, name="auralize-live-send")
         self._status, status_send = ctx.Pipe(duplex=False)
         # Spawned without re-importing the user's __main__ (scripts without a guard).
         self._proc = start_worker(
@@ -253,10 +256,7 @@ class LiveOutput:
         """Send a control event (``time_s=None``: as soon as possible; else at that score time)."""
         if self._cmd is None or self._closed:
             return
-        try:
-            with self._send_lock:
-                self._cmd.send(("event", event, time.perf_counter()))
-        except (OSError, EOFError, BrokenPipeError):
+        if not self._sender.put(("event", event, time.perf_counter())):
             self._warn("child-gone", "live output: the audio child process has exited")
 
     def stats(self) -> LiveStats:
@@ -273,6 +273,7 @@ class LiveOutput:
         if self._proc is None:
             self._final = LiveStats(file=self.out, sample_rate=self.sample_rate)
             return self._final
+        self._sender.close(timeout_s)  # queued events first, then the close
         try:
             with self._send_lock:
                 self._cmd.send(("close",))
@@ -513,8 +514,8 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
                 stop.set()
                 wake.set()
                 return
-            if msg[0] == "event":
-                pending.append((msg[1], msg[2]))
+            if msg[0] == "batch":
+                pending.extend((m[1], m[2]) for m in msg[1] if m[0] == "event")
             elif msg[0] == "close":
                 stop.set()
                 wake.set()

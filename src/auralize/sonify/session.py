@@ -21,9 +21,7 @@ import csv
 import json
 import logging
 import multiprocessing as mp
-import queue
 import tempfile
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from auralize.audio.engine import Engine
-from auralize.audio.processes import start_worker
+from auralize.audio.processes import QueuedSender, start_worker
 from auralize.audio.score import Event
 from auralize.audio.sinks import FileSink, MemorySink
 from auralize.errors import AuralizeError
@@ -84,14 +82,17 @@ def _render_main(config: dict, path: str, inbox, outbox) -> None:
             sink.write(engine.render(min(frame - engine.frames_rendered, 16384)))
 
     try:
-        while True:
-            events, frontier_s, final = inbox.recv()
-            for event in events:
-                engine.schedule(event)
+        final = False
+        while not final:
+            _, items = inbox.recv()  # ("batch", [(events, frontier_s, final), ...])
+            for events, _, _ in items:
+                for event in events:
+                    engine.schedule(event)
+            _, frontier_s, final = items[-1]  # the newest frontier holds for all of them
             if final:
                 render_to(int(round(frontier_s * sr)))
-                break
-            render_to(int(frontier_s * sr) // chunk * chunk)
+            else:
+                render_to(int(frontier_s * sr) // chunk * chunk)
         sink.close()
         outbox.send(("done", engine.stats.as_dict()))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
@@ -102,13 +103,13 @@ def _render_main(config: dict, path: str, inbox, outbox) -> None:
 class _Renderer:
     """Parent side of the renderer child process (spawned: no shared GIL with training).
 
-    ``put`` only appends to an in-memory queue; a sender thread batches what
-    has queued up into one pipe message, so a renderer that falls behind makes
-    the queue grow instead of blocking the training loop on a full pipe.
+    Messages go through a :class:`~auralize.audio.processes.QueuedSender`, so a
+    renderer that falls behind makes a queue grow instead of blocking the
+    training loop on a full pipe.
     """
 
     def __init__(self, config: SonifyConfig, path: Path) -> None:
-        inbox_recv, self._inbox = mp.Pipe(duplex=False)
+        inbox_recv, inbox = mp.Pipe(duplex=False)
         self._outbox, outbox_send = mp.Pipe(duplex=False)
         self.process = start_worker(
             _render_main, (config.to_dict(), str(path), inbox_recv, outbox_send),
@@ -118,29 +119,10 @@ class _Renderer:
         outbox_send.close()
         self.error: str | None = None
         self.stats: dict = {}
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._sender = threading.Thread(target=self._send_loop, name="auralize-render-send",
-                                        daemon=True)
-        self._sender.start()
+        self._sender = QueuedSender(inbox, name="auralize-render-send")
 
     def put(self, events: list, frontier_s: float, final: bool = False) -> None:
-        self._queue.put((events, frontier_s, final))
-
-    def _send_loop(self) -> None:
-        final = False
-        while not final:
-            events, frontier_s, final = self._queue.get()
-            while not final:  # batch whatever else is waiting
-                try:
-                    more, frontier_s, final = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                events = events + more
-            try:
-                self._inbox.send((events, frontier_s, final))
-            except (BrokenPipeError, OSError):
-                self.error = self.error or "the renderer process has exited"
-                return
+        self._sender.put((events, frontier_s, final))
 
     def _receive(self) -> None:
         try:
@@ -160,7 +142,8 @@ class _Renderer:
 
     def finish(self, end_s: float, timeout_s: float = 600.0) -> None:
         self.put([], end_s, final=True)
-        self._sender.join(timeout_s)
+        self._sender.close(timeout_s)
+        self.error = self.error or self._sender.error
         if self.error is None:
             if self._outbox.poll(timeout_s):
                 self._receive()

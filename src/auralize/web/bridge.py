@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import queue
 import threading
 import warnings
 
 from auralize.audio.devices import AudioUnavailableWarning
-from auralize.audio.processes import start_worker
+from auralize.audio.processes import QueuedSender, start_worker
 
 #: items the parent keeps for a stalled child before dropping (events + records)
 MAX_PENDING = 200_000
@@ -159,15 +158,11 @@ class WebSink:
         self.port: int | None = None
         self.token = token
         self.error: str | None = None
-        self.dropped = 0
         self.final: dict = {}
         self._process = None
         self._inbox = None
         self._status = None
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._pending = 0
-        self._lock = threading.Lock()
-        self._sender = None
+        self._sender: QueuedSender | None = None
         self._closed = False
 
     def start(self) -> str | None:
@@ -187,10 +182,14 @@ class WebSink:
         if kind != "ready":
             return self._fail(str(payload))
         self.url, self.port, self.token = payload["url"], payload["port"], payload["token"]
-        self._sender = threading.Thread(target=self._send_loop, name="auralize-web-send",
-                                        daemon=True)
-        self._sender.start()
+        self._sender = QueuedSender(self._inbox, name="auralize-web-send",
+                                    max_pending=MAX_PENDING)
         return self.url
+
+    @property
+    def dropped(self) -> int:
+        """Items dropped because the web child fell too far behind."""
+        return self._sender.dropped if self._sender is not None else 0
 
     def _fail(self, message: str) -> None:
         self.error = message
@@ -202,14 +201,8 @@ class WebSink:
 
     # -- forwarding (never blocks) -------------------------------------------------
     def _put(self, item) -> None:
-        if self._closed or self._sender is None:
-            return
-        with self._lock:
-            if self._pending >= MAX_PENDING:
-                self.dropped += 1
-                return
-            self._pending += 1
-        self._queue.put(item)
+        if not self._closed and self._sender is not None:
+            self._sender.put(item)
 
     def send_events(self, events: list) -> None:
         if events:
@@ -218,41 +211,14 @@ class WebSink:
     def send_record(self, record, t_s: float) -> None:
         self._put(("record", record, float(t_s)))
 
-    def _send_loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < 1000:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            with self._lock:
-                self._pending -= len(batch)
-            try:
-                self._inbox.send(("batch", batch))
-            except (BrokenPipeError, OSError):
-                self.error = self.error or "the web server process has exited"
-                return
-            if stop:
-                return
-
     # -- the end ---------------------------------------------------------------------
     def close(self, timeout_s: float = 10.0) -> dict:
         """Stop the server (pages see the connection close); return its last numbers."""
         if self._process is None or self._closed:
             return self.final
         self._closed = True
-        self._queue.put(None)
         if self._sender is not None:
-            self._sender.join(timeout_s)
+            self._sender.close(timeout_s)
         try:
             self._inbox.send(("finish", self.linger_s))
         except (BrokenPipeError, OSError):
