@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from auralize.generate.config import load_config
-from auralize.generate.features import Normalizer, blocks_to_features, features_to_blocks
+from auralize.generate.features import Normalizer
 from auralize.generate.model import BlockLSTM, Streamer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,14 +100,14 @@ def rtf_row(cfg_name: str, n_blocks: int) -> dict:
     norm = Normalizer(np.zeros(cfg.feature_size, np.float32), np.ones(cfg.feature_size, np.float32))
     s = Streamer(model)
     x = np.random.default_rng(0).uniform(-0.1, 0.1, cfg.block_size).astype(np.float32)
-    feats = norm.apply(blocks_to_features(x, cfg.features, cfg.mu or None))
+    feats = norm.apply(cfg.codec.encode(x))
     for _ in range(3):  # warm up
         s.step(feats)
     t = time.perf_counter()
     for _ in range(n_blocks):
         y = s.step(feats)
-        block = features_to_blocks(norm.undo(y), cfg.features, cfg.mu or None)
-        feats = norm.apply(blocks_to_features(np.clip(block, -1, 1), cfg.features, cfg.mu or None))
+        block = cfg.codec.decode(norm.undo(y))
+        feats = norm.apply(cfg.codec.encode(np.clip(block, -1, 1)))
     dt = time.perf_counter() - t
     audio_s = n_blocks * cfg.block_size / cfg.sample_rate
     n_params = sum(p.numel() for p in model.parameters())

@@ -121,3 +121,25 @@ def test_convert_cli_default_piano(tmp_path, tiny_config, capsys):
     out = capsys.readouterr().out
     assert "dataset 'piano': 2 files" in out and "0 files skipped" in out
     assert len(list((tmp_path / "datasets" / "piano" / "wave_8000hz").glob("*.wav"))) == 2
+
+
+def test_mu_law_quantised_config_converts_and_keeps_the_tone(tmp_path):
+    p = tmp_path / "mu8.toml"
+    p.write_text(TINY.replace("mu = 0.0", "mu = 4.0\nquantize_bits = 8"))
+    cfg = load_config(p)
+    assert cfg.codec.bits == 8 and cfg.data_tag().endswith("_mu4_q8")
+    src = tmp_path / "rec"
+    src.mkdir()
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
+    sf.write(src / "tone.wav", tone, 8000, subtype="PCM_16")
+    ds = convert(cfg, src, root=tmp_path / "root")
+    assert ds.meta["quantize_bits"] == 8 and ds.meta["mu"] == 4.0
+    audio = cfg.codec.features_to_audio(ds.norm.undo(ds.x[0]))
+    n = audio.size
+    # 8-bit mu-law: error <= half a step of the companded scale (largest near full scale)
+    assert np.abs(audio - tone[:n]).max() < 0.01
+    spec = np.abs(np.fft.rfft(audio))
+    assert abs(np.argmax(spec) * 8000 / n - 440) < 10
+    p.write_text(TINY.replace("mu = 0.0", "quantize_bits = 40"))
+    with pytest.raises(AuralizeError, match="quantize_bits"):
+        load_config(p)

@@ -72,3 +72,31 @@ def test_inverse_is_finite_and_clipped_on_garbage():
 def test_unknown_kind():
     with pytest.raises(ValueError, match="hfft"):
         F.blocks_to_features(np.zeros((1, 8)), "stft")
+
+
+@pytest.mark.parametrize("kind", ["hfft", "fft"])
+@pytest.mark.parametrize("mu", [None, 4.0])
+def test_quantised_round_trip(kind, mu):
+    """With quantisation, features -> inverse restores the quantised block exactly,
+    and the quantised block is within half a step (in the companded domain) of the input."""
+    bits = 8
+    codec = F.BlockCodec(kind, mu or 0.0, bits)
+    blocks = np.random.default_rng(4).uniform(-1, 1, (6, 256))
+    back = codec.decode(codec.encode(blocks)).astype(np.float64)
+    y = F.mu_law(blocks, mu) if mu else blocks
+    y_back = F.mu_law(back, mu) if mu else back
+    step = 2.0 / (2**bits - 1)
+    assert np.abs(y_back - y).max() <= step / 2 + 1e-5
+    levels = (y_back + 1) / step  # on the quantiser's grid
+    np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)
+    # Fewer distinct values than samples: it really quantised.
+    assert np.unique(np.round(levels)).size <= 2**bits
+    # A second pass changes nothing: decode snaps a prediction to the same grid.
+    np.testing.assert_allclose(codec.decode(codec.encode(back)), back, atol=2e-5)
+
+
+def test_quantize_levels_and_off():
+    y = np.linspace(-1.2, 1.2, 97)
+    q = F.quantize(y, 2)  # 4 levels: -1, -1/3, 1/3, 1
+    np.testing.assert_allclose(np.unique(q), [-1, -1 / 3, 1 / 3, 1])
+    assert np.array_equal(F.quantize(y, 0), y)

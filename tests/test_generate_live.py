@@ -113,6 +113,8 @@ def test_live_bad_input(tmp_path, capsys):
         LiveGenerator([tmp_path / "nothing"], midi_port=False)
     with pytest.raises(AuralizeError, match="one to three"):
         LiveGenerator(dirs + dirs[:1], midi_port=False)
+    with pytest.raises(AuralizeError, match=r"\.wav, \.flac or \.ogg"):
+        LiveGenerator(dirs, midi_port=False, out=tmp_path / "set.mp3")
     assert main(["generate", "live", "--run", str(dirs[0]), "--midi", "no-such-port-xyz"]) == 1
     assert "no MIDI input port matches" in capsys.readouterr().err
 
@@ -172,7 +174,8 @@ client.close()
 """
 
 
-def _live_run(tmp_path, jack_server, jack_recorder, stages, n_models=3, sample_rate=44100):
+def _live_run(tmp_path, jack_server, jack_recorder, stages, n_models=3, sample_rate=44100,
+              out=None):
     import rtmidi
 
     cfg = GenConfig(name="id", sample_rate=sample_rate, block_size=64, hidden=126, depth=1)
@@ -184,7 +187,7 @@ def _live_run(tmp_path, jack_server, jack_recorder, stages, n_models=3, sample_r
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert feeder.stdout.readline().strip() == "ready"
     rec = jack_recorder(channels=1)
-    gen = LiveGenerator(dirs, midi_port="knobs-test").start()
+    gen = LiveGenerator(dirs, midi_port="knobs-test", out=out).start()
     try:
         rec.wait_connected(1)
         time.sleep(1.0)
@@ -261,8 +264,9 @@ def test_live_jack_three_models_no_underruns(tmp_path, jack_server, jack_recorde
 @pytest.mark.audio
 def test_live_jack_resamples_for_an_8khz_model(tmp_path, jack_server, jack_recorder):
     """boii's models run at 8 kHz; JACK here at 44.1 kHz: streamed resampling both ways."""
+    rec_path = tmp_path / "rec" / "live.wav"
     stats, cap, marks = _live_run(tmp_path, jack_server, jack_recorder, [(None, None, 2.0)],
-                                  n_models=1, sample_rate=8000)
+                                  n_models=1, sample_rate=8000, out=rec_path)
     assert "resampled 44100 <-> 8000 Hz" in stats.device
     assert stats.ring_underruns == 0, stats.summary()
     k0 = int(np.searchsorted(cap.block_times, marks[0][0] + 0.5))
@@ -272,3 +276,13 @@ def test_live_jack_resamples_for_an_8khz_model(tmp_path, jack_server, jack_recor
     assert abs(np.sqrt(np.mean(seg**2)) - want) < 0.05 * want
     spec = np.abs(np.fft.rfft(seg * np.hanning(seg.size)))
     assert abs(np.argmax(spec) * 44100 / seg.size - FEED_HZ) < 3
+    # --out recorded what played: at the device's rate, as long as the run, same level.
+    import soundfile as sf
+
+    rec, rate = sf.read(rec_path, dtype="float32")
+    assert rate == 44100 and stats.recorded_to == str(rec_path)
+    assert abs(rec.shape[0] / rate - stats.recorded_s) < 0.01
+    assert abs(rec.shape[0] / rate - stats.wall_s) < 0.5
+    tail = rec[-44100:].astype(np.float64)
+    assert abs(np.sqrt(np.mean(tail**2)) - want) < 0.05 * want
+    assert f"recorded {stats.recorded_s:.1f} s to {rec_path}" in stats.summary()

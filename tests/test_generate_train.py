@@ -62,6 +62,23 @@ def test_training_halves_validation_loss(trained):
         assert (run_dir / name).is_file(), name
     assert "LSTM" in (run_dir / "model_summary.txt").read_text()
     assert list((run_dir / "tb").rglob("events.out.tfevents*"))
+    from PIL import Image
+
+    for name in ("model_graph.png", "loss.png"):
+        with Image.open(run_dir / name) as im:
+            assert im.format == "PNG" and im.width >= 500 and im.height >= 300, name
+
+
+def test_model_graph_stages_count_every_parameter():
+    from auralize.generate.pictures import graph_stages
+
+    cfg = GenConfig(name="q", hidden=32, depth=3, block_size=128, mu=4.0, quantize_bits=8)
+    model = BlockLSTM.from_config(cfg)
+    stages = dict(graph_stages(cfg, model))
+    assert stages["features"] == "mu-law mu=4, 8-bit, Hermitian FFT (hfft) -> 254 values"
+    counted = sum(int(d.split(", ")[-1].split()[0].replace(",", ""))
+                  for k, d in stages.items() if k in ("Linear in", "LSTM x 3", "Linear out"))
+    assert counted == sum(p.numel() for p in model.parameters())
 
 
 def test_resume_continues_from_saved_step(trained):

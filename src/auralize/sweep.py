@@ -112,13 +112,10 @@ def write_summary(rows: list[dict], out_dir: Path) -> Path:
 
 def save_grid(rows: list[dict], out_dir: Path, path: Path) -> Path:
     """All runs' spectrograms in one picture, one tile per run, titled with its settings."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     from auralize.audio.files import read_audio
-    from auralize.audio.plots import spectrogram_db
+    from auralize.audio.plots import pyplot, spectrogram_db
+
+    plt = pyplot()
 
     ok = [r for r in rows if "error" not in r]
     if not ok:

@@ -8,7 +8,8 @@ import numpy as np
 from scipy import signal
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (PNG files; no display needed)."""
     # Agg: no display on servers; imported lazily so the engine starts fast.
     import matplotlib
 
@@ -53,7 +54,7 @@ def save_spectrogram(
     dynamic_range_db: float = 90.0,
 ) -> Path:
     """Save a log-frequency spectrogram in dB with a colour bar as a PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     freqs, times, db = spectrogram_db(samples, sample_rate, nperseg)
     keep = freqs >= min(min_freq_hz, freqs[1] if len(freqs) > 1 else 0.0)
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
@@ -83,7 +84,7 @@ def save_waveform(
     Long signals are drawn as a min/max envelope per pixel column, so a minute of
     audio plots as fast as a second.
     """
-    plt = _pyplot()
+    plt = pyplot()
     x = np.nan_to_num(np.asarray(samples, dtype=np.float64))
     if x.ndim > 1:
         x = x.mean(axis=1)

@@ -10,7 +10,7 @@ examples (a fresh machine, no downloads):
   auralize generate convert --config A          # procedural piano set -> features
   auralize generate train --config A --epochs 20
   auralize generate sample --config A --seconds 10 -o piano.wav
-  auralize generate live --config A --config B --config C --midi "A49"
+  auralize generate live --config A --config B --config C --midi "A49" -o set.wav
 
 your own recordings (any WAV/FLAC/OGG, any rate/channels/bit depth):
   auralize generate convert recordings/chopin --config B
@@ -96,6 +96,8 @@ def register(sub) -> None:
                    "(default: until Ctrl-C)")
     v.add_argument("--device", default=None, help="audio device (index or name substring)")
     v.add_argument("--gain", type=float, default=1.0, help="output gain (1.0)")
+    v.add_argument("-o", "--out", type=Path, default=None,
+                   help="also record the output to this .wav/.flac/.ogg file")
     v.set_defaults(run=run_live)
 
     p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
@@ -138,7 +140,7 @@ def run_train(args) -> int:
     h = res.history
     print(f"val_loss {h[0]['val_loss']:.4f} (epoch {h[0]['epoch']}) -> {h[-1]['val_loss']:.4f} "
           f"(epoch {h[-1]['epoch']}, step {res.global_step})")
-    print(f"wrote {res.run_dir} (checkpoints/, tb/, model_summary.txt, history.json)")
+    print(f"wrote {res.run_dir} (checkpoints/, tb/, model_graph.png, loss.png, history.json)")
     return 0
 
 
@@ -177,6 +179,6 @@ def run_live(args) -> int:
     if len(dirs) > 3:
         raise AuralizeError(f"live mixes at most three models, got {len(dirs)}")
     stats = play_live(dirs, midi_port=args.midi, midi_map=args.midi_map, seconds=args.seconds,
-                      device=args.device, gain=args.gain)
+                      device=args.device, gain=args.gain, out=args.out)
     print(stats.summary())
     return 0

@@ -268,13 +268,13 @@ def save_outputs(result: DreamResult, out_wav: str | Path) -> dict:
     import json
 
     from auralize.audio.files import write_audio
-    from auralize.audio.plots import _pyplot, spectrogram_db
+    from auralize.audio.plots import pyplot, spectrogram_db
 
     out_wav = Path(out_wav)
     stem = out_wav.with_suffix("")
     paths = {"dream": write_audio(out_wav, result.wave, result.sample_rate)}
     paths["before"] = write_audio(f"{stem}_before.wav", result.original, result.sample_rate)
-    plt = _pyplot()
+    plt = pyplot()
     nper = 512 if result.sample_rate >= 16000 else 256
     fig, axes = plt.subplots(2, 1, figsize=(10, 7), dpi=100, sharex=True)
     vmax = None

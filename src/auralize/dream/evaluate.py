@@ -83,10 +83,9 @@ def format_table(result: EvalResult) -> str:
 
 def confusion_figure(confusion, class_names: list[str], title: str = "confusion matrix"):
     """A matplotlib figure of the confusion matrix (counts, rows = true class)."""
-    import matplotlib
+    from auralize.audio.plots import pyplot
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cm = np.asarray(confusion)
     k = len(class_names)

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from auralize.errors import AuralizeError
-from auralize.generate.features import KINDS, feature_size
+from auralize.generate.features import KINDS, BlockCodec, feature_size
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class GenConfig:
     block_size: int = 512
     features: str = "hfft"
     mu: float = 0.0
+    quantize_bits: int = 0
     hidden: int = 250
     depth: int = 1
     seq_len: int = 40
@@ -40,6 +41,11 @@ class GenConfig:
     def feature_size(self) -> int:
         return feature_size(self.features, self.block_size)
 
+    @property
+    def codec(self) -> BlockCodec:
+        """The audio <-> feature transform of this config."""
+        return BlockCodec(self.features, self.mu, self.quantize_bits)
+
     def run_name(self, dataset: str) -> str:
         """boii's run folder name: ``<hidden>_<depth>_<dataset>``."""
         return f"{self.hidden}_{self.depth}_{dataset}"
@@ -47,7 +53,8 @@ class GenConfig:
     def data_tag(self) -> str:
         """Folder name of this config's converted data (shared by configs with equal features)."""
         tag = f"{self.features}_{self.sample_rate}hz_{self.block_size}"
-        return tag + (f"_mu{self.mu:g}" if self.mu else "")
+        tag += f"_mu{self.mu:g}" if self.mu else ""
+        return tag + (f"_q{self.quantize_bits}" if self.quantize_bits else "")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +94,8 @@ def _from_toml(path: Path) -> GenConfig:
     for name in ("sample_rate", "block_size", "hidden", "depth", "seq_len", "batch_size"):
         if int(getattr(cfg, name)) < 1:
             raise AuralizeError(f"config {str(path)!r}: {name} must be positive")
+    if not 0 <= int(cfg.quantize_bits) <= 24:
+        raise AuralizeError(f"config {str(path)!r}: quantize_bits must be 0 (off) to 24")
     if cfg.block_size < 2:
         raise AuralizeError(f"config {str(path)!r}: block_size must be at least 2")
     return cfg

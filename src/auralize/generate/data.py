@@ -30,7 +30,7 @@ import numpy as np
 from auralize.audio.files import read_audio, write_audio
 from auralize.errors import AuralizeError
 from auralize.generate.config import GenConfig
-from auralize.generate.features import Normalizer, audio_to_features
+from auralize.generate.features import Normalizer
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 DEFAULT_ROOT = Path("auralize-out/generate")
@@ -209,7 +209,7 @@ def convert(
         samples = np.nan_to_num(samples)
         mono = resample(samples, rate, cfg.sample_rate)
         seconds += mono.shape[0] / cfg.sample_rate
-        per_file.append(audio_to_features(mono, cfg.block_size, cfg.features, cfg.mu or None))
+        per_file.append(cfg.codec.audio_to_features(mono, cfg.block_size))
         used.append(str(path))
     if not per_file:
         raise AuralizeError(f"none of the {len(files)} audio files in {str(src)!r} could be "
@@ -233,6 +233,7 @@ def convert(
     meta = {
         "dataset": dataset, "source": str(src), "sample_rate": cfg.sample_rate,
         "block_size": cfg.block_size, "features": cfg.features, "mu": cfg.mu,
+        "quantize_bits": cfg.quantize_bits,
         "seq_len": cfg.seq_len, "feature_size": cfg.feature_size, "sequences": int(x.shape[0]),
         "seconds": round(seconds, 3), "files_used": len(used), "files_skipped": len(skipped),
         "skipped": skipped,

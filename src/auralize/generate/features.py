@@ -10,7 +10,11 @@ feature vector the network reads and predicts:
   concatenated: 11025 samples -> 22050 values; the inverse FFT of ``re + 1j*im``.
 
 Optional mu-law companding (boii: mu = 4) is applied to the samples before the
-transform and undone after the inverse.  Normalisation (per-feature mean and
+transform and undone after the inverse; optional quantisation (boii's second
+option, e.g. 8 bits as in WaveNet's mu-law audio) rounds the companded samples to
+``2**bits`` levels before the transform, and snaps a network's output to the same
+levels after the inverse.  :class:`BlockCodec` holds the three settings of a
+config and does both directions.  Normalisation (per-feature mean and
 standard deviation over a dataset) is a separate step, :class:`Normalizer`: the
 statistics are saved with the data, applied before training and undone at
 generation (GRUV computed them and never applied them).
@@ -47,6 +51,18 @@ def mu_law_inverse(y: np.ndarray, mu: float) -> np.ndarray:
     return np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu
 
 
+def quantize(y: np.ndarray, bits: int) -> np.ndarray:
+    """Round samples in [-1, 1] to ``2**bits`` evenly spaced levels from -1 to 1.
+
+    Values outside [-1, 1] are clipped first; ``bits`` = 0 returns ``y`` unchanged.
+    The largest error is half a step, ``1 / (2**bits - 1)``.
+    """
+    if not bits:
+        return np.asarray(y)
+    steps = float(2 ** int(bits) - 1)
+    return np.round((np.clip(y, -1.0, 1.0) + 1.0) * (steps / 2.0)) * (2.0 / steps) - 1.0
+
+
 def to_blocks(samples: np.ndarray, block_size: int) -> np.ndarray:
     """Cut mono samples into ``(n_blocks, block_size)``; the last block is zero-padded."""
     x = np.asarray(samples).reshape(-1)
@@ -57,7 +73,7 @@ def to_blocks(samples: np.ndarray, block_size: int) -> np.ndarray:
 
 
 def blocks_to_features(
-    blocks: np.ndarray, kind: str = "hfft", mu: float | None = None
+    blocks: np.ndarray, kind: str = "hfft", mu: float | None = None, bits: int = 0
 ) -> np.ndarray:
     """Feature vectors of ``blocks`` (``(..., block_size)`` -> ``(..., feature_size)``).
 
@@ -69,10 +85,13 @@ def blocks_to_features(
         boii's Hermitian FFT or GRUV's concatenated real/imaginary FFT.
     mu : float, optional
         Mu-law companding of the samples before the transform (None or 0: off).
+    bits : int
+        Quantise the (companded) samples to ``2**bits`` levels (0: off).
     """
     x = np.asarray(blocks, dtype=np.float64)
     if mu:
         x = mu_law(x, mu)
+    x = quantize(x, bits)
     if kind == "hfft":
         out = np.fft.hfft(x, axis=-1)
     elif kind == "fft":
@@ -84,12 +103,13 @@ def blocks_to_features(
 
 
 def features_to_blocks(
-    features: np.ndarray, kind: str = "hfft", mu: float | None = None
+    features: np.ndarray, kind: str = "hfft", mu: float | None = None, bits: int = 0
 ) -> np.ndarray:
     """Inverse of :func:`blocks_to_features`: ``(..., feature_size)`` -> ``(..., block_size)``.
 
     Non-finite values become 0; mu-law expansion clips its input to [-1, 1] first
-    (a network's prediction may leave the companded range).
+    (a network's prediction may leave the companded range); with ``bits`` the
+    samples are snapped to the quantiser's levels before the expansion.
     """
     f = np.nan_to_num(np.asarray(features, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     if kind == "hfft":
@@ -99,9 +119,36 @@ def features_to_blocks(
         x = np.fft.ifft(f[..., :half] + 1j * f[..., half:], axis=-1).real
     else:
         raise ValueError(f"unknown feature kind {kind!r} (known: {', '.join(KINDS)})")
+    x = quantize(x, bits)
     if mu:
         x = mu_law_inverse(np.clip(x, -1.0, 1.0), mu)
     return x.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class BlockCodec:
+    """A config's audio <-> feature settings: transform ``kind``, mu-law ``mu``, ``bits``.
+
+    ``encode`` and ``decode`` are :func:`blocks_to_features` and
+    :func:`features_to_blocks` with these settings; ``audio_to_features`` and
+    ``features_to_audio`` work on whole mono signals.
+    """
+
+    kind: str = "hfft"
+    mu: float = 0.0
+    bits: int = 0
+
+    def encode(self, blocks: np.ndarray) -> np.ndarray:
+        return blocks_to_features(blocks, self.kind, self.mu or None, self.bits)
+
+    def decode(self, features: np.ndarray) -> np.ndarray:
+        return features_to_blocks(features, self.kind, self.mu or None, self.bits)
+
+    def audio_to_features(self, samples: np.ndarray, block_size: int) -> np.ndarray:
+        return self.encode(to_blocks(samples, block_size))
+
+    def features_to_audio(self, features: np.ndarray) -> np.ndarray:
+        return np.clip(self.decode(features).reshape(-1), -1.0, 1.0)
 
 
 @dataclass
@@ -148,15 +195,15 @@ class Normalizer:
 
 
 def audio_to_features(
-    samples: np.ndarray, block_size: int, kind: str = "hfft", mu: float | None = None
+    samples: np.ndarray, block_size: int, kind: str = "hfft", mu: float | None = None,
+    bits: int = 0,
 ) -> np.ndarray:
     """Mono samples -> ``(n_blocks, feature_size)`` (last block zero-padded)."""
-    return blocks_to_features(to_blocks(samples, block_size), kind, mu)
+    return BlockCodec(kind, mu or 0.0, bits).audio_to_features(samples, block_size)
 
 
 def features_to_audio(
-    features: np.ndarray, kind: str = "hfft", mu: float | None = None
+    features: np.ndarray, kind: str = "hfft", mu: float | None = None, bits: int = 0
 ) -> np.ndarray:
     """``(n_blocks, feature_size)`` -> mono samples, finite and clipped to [-1, 1]."""
-    x = features_to_blocks(features, kind, mu).reshape(-1)
-    return np.clip(x, -1.0, 1.0)
+    return BlockCodec(kind, mu or 0.0, bits).features_to_audio(features)

@@ -36,7 +36,7 @@ from auralize.errors import AuralizeError
 
 _FIELDS = ("blocks", "ring_underruns", "device_underflows", "input_overflows", "cpu_s",
            "wall_s", "proc_s_sum", "proc_s_max", "cc1", "cc2", "midi_messages", "heartbeat",
-           "device_latency_s", "lead_frames")
+           "device_latency_s", "lead_frames", "recorded_frames")
 _IDX = {n: i for i, n in enumerate(_FIELDS)}
 
 
@@ -78,18 +78,16 @@ class LiveChain:
 
     def process(self, blocks: np.ndarray, cc1: float, cc2: float) -> np.ndarray:
         """``(n, block_size)`` input -> ``n * block_size`` mixed output samples in [-1, 1]."""
-        from auralize.generate.features import blocks_to_features, features_to_blocks
-
         torch = self._torch
         n, b = blocks.shape
         outs = []
         for k, run in enumerate(self.runs):
             c = run.cfg
-            z = run.norm.apply(blocks_to_features(blocks, c.features, c.mu or None))
+            z = run.norm.apply(c.codec.encode(blocks))
             with torch.inference_mode():
                 y, self.states[k] = run.model(torch.from_numpy(z)[None], self.states[k])
             y = np.clip(np.nan_to_num(y[0].numpy(), nan=0.0, posinf=8.0, neginf=-8.0), -8, 8)
-            outs.append(features_to_blocks(run.norm.undo(y), c.features, c.mu or None))
+            outs.append(c.codec.decode(run.norm.undo(y)))
         new = mix_weights(cc1, cc2, len(self.runs))
         ramp = np.linspace(0.0, 1.0, n * b, endpoint=False, dtype=np.float32)
         mixed = np.zeros(n * b, np.float32)
@@ -122,6 +120,8 @@ class GenLiveStats:
     device: str = ""
     sample_rate: int = 0
     models: tuple = ()
+    recorded_to: str = ""
+    recorded_s: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,7 +135,9 @@ class GenLiveStats:
                 f"CPU share {self.cpu_share:.2f}; underruns {self.underruns} "
                 f"(ring {self.ring_underruns}, device {self.device_underflows}, input "
                 f"overflows {self.input_overflows}); MIDI {self.midi_port or 'none'} "
-                f"({self.midi_messages} messages), knobs cc1={self.cc1:.2f} cc2={self.cc2:.2f}")
+                f"({self.midi_messages} messages), knobs cc1={self.cc1:.2f} cc2={self.cc2:.2f}"
+                + (f"; recorded {self.recorded_s:.1f} s to {self.recorded_to}"
+                   if self.recorded_to else ""))
 
 
 class LiveGenerator:
@@ -158,11 +160,15 @@ class LiveGenerator:
         device periods + one block.  Input-to-output latency = lead + device latency.
     threads : int
         torch threads for the models (default 1).
+    out : path, optional
+        Record the output (what the device plays, at its rate) to this
+        WAV/FLAC/OGG file, flushed at least every 0.5 s.
     """
 
     def __init__(self, run_dirs, *, midi_port=None, midi_map=None, device=None,
                  gain: float = 1.0, threads: int = 1, lead_s: float | None = None,
-                 start_timeout_s: float = 60.0) -> None:
+                 out=None, start_timeout_s: float = 60.0) -> None:
+        from auralize.audio.files import format_for_path
         from auralize.generate.midi import KnobMap, find_port
 
         self.run_dirs = [str(Path(d)) for d in run_dirs]
@@ -172,6 +178,9 @@ class LiveGenerator:
             if not (Path(d) / "checkpoints" / "last.ckpt").is_file():
                 raise AuralizeError(f"no trained model in {d!r}; run `auralize generate train`")
         self.knob_map = KnobMap.load(midi_map)
+        self.out = None if out is None else str(Path(out).expanduser())
+        if self.out is not None:
+            format_for_path(self.out)  # a bad extension fails here, before any audio starts
         self.midi = None
         if midi_port is not False:
             self.midi = find_port(midi_port)  # raises for a named port that does not exist
@@ -199,7 +208,7 @@ class LiveGenerator:
         self._status, status_send = ctx.Pipe(duplex=False)
         cfg = {"run_dirs": self.run_dirs, "midi": self.midi, "knob_map": asdict(self.knob_map),
                "device": self.device, "gain": self.gain, "threads": self.threads,
-               "lead_s": self.lead_s}
+               "lead_s": self.lead_s, "out": self.out}
         self._proc = start_worker(_child_main, (cfg, cmd_recv, status_send, self._shared),
                                   "auralize-generate-live")
         cmd_recv.close()
@@ -265,10 +274,10 @@ class LiveGenerator:
 
 
 def play_live(run_dirs, *, midi_port=None, midi_map=None, seconds=None, device=None,
-              gain: float = 1.0) -> GenLiveStats:
+              gain: float = 1.0, out=None) -> GenLiveStats:
     """Play until ``seconds`` pass or Ctrl-C; return the statistics."""
     gen = LiveGenerator(run_dirs, midi_port=midi_port, midi_map=midi_map, device=device,
-                        gain=gain).start()
+                        gain=gain, out=out).start()
     print(f"live: playing ({gen._info.get('device', '')}); Ctrl-C stops", flush=True)
     try:
         t0 = time.monotonic()
@@ -305,6 +314,8 @@ def _stats(s, info: dict) -> GenLiveStats:
         cc1=g("cc1"), cc2=g("cc2"), midi_port=str(info.get("midi", "")),
         midi_messages=int(g("midi_messages")), device=str(info.get("device", "")),
         sample_rate=int(info.get("sample_rate", 0)), models=tuple(info.get("models", ())),
+        recorded_to=str(info.get("out", "")),
+        recorded_s=g("recorded_frames") / (info.get("device_rate") or 1),
     )
 
 
@@ -427,6 +438,16 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
     from auralize.generate.resample import StreamResampler
 
     rs_in, rs_out = StreamResampler(dev_rate, sr), StreamResampler(sr, dev_rate)
+    sink = None
+    if cfg["out"]:
+        from auralize.audio.sinks import FileSink
+
+        try:
+            sink = FileSink(cfg["out"], dev_rate)
+        except Exception as exc:  # noqa: BLE001
+            stream.stop()
+            send("error", f"cannot record to {cfg['out']!r}: {exc}")
+            os._exit(0)
     in_ring, out_ring = rings["in"], rings["out"]
     lat = stream.latency
     put("device_latency_s", float(sum(lat)) if isinstance(lat, tuple) else float(lat))
@@ -452,7 +473,8 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
     threading.Thread(target=reader, daemon=True).start()
     info = {"device": out_dev.label + (f" (resampled {dev_rate} <-> {sr} Hz)" if dev_rate != sr
                                        else ""),
-            "sample_rate": sr, "block_size": B, "priority": priority,
+            "sample_rate": sr, "block_size": B, "priority": priority, "device_rate": dev_rate,
+            "out": cfg["out"] or "",
             "midi": cfg["midi"][1] if midi_port is not None else "",
             "models": [r.cfg.name for r in runs]}
     t0, c0 = time.perf_counter(), time.process_time()
@@ -473,7 +495,12 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
                 out = chain.process(acc[: n * B].reshape(n, B), knobs["cc1"], knobs["cc2"])
                 acc = acc[n * B :]
                 dt = (time.perf_counter() - t) / n
-                out_ring.write(rs_out.process(out * gain))
+                # Gain and the resampler's ringing may pass full scale: clip what plays.
+                y = np.clip(rs_out.process(out * gain), -1.0, 1.0)
+                out_ring.write(y)
+                if sink is not None:
+                    sink.write(y)
+                    shared[_IDX["recorded_frames"]] += y.shape[0]
                 shared[_IDX["blocks"]] += n
                 shared[_IDX["proc_s_sum"]] += dt * n
                 put("proc_s_max", max(shared[_IDX["proc_s_max"]], dt))
@@ -487,7 +514,8 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
     except Exception as exc:  # noqa: BLE001
         send("warning", f"live generation stopped: {type(exc).__name__}: {exc}")
     final = _stats(shared, info)
-    for closer in (stream.stop, getattr(midi_port, "close", None)):
+    for closer in (stream.stop, getattr(midi_port, "close", None),
+                   getattr(sink, "close", None)):
         try:
             if closer is not None:
                 closer()

@@ -10,7 +10,6 @@ import numpy as np
 from auralize.audio.files import read_audio
 from auralize.errors import AuralizeError
 from auralize.generate.data import Dataset, resample
-from auralize.generate.features import audio_to_features, features_to_audio
 from auralize.generate.model import generate
 from auralize.generate.train import Run
 
@@ -27,7 +26,7 @@ def seed_features(run: Run, seed_file: str | Path | None = None, *, example: int
     if seed_file is not None:
         samples, rate = read_audio(seed_file, mono=True)
         mono = resample(np.nan_to_num(samples), rate, cfg.sample_rate)
-        feats = audio_to_features(mono, cfg.block_size, cfg.features, cfg.mu or None)
+        feats = cfg.codec.audio_to_features(mono, cfg.block_size)
         return run.norm.apply(feats[: cfg.seq_len])
     folder = run.dataset_meta.get("folder")
     if not folder:
@@ -47,5 +46,5 @@ def sample_audio(run: Run, seconds: float, seed_blocks: np.ndarray) -> np.ndarra
         raise AuralizeError(f"--seconds must be positive, got {seconds}")
     n_blocks = math.ceil(seconds * cfg.sample_rate / cfg.block_size)
     z = generate(run.model, seed_blocks, n_blocks)
-    audio = features_to_audio(run.norm.undo(z), cfg.features, cfg.mu or None)
+    audio = cfg.codec.features_to_audio(run.norm.undo(z))
     return audio[: round(seconds * cfg.sample_rate)]

@@ -6,6 +6,8 @@ A run folder ``<runs>/<hidden>_<depth>_<dataset>/`` holds::
     norm.npz             the dataset's normalisation statistics (undone at generation)
     dataset.json         the dataset's meta data (its folder: seeds for sampling)
     model_summary.txt    layers and parameter counts
+    model_graph.png      a block's path through the network, with parameter counts
+    loss.png             validation loss per epoch (redrawn after each epoch)
     history.json         validation loss per epoch (entry 0: before any training)
     checkpoints/         one per epoch + last.ckpt (training resumes from it)
     tb/                  TensorBoard logs (train_loss, val_loss)
@@ -26,6 +28,7 @@ from auralize.generate.config import GenConfig
 from auralize.generate.data import DEFAULT_ROOT, Dataset
 from auralize.generate.features import Normalizer
 from auralize.generate.model import BlockLSTM
+from auralize.generate.pictures import save_loss_curve, save_model_graph
 
 
 def _lightning():
@@ -144,6 +147,7 @@ def train(
     module = make_module(cfg)
     (run_dir / "model_summary.txt").write_text(
         f"{cfg.name}: {cfg.description}\n\n{ModelSummary(module, max_depth=2)}\n")
+    save_model_graph(cfg, module.net, run_dir / "model_graph.png")
 
     hist_path = run_dir / "history.json"
     resuming = resume and last.is_file()
@@ -158,6 +162,7 @@ def train(
                 history.append({"epoch": int(trainer.current_epoch) + 1,
                                 "step": int(trainer.global_step), "val_loss": float(v)})
                 hist_path.write_text(json.dumps(history, indent=2))
+                save_loss_curve(history, run_dir / "loss.png", title=run_dir.name)
 
     start_epoch = 0
     if resuming:
