@@ -22,7 +22,7 @@ REQUIRE_AUDIO = os.environ.get("AURALIZE_REQUIRE_AUDIO", "") not in ("", "0")
 # Real-time tests judge timing on a shared 2-core virtual machine, where the JACK
 # graph itself (not auralize) is sometimes late.  They get two more tries; a
 # deterministic bug still fails all three.
-REALTIME_FILES = {"test_live.py", "test_sonify_live.py", "test_generate_live.py",
+REALTIME_FILES = {"test_devices.py", "test_live.py", "test_sonify_live.py", "test_generate_live.py",
                   "test_web_page.py", "test_web_server.py"}
 
 

@@ -124,6 +124,13 @@ def test_live_output_without_device_writes_file_at_real_time(tmp_path):
     assert 0.35 * sr <= len(data) <= 1.0 * sr and np.abs(data).max() > 0.1
 
 
+def test_lead_must_be_positive(capsys, tmp_path):
+    assert cli.main(["check-audio", "--lead-ms", "0", "--seconds", "0.1"]) == 1
+    assert "--lead-ms must be positive" in capsys.readouterr().err
+    assert cli.main(["generate", "live", "--run", str(tmp_path), "--lead-ms", "-5"]) == 1
+    assert "the lead must be positive" in capsys.readouterr().err
+
+
 # -- against the real JACK server ------------------------------------------------------
 
 pytest_audio = pytest.mark.audio

@@ -137,6 +137,11 @@ def test_no_midi_device_warns_once(tmp_path, monkeypatch):
 
 FEED_HZ = 44100 / 64  # whole periods per 64-sample block
 FEED_AMP = 0.3
+# Head room of the soak tests: this shared 2-core VM's vCPUs stall 20-80 ms at
+# times (steal time; the whole VM, JACK included, stops).  A lead longer than
+# those stalls is what a user on such a machine would set (--lead-ms).
+STEADY_LEAD_S = 0.15
+PERIOD_S = 512 / 44100
 
 
 # Run with `python -c` so it starts fast (only jack + numpy), even on a loaded machine.
@@ -175,7 +180,7 @@ client.close()
 
 
 def _live_run(tmp_path, jack_server, jack_recorder, stages, n_models=3, sample_rate=44100,
-              out=None):
+              out=None, lead_s=None):
     import rtmidi
 
     cfg = GenConfig(name="id", sample_rate=sample_rate, block_size=64, hidden=126, depth=1)
@@ -187,7 +192,7 @@ def _live_run(tmp_path, jack_server, jack_recorder, stages, n_models=3, sample_r
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert feeder.stdout.readline().strip() == "ready"
     rec = jack_recorder(channels=1)
-    gen = LiveGenerator(dirs, midi_port="knobs-test", out=out).start()
+    gen = LiveGenerator(dirs, midi_port="knobs-test", out=out, lead_s=lead_s).start()
     try:
         rec.wait_connected(1)
         time.sleep(1.0)
@@ -204,6 +209,12 @@ def _live_run(tmp_path, jack_server, jack_recorder, stages, n_models=3, sample_r
         feeder.communicate("stop\n", timeout=10)
         midi_out.close_port()
     return stats, cap, marks
+
+
+def _graph_stall_ms(cap, t0: float, t1: float) -> float:
+    """Longest gap between the recorder's JACK cycles in [t0, t1], ms (the host's stalls)."""
+    bt = cap.block_times[(cap.block_times > t0) & (cap.block_times < t1)]
+    return float(np.diff(bt).max() * 1000) if len(bt) > 1 else float("inf")
 
 
 @pytest.mark.audio
@@ -229,34 +240,32 @@ def test_live_jack_follows_midi_knobs(tmp_path, jack_server, jack_recorder):
 @pytest.mark.audio
 @pytest.mark.slow
 def test_live_jack_three_models_no_underruns(tmp_path, jack_server, jack_recorder):
-    """10 s, three models: no ring underrun, no PortAudio underflow or input overflow.
+    """10 s, three models, knobs moving: auralize never lets the output run dry.
 
-    Judged only when the JACK graph itself kept time (the recorder never missed a
-    cycle), as in test_live.py: on a host too loaded for real-time threads the run is
-    repeated once, then skipped with the figures (a failure under
-    AURALIZE_REQUIRE_AUDIO=1).
+    Ring underruns (the models' output not ready in time) must be 0 whatever the
+    host does, as long as its stalls stay shorter than the lead.  JACK's own xruns
+    (PortAudio's underflow / overflow flags) come from the server and the host: they
+    must be 0 when the JACK graph kept time, and are reported otherwise.
     """
     stages = [(None, None, 4.0), (127, 0, 3.0), (30, 100, 3.0)]
     for attempt in (1, 2):
+        log_at = len(jack_server.read_log())
         stats, cap, marks = _live_run(tmp_path / f"a{attempt}", jack_server, jack_recorder,
-                                      stages)
-        print(stats.summary())
-        bt = cap.block_times[(cap.block_times > marks[0][0])
-                             & (cap.block_times < marks[-1][0] + marks[-1][1])]
-        stall_ms = float(np.diff(bt).max() * 1000) if len(bt) > 1 else float("inf")
-        if stall_ms < 1.5 * 512 / 44100 * 1000:
+                                      stages, lead_s=STEADY_LEAD_S)
+        stall_ms = _graph_stall_ms(cap, marks[0][0], marks[-1][0] + marks[-1][1])
+        blame = jack_server.xrun_blame(log_at)
+        print(f"{stats.summary()}; longest JACK cycle gap {stall_ms:.0f} ms; jackd: {blame[:4]}")
+        if stall_ms < 0.7 * STEADY_LEAD_S * 1000:
             break
-    else:
-        # Known open problem (issue 6): in the full CI-like run the JACK graph
-        # stalls (~32 ms) with this three-model duplex client, while isolated runs
-        # keep time and pass.  Until that is understood, a stalled graph skips
-        # with the figures instead of failing CI; underruns while the graph kept
-        # time still fail below.
-        pytest.skip(f"JACK graph stalled for {stall_ms:.0f} ms (twice), not judged; "
+    else:  # stalls as long as the lead itself: no lead would do; not judged
+        pytest.skip(f"the host stalled the JACK graph for {stall_ms:.0f} ms (twice); "
                     f"{stats.summary()}")
     assert stats.wall_s >= 10.0 and stats.blocks * 64 >= 0.95 * 44100 * stats.wall_s
-    assert stats.underruns == 0, stats.summary()
-    assert stats.latency_s <= (2 * 512 + 64 + 2 * 512) / 44100  # lead + device periods
+    assert stats.ring_underruns == 0, stats.summary()
+    if stall_ms < 1.5 * PERIOD_S * 1000:  # the graph kept time: no xrun either
+        assert stats.underruns == 0, stats.summary()
+    # Latency as configured: the lead plus the device's own (two periods here).
+    assert STEADY_LEAD_S <= stats.latency_s <= STEADY_LEAD_S + 3 * PERIOD_S
     x = cap.data[:, 0]
     assert np.isfinite(x).all() and np.abs(x).max() > 0.05
 
@@ -266,7 +275,8 @@ def test_live_jack_resamples_for_an_8khz_model(tmp_path, jack_server, jack_recor
     """boii's models run at 8 kHz; JACK here at 44.1 kHz: streamed resampling both ways."""
     rec_path = tmp_path / "rec" / "live.wav"
     stats, cap, marks = _live_run(tmp_path, jack_server, jack_recorder, [(None, None, 2.0)],
-                                  n_models=1, sample_rate=8000, out=rec_path)
+                                  n_models=1, sample_rate=8000, out=rec_path,
+                                  lead_s=STEADY_LEAD_S)
     assert "resampled 44100 <-> 8000 Hz" in stats.device
     assert stats.ring_underruns == 0, stats.summary()
     k0 = int(np.searchsorted(cap.block_times, marks[0][0] + 0.5))

@@ -60,6 +60,12 @@ _FIELDS = (
 )
 _IDX = {name: i for i, name in enumerate(_FIELDS)}
 
+# Lead for sound that nobody plays along with (training sound, the test tone):
+# latency does not matter there, dropouts do.  100 ms covers the vCPU stalls of a
+# shared virtual machine (20-80 ms seen on the 2-core CI host) that LiveOutput's
+# 20 ms default, meant for playing live, cannot.
+STEADY_LEAD_S = 0.1
+
 
 @dataclass
 class LiveStats:
@@ -139,6 +145,8 @@ class LiveOutput:
         Audio the synthesis keeps ready ahead of the device.  Smaller means lower
         latency; larger tolerates a slower child.  Default 0.02 s: with JACK
         at 512-frame periods that gives ~35 ms from send() to the JACK graph.
+        For sound nobody plays along with, :data:`STEADY_LEAD_S` (0.1 s) rides
+        out the scheduling stalls of busy or virtual machines.
     live : bool
         ``False``: no device at all, only the file at real-time pace.
     engine_kwargs : dict, optional

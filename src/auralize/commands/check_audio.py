@@ -35,6 +35,9 @@ def register(sub) -> None:
     p.add_argument("--out", help="also record to this .wav/.flac/.ogg file")
     p.add_argument("--sample-rate", type=int, default=44100, help="Hz (default 44100)")
     p.add_argument("--block-size", type=int, default=512, help="frames per callback (512)")
+    p.add_argument("--lead-ms", type=float, default=None,
+                   help="audio kept ready ahead of the device, ms (default 100, as for "
+                        "training sound; 20 is what playing live uses)")
     p.set_defaults(run=run)
 
 
@@ -57,7 +60,7 @@ def run(args) -> int:
         raise AuralizeError("--seconds must be positive")
     if args.loopback:
         return _loopback(args)
-    from auralize.audio.live import LiveOutput
+    from auralize.audio.live import STEADY_LEAD_S, LiveOutput
 
     if args.out:
         from auralize.audio.files import format_for_path
@@ -70,7 +73,11 @@ def run(args) -> int:
         if devices.load_sounddevice(warn=False) is not None:
             devices.choose_output_device(device)  # unknown device -> one-line error
     score = tone_score(args.seconds, args.sample_rate)
-    live = LiveOutput(args.sample_rate, block_size=args.block_size, device=device, out=args.out)
+    lead_s = STEADY_LEAD_S if args.lead_ms is None else args.lead_ms / 1000.0
+    if not lead_s > 0:
+        raise AuralizeError(f"--lead-ms must be positive, got {args.lead_ms}")
+    live = LiveOutput(args.sample_rate, block_size=args.block_size, device=device, out=args.out,
+                      lead_s=lead_s)
     live.start(score)
     dev = live.device_info.get("label") or "none (no live output)"
     print(f"playing {args.seconds:g} s test tone on: {dev}")

@@ -98,6 +98,10 @@ def register(sub) -> None:
     v.add_argument("--gain", type=float, default=1.0, help="output gain (1.0)")
     v.add_argument("-o", "--out", type=Path, default=None,
                    help="also record the output to this .wav/.flac/.ogg file")
+    v.add_argument("--lead-ms", type=float, default=None,
+                   help="silence the output starts ahead by, ms: the head room against "
+                        "dropouts (default two device periods + one block; raise it on a "
+                        "busy or virtual machine)")
     v.set_defaults(run=run_live)
 
     p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
@@ -179,6 +183,7 @@ def run_live(args) -> int:
     if len(dirs) > 3:
         raise AuralizeError(f"live mixes at most three models, got {len(dirs)}")
     stats = play_live(dirs, midi_port=args.midi, midi_map=args.midi_map, seconds=args.seconds,
-                      device=args.device, gain=args.gain, out=args.out)
+                      device=args.device, gain=args.gain, out=args.out,
+                      lead_s=None if args.lead_ms is None else args.lead_ms / 1000.0)
     print(stats.summary())
     return 0

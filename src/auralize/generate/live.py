@@ -274,10 +274,12 @@ class LiveGenerator:
 
 
 def play_live(run_dirs, *, midi_port=None, midi_map=None, seconds=None, device=None,
-              gain: float = 1.0, out=None) -> GenLiveStats:
+              gain: float = 1.0, out=None, lead_s: float | None = None) -> GenLiveStats:
     """Play until ``seconds`` pass or Ctrl-C; return the statistics."""
+    if lead_s is not None and not lead_s > 0:
+        raise AuralizeError(f"the lead must be positive, got {lead_s * 1000:g} ms")
     gen = LiveGenerator(run_dirs, midi_port=midi_port, midi_map=midi_map, device=device,
-                        gain=gain, out=out).start()
+                        gain=gain, out=out, lead_s=lead_s).start()
     print(f"live: playing ({gen._info.get('device', '')}); Ctrl-C stops", flush=True)
     try:
         t0 = time.monotonic()

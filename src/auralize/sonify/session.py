@@ -201,9 +201,6 @@ class Sonifier:
     ...         son.log(TrainingStep(step=step, loss=loss))
     """
 
-    #: seconds of sound the live child keeps ready ahead of the device
-    LIVE_LEAD_S = 0.1
-
     def __init__(
         self,
         out_dir: str | Path | None = None,
@@ -273,13 +270,12 @@ class Sonifier:
             return
         if devices.choose_output_device(self.device, warn=required) is None:
             return
-        from auralize.audio.live import LiveOutput
+        from auralize.audio.live import STEADY_LEAD_S, LiveOutput
 
-        # Training sound is not an instrument: a 100 ms lead trades latency nobody
-        # needs here for headroom against dropouts (LiveOutput's own default, 20 ms,
-        # is for playing live).
+        # Training sound is not an instrument: latency nobody needs is traded for
+        # headroom against dropouts (LiveOutput's own default is for playing live).
         self._live = LiveOutput(
-            int(self.config.sample_rate), device=self.device, lead_s=self.LIVE_LEAD_S,
+            int(self.config.sample_rate), device=self.device, lead_s=STEADY_LEAD_S,
             engine_kwargs=self.config.engine_kwargs(),
         ).start()
 
