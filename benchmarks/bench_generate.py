@@ -8,11 +8,12 @@ Rows:
   the whole sequence so far is run again for each new block): grows with the
   block index, so the total for n blocks grows quadratically;
 - real-time factor of each shipped config in streaming generation on one CPU
-  thread (audio seconds per compute second, features and inverse included):
-  A, B, C at 8 kHz, GRUV at 44.1 kHz.  Random weights: the cost does not depend
-  on what was learnt;
+  thread (audio seconds per compute second, features and inverse included),
+  int8 inference against float32: A, B, C at 8 kHz, GRUV at 44.1 kHz.  Random
+  weights: the cost does not depend on what was learnt;
 - A, B and C together live (random weights) through a JACK server (dummy driver,
-  8 kHz, 256-frame periods): underruns, CPU share, reported latency in blocks.
+  8 kHz, 256-frame periods), int8 against float32: underruns, CPU share,
+  reported latency in blocks.
 
 Quick run (~1 min on 2 cores): config A for the per-block rows, 60 blocks per
 real-time factor.  Run alone: ``.venv/bin/python benchmarks/bench_generate.py [--quick]``.
@@ -22,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ import torch
 
 from auralize.generate.config import load_config
 from auralize.generate.features import Normalizer
-from auralize.generate.model import BlockLSTM, Streamer
+from auralize.generate.model import BlockLSTM, Streamer, with_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,11 +93,8 @@ def per_block_rows(cfg_name: str, marks=(10, 1000), repeats: int = 21) -> list[d
     return rows
 
 
-def rtf_row(cfg_name: str, n_blocks: int) -> dict:
-    """Audio seconds generated per compute second, streaming, features + inverse included."""
-    cfg = load_config(cfg_name)
-    torch.manual_seed(0)
-    model = BlockLSTM.from_config(cfg).eval()
+def _rtf(cfg, model, n_blocks: int) -> tuple[float, float]:
+    """(real-time factor, ms per block) of streaming generation, codec included."""
     norm = Normalizer(np.zeros(cfg.feature_size, np.float32), np.ones(cfg.feature_size, np.float32))
     s = Streamer(model)
     x = np.random.default_rng(0).uniform(-0.1, 0.1, cfg.block_size).astype(np.float32)
@@ -109,22 +107,48 @@ def rtf_row(cfg_name: str, n_blocks: int) -> dict:
         block = cfg.codec.decode(norm.undo(y))
         feats = norm.apply(cfg.codec.encode(np.clip(block, -1, 1)))
     dt = time.perf_counter() - t
-    audio_s = n_blocks * cfg.block_size / cfg.sample_rate
+    return n_blocks * cfg.block_size / cfg.sample_rate / dt, 1000 * dt / n_blocks
+
+
+def rtf_row(cfg_name: str, n_blocks: int) -> dict:
+    """Audio seconds generated per compute second, streaming: int8 vs float32 (baseline)."""
+    cfg = load_config(cfg_name)
+    torch.manual_seed(0)
+    model = BlockLSTM.from_config(cfg).eval()
+    fp32, fp32_ms = _rtf(cfg, model, n_blocks)
+    int8, int8_ms = _rtf(cfg, with_precision(model, "int8"), n_blocks)
     n_params = sum(p.numel() for p in model.parameters())
-    return {"name": f"generate {cfg.name}: real-time factor, streaming, 1 thread",
-            "value": audio_s / dt, "unit": "x real time",
-            "notes": f"{cfg.sample_rate} Hz, block {cfg.block_size}, {cfg.hidden}x{cfg.depth} "
-                     f"({n_params / 1e6:.1f} M params), {1000 * dt / n_blocks:.2f} ms/block; "
+    return {"name": f"generate {cfg.name}: real-time factor, streaming, 1 thread, int8",
+            "value": int8, "unit": "x real time", "baseline": fp32, "ratio": int8 / fp32,
+            "notes": f"baseline float32; {cfg.sample_rate} Hz, block {cfg.block_size}, "
+                     f"{cfg.hidden}x{cfg.depth} ({n_params / 1e6:.1f} M params), "
+                     f"{int8_ms:.2f} vs {fp32_ms:.2f} ms/block; "
                      "RAVE ~20x (laptop CPU), Neutone ~6x (1 thread)"}
+
+
+def _live_once(dirs, seconds: float, threads: int, precision: str, server_name: str):
+    from auralize.generate.live import LiveGenerator
+    from test_generate_live import FEEDER
+
+    feeder = subprocess.Popen([sys.executable, "-c", FEEDER, server_name],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        feeder.stdout.readline()
+        gen = LiveGenerator(dirs, midi_port=False, threads=threads,
+                            precision=precision).start()
+        time.sleep(seconds)
+        return gen.close()
+    finally:
+        feeder.communicate("stop\n", timeout=10)
 
 
 def live_rows(seconds: float, threads: int = 2) -> list[dict]:
     """Configs A, B, C (random weights) live through a JACK server at 8 kHz / 256 frames.
 
     A feeder client plays a sine into the input; CPU share, underruns and the
-    input->output latency auralize reports (primed lead + PortAudio's latencies).
+    input->output latency auralize reports (primed lead + PortAudio's latencies),
+    for int8 inference (live's default) and float32 (the baseline), default lead.
     """
-    import subprocess
     import tempfile
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -133,9 +157,7 @@ def live_rows(seconds: float, threads: int = 2) -> list[dict]:
     if not JackServer.available():
         return [{"name": "generate live A+B+C", "value": None, "unit": "",
                  "notes": "skipped: jackd not installed"}]
-    from auralize.generate.live import LiveGenerator
     from auralize.generate.train import save_run
-    from test_generate_live import FEEDER
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-generate-"))
     dirs = []
@@ -145,31 +167,29 @@ def live_rows(seconds: float, threads: int = 2) -> list[dict]:
                           np.ones(cfg.feature_size, np.float32))
         dirs.append(save_run(tmp / name, cfg, BlockLSTM.from_config(cfg), norm))
     server = JackServer(8000, 256).start()
-    env = ExitStack()
-    env.enter_context(exported_env(server.env()))
-    feeder = subprocess.Popen([sys.executable, "-c", FEEDER, server.name],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        feeder.stdout.readline()
-        gen = LiveGenerator(dirs, midi_port=False, threads=threads).start()
-        time.sleep(seconds)
-        st = gen.close()
+        with exported_env(server.env()):
+            q = _live_once(dirs, seconds, threads, "int8", server.name)
+            f = _live_once(dirs, seconds, threads, "fp32", server.name)
     finally:
-        feeder.communicate("stop\n", timeout=10)
         server.stop()
-        env.close()
-    notes = (f"JACK dummy 8 kHz/256, {threads} torch threads, {st.wall_s:.1f} s; "
-             f"{st.process_ms_mean:.1f} ms/block mean ({st.process_ms_max:.1f} max) "
-             f"for a {1000 * st.block_s:.0f} ms block")
+
+    def notes(st):
+        return (f"{st.process_ms_mean:.1f} ms/block mean ({st.process_ms_max:.1f} max) for a "
+                f"{1000 * st.block_s:.0f} ms block; ring {st.ring_underruns}, device "
+                f"{st.device_underflows}, input overflows {st.input_overflows}")
+
+    common = f"JACK dummy 8 kHz/256, {threads} torch threads, {q.wall_s:.1f} s each"
     return [
-        {"name": "generate live A+B+C: underruns", "value": st.underruns, "unit": "",
-         "baseline": 0, "notes": f"ring {st.ring_underruns}, device {st.device_underflows}, "
-                                 f"input overflows {st.input_overflows}; " + notes},
-        {"name": "generate live A+B+C: CPU share", "value": st.cpu_share, "unit": "cores",
-         "baseline": 2.0, "notes": "target: fits in 2 cores"},
-        {"name": "generate live A+B+C: latency", "value": st.latency_s / st.block_s,
+        {"name": "generate live A+B+C int8: underruns", "value": q.underruns, "unit": "",
+         "baseline": f.underruns,
+         "notes": f"baseline = float32; int8: {notes(q)}; float32: {notes(f)}; {common}"},
+        {"name": "generate live A+B+C int8: CPU share", "value": q.cpu_share, "unit": "cores",
+         "baseline": f.cpu_share, "notes": "baseline = float32; target: fits in 2 cores"},
+        {"name": "generate live A+B+C int8: latency", "value": q.latency_s / q.block_s,
          "unit": "blocks", "baseline": 3.0,
-         "notes": f"{1000 * st.latency_s:.0f} ms = lead + device latency; target <= 3 blocks"},
+         "notes": f"{1000 * q.latency_s:.0f} ms = default lead + device latency; "
+                  "baseline = the target, <= 3 blocks"},
     ]
 
 

@@ -65,20 +65,32 @@ def test_mix_weights_formula_and_reductions():
         assert np.isclose(mix_weights(cc1, cc2, 3).sum(), 1.0)
 
 
-def test_chain_follows_the_knobs_offline(tmp_path):
+def _assert_close(y, want, precision: str) -> None:
+    if precision == "fp32":
+        np.testing.assert_allclose(y, want, atol=3e-3)
+    else:  # int8: a few % here (the identity trick's 1/eps output layer magnifies
+        # the quantisation error; trained models show ~0.5 %); the gains compared
+        # differ by >= 20 %, so the formula is still what is tested
+        err = np.sqrt(np.mean((y - want) ** 2)) / np.sqrt(np.mean(want**2))
+        assert err < 0.05, err
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_chain_follows_the_knobs_offline(tmp_path, precision):
     cfg = GenConfig(name="id", sample_rate=8000, block_size=64, hidden=126, depth=1)
     runs = [load_run(d) for d in make_runs(tmp_path, cfg)]
-    chain = LiveChain(runs)
+    chain = LiveChain(runs, precision)
+    assert chain.precision == precision
     x = (0.4 * np.sin(np.arange(64 * 8) * 0.21)).astype(np.float32).reshape(8, 64)
     chain.process(x, 0.5, 0.5)  # ramps from 0.5/0.5 to itself: steady
     for cc1, cc2 in [(0.5, 0.5), (1.0, 0.0), (1.0, 1.0), (0.0, 0.3), (0.25, 0.75)]:
         chain.process(x, cc1, cc2)  # ramp block
         y = chain.process(x, cc1, cc2)  # steady
-        np.testing.assert_allclose(y, x.reshape(-1) * expected_gain(cc1, cc2), atol=3e-3)
-    two = LiveChain(runs[:2])
+        _assert_close(y, x.reshape(-1) * expected_gain(cc1, cc2), precision)
+    two = LiveChain(runs[:2], precision)
     y = two.process(x, 0.25, 0.9)
     y = two.process(x, 0.25, 0.9)
-    np.testing.assert_allclose(y, x.reshape(-1) * (0.75 * 0.2 + 0.25 * 0.6), atol=3e-3)
+    _assert_close(y, x.reshape(-1) * (0.75 * 0.2 + 0.25 * 0.6), precision)
 
 
 def test_knob_ramp_has_no_click(tmp_path):
@@ -113,6 +125,8 @@ def test_live_bad_input(tmp_path, capsys):
         LiveGenerator([tmp_path / "nothing"], midi_port=False)
     with pytest.raises(AuralizeError, match="one to three"):
         LiveGenerator(dirs + dirs[:1], midi_port=False)
+    with pytest.raises(AuralizeError, match="unknown precision 'bf16'"):
+        LiveGenerator(dirs, midi_port=False, precision="bf16")
     with pytest.raises(AuralizeError, match=r"\.wav, \.flac or \.ogg"):
         LiveGenerator(dirs, midi_port=False, out=tmp_path / "set.mp3")
     assert main(["generate", "live", "--run", str(dirs[0]), "--midi", "no-such-port-xyz"]) == 1

@@ -69,6 +69,26 @@ def test_training_halves_validation_loss(trained):
             assert im.format == "PNG" and im.width >= 500 and im.height >= 300, name
 
 
+def test_int8_precision_is_close_to_fp32_and_leaves_the_model_alone(trained):
+    from auralize.errors import AuralizeError
+    from auralize.generate.model import with_precision
+
+    run = load_run(trained[2])
+    q = with_precision(run.model, "int8")
+    assert q is not run.model and type(run.model.lstm) is torch.nn.LSTM  # a copy
+    assert type(q.lstm) is not torch.nn.LSTM  # really swapped for the quantised LSTM
+    x = torch.from_numpy(seed_features(run, example=0))[None]
+    with torch.inference_mode():
+        a, _ = run.model(x)
+        b, _ = q(x)
+    assert float((a - b).norm() / a.norm()) < 0.03
+    assert with_precision(run.model, "fp32") is run.model
+    with pytest.raises(AuralizeError, match="unknown precision"):
+        with_precision(run.model, "fp16")
+    audio = sample_audio(run, 0.5, seed_features(run, example=0), precision="int8")
+    assert np.isfinite(audio).all() and np.abs(audio).max() <= 1.0 and audio.size == 4000
+
+
 def test_model_graph_stages_count_every_parameter():
     from auralize.generate.pictures import graph_stages
 

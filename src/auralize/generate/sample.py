@@ -10,7 +10,7 @@ import numpy as np
 from auralize.audio.files import read_audio
 from auralize.errors import AuralizeError
 from auralize.generate.data import Dataset, resample
-from auralize.generate.model import generate
+from auralize.generate.model import generate, with_precision
 from auralize.generate.train import Run
 
 
@@ -39,12 +39,17 @@ def seed_features(run: Run, seed_file: str | Path | None = None, *, example: int
     return ds.x[idx, :-1]
 
 
-def sample_audio(run: Run, seconds: float, seed_blocks: np.ndarray) -> np.ndarray:
-    """Generate ``seconds`` of audio after ``seed_blocks``; finite, in [-1, 1], float32."""
+def sample_audio(run: Run, seconds: float, seed_blocks: np.ndarray,
+                 precision: str = "fp32") -> np.ndarray:
+    """Generate ``seconds`` of audio after ``seed_blocks``; finite, in [-1, 1], float32.
+
+    ``precision="int8"`` runs an int8 copy of the model (~4-9x faster on a CPU,
+    :func:`~auralize.generate.model.with_precision`).
+    """
     cfg = run.cfg
     if not seconds > 0:
         raise AuralizeError(f"--seconds must be positive, got {seconds}")
     n_blocks = math.ceil(seconds * cfg.sample_rate / cfg.block_size)
-    z = generate(run.model, seed_blocks, n_blocks)
+    z = generate(with_precision(run.model, precision), seed_blocks, n_blocks)
     audio = cfg.codec.features_to_audio(run.norm.undo(z))
     return audio[: round(seconds * cfg.sample_rate)]
