@@ -20,10 +20,8 @@ Weights are random (seeded); the work done does not depend on their values.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -114,43 +112,17 @@ def _threads(n: int):
     return _T()
 
 
-MEMORY_PROBE = textwrap.dedent(
-    """
-    import sys, time
-    import torch
-    from auralize.activations.pipeline import sonify_image
-    from auralize.models.squeezenet import BANKS, SqueezeNet
-    path, size, scheme, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    def status(key):
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1]) * 1024
-    torch.manual_seed(0)
-    model = SqueezeNet("1_0").eval()
-    sonify_image(model, path, BANKS["squeezenet1_0"], out + "/warm", image_size=48,
-                 save_plots=False)
-    base = status("VmRSS:")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    t = time.perf_counter()
-    sonify_image(model, path, BANKS["squeezenet1_0"], out + "/big", image_size=size,
-                 scheme=scheme, save_plots=False)
-    print(status("VmHWM:") - base, status("VmHWM:"), time.perf_counter() - t)
-    """
-)
-
-
 def _peak_memory(path: Path, size: int, scheme: str, out: Path):
+    from auralize.activations import memory
+
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src")] + (
         [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path), str(size), scheme,
-                           str(out)], check=False, capture_output=True, text=True, env=env, timeout=1800)
-    if proc.returncode != 0:
-        return None, None, None, proc.stderr.strip().splitlines()[-1:]
-    growth, peak, seconds = proc.stdout.split()[-3:]
-    return int(growth), int(peak), float(seconds), None
+    try:
+        growth, peak, seconds = memory.measure(path, size, scheme, out, env=env)
+    except RuntimeError as exc:
+        return None, None, None, [str(exc)]
+    return growth, peak, seconds, None
 
 
 def run(quick: bool = False) -> list[dict]:

@@ -183,3 +183,21 @@ def test_pipeline_takes_any_model_and_layer_names(tmp_path):
     assert all(p.is_file() for p in res.paths) and res.mix_path.name.startswith("activations-mix")
     data, rate = sf.read(str(res.banks[0].wav_path))
     assert rate == 11025 and len(data) == res.banks[0].shape[1] * res.banks[0].shape[2]
+
+
+def test_peak_normalisation_keeps_silence_at_zero(tmp_path):
+    """--normalize peak: no DC offset from the scaling (netsounds' minmax shifts 0 off 0)."""
+    make_procedural_images(tmp_path / "in", size=40)
+    dc = {}
+    for mode in ("minmax", "peak"):
+        rc = main(["activations", "--dpath", str(tmp_path / "in"), "--image-name", "rings",
+                   "--image-size", "40", "--scheme", "none", "--subtype", "FLOAT",
+                   "--normalize", mode, "--no-plots", "--out", str(tmp_path / mode)])
+        assert rc == 0
+        (wav,) = (tmp_path / mode).rglob("activations-1_*.wav")
+        data, _ = sf.read(str(wav), dtype="float64")
+        live = np.abs(data).max(axis=0) > 0  # filters that are not dead
+        assert live.sum() > 10
+        assert np.allclose(np.abs(data[:, live]).max(axis=0), 1.0, atol=1e-6)
+        dc[mode] = float(np.median(np.abs(data[:, live].mean(axis=0))))
+    assert dc["peak"] < 0.5 * dc["minmax"], dc

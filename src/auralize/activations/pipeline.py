@@ -128,6 +128,7 @@ def sonify_image(
     image_size: int = 256,
     scheme: str = "sum",
     method: str = "ifft",
+    normalize: str | None = "minmax",
     sample_rate: int = 11025,
     mix: str | None = "sum",
     labels: Sequence[str] | None = None,
@@ -152,8 +153,10 @@ def sonify_image(
         and ``.png`` per bank, and ``activations-mix_{label}_{sr}Hz.wav`` / ``.png``.
     image_size : int
         Short edge in pixels after resizing.
-    scheme, method : str
-        See :func:`~auralize.activations.activations_to_audio`.
+    scheme, method, normalize : str
+        See :func:`~auralize.activations.activations_to_audio`; ``normalize``
+        ``"minmax"`` is netsounds' scaling, ``"peak"`` keeps silence at 0 (no DC
+        offset from the scaling).
     sample_rate : int
         Sample rate written into the WAV headers (Hz); netsounds used 11025.
     mix : {"sum", "multiply", None}
@@ -216,7 +219,7 @@ def sonify_image(
                 bank.tensor_path,
             )
         with torch.inference_mode():
-            audio = activations_to_audio(maps, scheme, method=method)
+            audio = activations_to_audio(maps, scheme, method=method, normalize=normalize)
         del maps
         bank.samples = int(audio.shape[-1])
         if save_wavs:

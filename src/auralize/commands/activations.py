@@ -44,6 +44,10 @@ def register(sub) -> None:
                    "(one channel per filter) (default sum)")
     p.add_argument("--method", choices=["ifft", "ola"], default="ifft",
                    help="ifft: netsounds' per-row inverse FFT; ola: click-free overlap-add")
+    p.add_argument("--normalize", choices=["minmax", "peak"], default="minmax",
+                   help="per-filter scaling to [-1, 1]: minmax maps [min, max] onto it "
+                        "(netsounds; shifts silence off 0), peak divides by the largest "
+                        "magnitude (keeps 0 at 0: no DC offset) (default minmax)")
     p.add_argument("--sample-rate", "--sample_rate", dest="sample_rate", type=int, default=11025,
                    help="sample rate of the WAV files in Hz (default 11025)")
     p.add_argument("--model", choices=["squeezenet1_0", "squeezenet1_1"], default="squeezenet1_0")
@@ -101,6 +105,7 @@ def run(args) -> int:
             res = sonify_image(
                 model, path, BANKS[args.model], out / path.stem,
                 image_size=args.image_size, scheme=args.scheme, method=args.method,
+                normalize=args.normalize,
                 sample_rate=args.sample_rate, mix=None if args.mix == "none" else args.mix,
                 labels=labels, save_plots=not args.no_plots, subtype=args.subtype,
                 model_name=args.model,
