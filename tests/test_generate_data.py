@@ -39,7 +39,7 @@ def tiny_config(tmp_path):
 
 
 def test_shipped_configs_as_in_the_seeds():
-    assert set(shipped_configs()) == {"A", "B", "C", "GRUV"}
+    assert set(shipped_configs()) == {"A", "B", "C", "DEMO", "GRUV"}
     a, b, c, g = (load_config(n) for n in ("A", "b", "C", "gruv"))
     assert (a.depth, a.hidden) == (13, 250) and a.run_name("piano") == "250_13_piano"
     assert (b.depth, b.hidden) == (7, 511) and (c.depth, c.hidden) == (9, 511)
@@ -51,10 +51,10 @@ def test_shipped_configs_as_in_the_seeds():
 def test_user_config_by_path_and_unknown_name(tiny_config, capsys):
     cfg = load_config(tiny_config)
     assert (cfg.hidden, cfg.depth, cfg.feature_size) == (16, 2, 254)
-    with pytest.raises(AuralizeError, match="A, B, C, GRUV"):
+    with pytest.raises(AuralizeError, match="A, B, C, DEMO, GRUV"):
         load_config("Z")
     assert main(["generate", "convert", "--config", "nope"]) == 1
-    assert "A, B, C, GRUV" in capsys.readouterr().err
+    assert "A, B, C, DEMO, GRUV" in capsys.readouterr().err
 
 
 def test_bad_config_keys(tmp_path):

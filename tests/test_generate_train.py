@@ -177,3 +177,17 @@ def test_convert_for_gruv_shapes(tmp_path):
     small = GenConfig(**{**cfg.to_dict(), "block_size": 1024, "seq_len": 4, "source": ""})
     ds = convert(small, None, root=tmp_path, piano_files=1, piano_seconds=1.0)
     assert ds.x.shape[1:] == (5, 2048)
+
+
+@pytest.mark.slow
+def test_quick_start_demo_config_learns_the_piano_set(tmp_path, capsys):
+    """The README's quick start (DEMO on the default piano set) really learns: val loss halves."""
+    torch.set_num_threads(1)
+    root = str(tmp_path)
+    assert main(["generate", "convert", "--config", "DEMO", "--root", root]) == 0
+    assert "30 files (300.0 s)" in capsys.readouterr().out
+    assert main(["generate", "train", "--config", "DEMO", "--root", root, "--epochs", "10",
+                 "--no-progress"]) == 0
+    hist = json.loads((tmp_path / "runs" / "256_2_piano" / "history.json").read_text())
+    assert hist[-1]["epoch"] == 10
+    assert hist[-1]["val_loss"] <= 0.5 * hist[0]["val_loss"], [h["val_loss"] for h in hist]

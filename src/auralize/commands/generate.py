@@ -6,19 +6,21 @@ import argparse
 from pathlib import Path
 
 EXAMPLES = """\
-examples (a fresh machine, no downloads):
-  auralize generate convert --config A          # procedural piano set -> features
-  auralize generate train --config A --epochs 20
-  auralize generate sample --config A --seconds 10 -o piano.wav
-  auralize generate live --config A --config B --config C --midi "A49" -o set.wav
+examples (a fresh machine, no downloads; DEMO trains in about half a minute):
+  auralize generate convert --config DEMO       # procedural piano set -> features
+  auralize generate train --config DEMO
+  auralize generate sample --config DEMO --seconds 10 -o piano.wav
+  auralize generate live --config DEMO -o live.wav
+  auralize generate live --config A --config B --config C --midi "A49" -o set.wav   # boii's three
 
 your own recordings (any WAV/FLAC/OGG, any rate/channels/bit depth):
   auralize generate convert recordings/chopin --config B
   auralize generate train --config B --dataset chopin
   auralize generate sample --config my_config.toml --dataset chopin --seconds 30 -o out.wav
 
-Shipped configs: A (13 x 250), B (7 x 511), C (9 x 511) boii networks at 8 kHz,
-GRUV (1 x 1024) at 44.1 kHz; or the path of a TOML file in the same layout.
+Shipped configs: A (13 x 250), B (7 x 511), C (9 x 511) boii networks at 8 kHz
+(hours of training), GRUV (1 x 1024) at 44.1 kHz, DEMO (2 x 256, the quick start);
+or the path of a TOML file in the same layout.
 Run folders: ROOT/runs/<hidden>_<depth>_<dataset>; data: ROOT/datasets/<dataset>/.
 """
 
@@ -47,9 +49,9 @@ def register(sub) -> None:
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("dir", nargs="?", type=Path, default=None,
                    help="folder of WAV/FLAC/OGG files (default: write the procedural piano set)")
-    c.add_argument("--config", required=True, help="config name (A, B, C, GRUV) or TOML path")
+    c.add_argument("--config", required=True, help="config name (DEMO, A, B, C, GRUV) or TOML path")
     common(c)
-    c.add_argument("--piano-files", type=int, default=6, help="procedural set: files (6)")
+    c.add_argument("--piano-files", type=int, default=30, help="procedural set: files (30)")
     c.add_argument("--piano-seconds", type=float, default=10.0,
                    help="procedural set: seconds per file (10)")
     c.add_argument("--seed", type=int, default=0, help="procedural set: random seed (0)")
@@ -57,7 +59,7 @@ def register(sub) -> None:
 
     t = gsub.add_parser("train", help="train (or resume) a config on a converted dataset",
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--config", required=True, help="config name (A, B, C, GRUV) or TOML path")
+    t.add_argument("--config", required=True, help="config name (DEMO, A, B, C, GRUV) or TOML path")
     common(t)
     t.add_argument("--epochs", type=int, default=None,
                    help="epochs to run now (default: the config's max_epochs)")

@@ -1,4 +1,4 @@
-"""Generation configs: TOML files shipped in the package (A, B, C, GRUV) or a user path.
+"""Generation configs: TOML files shipped in the package (A, B, C, GRUV, DEMO) or a user path.
 
 A config names the audio side (sample rate, block size, feature kind, mu-law),
 the network (``hidden`` units x ``depth`` stacked LSTM layers) and training
@@ -102,7 +102,7 @@ def _from_toml(path: Path) -> GenConfig:
 
 
 def load_config(name_or_path: str | Path) -> GenConfig:
-    """A shipped config by name (case-insensitive: A, B, C, GRUV) or a TOML file by path.
+    """A shipped config by name (case-insensitive: A, B, C, GRUV, DEMO) or a TOML file by path.
 
     Raises
     ------

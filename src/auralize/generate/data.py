@@ -156,7 +156,7 @@ def convert(
     root: str | Path = DEFAULT_ROOT,
     dataset: str | None = None,
     seed: int = 0,
-    piano_files: int = 6,
+    piano_files: int = 30,
     piano_seconds: float = 10.0,
     progress: bool = False,
 ) -> Dataset:
