@@ -27,7 +27,6 @@ import collections
 import math
 import multiprocessing as mp
 import os
-import queue
 import sys
 import threading
 import time
@@ -406,42 +405,6 @@ def _close_all() -> None:  # pragma: no cover - interpreter exit
 # ---------------------------------------------------------------------------------
 
 
-class _BackgroundWriter:
-    """Hands blocks to a sink on its own thread: a flush (fsync) that stalls on a
-    busy disk must never stall synthesis and starve the device."""
-
-    def __init__(self, sink) -> None:
-        self.sink = sink
-        self.error: Exception | None = None
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="auralize-live-file", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        # Same scheduling as the synthesis thread (inherited): a thread that can be
-        # preempted while it holds the GIL would stall synthesis.  The disk wait
-        # itself happens in C without the GIL.
-        while True:
-            block = self._q.get()
-            if block is None:
-                return
-            if self.error is None:
-                try:
-                    self.sink.write(block)
-                except Exception as exc:  # noqa: BLE001
-                    self.error = exc
-
-    def write(self, block: np.ndarray) -> None:
-        self._q.put(np.array(block, dtype=np.float32, copy=True))
-
-    def close(self, timeout_s: float = 30.0) -> None:
-        self._q.put(None)
-        self._thread.join(timeout_s)
-        self.sink.close()
-        if self.error is not None:
-            raise self.error
-
-
 def _raise_priority() -> str:
     """Best effort: raise the synthesis thread's scheduling priority; say what worked.
 
@@ -501,9 +464,9 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
     writer = None
     if cfg["out"]:
         try:
-            from auralize.audio.sinks import FileSink
+            from auralize.audio.sinks import BackgroundWriter, FileSink
 
-            writer = _BackgroundWriter(
+            writer = BackgroundWriter(
                 FileSink(cfg["out"], sr, channels=1, subtype=cfg["file_subtype"])
             )
         except Exception as exc:  # noqa: BLE001

@@ -7,6 +7,8 @@ what you record.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -145,3 +147,43 @@ def write_blocks(blocks: Iterable[np.ndarray], sinks: Iterable[Sink]) -> int:
         for sink in sinks:
             sink.close()
     return frames
+
+
+class BackgroundWriter:
+    """Hands blocks to a sink on its own thread: a flush (fsync) that stalls on a
+    busy disk must never stall a real-time producer and starve the device.
+
+    ``write`` copies the block and returns at once; ``close`` drains the queue,
+    closes the sink and raises the first write error, if any.
+    """
+
+    def __init__(self, sink) -> None:
+        self.sink = sink
+        self.error: Exception | None = None
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="auralize-live-file", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        # Same scheduling as the synthesis thread (inherited): a thread that can be
+        # preempted while it holds the GIL would stall synthesis.  The disk wait
+        # itself happens in C without the GIL.
+        while True:
+            block = self._q.get()
+            if block is None:
+                return
+            if self.error is None:
+                try:
+                    self.sink.write(block)
+                except Exception as exc:  # noqa: BLE001
+                    self.error = exc
+
+    def write(self, block: np.ndarray) -> None:
+        self._q.put(np.array(block, dtype=np.float32, copy=True))
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        self._q.put(None)
+        self._thread.join(timeout_s)
+        self.sink.close()
+        if self.error is not None:
+            raise self.error

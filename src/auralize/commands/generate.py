@@ -175,7 +175,7 @@ def run_sample(args) -> int:
 
     run = load_run(_run_dirs(args)[0])
     seed = seed_features(run, args.seed_file, example=args.example, seed=args.seed)
-    audio = sample_audio(run, args.seconds, seed, precision=args.precision)
+    audio = sample_audio(run, args.seconds, seed, precision=args.precision, progress=True)
     path = write_audio(args.out, audio, run.cfg.sample_rate)
     print(f"wrote {path} ({len(audio) / run.cfg.sample_rate:.2f} s at {run.cfg.sample_rate} Hz, "
           f"peak {float(abs(audio).max(initial=0)):.3f})")

@@ -460,10 +460,10 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
     rs_in, rs_out = StreamResampler(dev_rate, sr), StreamResampler(sr, dev_rate)
     sink = None
     if cfg["out"]:
-        from auralize.audio.sinks import FileSink
+        from auralize.audio.sinks import BackgroundWriter, FileSink
 
-        try:
-            sink = FileSink(cfg["out"], dev_rate)
+        try:  # written on its own thread: a flush stalled on the disk must not stall the models
+            sink = BackgroundWriter(FileSink(cfg["out"], dev_rate))
         except Exception as exc:  # noqa: BLE001
             stream.stop()
             send("error", f"cannot record to {cfg['out']!r}: {exc}")

@@ -113,16 +113,25 @@ def _bounded(y: np.ndarray, limit: float) -> np.ndarray:
     return np.clip(y, -limit, limit, out=y)
 
 
-def generate(model: BlockLSTM, seed: np.ndarray, n_blocks: int, limit: float = 8.0) -> np.ndarray:
+def generate(model: BlockLSTM, seed: np.ndarray, n_blocks: int, limit: float = 8.0,
+             progress: bool = False) -> np.ndarray:
     """Autoregressive generation with cached state: ``(n_blocks, feature)`` normalised.
 
     The seed (``(n, feature)``, normalised) primes the state; each prediction is
-    fed back as the next input.  Cost per block is constant.
+    fed back as the next input.  Cost per block is constant.  ``progress``: a
+    tqdm bar on stderr.
     """
     s = Streamer(model)
     y = _bounded(s.warm_up(seed), limit)
     out = np.empty((n_blocks, model.feature_size), np.float32)
-    for i in range(n_blocks):
+    steps = range(n_blocks)
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc="generate", unit="block", file=sys.stderr, leave=False)
+    for i in steps:
         out[i] = y
         y = _bounded(s.step(y), limit)
     return out

@@ -40,7 +40,7 @@ def seed_features(run: Run, seed_file: str | Path | None = None, *, example: int
 
 
 def sample_audio(run: Run, seconds: float, seed_blocks: np.ndarray,
-                 precision: str = "fp32") -> np.ndarray:
+                 precision: str = "fp32", progress: bool = False) -> np.ndarray:
     """Generate ``seconds`` of audio after ``seed_blocks``; finite, in [-1, 1], float32.
 
     ``precision="int8"`` runs an int8 copy of the model (~4-9x faster on a CPU,
@@ -50,6 +50,6 @@ def sample_audio(run: Run, seconds: float, seed_blocks: np.ndarray,
     if not seconds > 0:
         raise AuralizeError(f"--seconds must be positive, got {seconds}")
     n_blocks = math.ceil(seconds * cfg.sample_rate / cfg.block_size)
-    z = generate(with_precision(run.model, precision), seed_blocks, n_blocks)
+    z = generate(with_precision(run.model, precision), seed_blocks, n_blocks, progress=progress)
     audio = cfg.codec.features_to_audio(run.norm.undo(z))
     return audio[: round(seconds * cfg.sample_rate)]
