@@ -197,6 +197,32 @@ class Engine:
         self._synth_pos += frames
         return mix.astype(np.float32)
 
+    def skip(self, n_frames: int) -> None:
+        """Move ``n_frames`` ahead without synthesising what voices can skip (seeking).
+
+        Events, parameters, LFOs and phases end where :meth:`render` would leave
+        them (up to float rounding): sine banks only advance their phases, other
+        voices render and discard.  The limiter's gain depends on the audio and is
+        left as it was: render its release time (a pre-roll) before listening.
+        """
+        target = self._out_pos + int(n_frames)
+        take = min(int(n_frames), len(self._buffer))
+        self._buffer = self._buffer[take:]
+        self._out_pos += take
+        while self._out_pos < target:
+            while self._queue and self._queue[0][0] <= self._synth_pos:
+                self._apply(heapq.heappop(self._queue)[2])
+            frames = self._span_end() - self._synth_pos
+            if self._synth_pos + frames > target:
+                break  # the last, partial span is rendered (and kept in the buffer)
+            for voice in self.voices.values():
+                voice.skip(frames, self.chunk_size)
+            self.master.advance(frames)
+            self._synth_pos += frames
+            self._out_pos += frames
+        if self._out_pos < target:
+            self.render(target - self._out_pos)
+
     def render(self, n_frames: int) -> np.ndarray:
         """Return the next ``n_frames`` samples: float32, mono, finite, in (-1, 1)."""
         n_frames = int(n_frames)

@@ -193,6 +193,14 @@ class Voice:
     def render(self, frames: int, span_frames: int = 512) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def skip(self, frames: int, span_frames: int = 512) -> None:
+        """Advance ``frames`` as :meth:`render` would, output discarded (seeking).
+
+        Voices whose state does not depend on their samples override this to
+        skip the synthesis itself.
+        """
+        self.render(frames, span_frames)
+
 
 class SineBank(Voice):
     """A bank of sine partials with per-partial frequency, amplitude and shift.
@@ -426,14 +434,21 @@ class SineBank(Voice):
             out = out + (slope.astype(np.float32) @ sines) * np.arange(frames, dtype=np.float32)
         return out.astype(np.float64)
 
-    def render(self, frames: int, span_frames: int = 512) -> np.ndarray | None:
+    def render(self, frames: int, span_frames: int = 512, *,
+               synthesize: bool = True) -> np.ndarray | None:
         """Render ``frames`` samples (mono); ``None`` when the voice is silent.
 
         ``span_frames`` is the engine's full span length; a full span while no
-        parameter moves takes the cheapest path.
+        parameter moves takes the cheapest path.  ``synthesize=False`` moves
+        parameters, LFOs and phases exactly as rendering would and returns
+        ``None`` (a sine's phase follows from its frequencies alone).
         """
         if self._static is not None and frames == span_frames and frames % self.sub_block == 0:
-            return self._render_static(frames)
+            if synthesize:
+                return self._render_static(frames)
+            self.phase = wrap_phase(self.phase + self._static[0] * frames)
+            self._weighted = None  # rebuilt from the phase at the next render
+            return None
         if self._is_silent():
             return self._advance_silently(frames)
         fe0, fe1, a0, a1 = self._span_controls(frames)
@@ -444,10 +459,10 @@ class SineBank(Voice):
         sounding = (a0 > 0.0) | (a1 > 0.0)
         steady = (w0 == w1) & sounding
         gliding = np.flatnonzero((w0 != w1) & sounding)
-        out = np.zeros(frames)
-        if steady.any():
+        out = np.zeros(frames) if synthesize else None
+        if synthesize and steady.any():
             out += self._render_steady(frames, w0, a0, a1, steady)
-        if gliding.size:
+        if synthesize and gliding.size:
             out += self._render_gliding(frames, w0, w1, a0, a1, gliding)
         # Exact phase advance for a linear frequency ramp over the span.
         self.phase = wrap_phase(self.phase + 0.5 * (w0 + w1) * frames)
@@ -455,6 +470,9 @@ class SineBank(Voice):
             self._static = (w0, np.where(steady, a0, 0.0))
             self._weighted = None
         return out
+
+    def skip(self, frames: int, span_frames: int = 512) -> None:
+        self.render(frames, span_frames, synthesize=False)
 
 
 class Noise(Voice):
@@ -540,6 +558,18 @@ class Noise(Voice):
         if self.muted:
             level0 = level1 = 0.0
         return x * np.linspace(level0, level1, frames, endpoint=False)
+
+    def skip(self, frames: int, span_frames: int = 512) -> None:
+        """Advance as :meth:`render` would without making noise: parameters move, and
+        the generator jumps ``frames`` draws ahead (PCG64: one 64-bit draw per
+        uniform sample), so the noise after a seek is the same noise.  The
+        band-pass state is not computed; it settles within milliseconds."""
+        self.amp.advance(frames)
+        self.gain.advance(frames)
+        self.bandpass.advance(frames)
+        if self.tremolo.active:
+            self.tremolo.advance(frames)
+        self.rng.bit_generator.advance(frames)
 
 
 VOICE_KINDS: dict[str, type[Voice]] = {"sines": SineBank, "noise": Noise}
