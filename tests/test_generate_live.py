@@ -234,7 +234,10 @@ def _graph_stall_ms(cap, t0: float, t1: float) -> float:
 @pytest.mark.audio
 def test_live_jack_follows_midi_knobs(tmp_path, jack_server, jack_recorder):
     stages = [(None, None, 0.8), (127, 0, 0.8), (127, 127, 0.8), (0, 0, 0.8), (64, 127, 0.8)]
-    stats, cap, marks = _live_run(tmp_path, jack_server, jack_recorder, stages)
+    # The steady lead keeps a host stall from punching a hole into a measured
+    # segment; the segments start 0.3 s after each knob move, past lead + device.
+    stats, cap, marks = _live_run(tmp_path, jack_server, jack_recorder, stages,
+                                  lead_s=STEADY_LEAD_S)
     x = cap.data[:, 0]
     # Dropouts are asserted over 10 s in the slow test; here the knob formula.
     assert stats.midi_messages >= 8 and stats.midi_port.endswith("knobs-test")
