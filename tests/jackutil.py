@@ -205,6 +205,16 @@ class Capture:
     xruns: int
     connected: list
 
+    def longest_gap_ms(self, t0: float, t1: float) -> float:
+        """Longest gap between the recorder's process cycles within (t0, t1), in ms.
+
+        One cycle is one JACK period (11.6 ms at 512 frames / 44.1 kHz); a longer
+        gap means the JACK graph, or the whole host, stalled.  ``inf`` when fewer
+        than two cycles fall in the window.
+        """
+        bt = self.block_times[(self.block_times > t0) & (self.block_times < t1)]
+        return float(np.diff(bt).max() * 1000) if len(bt) > 1 else float("inf")
+
     def time_of_frame(self, i: int) -> float:
         """perf_counter time at which frame ``i`` passed through the recorder."""
         k = int(np.searchsorted(self.block_frames, i, side="right")) - 1

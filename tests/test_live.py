@@ -97,8 +97,7 @@ def _play_under_load(jack_server, jack_recorder, tmp_path, seconds: float):
     assert py_n[0] > 0 and torch_n[0] > 0, "the load threads did not run"
     # Did the JACK graph itself keep time?  Longest gap between the recorder's
     # process cycles while playing (one period is 11.6 ms).
-    bt = cap.block_times[(cap.block_times > t_play) & (cap.block_times < t_end)]
-    stall_ms = float(np.diff(bt).max() * 1000) if len(bt) > 1 else float("inf")
+    stall_ms = cap.longest_gap_ms(t_play, t_end)
     print(f"\nlive under load: {stats}")
     print(f"load: {py_n[0]} python loops, {torch_n[0]} matmuls; recorder xruns {cap.xruns}; "
           f"longest JACK cycle gap {stall_ms:.1f} ms; start {t[1] - t[0]:.1f} s")
