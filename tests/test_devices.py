@@ -128,7 +128,11 @@ def test_lead_must_be_positive(capsys, tmp_path):
     assert cli.main(["check-audio", "--lead-ms", "0", "--seconds", "0.1"]) == 1
     assert "--lead-ms must be positive" in capsys.readouterr().err
     assert cli.main(["generate", "live", "--run", str(tmp_path), "--lead-ms", "-5"]) == 1
-    assert "the lead must be positive" in capsys.readouterr().err
+    assert "--lead-ms must be positive" in capsys.readouterr().err
+    from auralize.audio.live import LiveOutput
+
+    with pytest.raises(AuralizeError, match="lead_s must be a positive"):
+        LiveOutput(lead_s=0.0)
 
 
 # -- against the real JACK server ------------------------------------------------------

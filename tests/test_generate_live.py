@@ -125,6 +125,8 @@ def test_live_bad_input(tmp_path, capsys):
         LiveGenerator([tmp_path / "nothing"], midi_port=False)
     with pytest.raises(AuralizeError, match="one to three"):
         LiveGenerator(dirs + dirs[:1], midi_port=False)
+    with pytest.raises(AuralizeError, match="lead_s must be a positive"):
+        LiveGenerator(dirs, midi_port=False, lead_s=-0.01)
     with pytest.raises(AuralizeError, match="unknown precision 'bf16'"):
         LiveGenerator(dirs, midi_port=False, precision="bf16")
     with pytest.raises(AuralizeError, match=r"\.wav, \.flac or \.ogg"):

@@ -176,9 +176,12 @@ class Engine:
             mix[over] = np.sign(mix[over]) * (knee + (ceiling - knee) * np.tanh(excess))
         return mix
 
-    def _render_span(self) -> np.ndarray:
+    def _apply_due_events(self) -> None:
         while self._queue and self._queue[0][0] <= self._synth_pos:
             self._apply(heapq.heappop(self._queue)[2])
+
+    def _render_span(self) -> np.ndarray:
+        self._apply_due_events()
         frames = self._span_end() - self._synth_pos
         mix = np.zeros(frames)
         for voice in self.voices.values():
@@ -210,8 +213,7 @@ class Engine:
         self._buffer = self._buffer[take:]
         self._out_pos += take
         while self._out_pos < target:
-            while self._queue and self._queue[0][0] <= self._synth_pos:
-                self._apply(heapq.heappop(self._queue)[2])
+            self._apply_due_events()
             frames = self._span_end() - self._synth_pos
             if self._synth_pos + frames > target:
                 break  # the last, partial span is rendered (and kept in the buffer)

@@ -39,6 +39,7 @@ from typing import Self
 import numpy as np
 
 from auralize.audio.devices import AudioUnavailableWarning
+from auralize.errors import AuralizeError
 
 # Shared (child -> parent) statistics, one float64 each.
 _FIELDS = (
@@ -186,6 +187,8 @@ class LiveOutput:
         self.device = device
         self.out = None if out is None else str(out)
         self.lead_s = float(lead_s)
+        if not self.lead_s > 0:
+            raise AuralizeError(f"lead_s must be a positive number of seconds, got {lead_s}")
         self.live = bool(live)
         self.engine_kwargs = dict(engine_kwargs or {})
         self.file_subtype = file_subtype

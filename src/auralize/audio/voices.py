@@ -543,7 +543,8 @@ class Noise(Voice):
         y, self.zi = signal.lfilter(b / a[0], a / a[0], x, zi=self.zi)
         return y
 
-    def render(self, frames: int, span_frames: int = 512) -> np.ndarray | None:
+    def _span_controls(self, frames: int) -> tuple[float, float, float]:
+        """Advance every parameter and LFO over the span: (level0, level1, centre Hz)."""
         a0, a1 = self.amp.advance(frames)
         g0, g1 = self.gain.advance(frames)
         c0, _ = self.bandpass.advance(frames)
@@ -552,9 +553,13 @@ class Noise(Voice):
             t0, t1 = self.tremolo.advance(frames)
             level0 *= float(t0[0])
             level1 *= float(t1[0])
+        return level0, level1, float(c0[0])
+
+    def render(self, frames: int, span_frames: int = 512) -> np.ndarray | None:
+        level0, level1, center_hz = self._span_controls(frames)
         x = self.rng.uniform(-1.0, 1.0, frames)
         if self.bandpass.enabled:
-            x = self._bandpass(x, float(c0[0]))
+            x = self._bandpass(x, center_hz)
         if self.muted:
             level0 = level1 = 0.0
         return x * np.linspace(level0, level1, frames, endpoint=False)
@@ -564,11 +569,7 @@ class Noise(Voice):
         the generator jumps ``frames`` draws ahead (PCG64: one 64-bit draw per
         uniform sample), so the noise after a seek is the same noise.  The
         band-pass state is not computed; it settles within milliseconds."""
-        self.amp.advance(frames)
-        self.gain.advance(frames)
-        self.bandpass.advance(frames)
-        if self.tremolo.active:
-            self.tremolo.advance(frames)
+        self._span_controls(frames)
         self.rng.bit_generator.advance(frames)
 
 

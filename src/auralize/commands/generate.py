@@ -187,6 +187,8 @@ def run_live(args) -> int:
     from auralize.errors import AuralizeError
     from auralize.generate.live import play_live
 
+    if args.lead_ms is not None and not args.lead_ms > 0:
+        raise AuralizeError(f"--lead-ms must be positive, got {args.lead_ms}")
     dirs = _run_dirs(args)
     if len(dirs) > 3:
         raise AuralizeError(f"live mixes at most three models, got {len(dirs)}")

@@ -184,6 +184,8 @@ class LiveGenerator:
         from auralize.generate.midi import KnobMap, find_port
         from auralize.generate.model import PRECISIONS
 
+        if lead_s is not None and not lead_s > 0:
+            raise AuralizeError(f"lead_s must be a positive number of seconds, got {lead_s}")
         self.run_dirs = [str(Path(d)) for d in run_dirs]
         if not 1 <= len(self.run_dirs) <= 3:
             raise AuralizeError(f"live mixes one to three models, got {len(self.run_dirs)}")
@@ -294,8 +296,6 @@ def play_live(run_dirs, *, midi_port=None, midi_map=None, seconds=None, device=N
               gain: float = 1.0, out=None, lead_s: float | None = None,
               precision: str = "int8") -> GenLiveStats:
     """Play until ``seconds`` pass or Ctrl-C; return the statistics."""
-    if lead_s is not None and not lead_s > 0:
-        raise AuralizeError(f"the lead must be positive, got {lead_s * 1000:g} ms")
     gen = LiveGenerator(run_dirs, midi_port=midi_port, midi_map=midi_map, device=device,
                         gain=gain, out=out, lead_s=lead_s, precision=precision).start()
     print(f"live: playing ({gen._info.get('device', '')}); Ctrl-C stops", flush=True)
