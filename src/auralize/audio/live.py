@@ -68,30 +68,60 @@ STEADY_LEAD_S = 0.1
 
 
 @dataclass
-class LiveStats:
-    """What the live output did.
+class StreamStats:
+    """What every live stream reports (:class:`LiveStats`, live generation's stats).
 
     Attributes
     ----------
     underruns : int
-        Times the device wanted samples the ring buffer did not hold, plus output
-        underflows PortAudio reported.  0 means no audible dropout.
-    ring_underruns, device_underflows : int
-        The two parts of ``underruns``.
+        Audible dropouts: ``ring_underruns`` + ``device_underflows`` (+ input
+        overflows for duplex streams).  0 means none.
+    ring_underruns : int
+        Times the device wanted samples the ring buffer did not hold: auralize's
+        own production was late.
+    device_underflows : int
+        Output underflows PortAudio reported (with JACK: the server's xruns).
+    latency_s : float
+        Estimated latency (what it covers: see the subclass).
+    cpu_share : float
+        CPU time of the audio child process / wall time (1.0 = one core).
+    wall_s : float
+        Seconds the stream ran.
+    device : str
+        The device played to ("" when none).
+    sample_rate : int
+        Hz.
+    """
+
+    underruns: int = 0
+    ring_underruns: int = 0
+    device_underflows: int = 0
+    latency_s: float = math.nan
+    cpu_share: float = math.nan
+    wall_s: float = 0.0
+    device: str = ""
+    sample_rate: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LiveStats(StreamStats):
+    """What the live output did (fields of :class:`StreamStats`, and these).
+
+    Attributes
+    ----------
     frames_played : int
         Frames the device callback delivered (real samples, not zeros).
     frames_rendered : int
         Frames the engine rendered (and the file sink received).
     latency_s : float
-        Estimated control latency: ring lead + device latency + half a chunk.
+        Here: estimated control latency, ring lead + device latency + half a chunk.
     event_latency_s, event_latency_max_s : float
         Measured in the child for the last / slowest ``time_s=None`` event: from
         :meth:`LiveOutput.send` to the moment its first sample leaves the callback
         plus the device's reported output latency (NaN before any such event).
-    cpu_share : float
-        CPU time of the child process / wall time (1.0 = one core).
-    device : str
-        The device played to ("" when none).
     live : bool
         Whether samples currently go to a device.
     device_lost : bool
@@ -100,27 +130,16 @@ class LiveStats:
         Scheduling the audio child obtained ("SCHED_FIFO 1", "nice -10", "normal").
     """
 
-    underruns: int = 0
-    ring_underruns: int = 0
-    device_underflows: int = 0
     frames_played: int = 0
     frames_rendered: int = 0
-    latency_s: float = math.nan
     event_latency_s: float = math.nan
     event_latency_max_s: float = math.nan
-    cpu_share: float = math.nan
-    wall_s: float = 0.0
-    device: str = ""
     channels: int = 0
-    sample_rate: int = 0
     live: bool = False
     device_lost: bool = False
     events_applied: int = 0
     priority: str = ""
     file: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class LiveOutput:

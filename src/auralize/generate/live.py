@@ -32,6 +32,7 @@ from typing import Self
 import numpy as np
 
 from auralize.audio.devices import AudioUnavailableWarning
+from auralize.audio.live import StreamStats
 from auralize.errors import AuralizeError
 
 _FIELDS = ("blocks", "ring_underruns", "device_underflows", "input_overflows", "cpu_s",
@@ -106,33 +107,27 @@ class LiveChain:
 
 
 @dataclass
-class GenLiveStats:
-    """What a live generation session did."""
+class GenLiveStats(StreamStats):
+    """What a live generation session did (fields of
+    :class:`~auralize.audio.live.StreamStats`, and these).
+
+    ``latency_s`` here is input to output: the primed lead + the device's
+    input and output latency; ``underruns`` includes ``input_overflows``.
+    """
 
     blocks: int = 0
-    underruns: int = 0
-    ring_underruns: int = 0
-    device_underflows: int = 0
     input_overflows: int = 0
-    latency_s: float = math.nan
     block_s: float = math.nan
     process_ms_mean: float = math.nan
     process_ms_max: float = math.nan
-    cpu_share: float = math.nan
-    wall_s: float = 0.0
     cc1: float = 0.5
     cc2: float = 0.5
     midi_port: str = ""
     midi_messages: int = 0
-    device: str = ""
-    sample_rate: int = 0
     models: tuple = ()
     recorded_to: str = ""
     recorded_s: float = 0.0
     precision: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def summary(self) -> str:
         return (f"live: {len(self.models)} model(s) {', '.join(self.models)} "
