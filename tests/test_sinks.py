@@ -54,6 +54,23 @@ def test_float_wav_gets_a_float_header(tmp_path):
     assert data.tolist() == [0.0, 0.5, -1.0, 0.0]  # clipped and NaN-free
 
 
+def test_float_files_hold_no_write_time(tmp_path):
+    """The same samples make the same bytes: no PEAK chunk (libsndfile's holds the time
+    of writing), from write_audio and from the streaming FileSink alike."""
+    x = np.random.default_rng(0).uniform(-1, 1, (4000, 2)).astype(np.float32)
+    a = write_audio(tmp_path / "a.wav", x, SR, subtype="FLOAT")
+    sink = FileSink(tmp_path / "b.wav", SR, channels=2, subtype="FLOAT")
+    sink.write(x[:1500])
+    sink.write(x[1500:])
+    sink.close()
+    for path in (a, tmp_path / "b.wav"):
+        raw = path.read_bytes()
+        assert b"PEAK" not in raw and sf.info(str(path)).subtype == "FLOAT"
+        data, _ = sf.read(str(path), dtype="float32")
+        assert np.array_equal(data, x)
+    assert a.read_bytes() == (tmp_path / "b.wav").read_bytes()
+
+
 def test_stereo_file_sink_duplicates_mono(tmp_path):
     sink = FileSink(tmp_path / "s.wav", SR, channels=2)
     sink.write(np.full(100, 0.25, dtype=np.float32))

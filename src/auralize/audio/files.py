@@ -2,7 +2,8 @@
 
 Every file auralize writes has a header that matches its data: float audio is
 written as 16-bit PCM by default (after clipping to [-1, 1]) or as 32-bit float
-WAV on request, never float data under an integer header.
+WAV on request, never float data under an integer header.  A file's bytes depend
+only on its samples: the same audio gives the same file (no write time inside).
 """
 
 from __future__ import annotations
@@ -18,6 +19,27 @@ from auralize.errors import AuralizeError
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
 #: Default sample format per container (OGG is always Vorbis).
 DEFAULT_SUBTYPES = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}
+#: libsndfile's command (sndfile.h) for the PEAK chunk, which soundfile does not name.
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
+
+
+def open_for_writing(path: str | Path, sample_rate: int, channels: int = 1,
+                     subtype: str | None = None) -> sf.SoundFile:
+    """Open ``path`` for writing (format from the extension; default subtype per container).
+
+    libsndfile adds a PEAK chunk to float WAVs that holds the time of writing, so
+    the same samples written a second later made a different file (seen as a
+    flaky "same seed, same files" test).  It is switched off here, before any
+    sample is written; where soundfile's internals differ, the chunk stays.
+    """
+    container = format_for_path(path)
+    f = sf.SoundFile(str(path), mode="w", samplerate=int(sample_rate), channels=int(channels),
+                     subtype=subtype or DEFAULT_SUBTYPES[container], format=container)
+    try:
+        sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, sf._snd.SF_FALSE)
+    except AttributeError:  # pragma: no cover - a soundfile without these internals
+        pass
+    return f
 
 
 def format_for_path(path: str | Path) -> str:
@@ -70,15 +92,12 @@ def write_audio(
         The path written.
     """
     path = Path(path)
-    container = format_for_path(path)
+    format_for_path(path)  # a bad extension fails before any folder is made
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(
-        str(path),
-        safe_samples(samples),
-        int(sample_rate),
-        subtype=subtype or DEFAULT_SUBTYPES[container],
-        format=container,
-    )
+    data = safe_samples(samples)
+    with open_for_writing(path, sample_rate, 1 if data.ndim == 1 else data.shape[1],
+                          subtype) as f:
+        f.write(data)
     return path
 
 

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-import soundfile as sf
 
-from auralize.audio.files import DEFAULT_SUBTYPES, format_for_path, safe_samples
+from auralize.audio.files import format_for_path, open_for_writing, safe_samples
 
 
 @runtime_checkable
@@ -60,16 +59,13 @@ class FileSink:
         flush_interval_s: float = 0.5,
     ) -> None:
         self.path = Path(path)
-        container = format_for_path(self.path)
+        format_for_path(self.path)  # a bad extension fails before any folder is made
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
         self.flush_interval_s = float(flush_interval_s)
         self.frames_written = 0
-        self._file = sf.SoundFile(
-            str(self.path), mode="w", samplerate=self.sample_rate, channels=self.channels,
-            subtype=subtype or DEFAULT_SUBTYPES[container], format=container,
-        )
+        self._file = open_for_writing(self.path, self.sample_rate, self.channels, subtype)
         self._last_flush = time.monotonic()
         self._file.flush()  # a valid (empty) header from the first moment
 
