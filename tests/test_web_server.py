@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from auralize import Sonifier
+from auralize.audio.score import Event
 from auralize.sonify.telemetry import TrainingStep
 from auralize.web.server import (
     PCM_HEADER,
@@ -347,23 +348,13 @@ def test_serve_replays_exactly_the_engine_output(tmp_path):
         w.close()
 
 
-def test_late_steps_keep_their_rhythm():
-    """Training slower than the step clock: each step's tone sequence still plays whole."""
-    from auralize.sonify.timeline import SonifyConfig, Timeline
-
+def test_live_source_places_wall_clock_events_at_the_frame_sent_then():
+    """The page's engine puts an event at the frame its pacing sends at that moment."""
     src = LiveSource(44100, {"master_gain": 0.5, "chunk_size": 512}, lead_s=0.05)
-    timeline = Timeline(SonifyConfig(mappings=["gradients"]))
-    events, _, _ = timeline.advance(make_step(0))
-    src.feed(events)
-    src.render(44100)  # one second passes; the next step (due at 0.06 s) is late
-    events, t1, _ = timeline.advance(make_step(1))
-    assert src.engine.synth_frame / 44100 > t1 + src.offset_s
-    src.feed(events)
-    assert src.late_steps == 1
-    start = round((t1 + src.offset_s) * 44100) - src.engine.frames_rendered
-    audio = src.render(start + 4410)[start:]
-    slot = 441  # 10 ms per layer tone
-    rms = [float(np.sqrt(np.mean(audio[i * slot + 60:(i + 1) * slot - 60] ** 2)))
-           for i in range(6)]
-    assert all(r > 0.01 for r in rms[:4]), rms  # the four layer tones, one after another
-    assert rms[5] < 1e-3, rms  # then the gap
+    src.pace(100.0, 0)  # frame 0 is sent at wall time 100.0
+    src.feed_at_wall([Event(100.0, "t", "add", {"kind": "sines", "freq_hz": [440.0], "amp": [0.0]}),
+                      Event(100.5, "t", "amp", [0.3], 0.0)], score_t_s=7.0)
+    audio = src.render(44100)
+    onset = int(np.flatnonzero(np.abs(audio) > 0.01)[0])
+    assert abs(onset - 22050) <= 2, onset
+    assert src.score_time_s() == pytest.approx(7.0 + 1.0 - 0.0, abs=1e-6)

@@ -39,6 +39,8 @@ from typing import Self
 import numpy as np
 
 from auralize.audio.devices import AudioUnavailableWarning
+from auralize.audio.live_clock import FrameClock
+from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 
 # Shared (child -> parent) statistics, one float64 each.
@@ -288,6 +290,19 @@ class LiveOutput:
         if not self._sender.put(("event", event, time.perf_counter())):
             self._warn("child-gone", "live output: the audio child process has exited")
 
+    def send_at_wall(self, events) -> None:
+        """Send events whose ``time_s`` is a ``time.perf_counter()`` moment: each plays then.
+
+        The child places an event at the frame the speaker plays at that moment
+        (its device latency included), so callers in any process of the machine
+        share one timeline (see :mod:`auralize.audio.live_clock`).  A moment
+        already synthesised plays at once.
+        """
+        if self._cmd is None or self._closed or not events:
+            return
+        if not self._sender.put(("at_wall", list(events))):
+            self._warn("child-gone", "live output: the audio child process has exited")
+
     def stats(self) -> LiveStats:
         """Current statistics (cheap: read from memory shared with the child)."""
         if self._final is not None:
@@ -508,7 +523,11 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
                 wake.set()
                 return
             if msg[0] == "batch":
-                pending.extend((m[1], m[2]) for m in msg[1] if m[0] == "event")
+                for m in msg[1]:
+                    if m[0] == "event":
+                        pending.append((m[1], m[2]))
+                    elif m[0] == "at_wall":
+                        pending.extend((ev, None) for ev in m[1])
             elif msg[0] == "close":
                 stop.set()
                 wake.set()
@@ -559,6 +578,7 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
                     outdata[:] = buf[:, None]
                     state["cb_frames_start"] = start
                     state["cb_time"] = time.perf_counter()
+                    wall_clock.observe(state["cb_time"] + device_latency, start)
                     state["cb_count"] += 1
                     wake.set()
 
@@ -576,6 +596,7 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
 
     device_latency = float(stream.latency) if stream is not None else 0.0
     put("device_latency_s", device_latency)
+    wall_clock = FrameClock(sr)
 
     def render_one() -> None:
         if pending:
@@ -590,7 +611,10 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
     def apply_pending() -> None:
         while pending:
             ev, t_sent = pending.popleft()
-            if getattr(ev, "time_s", None) is None:
+            if t_sent is None:  # time_s is a wall-clock moment: the frame played then
+                ev = Event(None if ev.time_s is None else wall_clock.engine_time_s(ev.time_s),
+                           ev.voice, ev.param, ev.value, ev.glide_s)
+            elif getattr(ev, "time_s", None) is None:
                 frame = int(getattr(eng, "synth_frame", eng.frames_rendered))
                 probes.append((max(frame, eng.frames_rendered), t_sent))
             eng.schedule(ev)
@@ -622,6 +646,8 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
     # Real-time pace when there is no device: frames due = lead + elapsed * sr.
     pace_t0 = time.perf_counter()
     pace_f0 = eng.frames_rendered
+    if not live:  # with a device, its callbacks tell when each frame is heard
+        wall_clock.observe(pace_t0, pace_f0)
     t_live = time.perf_counter()
     last_stats = 0.0
     dead_after_s = max(0.5, 8.0 * max(block, 256) / sr)
@@ -673,6 +699,8 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
                     )
                     pace_t0 = now
                     pace_f0 = eng.frames_rendered
+                    wall_clock = FrameClock(sr)  # the file goes on at its own pace
+                    wall_clock.observe(pace_t0, pace_f0)
                     continue
                 wake.wait(0.05)  # the callback and new events wake us; this is a watchdog
                 wake.clear()

@@ -2,156 +2,39 @@
 
 A :class:`Sonifier` takes one :class:`~auralize.sonify.telemetry.TrainingStep`
 per step (the adapters send them), turns it into engine events through its
-mappings (:mod:`~auralize.sonify.timeline`), and sends those events to
+mappings (:mod:`~auralize.sonify.timeline`), and fans them out to its targets
+(:mod:`~auralize.sonify.targets`):
 
-- a renderer thread that writes ``sonification.wav`` deterministically: it only
-  ever renders up to the timeline's frontier, so late records cannot change
-  audio already written, and the file equals an offline re-render;
-- a :class:`~auralize.audio.live.LiveOutput` child process when a device exists
-  (live sound never waits on training and training never waits on audio);
-- the run folder: ``telemetry.jsonl`` (a line per step, flushed), ``metrics.csv``,
-  ``sonifier.json`` (how to re-render), ``spectrogram.png`` at the end.
+- the recording, on the step clock: a worker process renders
+  ``sonification.wav`` up to the timeline's frontier, so the file equals an
+  offline re-render (``auralize render``); without a run folder the recording
+  is kept in memory;
+- the speaker and the live page, on the live clock: a
+  :class:`~auralize.audio.live_clock.LiveClock` decides once when each step is
+  heard (slow training: at once and whole; fast training: never later than
+  ``max_lag_s``) and both get the same decision;
+- the run folder (:mod:`~auralize.sonify.run_folder`): telemetry, metrics,
+  ``sonifier.json``, spectrogram, TensorBoard.
 
-``log`` does no synthesis: it costs the mapping arithmetic and a queue put.
+``log`` does no synthesis: it costs the mapping arithmetic and queue puts.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import logging
-import multiprocessing as mp
-import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from auralize.audio.engine import Engine
-from auralize.audio.processes import QueuedSender, start_worker
-from auralize.audio.score import Event
-from auralize.audio.sinks import FileSink, MemorySink
+from auralize.audio.live_clock import DEFAULT_MAX_LAG_S, LiveClock
 from auralize.errors import AuralizeError
+from auralize.sonify.run_folder import RunFolder, RunResult
+from auralize.sonify.targets import FileRecording, MemoryRecording, PageTarget, SpeakerTarget
 from auralize.sonify.telemetry import TrainingStep
 from auralize.sonify.timeline import SonifyConfig, Timeline
 
-log = logging.getLogger("auralize")
-
-WAV_NAME = "sonification.wav"
-SPECTROGRAM_NAME = "spectrogram.png"
-TELEMETRY_NAME = "telemetry.jsonl"
-METRICS_NAME = "metrics.csv"
-CONFIG_NAME = "sonifier.json"
-
-
-@dataclass
-class RunResult:
-    """What a session wrote and how it went."""
-
-    out_dir: Path | None
-    wav_path: Path | None = None
-    spectrogram_path: Path | None = None
-    telemetry_path: Path | None = None
-    metrics_path: Path | None = None
-    tensorboard_dir: Path | None = None
-    steps: int = 0
-    duration_s: float = 0.0
-    stats: dict = field(default_factory=dict)
-
-    def paths(self) -> list[Path]:
-        return [p for p in (self.wav_path, self.spectrogram_path, self.telemetry_path,
-                            self.metrics_path) if p is not None]
-
-
-def _render_main(config: dict, path: str, inbox, outbox) -> None:
-    """Child process: render queued events up to each frontier into ``path``.
-
-    Rendering stops on a multiple of the engine's chunk size, never beyond the
-    frontier, so an event at the frontier always arrives before its frame is
-    synthesised: the file equals an offline render of the same events.
-    """
-    cfg = SonifyConfig.from_dict(config)
-    engine = Engine(int(cfg.sample_rate), **cfg.engine_kwargs())
-    sink = FileSink(path, int(cfg.sample_rate))
-    chunk, sr = engine.chunk_size, engine.sample_rate
-
-    def render_to(frame: int) -> None:
-        while engine.frames_rendered < frame:
-            sink.write(engine.render(min(frame - engine.frames_rendered, 16384)))
-
-    try:
-        final = False
-        while not final:
-            _, items = inbox.recv()  # ("batch", [(events, frontier_s, final), ...])
-            for events, _, _ in items:
-                for event in events:
-                    engine.schedule(event)
-            _, frontier_s, final = items[-1]  # the newest frontier holds for all of them
-            if final:
-                render_to(int(round(frontier_s * sr)))
-            else:
-                render_to(int(frontier_s * sr) // chunk * chunk)
-        sink.close()
-        outbox.send(("done", engine.stats.as_dict()))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent
-        sink.close()
-        outbox.send(("error", f"{type(exc).__name__}: {exc}"))
-
-
-class _Renderer:
-    """Parent side of the renderer child process (spawned: no shared GIL with training).
-
-    Messages go through a :class:`~auralize.audio.processes.QueuedSender`, so a
-    renderer that falls behind makes a queue grow instead of blocking the
-    training loop on a full pipe.
-    """
-
-    def __init__(self, config: SonifyConfig, path: Path) -> None:
-        inbox_recv, inbox = mp.Pipe(duplex=False)
-        self._outbox, outbox_send = mp.Pipe(duplex=False)
-        self.process = start_worker(
-            _render_main, (config.to_dict(), str(path), inbox_recv, outbox_send),
-            name="auralize-renderer",
-        )
-        inbox_recv.close()
-        outbox_send.close()
-        self.error: str | None = None
-        self.stats: dict = {}
-        self._sender = QueuedSender(inbox, name="auralize-render-send")
-
-    def put(self, events: list, frontier_s: float, final: bool = False) -> None:
-        self._sender.put((events, frontier_s, final))
-
-    def _receive(self) -> None:
-        try:
-            kind, payload = self._outbox.recv()
-        except (EOFError, OSError):
-            self.error = self.error or "the renderer process has exited"
-            return
-        if kind == "error":
-            self.error = payload
-        else:
-            self.stats = payload
-
-    def poll_error(self) -> str | None:
-        if self.error is None and self._outbox.poll():
-            self._receive()
-        return self.error
-
-    def finish(self, end_s: float, timeout_s: float = 600.0) -> None:
-        self.put([], end_s, final=True)
-        self._sender.close(timeout_s)
-        self.error = self.error or self._sender.error
-        if self.error is None:
-            if self._outbox.poll(timeout_s):
-                self._receive()
-            else:
-                self.error = f"the renderer did not finish in {timeout_s:.0f} s"
-        if self.error is not None:
-            self.process.kill()
-        self.process.join(10)
+__all__ = ["RunResult", "Sonifier"]
 
 
 class Sonifier:
@@ -189,6 +72,11 @@ class Sonifier:
     web : bool
         Serve a live page (:mod:`auralize.web`) from a child process and print
         its URL (``web_url``): it plays the same events and charts the steps.
+    max_lag_s : float
+        Live sound only: the longest a step may wait before it is heard (s).
+        Training faster than the step clock merges the steps that would wait
+        longer (the recording keeps them all); training slower plays each step
+        whole as soon as it arrives.  See :mod:`auralize.audio.live_clock`.
     web_host, web_port, web_token : str, int, str
         Bind address (default 127.0.0.1; any other requires a token, generated
         when ``web_token`` is None and printed in the URL) and port (a busy one
@@ -216,6 +104,7 @@ class Sonifier:
         rank_zero: bool = True,
         tail_s: float = 0.5,
         tensorboard: bool | str | Path = False,
+        max_lag_s: float = DEFAULT_MAX_LAG_S,
         web: bool = False,
         web_host: str = "127.0.0.1",
         web_port: int = 8765,
@@ -231,80 +120,53 @@ class Sonifier:
         self.plot = plot
         self.device = device
         self.live_requested = live
-        self._closed = False
-        self._result: RunResult | None = None
-        self._records: list[dict] = []
-        self._t0 = time.monotonic()
-        self._live = None
-        self._live_offset_s: float | None = None
-        self._web = None
-        self.web_url: str | None = None
         self.tensorboard = tensorboard
-        self._telemetry = None
-        self._memory: MemorySink | None = None
-        self._wav: Path | None = None
+        self.web_url: str | None = None
+        self._t0 = time.monotonic()
+        self._result: RunResult | None = None
+        self._closed = not self.rank_zero
+        self._live_targets: list = []
         if not self.rank_zero:
-            self._closed = True
             self._result = RunResult(out_dir=None)
             return
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            wav = self.out_dir / WAV_NAME
-            # Open for the whole session, line-buffered: a killed run keeps its steps.
-            self._telemetry = open(self.out_dir / TELEMETRY_NAME, "w", buffering=1)  # noqa: SIM115
-        else:
-            self._tmp = tempfile.TemporaryDirectory(prefix="auralize-")
-            wav = Path(self._tmp.name) / WAV_NAME
-        self._wav = wav
-        self._renderer = _Renderer(self.config, wav)
-        if live:
-            self._start_live(required=live is True)
-        if web:
-            self._start_web(web_host, web_port, web_token)
+        from auralize.audio.live import STEADY_LEAD_S
 
-    # -- live ---------------------------------------------------------------
-    def _start_live(self, required: bool) -> None:
+        # Training sound is not an instrument: latency nobody needs is traded for
+        # headroom against dropouts; the clock places steps beyond that lead.
+        self._lead_s = STEADY_LEAD_S
+        self.live_clock = LiveClock(max_lag_s=max_lag_s, margin_s=STEADY_LEAD_S + 0.05)
+        self.folder = RunFolder(self.out_dir)
+        self.recording = (FileRecording(self.config, self.folder.wav_path) if self.out_dir is not None
+                          else MemoryRecording(self.config))
+        self._page: PageTarget | None = None
+        if live:
+            self._start_speaker(required=live is True)
+        if web:
+            self._start_page(web_host, web_port, web_token)
+
+    # -- live targets ---------------------------------------------------------
+    def _start_speaker(self, required: bool) -> None:
         from auralize.audio import devices
 
         if devices.load_sounddevice(warn=required) is None:
             return
         if devices.choose_output_device(self.device, warn=required) is None:
             return
-        from auralize.audio.live import STEADY_LEAD_S, LiveOutput
+        self._live_targets.append(SpeakerTarget(self.config, self.device, self._lead_s))
 
-        # Training sound is not an instrument: latency nobody needs is traded for
-        # headroom against dropouts (LiveOutput's own default is for playing live).
-        self._live = LiveOutput(
-            int(self.config.sample_rate), device=self.device, lead_s=STEADY_LEAD_S,
-            engine_kwargs=self.config.engine_kwargs(),
-        ).start()
-
-    def _send_live(self, events: list[Event]) -> None:
-        if self._live is None:
-            return
-        if self._live_offset_s is None:
-            played = self._live.stats().frames_played / self.config.sample_rate
-            self._live_offset_s = played + 0.05
-        for event in events:
-            t = None if event.time_s is None else event.time_s + self._live_offset_s
-            self._live.send(Event(t, event.voice, event.param, event.value, event.glide_s))
-
-    def _start_web(self, host: str, port: int, token: str | None) -> None:
-        from auralize.web.bridge import WebSink
-
+    def _start_page(self, host: str, port: int, token: str | None) -> None:
         title = self.out_dir.name if self.out_dir is not None else "training"
-        self._web = WebSink(int(self.config.sample_rate), host=host, port=port, token=token,
-                            engine_kwargs=self.config.engine_kwargs(), title=title)
-        self.web_url = self._web.start()
-        if self.web_url is None:
-            self._web = None
-        else:
+        page = PageTarget(self.config, title, host, port, token)
+        if page.url is not None:
+            self._page = page
+            self._live_targets.append(page)
+            self.web_url = page.url
             print(f"auralize: live page at {self.web_url}", flush=True)
 
-    def _send_web(self, events: list[Event], record: TrainingStep, t_s: float) -> None:
-        if self._web is not None:
-            self._web.send_events(events)
-            self._web.send_record(record, t_s)
+    @property
+    def _web(self):
+        """The page's :class:`~auralize.web.bridge.WebSink` (None without ``web=True``)."""
+        return None if self._page is None else self._page.sink
 
     # -- the one call per step ---------------------------------------------------
     @property
@@ -316,65 +178,61 @@ class Sonifier:
         """Sonify one step.  Cheap and non-blocking; a no-op after close or off rank 0."""
         if self._closed:
             return
+        now = time.perf_counter()
         if self.config.clock == "wall" and not record.wall_time_s:
             record.wall_time_s = time.monotonic() - self._t0
         events, t_s, frontier = self.timeline.advance(record)
         if self.timeline.steps == 1:
-            self._write_config()
-        self._renderer.put(events, frontier)
-        if self._renderer.poll_error() is not None:
-            raise AuralizeError(f"audio rendering failed: {self._renderer.error}")
-        self._send_live(events)
-        self._send_web(events, record, t_s)
-        if self._telemetry is not None:
-            self._telemetry.write(record.to_json() + "\n")
-        self._records.append(_metrics_row(record))
-
-    def _write_config(self) -> None:
-        if self.out_dir is None:
-            return
-        doc = self.config.to_dict(self.timeline.mappings)
-        doc["step_s"] = self.timeline.step_s
-        (self.out_dir / CONFIG_NAME).write_text(json.dumps(doc, indent=1, default=_jsonable))
+            doc = self.config.to_dict(self.timeline.mappings)
+            doc["step_s"] = self.timeline.step_s
+            self.folder.write_config(doc)
+        self.recording.send(events, frontier)
+        if self.recording.error is not None:
+            raise AuralizeError(f"audio rendering failed: {self.recording.error}")
+        if self._live_targets:
+            live_events = self.live_clock.place(events, t_s, self.timeline.last_step_s, now)
+            for target in self._live_targets:
+                if target is self._page:
+                    target.send(live_events, now, step_t_s=t_s)
+                    target.send_record(record, t_s)
+                elif live_events:
+                    target.send(live_events, now)
+        self.folder.add_step(record)
 
     # -- the end ------------------------------------------------------------------
     def close(self) -> RunResult:
-        """Finish the recording and write the run folder; safe to call twice."""
+        """Finish the recording and write the run folder; safe to call twice.
+
+        Live sound ends with the last step heard plus ``tail_s``; since no step
+        waits more than ``max_lag_s``, closing waits at most that long for it.
+        """
         if self._result is not None:
             return self._result
         self._closed = True
         end_s = self.timeline.end_s() if self.timeline.steps else 0.0
-        self._renderer.finish(end_s)
-        live_stats = self._live.close().to_dict() if self._live is not None else {}
-        web_stats = self._web.close() if self._web is not None else {}
-        if self._telemetry is not None:
-            self._telemetry.close()
+        merged = self.live_clock.flush(time.perf_counter())
+        for target in self._live_targets:
+            if merged:
+                target.send(merged, 0.0)
+        engine_stats = self.recording.close(end_s)
+        live_end_s = self.live_clock.end_s(self.config.tail_s)
+        live_stats, web_stats = {}, {}
+        for target in self._live_targets:
+            stats = target.close(live_end_s)
+            if target is self._page:
+                web_stats = stats
+            else:
+                live_stats = stats
+        if live_stats:
+            live_stats.update(self.live_clock.stats.to_dict())
         result = RunResult(out_dir=self.out_dir, steps=self.timeline.steps, duration_s=end_s)
-        result.stats = {"engine": self._renderer.stats, "live": live_stats,
+        result.stats = {"engine": engine_stats, "live": live_stats,
                         "alarms": self._alarm_counts(), "web": web_stats}
-        if self.out_dir is not None:
-            result.wav_path = self.out_dir / WAV_NAME
-            result.telemetry_path = self.out_dir / TELEMETRY_NAME
-            result.metrics_path = write_metrics_csv(self.out_dir / METRICS_NAME, self._records)
-            if self.plot and self.timeline.steps:
-                from auralize.audio.files import read_audio
-                from auralize.audio.plots import save_spectrogram
-
-                samples, rate = read_audio(result.wav_path, mono=True)
-                result.spectrogram_path = save_spectrogram(
-                    samples, rate, self.out_dir / SPECTROGRAM_NAME, title="training sonification"
-                )
-        if self.tensorboard and self.timeline.steps:
-            from auralize.sonify.tensorboard import write_tensorboard
-
-            logdir = (Path(self.tensorboard) if not isinstance(self.tensorboard, bool)
-                      else (self.out_dir or Path(".")) / "tensorboard")
-            result.tensorboard_dir = write_tensorboard(logdir, self._records, self.samples,
-                                                       int(self.config.sample_rate))
-        self._result = result
-        if self._renderer.error is not None:
-            raise AuralizeError(f"audio rendering failed: {self._renderer.error}")
-        return result
+        self._result = self.folder.finish(result, lambda: self.samples, int(self.config.sample_rate),
+                                          plot=self.plot, tensorboard=self.tensorboard)
+        if self.recording.error is not None:
+            raise AuralizeError(f"audio rendering failed: {self.recording.error}")
+        return self._result
 
     def _alarm_counts(self) -> dict:
         for mapping in self.timeline.mappings.mappings:
@@ -385,18 +243,20 @@ class Sonifier:
     @property
     def samples(self) -> np.ndarray:
         """The rendered audio, mono float32 (complete after :meth:`close`)."""
-        if self._memory is None and self._wav is not None and self._wav.exists():
-            from auralize.audio.files import read_audio
-
-            self._memory = MemorySink(int(self.config.sample_rate))
-            self._memory.write(read_audio(self._wav, mono=True)[0])
-        return self._memory.samples if self._memory is not None else np.zeros(0, np.float32)
+        if self._result is None and not self._closed:
+            return np.zeros(0, np.float32)
+        if getattr(self, "_samples", None) is None:
+            self._samples = self.recording.samples() if self.rank_zero else np.zeros(0, np.float32)
+        return self._samples
 
     def audio(self):
         """An ``IPython.display.Audio`` player of the recording (closes the session first)."""
+        from auralize.audio.sinks import MemorySink
+
         self.close()
-        self.samples  # noqa: B018 - loads the recording
-        return self._memory.audio()
+        sink = MemorySink(int(self.config.sample_rate))
+        sink.write(self.samples)
+        return sink.audio()
 
     def __enter__(self) -> Sonifier:
         return self
@@ -410,41 +270,13 @@ class Sonifier:
             warnings.warn(str(error), stacklevel=2)
 
     def __del__(self) -> None:  # a forgotten close() must not leave a child process
-        web = getattr(self, "_web", None)
-        if web is not None and not getattr(self, "_closed", True):
-            web.close(timeout_s=2.0)
-        live = getattr(self, "_live", None)
-        if live is not None and not getattr(self, "_closed", True):
+        if getattr(self, "_closed", True):
+            return
+        for target in getattr(self, "_live_targets", []):
             try:
-                live.close()
+                if target is getattr(self, "_page", None):
+                    target.sink.close(timeout_s=2.0, linger_s=0.0)
+                else:
+                    target.live.close()
             except Exception:  # noqa: BLE001
                 pass
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
-
-
-def _metrics_row(record: TrainingStep) -> dict:
-    row = {"step": record.step, "epoch": record.epoch, "wall_time_s": record.wall_time_s,
-           "loss": record.loss, "lr": record.lr}
-    row.update({k: v for k, v in record.metrics.items() if isinstance(v, (int, float))})
-    row.update({f"grad_norm/{k}": v for k, v in record.grad_norms.items()})
-    return row
-
-
-def write_metrics_csv(path: Path, rows: list[dict]) -> Path:
-    """Write rows (dicts) as CSV with the union of their keys as columns."""
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns) or ["step"])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return path

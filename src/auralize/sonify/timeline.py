@@ -77,6 +77,7 @@ class Timeline:
         self.next_t_s = 0.0  # where the next step starts (step clock)
         self.last_event_s = 0.0
         self.steps = 0
+        self.last_step_s = 0.0  # the slot of the latest step (score seconds)
         self._last_wall_s: float | None = None
 
     def unit_means_requests(self) -> list[int | str]:
@@ -97,13 +98,15 @@ class Timeline:
             frontier = self.next_t_s
         else:
             t_s = max(0.0, float(record.wall_time_s))
+            # A step shorter than the mappings need still gets their length, so
+            # that fast training does not squeeze gradient tones to nothing.
+            step_s = self.step_s
             if self._last_wall_s is not None and t_s > self._last_wall_s:
-                step_s = t_s - self._last_wall_s
-            else:
-                step_s = self.step_s
+                step_s = max(step_s, t_s - self._last_wall_s)
             self._last_wall_s = t_s
             self.next_t_s = t_s + step_s
             frontier = t_s
+        self.last_step_s = step_s
         events = self.mappings.events(record, t_s, step_s)
         for event in events:
             if event.time_s is not None and event.time_s > self.last_event_s:

@@ -64,7 +64,7 @@ def _web_main(cfg: dict, inbox, status) -> None:
             if kind == "batch":
                 for item in msg[1]:
                     if item[0] == "events":
-                        server.add_events(item[1])
+                        server.add_events(item[1], item[2])
                     elif item[0] == "record":
                         server.add_record(item[1], item[2])
             elif kind == "finish":  # training ended: let listening pages hear the rest
@@ -204,19 +204,29 @@ class WebSink:
         if not self._closed and self._sender is not None:
             self._sender.put(item)
 
-    def send_events(self, events: list) -> None:
+    def send_events(self, events: list, score_t_s: float | None = None) -> None:
+        """Events whose ``time_s`` is a wall-clock moment (see :mod:`auralize.audio.live_clock`).
+
+        ``score_t_s``: score time of the step they start (the page's clock).
+        """
         if events:
-            self._put(("events", list(events)))
+            self._put(("events", list(events), score_t_s))
 
     def send_record(self, record, t_s: float) -> None:
         self._put(("record", record, float(t_s)))
 
     # -- the end ---------------------------------------------------------------------
-    def close(self, timeout_s: float = 10.0) -> dict:
-        """Stop the server (pages see the connection close); return its last numbers."""
+    def close(self, timeout_s: float = 10.0, linger_s: float | None = None) -> dict:
+        """Stop the server (pages see the connection close); return its last numbers.
+
+        ``linger_s`` overrides the constructor's (how long listening pages may
+        still hear what is scheduled).
+        """
         if self._process is None or self._closed:
             return self.final
         self._closed = True
+        if linger_s is not None:
+            self.linger_s = max(0.0, float(linger_s))
         if self._sender is not None:
             self._sender.close(timeout_s)
         try:

@@ -41,6 +41,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from auralize.audio.engine import Engine
+from auralize.audio.live_clock import FrameClock
 from auralize.audio.score import Event
 
 log = logging.getLogger("auralize")
@@ -203,12 +204,13 @@ class _Source:
 
 
 class LiveSource(_Source):
-    """Events forwarded from training; score time 0 is placed ``lead_s`` after the first.
+    """Events forwarded from training, already placed in wall-clock time.
 
-    When training is slower than the step clock, a step's events arrive after
-    their time has been played.  Applied "now", a gradient tone sequence would
-    collapse onto one frame and vanish, so the offset moves later instead: each
-    step keeps its own rhythm and silence fills the wait for the next one.
+    The session's :class:`~auralize.audio.live_clock.LiveClock` decides when
+    each step plays (the same decision the speaker gets); this source puts an
+    event at the frame it sends at that moment (``time.perf_counter()``
+    seconds), through a :class:`~auralize.audio.live_clock.FrameClock` that
+    the server's pacing keeps current.
     """
 
     mode = "live"
@@ -216,30 +218,47 @@ class LiveSource(_Source):
     def __init__(self, sample_rate: int, engine_kwargs: dict, lead_s: float = 0.1) -> None:
         super().__init__(sample_rate, engine_kwargs)
         self.lead_s = float(lead_s)
+        self.frame_clock = FrameClock(self.sample_rate)
         self.started = False
-        self.last_event_s = 0.0
-        self.late_steps = 0  # batches that came after their time (training slower than sound)
+        self.last_event_s = 0.0  # engine time of the latest event placed
+        self._steps: collections.deque = collections.deque(maxlen=MAX_HISTORY)  # (engine s, score s)
 
-    def feed(self, events) -> list[str]:
-        if not self.started:
-            self.started = True
-            self.offset_s = self.engine.synth_frame / self.sample_rate + self.lead_s
-        times = [ev.time_s for ev in events if ev.time_s is not None]
+    def pace(self, wall_s: float, frame: int) -> None:
+        """The server sends frame ``frame`` at ``wall_s`` (its pacing restarted)."""
+        self.frame_clock = FrameClock(self.sample_rate)
+        self.frame_clock.observe(wall_s, frame)
+
+    def feed_at_wall(self, events, score_t_s: float | None = None) -> list[str]:
+        """Schedule events whose ``time_s`` is a wall-clock moment; return new voices.
+
+        ``score_t_s``: the score time of the step these events start (for the
+        page's clock display).
+        """
+        placed = []
+        for ev in events:
+            t = None if ev.time_s is None else self.frame_clock.engine_time_s(ev.time_s)
+            placed.append(Event(t, ev.voice, ev.param, ev.value, ev.glide_s))
+        times = [ev.time_s for ev in placed if ev.time_s is not None]
         if times:
-            now_s = self.engine.synth_frame / self.sample_rate + 0.005
-            late_s = now_s - (min(times) + self.offset_s)
-            if late_s > 0:
-                self.offset_s += late_s
-                self.late_steps += 1
             self.last_event_s = max(self.last_event_s, max(times))
-        return self.schedule(events, self.offset_s)
+            if score_t_s is not None:
+                self._steps.append((min(times), float(score_t_s)))
+        self.started = True
+        return self.schedule(placed, 0.0)
 
     def score_time_s(self) -> float:
-        return self.engine.time_s - self.offset_s if self.started else 0.0
+        """Score time now playing: the latest step started, plus the time since it started."""
+        now = self.engine.time_s
+        while len(self._steps) > 1 and self._steps[1][0] <= now:
+            self._steps.popleft()
+        if not self._steps or self._steps[0][0] > now:
+            return 0.0 if not self._steps else max(0.0, self._steps[0][1] - (self._steps[0][0] - now))
+        engine_s, score_s = self._steps[0]
+        return score_s + (now - engine_s)
 
     def backlog_s(self) -> float:
-        """Score seconds already scheduled but not yet played (training ahead of sound)."""
-        return max(0.0, self.last_event_s - self.score_time_s()) if self.started else 0.0
+        """Seconds of sound already scheduled but not yet played (at most the clock's lag)."""
+        return max(0.0, self.last_event_s - self.engine.time_s) if self.started else 0.0
 
 
 class ReplaySource(_Source):
@@ -528,7 +547,6 @@ class WebServer:
             doc["duration_s"] = src.duration_s
         if isinstance(src, LiveSource):
             doc["backlog_s"] = src.backlog_s()
-            doc["late_steps"] = src.late_steps
         return doc
 
     # -- WebSocket -------------------------------------------------------------------
@@ -679,14 +697,17 @@ class WebServer:
         self.steps += 1
         self.broadcast_text({"type": "step", "record": doc})
 
-    def add_events(self, events) -> None:
-        new = self.source.feed(events)
+    def add_events(self, events, score_t_s: float | None = None) -> None:
+        """Events placed in wall-clock time by the session's live clock."""
+        new = self.source.feed_at_wall(events, score_t_s)
         if new:
             self.broadcast_text({"type": "mix", "mix": self.source.mixer.state()})
 
     def _pace_reset(self) -> None:
-        self._pace_t0 = time.monotonic()
+        self._pace_t0 = time.perf_counter()
         self._pace_frames = 0
+        if isinstance(self.source, LiveSource):  # frame f is sent at t0 + (f - f0)/sr - lead
+            self.source.pace(self._pace_t0 - self.lead_s, self.source.engine.frames_rendered)
 
     async def _pump(self) -> None:
         """Render and send blocks as the wall clock (plus ``lead_s``) asks for them."""
@@ -699,7 +720,7 @@ class WebServer:
             lead = int((max(self.lead_s, 0.5) if isinstance(src, ReplaySource)
                         else self.lead_s) * sr)
             if src.playing and not self._busy:
-                due = int((time.monotonic() - self._pace_t0) * sr) + lead
+                due = int((time.perf_counter() - self._pace_t0) * sr) + lead
                 if due - self._pace_frames > 3 * sr:  # stalled for long: skip, do not burst
                     self._pace_reset()
                     due = lead

@@ -1,0 +1,143 @@
+"""Where a session's events go: the recording, the speaker, the page.
+
+Every target has the same two methods:
+
+- ``send(events, frontier_s)``: events of one step.  Recording targets get them
+  in score time, with the frontier before which no later step adds events;
+  live targets get them in wall-clock time (``time.perf_counter()`` seconds),
+  placed by the session's :class:`~auralize.audio.live_clock.LiveClock`;
+- ``close(end_s) -> dict``: finish (score end for recordings, wall-clock end of
+  the sound for live targets, which never wait past it) and report statistics.
+
+None of them blocks the caller on audio work: the file is rendered in a worker
+process, the speaker plays from one, the page is served from one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from auralize.audio.score import Event, Score
+from auralize.sonify.timeline import SonifyConfig
+
+
+class FileRecording:
+    """The recording, rendered into a WAV by a worker process (see :mod:`.render_worker`)."""
+
+    clock = "score"
+
+    def __init__(self, config: SonifyConfig, path: Path) -> None:
+        from auralize.sonify.render_worker import RenderWorker
+
+        self.path = path
+        self._worker = RenderWorker(config, path).start()
+
+    def send(self, events: list[Event], frontier_s: float) -> None:
+        self._worker.send_step(events, frontier_s)
+
+    @property
+    def error(self) -> str | None:
+        return self._worker.poll_error()
+
+    def close(self, end_s: float) -> dict:
+        return self._worker.finish(end_s)
+
+    def samples(self) -> np.ndarray:
+        from auralize.audio.files import read_audio
+
+        return read_audio(self.path, mono=True)[0]
+
+
+class MemoryRecording:
+    """The recording kept in memory (``Sonifier(None, ...)``): rendered in-process at close.
+
+    Rendering the whole score at once gives the same samples as the file
+    worker's step-by-step rendering (the engine is block-size independent) and
+    costs the training loop nothing but a list append per step.
+    """
+
+    clock = "score"
+    error = None
+
+    def __init__(self, config: SonifyConfig) -> None:
+        self.config = config
+        self.score = Score(sample_rate=int(config.sample_rate))
+        self._samples = np.zeros(0, np.float32)
+        self.stats: dict = {}
+
+    def send(self, events: list[Event], frontier_s: float) -> None:
+        self.score.events.extend(events)
+
+    def close(self, end_s: float) -> dict:
+        from auralize.audio.engine import Engine
+
+        kwargs = self.config.engine_kwargs()
+        engine = Engine.from_events(self.score.events, sample_rate=int(self.config.sample_rate),
+                                    **kwargs)
+        frames = int(round(end_s * engine.sample_rate))
+        self._samples = engine.render(frames) if frames > 0 else np.zeros(0, np.float32)
+        self.stats = engine.stats.as_dict()
+        return self.stats
+
+    def samples(self) -> np.ndarray:
+        return self._samples
+
+
+class SpeakerTarget:
+    """A :class:`~auralize.audio.live.LiveOutput` fed wall-clock events."""
+
+    clock = "wall"
+
+    def __init__(self, config: SonifyConfig, device, lead_s: float) -> None:
+        from auralize.audio.live import LiveOutput
+
+        self.lead_s = lead_s
+        self.live = LiveOutput(int(config.sample_rate), device=device, lead_s=lead_s,
+                               engine_kwargs=config.engine_kwargs()).start()
+
+    def send(self, events: list[Event], frontier_s: float) -> None:
+        self.live.send_at_wall(events)
+
+    def close(self, end_s: float) -> dict:
+        """Fade out as the last sound ends (``end_s``, wall clock), then stop."""
+        fade_s = 0.05
+        self.live.send_at_wall([Event(max(end_s - fade_s, time.perf_counter()), "master", "gain",
+                                      0.0, fade_s)])
+        wait_until(end_s + self.lead_s)
+        return self.live.close().to_dict()
+
+
+class PageTarget:
+    """A :class:`~auralize.web.bridge.WebSink` (the live page) fed wall-clock events and steps."""
+
+    clock = "wall"
+
+    def __init__(self, config: SonifyConfig, title: str, host: str, port: int,
+                 token: str | None) -> None:
+        from auralize.web.bridge import WebSink
+
+        self.sink = WebSink(int(config.sample_rate), host=host, port=port, token=token,
+                            engine_kwargs=config.engine_kwargs(), title=title)
+        self.url = self.sink.start()
+
+    def send(self, events: list[Event], frontier_s: float, step_t_s: float | None = None) -> None:
+        self.sink.send_events(events, step_t_s)
+
+    def send_record(self, record, t_s: float) -> None:
+        self.sink.send_record(record, t_s)
+
+    def close(self, end_s: float) -> dict:
+        return self.sink.close(linger_s=max(0.0, end_s - time.perf_counter()) + 0.5)
+
+
+def wait_until(wall_s: float) -> None:
+    """Sleep until ``time.perf_counter()`` reaches ``wall_s`` (no-op if past)."""
+    left = wall_s - time.perf_counter()
+    if left > 0:
+        time.sleep(left)
+
+
+__all__ = ["FileRecording", "MemoryRecording", "PageTarget", "SpeakerTarget", "wait_until"]
