@@ -38,3 +38,81 @@ def test_sonifier_plays_training_live_and_records_it(jack_server, jack_recorder,
     assert dominant_frequency(later, SR) == pytest.approx(400, abs=10)
     assert (tmp_path / "run" / "sonification.wav").exists()
     assert time.perf_counter() - started < 30
+
+
+# -- live sound that follows real training (issue 11) --------------------------------------------
+
+LAYERS = ["conv1", "conv2", "fc1", "fc2"]
+
+
+def grad_step(step: int) -> TrainingStep:
+    """Four layers whose tones are 300, 400, 500, 600 Hz: a 40 ms burst, then 20 ms of silence."""
+    return TrainingStep(step=step, loss=1.0, grad_norms={k: 1.0 + i for i, k in enumerate(LAYERS)})
+
+
+def bursts(x: np.ndarray, sr: int, threshold: float = 0.02, gap_s: float = 0.012) -> list:
+    """(start, end) sample indices of the sound bursts in ``x`` (quiet gaps longer than ``gap_s``)."""
+    hop = sr // 1000
+    env = np.abs(x[: len(x) // hop * hop]).reshape(-1, hop).max(axis=1)
+    loud = np.flatnonzero(env > threshold)
+    if not loud.size:
+        return []
+    breaks = np.flatnonzero(np.diff(loud) > gap_s * 1000)
+    starts = np.r_[loud[0], loud[breaks + 1]]
+    ends = np.r_[loud[breaks], loud[-1]] + 1
+    return [(int(s) * hop, int(e) * hop) for s, e in zip(starts, ends)]
+
+
+def test_slow_training_every_step_is_heard_whole(jack_server, jack_recorder, tmp_path):
+    """0.25 s per step, gradient tones of 60 ms: every step plays as it arrives, at file level."""
+    rec = jack_recorder()
+    son = Sonifier(tmp_path / "run", mappings=["gradients"], live=True, plot=False)
+    assert len(rec.wait_connected(2)) == 2
+    for step in range(16):
+        time.sleep(0.25)  # the "training"
+        son.log(grad_step(step))
+    result = son.close()
+    cap = rec.stop()
+    played = cap.data[:, 0]
+    heard = [(s, e) for s, e in bursts(played, SR) if 0.03 * SR <= e - s <= 0.05 * SR]
+    assert len(heard) >= 15, f"{len(heard)} of 16 steps heard live: {bursts(played, SR)[:20]}"
+    assert result.stats["live"]["steps_heard"] == 16
+    assert result.stats["live"]["ring_underruns"] == 0
+    # the four tones of a step, in order (10 ms each)
+    s, _ = heard[3]
+    freqs = [dominant_frequency(played[s + i * 441 + 60: s + (i + 1) * 441 - 60], SR) for i in range(4)]
+    assert np.all(np.diff(freqs) > 50), freqs
+    # live level = recording level, same events (within 1 dB)
+    from auralize.audio.files import read_audio
+
+    recorded, _ = read_audio(result.wav_path, mono=True)
+    file_bursts = bursts(recorded, SR)
+    live_peak = np.median([np.abs(played[s:e]).max() for s, e in heard])
+    file_peak = np.median([np.abs(recorded[s:e]).max() for s, e in file_bursts])
+    assert abs(20 * np.log10(live_peak / file_peak)) < 1.0, (live_peak, file_peak)
+
+
+def test_fast_training_never_lags_and_stops_soon_after(jack_server, jack_recorder, tmp_path):
+    """600 steps of 5 ms: sound while training runs, none later than max_lag_s + tail after it."""
+    rec = jack_recorder()
+    son = Sonifier(tmp_path / "run", mappings=["gradients"], live=True, plot=False,
+                   max_lag_s=0.5, tail_s=0.5)
+    assert len(rec.wait_connected(2)) == 2
+    for step in range(600):
+        son.log(grad_step(step))
+        time.sleep(0.005)
+    t_last = time.perf_counter()
+    result = son.close()
+    t_closed = time.perf_counter()
+    cap = rec.stop()
+    played = cap.data[:, 0]
+    heard = bursts(played, SR)
+    times = [cap.time_of_frame(s) for s, _ in heard]
+    live = result.stats["live"]
+    print(f"{len(heard)} bursts, live stats {live}, close took {t_closed - t_last:.2f} s")
+    assert sum(t < t_last for t in times) >= 20, "live sound must follow training while it runs"
+    assert live["steps_merged"] > 300 and live["steps_heard"] >= 20
+    last_sound = cap.time_of_frame(heard[-1][1])
+    assert last_sound - t_last <= 0.5 + 0.5 + 0.1, last_sound - t_last
+    assert t_closed - t_last < 0.5 + 0.5 + 2.0  # closing waits on no backlog
+    assert result.steps == 600  # the recording keeps every step
