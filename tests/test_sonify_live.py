@@ -116,3 +116,55 @@ def test_fast_training_never_lags_and_stops_soon_after(jack_server, jack_recorde
     assert last_sound - t_last <= 0.5 + 0.5 + 0.1, last_sound - t_last
     assert t_closed - t_last < 0.5 + 0.5 + 2.0  # closing waits on no backlog
     assert result.steps == 600  # the recording keeps every step
+
+
+def test_speaker_and_page_make_the_same_onsets(jack_server, jack_recorder, tmp_path):
+    """One clock decision reaches both: the steps' onsets are spaced alike on the speaker and page."""
+    import asyncio
+    import threading
+
+    import aiohttp
+
+    from auralize.web.server import PCM_HEADER
+
+    rec = jack_recorder()
+    son = Sonifier(tmp_path / "run", mappings=["gradients"], live=True, plot=False,
+                   web=True, web_port=0)
+    assert len(rec.wait_connected(2)) == 2
+    page_blocks: list[np.ndarray] = []
+    listening, stop = threading.Event(), threading.Event()
+
+    async def page() -> None:
+        async with aiohttp.ClientSession() as http, \
+                http.ws_connect(f"http://127.0.0.1:{son._web.port}/ws?audio=1") as ws:
+            listening.set()
+            while not stop.is_set():
+                try:
+                    msg = await ws.receive(timeout=0.2)
+                except asyncio.TimeoutError:
+                    continue
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    page_blocks.append(np.frombuffer(msg.data[PCM_HEADER.size:], "<i2") / 32767.0)
+                elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    return
+
+    reader = threading.Thread(target=lambda: asyncio.run(page()), daemon=True)
+    reader.start()
+    assert listening.wait(10)
+    pauses = [0.2, 0.35, 0.15, 0.3, 0.25, 0.4, 0.2, 0.3]  # uneven training steps
+    for step, pause in enumerate(pauses):
+        time.sleep(pause)
+        son.log(grad_step(step))
+    time.sleep(0.3)
+    for step in range(len(pauses), len(pauses) + 30):  # then a burst: most steps are merged
+        son.log(grad_step(step))
+    live = son.close().stats["live"]
+    stop.set()
+    reader.join(10)
+    cap = rec.stop()
+    speaker = [s for s, _ in bursts(cap.data[:, 0], SR)]
+    page_onsets = [s for s, _ in bursts(np.concatenate(page_blocks).astype(np.float32), SR)]
+    assert 0 < live["steps_merged"] < 30
+    assert len(speaker) == len(page_onsets) == live["steps_heard"], (speaker, page_onsets)
+    gaps_ms = (np.diff(speaker) - np.diff(page_onsets)) / SR * 1000
+    assert np.max(np.abs(gaps_ms)) < 6.0, gaps_ms  # same placement, to a few ms of clock estimate
