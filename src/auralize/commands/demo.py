@@ -74,7 +74,10 @@ def run(args) -> int:
           f"{result.duration_s:.1f} s of sound")
     live = result.stats.get("live") or {}
     if live:
-        print(f"played live on {live.get('device')!r}: {live.get('underruns', 0)} underruns")
+        print(f"played live on {live.get('device')!r}: {live.get('underruns', 0)} underruns; "
+              f"{live.get('steps_heard', 0)} steps heard, {live.get('steps_merged', 0)} merged "
+              f"(training ran ahead); sound ended {live.get('sound_after_last_step_s', 0):.2f} s "
+              "after the last step")
     alarms = result.stats.get("alarms") or {}
     if any(alarms.values()):
         print(f"alarms: {alarms}")

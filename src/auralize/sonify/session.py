@@ -126,6 +126,7 @@ class Sonifier:
         self._result: RunResult | None = None
         self._closed = not self.rank_zero
         self._live_targets: list = []
+        self._last_log_s = time.perf_counter()
         if not self.rank_zero:
             self._result = RunResult(out_dir=None)
             return
@@ -190,6 +191,7 @@ class Sonifier:
         if self.recording.error is not None:
             raise AuralizeError(f"audio rendering failed: {self.recording.error}")
         if self._live_targets:
+            self._last_log_s = now
             live_events = self.live_clock.place(events, t_s, self.timeline.last_step_s, now)
             for target in self._live_targets:
                 if target is self._page:
@@ -225,6 +227,8 @@ class Sonifier:
                 live_stats = stats
         if live_stats:
             live_stats.update(self.live_clock.stats.to_dict())
+            # how long the sound went on after training's last step (bounded by max_lag + tail)
+            live_stats["sound_after_last_step_s"] = max(0.0, live_end_s - self._last_log_s)
         result = RunResult(out_dir=self.out_dir, steps=self.timeline.steps, duration_s=end_s)
         result.stats = {"engine": engine_stats, "live": live_stats,
                         "alarms": self._alarm_counts(), "web": web_stats}
