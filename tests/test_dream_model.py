@@ -140,7 +140,7 @@ def test_dream_mechanics_and_errors(tmp_path, capsys):
     m = load_model(ck)
     clip = starting_clip(m, "siren", 0) * 3  # loud: exercises clipping
     r = dream(m, clip, DreamConfig(objective="layer", layer="conv2", steps=20, octaves=2,
-                                   step_size=0.01, jitter_ms=20, normalise="l1"))
+                                   step_size=0.01, jitter_ms=20, normalize="l1"))
     assert len(r.curve) == 20
     assert np.all(np.isfinite(r.wave)) and np.abs(r.wave).max() <= 1.0
     assert abs(float(r.wave.mean())) < 1e-4

@@ -21,13 +21,8 @@ from auralize.dream.deepdream import DreamConfig, dream
 from auralize.dream.export import export_torchscript
 from auralize.dream.models import load_model
 from auralize.dream.synth_data import generate_dataset
-from auralize.dream.train import (
-    TrainConfig,
-    _SimulatedCrash,
-    list_checkpoints,
-    read_ledger,
-    train,
-)
+from auralize.dream import train as train_module
+from auralize.dream.train import TrainConfig, list_checkpoints, read_ledger, train
 
 pytestmark = pytest.mark.slow
 
@@ -145,13 +140,33 @@ def test_layer_objective_ends_3x_higher(trained, tmp_path, octaves):
     assert json.loads(Path(paths["summary"]).read_text())["ratio"] >= 3
 
 
-def test_resume_is_exact_and_checkpoints_keep_last_5(data, tmp_path):
+class _Crash(RuntimeError):
+    """What the test's callback raises: the training process dies mid-run."""
+
+
+def _crashing_callbacks(after_step):
+    """The real callbacks plus one that raises once ``after_step`` steps are done."""
+    import lightning.pytorch as pl
+
+    real = train_module._make_callbacks
+
+    class CrashAfter(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step >= after_step:
+                raise _Crash(f"crashed after step {trainer.global_step}")
+
+    return lambda *args: [*real(*args), CrashAfter()]
+
+
+def test_resume_is_exact_and_checkpoints_keep_last_5(data, tmp_path, monkeypatch):
     kw = {"steps": 24, "ckpt_every": 4, "val_every": 12, "train_folds": [1, 2, 3, 4], "val_folds": [5],
               "test_folds": [6]}
     clips = load_dataset(data, SR, CLIP_S, splits=[1, 2, 3, 4, 5, 6])
     ref = train(_cfg(data, tmp_path / "ref", **kw), clips=clips)
-    with pytest.raises(_SimulatedCrash):
-        train(_cfg(data, tmp_path / "cut", **kw), stop_after=14, clips=clips)
+    with monkeypatch.context() as m:  # a crash in the middle of step 14's bookkeeping
+        m.setattr(train_module, "_make_callbacks", _crashing_callbacks(after_step=14))
+        with pytest.raises(_Crash):
+            train(_cfg(data, tmp_path / "cut", **kw), clips=clips)
     assert len(read_ledger(tmp_path / "cut")) == 14  # steps 12, 13 were lost with the crash
     assert [p.name for p in list_checkpoints(tmp_path / "cut")][-1] == "step0000012.ckpt"
     res = train(_cfg(data, tmp_path / "cut", **kw), resume=True, clips=clips)
