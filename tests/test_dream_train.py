@@ -73,6 +73,9 @@ def test_sb_cnn_reaches_95_percent_on_held_out_folds(trained):
     assert rep["train_seconds"] < 300
     assert rep["skipped_files"] == 2  # the broken and the empty WAV
     assert (run / "test_confusion.png").stat().st_size > 5000
+    rows = list(csv.DictReader((run / "test_predictions.csv").open()))
+    assert len(rows) == 80 and {r["split"] for r in rows} == {"9", "10"}
+    assert np.mean([int(r["correct"]) for r in rows]) == pytest.approx(rep["test_acc"])
     assert json.loads((run / "report.json").read_text())["test_acc"] == rep["test_acc"]
 
 
@@ -108,6 +111,9 @@ def test_export_matches_checkpoint_and_eval_command(trained, data, capsys):
     assert rc == 0
     assert f"accuracy: {rep['test_acc']:.4f} on 80 clips" in out
     assert "siren" in out and (run / "eval" / "eval_confusion.png").is_file()
+    rows = list(csv.DictReader((run / "eval" / "eval_predictions.csv").open()))
+    assert len(rows) == 80
+    assert np.mean([r["true"] == r["predicted"] for r in rows]) == pytest.approx(rep["test_acc"])
 
 
 @pytest.mark.parametrize("start,target", [("dog_bark", "siren"), ("engine_idling", "car_horn"),
@@ -201,7 +207,7 @@ def test_cli_train_resume_and_cv(data, tmp_path, capsys):
     assert main(["dream", "export", str(out)]) == 0
     assert (out / "model.pt").is_file()
     capsys.readouterr()
-    cv = ["dream", "eval", "--cv", "--cv-folds", "9,10", "--data", str(data), "--steps", "2",
+    cv = ["dream", "train", "--cv", "--cv-folds", "9,10", "--data", str(data), "--steps", "2",
           "--batch-size", "16", "--sample-rate", str(SR), "--clip-s", str(CLIP_S),
           "--out", str(tmp_path / "cv"), "--no-progress", "--threads", "1"]
     assert main(cv) == 0
@@ -211,3 +217,11 @@ def test_cli_train_resume_and_cv(data, tmp_path, capsys):
     assert set(res["folds"]) == {"9", "10"}
     cfg9 = json.loads((tmp_path / "cv" / "fold9" / "config.json").read_text())
     assert cfg9["test_folds"] == [9] and cfg9["val_folds"] == [8] and 9 not in cfg9["train_folds"]
+
+
+def test_eval_cv_still_parses_and_says_where_it_went(capsys):
+    from auralize.cli import build_parser
+
+    args = build_parser().parse_args(["dream", "eval", "--cv", "--steps", "5", "--data", "d"])
+    assert args.cv and args.steps == 5
+    assert "use `auralize dream train --cv`" in capsys.readouterr().err

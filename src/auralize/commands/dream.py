@@ -42,7 +42,9 @@ class _Deprecated(argparse.Action):
 
 
 def _sub(ss, name: str, help_text: str):
-    return ss.add_parser(name, help=help_text, epilog=EXAMPLES,
+    """A `dream` action whose --help shows the examples of that action only."""
+    lines = [ln for ln in EXAMPLES.splitlines() if f"auralize dream {name} " in ln]
+    return ss.add_parser(name, help=help_text, epilog="examples:\n" + "\n".join(lines),
                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
