@@ -16,12 +16,12 @@ import pytest
 import torch
 
 from auralize.cli import main
+from auralize.dream import train as train_module
 from auralize.dream.datasets import load_dataset
 from auralize.dream.deepdream import DreamConfig, dream
 from auralize.dream.export import export_torchscript
 from auralize.dream.models import load_model
 from auralize.dream.synth_data import generate_dataset
-from auralize.dream import train as train_module
 from auralize.dream.train import TrainConfig, list_checkpoints, read_ledger, train
 
 pytestmark = pytest.mark.slow

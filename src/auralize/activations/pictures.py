@@ -74,8 +74,12 @@ def save_feature_grid(maps: torch.Tensor, path: str | Path, cmap: str = "magma")
     from PIL import Image
 
     grid = feature_grid(maps)
-    rgb = (matplotlib.colormaps[cmap](np.nan_to_num(grid))[..., :3] * 255 + 0.5).astype(np.uint8)
-    rgb[np.isnan(grid)] = GAP_RGB
+    # a 256-entry colour table indexed by uint8 levels: 3 bytes per pixel, where the
+    # colour map applied to the float grid would hold 32 (RGBA float64) per pixel
+    lut = (matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3] * 255 + 0.5)
+    lut = np.vstack([lut.astype(np.uint8), np.array(GAP_RGB, np.uint8)])  # index 256: gaps
+    levels = np.where(np.isnan(grid), 256, np.rint(np.nan_to_num(grid) * 255)).astype(np.uint16)
+    rgb = lut[levels]
     img = Image.fromarray(rgb, "RGB")
     factor = math.ceil(MIN_PICTURE_PX / max(img.size))
     if factor > 1:

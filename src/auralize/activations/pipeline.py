@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from auralize.activations.capture import capture
-from auralize.activations.pictures import save_feature_grid, save_model_input
 from auralize.activations.images import load_image
+from auralize.activations.pictures import save_feature_grid, save_model_input
 from auralize.activations.transform import (
     BankMixer,
     activations_to_audio,
