@@ -312,7 +312,7 @@ def test_eval_writes_per_clip_predictions(tmp_path, capsys):
         for i in range(2):
             write_audio(tmp_path / "data" / name / f"TEST-{name}{i}.wav",
                         starting_clip(m, sound, i), 8000)
-    rc = main(["dream", "eval", str(ck), "--data", str(tmp_path / "data"), "--folds", "test",
+    rc = main(["dream", "eval", str(ck), "--data", str(tmp_path / "data"),  # folds: test
                "--out", str(tmp_path / "ev"), "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0

@@ -103,7 +103,8 @@ def register(sub) -> None:
     e = _sub(ss, "eval", "accuracy, per-class table, confusion matrix, per-clip predictions")
     e.add_argument("model", nargs="?", default=None,
                    help="checkpoint, run folder or exported .pt")
-    e.add_argument("--folds", default="10", help="folds (or split names) to evaluate on (10)")
+    e.add_argument("--folds", default=None,
+                   help="folds (or split names) to evaluate on (10; the seed's modified copy: test)")
     _data_options(e, out_help="folder for eval_* files (default: the model's folder)")
     # `dream eval --cv` trained models: it is `dream train --cv` now (old usage still works)
     e.add_argument("--cv", action=_Deprecated, new="`auralize dream train --cv`", nargs=0,
@@ -346,7 +347,7 @@ def run_eval(args) -> int:
         return _cross_validate(args)
     if not args.model:
         raise AuralizeError("give a MODEL (checkpoint, run folder or exported .pt)")
-    from auralize.dream.datasets import load_dataset
+    from auralize.dream.datasets import detect_layout, load_dataset
     from auralize.dream.evaluate import evaluate, format_table, save_confusion_png
     from auralize.dream.models import load_model
     from auralize.dream.train import set_threads
@@ -355,6 +356,8 @@ def run_eval(args) -> int:
     path = _resolve_model_path(args.model)
     model = load_model(path)
     data = args.data or DEFAULT_DATA
+    if args.folds is None:
+        args.folds = "test" if detect_layout(data) == "modified" else "10"
     folds = parse_folds(args.folds)
     clips = load_dataset(data, model.sample_rate, model.clip_samples / model.sample_rate,
                          splits=folds, progress=not args.no_progress)
@@ -365,7 +368,7 @@ def run_eval(args) -> int:
             f"the data's classes ({', '.join(clips.class_names)}) differ from the model's "
             f"({', '.join(model.class_names)})"
         )
-    out = Path(args.out or path.parent)
+    out = Path(args.out or (args.model if Path(args.model).is_dir() else path.parent))
     csv_path = out / "eval_predictions.csv"
     res = evaluate(model, clips, predictions_csv=csv_path)
     print(f"model: {path}")
