@@ -7,7 +7,8 @@ Run folder layout (``out``)::
     checkpoints/latest          name of the newest checkpoint
     steps.csv                   one row per optimiser step: step, epoch, loss, first sample
     tb/                         TensorBoard: loss, accuracy, confusion matrix, audio
-    report.json, test_confusion.png   test-fold results at the end
+    report.json, test_confusion.png, test_eval.json   test-fold results at the end
+    test_predictions.csv        one row per test clip (see dream.evaluate.write_predictions)
 
 Determinism: the batch of step ``s`` is a function of ``(seed, s)`` only, and the
 random numbers of step ``s`` (augmentation, dropout) are seeded by ``(seed, s)``.
