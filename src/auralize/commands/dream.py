@@ -52,7 +52,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "dream",
         help="train a sound classifier (UrbanSound8K or generated) and DeepDream with it",
-        description="Deep dreaming sounds: data, training, evaluation, export, dreaming.",
+        description="Deep dreaming sounds: data (generated, inspected or prepared), training, "
+                    "evaluation, export, dreaming.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
