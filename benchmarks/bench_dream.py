@@ -11,7 +11,7 @@ when torch sees a GPU.
 Reference for real UrbanSound8K (10-fold, not measurable here: the data cannot be
 downloaded): small CNNs from scratch on log-mel ~73 %; SB-CNN (Salamon & Bello
 2017) 79 % with augmentation; large pretrained models ~87-90 %.  The recipe:
-``auralize dream eval --cv --data UrbanSound8K --steps 6000 --sample-rate 22050``.
+``auralize dream train --cv --data UrbanSound8K --steps 6000 --sample-rate 22050``.
 
 Run alone: ``.venv/bin/python benchmarks/bench_dream.py [--quick]``.
 """

@@ -83,7 +83,8 @@ def test_top5_and_paths_are_printed(tmp_path, capsys):
     assert "blobs.jpg:" in captured.out and captured.out.count("%") >= 5
     assert "meaningless" in captured.err  # random weights announced
     written = [line.strip() for line in captured.out.splitlines() if line.startswith("  ")]
-    assert len(written) == 8 and all(Path(p).is_file() for p in written)
+    # per bank .pt, .wav and maps picture, and the model's input picture
+    assert len(written) == 13 and all(Path(p).is_file() for p in written)
     assert not list((tmp_path / "out" / "blobs").glob("*mix*"))
     assert imgs
 
@@ -201,3 +202,82 @@ def test_peak_normalisation_keeps_silence_at_zero(tmp_path):
         assert np.allclose(np.abs(data[:, live]).max(axis=0), 1.0, atol=1e-6)
         dc[mode] = float(np.median(np.abs(data[:, live].mean(axis=0))))
     assert dc["peak"] < 0.5 * dc["minmax"], dc
+
+
+def test_pictures_of_the_input_and_of_each_banks_maps(default_run):
+    """netsounds' "dump images": the image as the model saw it, and every bank's maps."""
+    from PIL import Image
+
+    _, out = default_run
+    folder = out / "rings"
+    with Image.open(folder / "model-input.png") as img:
+        # rings.png is 320 x 426; short edge resized to --image-size 64, ImageNet-normalised
+        # and written back de-normalised: the original colours, not a z-scored grey
+        assert img.mode == "RGB" and img.size == (64, 85)
+        seen = np.asarray(img, dtype=np.float32) / 255
+    with Image.open(out / "images" / "rings.png") as original:
+        small = np.asarray(original.convert("RGB").resize((64, 85), Image.BILINEAR),
+                           dtype=np.float32) / 255
+    assert abs(seen.mean() - small.mean()) < 0.05 and np.corrcoef(seen.ravel(),
+                                                                  small.ravel())[0, 1] > 0.8
+    grids = sorted(folder.glob("activations-[1-4]_*_maps.png"))
+    assert len(grids) == 4
+    for grid in grids:
+        with Image.open(grid) as img:
+            assert img.mode == "RGB" and min(img.size) >= 256
+            pixels = np.asarray(img)
+        assert pixels.std() > 10  # not a blank picture
+
+
+def test_layers_option_hears_any_layer(tmp_path, capsys):
+    """--layers features.0 (a convolution before an in-place ReLU) and features.3.squeeze."""
+    from PIL import Image
+
+    make_procedural_images(tmp_path / "in", size=48)
+    rc = main(["activations", "--dpath", str(tmp_path / "in"), "--image-name", "rings",
+               "--image-size", "48", "--layers", "features.0", "--layers", "features.3.squeeze",
+               "--no-plots", "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    folder = tmp_path / "out" / "rings"
+    assert len(list(folder.glob("activations-*_*.pt"))) == 2
+    first = torch.load(next(folder.glob("activations-1_*.pt")), weights_only=True)
+    second = torch.load(next(folder.glob("activations-2_*.pt")), weights_only=True)
+    assert first["layer"] == "features.0" and first["activations"].shape[0] == 96
+    assert (first["activations"] < 0).any()  # the convolution's own output, before the ReLU
+    assert second["layer"] == "features.3.squeeze" and second["activations"].shape[0] == 16
+    for i in (1, 2):
+        (wav,) = folder.glob(f"activations-{i}_*_11025Hz.wav")
+        data, _ = sf.read(str(wav))
+        assert np.isfinite(data).all() and data.std() > 0.01
+        (grid,) = folder.glob(f"activations-{i}_*_maps.png")
+        with Image.open(grid) as img:
+            img.load()
+
+
+def test_wrong_layer_name_lists_the_valid_ones(tmp_path, capsys):
+    make_procedural_images(tmp_path / "in", size=40)
+    rc = main(["activations", "--dpath", str(tmp_path / "in"), "--image-name", "rings",
+               "--layers", "features.3,fire9", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert err[-1].startswith("auralize: error: no layer named 'fire9'")
+    assert "features.3" in err[-1] and "features.12.expand3x3" in err[-1] and "classifier.1" in err[-1]
+    assert not (tmp_path / "out" / "rings").exists()
+
+
+def test_feature_grid_shows_every_map_scaled_to_its_own_range():
+    from auralize.activations.pictures import feature_grid
+
+    maps = torch.arange(5 * 3 * 4, dtype=torch.float32).reshape(5, 3, 4)
+    maps[2] = 7.0  # a constant map is shown as 0, not divided by zero
+    grid = feature_grid(maps)
+    # 5 maps of 3 x 4 in an about square picture: 2 columns, 3 rows, 1-pixel gaps (NaN)
+    assert grid.shape == (3 * 4 + 1, 2 * 5 + 1)
+    tiles = [grid[1 + r * 4: 4 + r * 4, 1 + c * 5: 5 + c * 5] for r in range(3) for c in range(2)]
+    for i in (0, 1, 3, 4):
+        assert tiles[i].min() == 0.0 and tiles[i].max() == 1.0
+        np.testing.assert_allclose(tiles[i].ravel(), np.linspace(0, 1, 12), atol=1e-6)
+    assert np.all(tiles[2] == 0.0) and np.all(np.isnan(tiles[5]))
+    big = feature_grid(torch.rand(2, 509, 300))  # shrunk to at most 128 px per tile
+    assert big.shape[0] <= 2 * 129 + 1 and np.nanmax(big) <= 1.0

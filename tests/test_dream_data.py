@@ -130,7 +130,7 @@ def test_missing_csv_and_column_are_one_line_errors(tmp_path, capsys):
                "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith("auralize: error:") and err.count("\n") == 1
-    rc = main(["dream", "eval", "--cv", "--data", str(tmp_path), "--no-progress"])
+    rc = main(["dream", "train", "--cv", "--data", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1 and "UrbanSound8K.csv" in err and err.count("\n") == 1
 
@@ -165,3 +165,67 @@ def test_parse_folds():
     assert parse_folds("9, 10") == [9, 10]
     assert parse_folds("test") == ["test"]
     assert parse_folds("") == []
+
+
+@pytest.mark.parametrize("action", ["train", "inspect"])
+def test_the_seeds_pickle_path_is_a_one_line_error_and_makes_no_run_folder(tmp_path, capsys,
+                                                                         action):
+    """`dream train 10 2 urbansound.pkl` (the seed's usage) and `data --inspect` on that file."""
+    seed_copy = tmp_path / "UrbanSound8K_modified"
+    seed_copy.mkdir()
+    (seed_copy / "urbansound.pkl").write_bytes(b"\x80\x04 a pickle of spectrograms")
+    run = tmp_path / "run"
+    if action == "train":
+        argv = ["dream", "train", "10", "2", str(seed_copy / "urbansound.pkl"), "--out", str(run),
+                "--no-progress"]
+    else:
+        argv = ["dream", "data", "--inspect", str(seed_copy / "urbansound.pkl")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("auralize: error:") and err.count("\n") == 1, err
+    assert "is a file, not a data folder" in err and repr(str(seed_copy)) in err
+    assert not run.exists()
+    # a missing folder: the same, and still no run folder
+    assert main(["dream", "train", "10", "2", str(tmp_path / "nowhere"), "--out", str(run),
+                 "--no-progress"]) == 1
+    assert "not found" in capsys.readouterr().err and not run.exists()
+
+
+def test_prepare_makes_the_seeds_modified_copy(tmp_path, capsys):
+    """UrbanSound8K layout in -> 8 kHz mono 16-bit, 4 s clips only, no gun_shot, split prefixes."""
+    src, dst = tmp_path / "us8k", tmp_path / "modified"
+    generate_dataset(src, per_class_per_fold=3, folds=3, classes=["siren", "gun_shot", "dog_bark"],
+                     duration_s=4.0, max_rate=16000, short_fraction=0.3, seed=2)
+    rows = list(csv.DictReader((src / "metadata" / "UrbanSound8K.csv").open()))
+    kept = [r for r in rows if r["class"] != "gun_shot" and float(r["end"]) == 4.0]
+    assert 0 < len(kept) < len([r for r in rows if r["class"] != "gun_shot"])  # some are short
+    rc = main(["dream", "prepare", str(src), "--out", str(dst), "--train-folds", "1",
+               "--val-folds", "2", "--test-folds", "3", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert f"wrote {len(kept)} clips of 2 classes" in out
+    files = sorted((dst / "audio").rglob("*.wav"))
+    assert len(files) == len(kept)
+    assert {p.parent.name for p in files} == {"siren", "dog_bark"}
+    prefix = {"1": "TRAIN-", "2": "VALIDATE-", "3": "TEST-"}
+    assert sorted(p.name for p in files) == sorted(
+        prefix[r["fold"]] + r["slice_file_name"] for r in kept)
+    for p in files:
+        info = sf.info(str(p))
+        assert (info.samplerate, info.channels, info.subtype, info.frames) == (8000, 1, "PCM_16", 32000)
+    assert "gun_shot" in (dst / "README.txt").read_text()
+    # the copy is what `dream train --data` reads (the seed's modified layout)
+    assert datasets.detect_layout(dst) == "modified"
+    clips = load_dataset(dst, 8000, 4.0)
+    assert clips.class_names == ["dog_bark", "siren"] and len(clips) == len(kept)
+    assert len(clips.select(["train"])) == sum(r["fold"] == "1" for r in kept)
+    # bad use: one line, exit 1, nothing written
+    for argv, msg in [
+        (["dream", "prepare", str(src), "--out", str(dst)], "exists already"),
+        (["dream", "prepare", str(src), "--out", str(tmp_path / "x"), "--drop", "kazoo"], "kazoo"),
+        (["dream", "prepare", str(dst), "--out", str(tmp_path / "x")], "official layout"),
+    ]:
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and msg in err, err
+    assert not (tmp_path / "x").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,7 +141,7 @@ def test_dream_mechanics_and_errors(tmp_path, capsys):
     m = load_model(ck)
     clip = starting_clip(m, "siren", 0) * 3  # loud: exercises clipping
     r = dream(m, clip, DreamConfig(objective="layer", layer="conv2", steps=20, octaves=2,
-                                   step_size=0.01, jitter_ms=20, normalise="l1"))
+                                   step_size=0.01, jitter_ms=20, normalize="l1"))
     assert len(r.curve) == 20
     assert np.all(np.isfinite(r.wave)) and np.abs(r.wave).max() <= 1.0
     assert abs(float(r.wave.mean())) < 1e-4
@@ -185,7 +186,7 @@ def test_dream_run_command_with_input_in_any_format(tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert "44100 Hz" in stdout
     d, rate = sf.read(str(out))
-    assert rate == 8000 and d.shape == (8000,)
+    assert rate == 44100 and d.shape == (44100,)  # the input's rate and length, mono
     for suffix in ("_before.wav", "_spectrograms.png", "_objective.png", "_dream.json"):
         assert (tmp_path / "out" / f"d{suffix}").is_file()
 
@@ -229,3 +230,104 @@ def test_step_batch_sampler_resumes_mid_epoch():
     assert len(r) == 4
     resumed = [b for _ in range(2) for b in r]
     assert resumed == full[8:]
+
+
+def test_dream_run_dreams_a_whole_long_recording_at_its_rate(tmp_path, capsys):
+    """3.3 s of 44.1 kHz stereo through a 1 s, 8 kHz model: every window dreamed, cross-faded,
+    the output as long as the input and at its rate; what the model cannot hear is kept."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    ck = _fake_checkpoint(tmp_path / "m.ckpt")
+    m = load_model(ck)
+    rate, seconds = 44100, 3.3
+    base = np.concatenate([starting_clip(m, c, 0) for c in ("siren", "dog_bark", "car_horn",
+                                                              "drilling")])
+    x = resample_poly(base, 441, 80)[: round(seconds * rate)] * 0.5
+    t = np.arange(len(x)) / rate
+    high = 0.1 * np.sin(2 * np.pi * 12000 * t)  # above the model's 4 kHz band
+    stereo = np.stack([x + high, x + high], 1)
+    sf.write(str(tmp_path / "long.wav"), stereo, rate, subtype="PCM_24")
+    out = tmp_path / "long_dream.wav"
+    rc = main(["dream", "run", str(tmp_path / "long.wav"), "--model", str(ck), "--steps", "4",
+               "--step-size", "0.01", "-o", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "dreaming 6 window(s)" in captured.err  # progress over all windows (tqdm)
+    d, got_rate = sf.read(str(out))
+    assert got_rate == rate and d.shape == (len(x),)
+    assert np.all(np.isfinite(d)) and np.abs(d).max() <= 1.0
+    change = np.abs(d - (x + high))
+    for s0 in range(0, len(x) - rate // 2, rate // 2):  # dreamed everywhere, not only at the start
+        assert change[s0 : s0 + rate // 2].max() > 1e-3, s0 / rate
+    spec_in = np.abs(np.fft.rfft(x + high))
+    spec_out = np.abs(np.fft.rfft(d))
+    k = round(12000 * len(x) / rate)
+    assert abs(spec_out[k] / spec_in[k] - 1) < 0.05  # the highs pass untouched
+    before, _ = sf.read(str(tmp_path / "long_dream_before.wav"))
+    assert before.shape == d.shape
+
+
+def test_window_starts_cover_the_recording():
+    from auralize.dream.recording import window_starts
+
+    assert window_starts(500, 1000, 500) == [0]
+    assert window_starts(1000, 1000, 500) == [0]
+    assert window_starts(2600, 1000, 500) == [0, 500, 1000, 1500, 1600]
+
+
+def test_option_names_say_what_they_are(capsys):
+    """--arch (train) vs --model (a file); --normalize everywhere; eval --help without training."""
+    from auralize.cli import build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["dream", "eval", "--help"])
+    text = capsys.readouterr().out
+    for training in ("--lr", "--augment", "--epochs", "--arch", "--val-every", "--keep", "--cv"):
+        assert training not in text, training
+    assert "--folds" in text and "--data" in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["dream", "run", "--help"])
+    text = capsys.readouterr().out
+    assert "--normalize" in text and "--normalise" not in text
+    args = parser.parse_args(["dream", "run", "--model", "m.pt", "--normalise", "l1"])
+    assert args.normalize == "l1"  # the old spelling still works
+    args = parser.parse_args(["dream", "train", "--arch", "fat_shallow"])
+    assert args.arch == "fat_shallow" and capsys.readouterr().err == ""
+    args = parser.parse_args(["dream", "train", "--model", "fat_shallow"])
+    assert args.arch == "fat_shallow"
+    assert "--model is deprecated: use --arch" in capsys.readouterr().err
+
+
+def test_eval_writes_per_clip_predictions(tmp_path, capsys):
+    import csv
+
+    from auralize.audio.files import write_audio
+
+    ck = _fake_checkpoint(tmp_path / "m.ckpt")
+    m = load_model(ck)
+    sounds = {"a": "siren", "b": "dog_bark", "c": "engine_idling", "d": "car_horn"}
+    for name, sound in sounds.items():
+        for i in range(2):
+            write_audio(tmp_path / "data" / name / f"TEST-{name}{i}.wav",
+                        starting_clip(m, sound, i), 8000)
+    rc = main(["dream", "eval", str(ck), "--data", str(tmp_path / "data"),  # folds: test
+               "--out", str(tmp_path / "ev"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "eval_predictions.csv" in out
+    rows = list(csv.DictReader((tmp_path / "ev" / "eval_predictions.csv").open()))
+    assert len(rows) == 8
+    assert list(rows[0]) == ["file", "split", "true", "predicted", "correct", "confidence",
+                             "p_a", "p_b", "p_c", "p_d"]
+    logits = m(torch.from_numpy(np.stack([starting_clip(m, sounds[r["true"]],
+                                                        int(r["file"][-5])) for r in rows])))
+    for r, lg in zip(rows, logits):
+        assert r["split"] == "test" and Path(r["file"]).parent.name == r["true"]
+        assert r["predicted"] == CLASSES[int(lg.argmax())]
+        assert r["correct"] == str(int(r["true"] == r["predicted"]))
+        probs = [float(r[f"p_{c}"]) for c in CLASSES]
+        assert abs(sum(probs) - 1) < 1e-3 and float(r["confidence"]) == max(probs)
+    acc = np.mean([int(r["correct"]) for r in rows])
+    assert f"accuracy: {acc:.4f} on 8 clips" in out

@@ -16,18 +16,13 @@ import pytest
 import torch
 
 from auralize.cli import main
+from auralize.dream import train as train_module
 from auralize.dream.datasets import load_dataset
 from auralize.dream.deepdream import DreamConfig, dream
 from auralize.dream.export import export_torchscript
 from auralize.dream.models import load_model
 from auralize.dream.synth_data import generate_dataset
-from auralize.dream.train import (
-    TrainConfig,
-    _SimulatedCrash,
-    list_checkpoints,
-    read_ledger,
-    train,
-)
+from auralize.dream.train import TrainConfig, list_checkpoints, read_ledger, train
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +73,9 @@ def test_sb_cnn_reaches_95_percent_on_held_out_folds(trained):
     assert rep["train_seconds"] < 300
     assert rep["skipped_files"] == 2  # the broken and the empty WAV
     assert (run / "test_confusion.png").stat().st_size > 5000
+    rows = list(csv.DictReader((run / "test_predictions.csv").open()))
+    assert len(rows) == 80 and {r["split"] for r in rows} == {"9", "10"}
+    assert np.mean([int(r["correct"]) for r in rows]) == pytest.approx(rep["test_acc"])
     assert json.loads((run / "report.json").read_text())["test_acc"] == rep["test_acc"]
 
 
@@ -113,6 +111,9 @@ def test_export_matches_checkpoint_and_eval_command(trained, data, capsys):
     assert rc == 0
     assert f"accuracy: {rep['test_acc']:.4f} on 80 clips" in out
     assert "siren" in out and (run / "eval" / "eval_confusion.png").is_file()
+    rows = list(csv.DictReader((run / "eval" / "eval_predictions.csv").open()))
+    assert len(rows) == 80
+    assert np.mean([r["true"] == r["predicted"] for r in rows]) == pytest.approx(rep["test_acc"])
 
 
 @pytest.mark.parametrize("start,target", [("dog_bark", "siren"), ("engine_idling", "car_horn"),
@@ -145,13 +146,33 @@ def test_layer_objective_ends_3x_higher(trained, tmp_path, octaves):
     assert json.loads(Path(paths["summary"]).read_text())["ratio"] >= 3
 
 
-def test_resume_is_exact_and_checkpoints_keep_last_5(data, tmp_path):
+class _Crash(RuntimeError):
+    """What the test's callback raises: the training process dies mid-run."""
+
+
+def _crashing_callbacks(after_step):
+    """The real callbacks plus one that raises once ``after_step`` steps are done."""
+    import lightning.pytorch as pl
+
+    real = train_module._make_callbacks
+
+    class CrashAfter(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step >= after_step:
+                raise _Crash(f"crashed after step {trainer.global_step}")
+
+    return lambda *args: [*real(*args), CrashAfter()]
+
+
+def test_resume_is_exact_and_checkpoints_keep_last_5(data, tmp_path, monkeypatch):
     kw = {"steps": 24, "ckpt_every": 4, "val_every": 12, "train_folds": [1, 2, 3, 4], "val_folds": [5],
               "test_folds": [6]}
     clips = load_dataset(data, SR, CLIP_S, splits=[1, 2, 3, 4, 5, 6])
     ref = train(_cfg(data, tmp_path / "ref", **kw), clips=clips)
-    with pytest.raises(_SimulatedCrash):
-        train(_cfg(data, tmp_path / "cut", **kw), stop_after=14, clips=clips)
+    with monkeypatch.context() as m:  # a crash in the middle of step 14's bookkeeping
+        m.setattr(train_module, "_make_callbacks", _crashing_callbacks(after_step=14))
+        with pytest.raises(_Crash):
+            train(_cfg(data, tmp_path / "cut", **kw), clips=clips)
     assert len(read_ledger(tmp_path / "cut")) == 14  # steps 12, 13 were lost with the crash
     assert [p.name for p in list_checkpoints(tmp_path / "cut")][-1] == "step0000012.ckpt"
     res = train(_cfg(data, tmp_path / "cut", **kw), resume=True, clips=clips)
@@ -186,7 +207,7 @@ def test_cli_train_resume_and_cv(data, tmp_path, capsys):
     assert main(["dream", "export", str(out)]) == 0
     assert (out / "model.pt").is_file()
     capsys.readouterr()
-    cv = ["dream", "eval", "--cv", "--cv-folds", "9,10", "--data", str(data), "--steps", "2",
+    cv = ["dream", "train", "--cv", "--cv-folds", "9,10", "--data", str(data), "--steps", "2",
           "--batch-size", "16", "--sample-rate", str(SR), "--clip-s", str(CLIP_S),
           "--out", str(tmp_path / "cv"), "--no-progress", "--threads", "1"]
     assert main(cv) == 0
@@ -196,3 +217,11 @@ def test_cli_train_resume_and_cv(data, tmp_path, capsys):
     assert set(res["folds"]) == {"9", "10"}
     cfg9 = json.loads((tmp_path / "cv" / "fold9" / "config.json").read_text())
     assert cfg9["test_folds"] == [9] and cfg9["val_folds"] == [8] and 9 not in cfg9["train_folds"]
+
+
+def test_eval_cv_still_parses_and_says_where_it_went(capsys):
+    from auralize.cli import build_parser
+
+    args = build_parser().parse_args(["dream", "eval", "--cv", "--steps", "5", "--data", "d"])
+    assert args.cv and args.steps == 5
+    assert "use `auralize dream train --cv`" in capsys.readouterr().err

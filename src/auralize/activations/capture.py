@@ -12,12 +12,33 @@ from torch import nn
 from auralize.errors import AuralizeError
 
 
-def _layer_listing(names: Sequence[str], wanted: str, limit: int = 40) -> str:
+def _layer_listing(names: Sequence[str], wanted: str, limit: int | None = 40) -> str:
     close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
+    limit = len(names) if limit is None else limit
     shown = list(names[:limit])
     more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
     hint = f" did you mean {', '.join(map(repr, close))}?" if close else ""
     return f"{hint} layers of this model: {', '.join(shown)}{more}"
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Names of every layer (module) of ``model`` that :func:`capture` accepts, in order."""
+    return [n for n, _ in model.named_modules() if n]  # "" is the model itself
+
+
+def check_layer_names(model: nn.Module, names, limit: int | None = 40) -> None:
+    """Raise a one-line :class:`AuralizeError` for the first name that is no layer of ``model``.
+
+    The message lists the model's layer names (the first ``limit``; None: all).
+    """
+    valid = layer_names(model)
+    known = set(valid)
+    for name in names:
+        if name not in known:
+            raise AuralizeError(
+                f"no layer named {name!r} in {type(model).__name__};"
+                + _layer_listing(valid, name, limit)
+            )
 
 
 class Capture(Mapping):
@@ -45,14 +66,8 @@ class Capture(Mapping):
             wanted = {str(name): str(name) for name in layers}
         if not wanted:
             raise AuralizeError("capture needs at least one layer name")
+        check_layer_names(model, wanted.values())
         modules = dict(model.named_modules())
-        names = [n for n in modules if n]  # "" is the model itself
-        for name in wanted.values():
-            if name not in modules:
-                raise AuralizeError(
-                    f"no layer named {name!r} in {type(model).__name__};"
-                    + _layer_listing(names, name)
-                )
         self.model = model
         self.layers = wanted
         self.clone = clone

@@ -150,6 +150,13 @@ def normalize_imagenet(img: torch.Tensor) -> torch.Tensor:
     return (img - mean) / std
 
 
+def denormalize_imagenet(img: torch.Tensor) -> torch.Tensor:
+    """Undo :func:`normalize_imagenet`: x * std + mean, back to [0, 1] RGB (not clamped)."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=img.dtype, device=img.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=img.dtype, device=img.device).view(3, 1, 1)
+    return img * std + mean
+
+
 def load_image(path: str | Path, image_size: int = 256, *, orient: bool = True,
                normalize: bool = True) -> torch.Tensor:
     """Read, resize (short edge), orient (height >= width) and normalise one image.

@@ -19,6 +19,7 @@ from torch import nn
 
 from auralize.activations.capture import capture
 from auralize.activations.images import load_image
+from auralize.activations.pictures import save_feature_grid, save_model_input
 from auralize.activations.transform import (
     BankMixer,
     activations_to_audio,
@@ -45,6 +46,7 @@ class BankOutput:
     tensor_path: Path | None = None
     wav_path: Path | None = None
     png_path: Path | None = None
+    maps_png_path: Path | None = None  # the feature maps side by side
 
 
 @dataclass
@@ -58,12 +60,14 @@ class ImageOutput:
     mix_path: Path | None = None
     mix_png_path: Path | None = None
     out_dir: Path | None = None
+    input_png_path: Path | None = None  # the image as the model received it
 
     @property
     def paths(self) -> list[Path]:
-        out = []
+        out = [self.input_png_path] if self.input_png_path is not None else []
         for b in self.banks:
-            out += [p for p in (b.tensor_path, b.wav_path, b.png_path) if p is not None]
+            out += [p for p in (b.tensor_path, b.wav_path, b.png_path, b.maps_png_path)
+                    if p is not None]
         out += [p for p in (self.mix_path, self.mix_png_path) if p is not None]
         return out
 
@@ -135,8 +139,10 @@ def sonify_image(
     save_tensors: bool = True,
     save_wavs: bool = True,
     save_plots: bool = True,
+    save_pictures: bool = True,
     subtype: str | None = None,
     model_name: str | None = None,
+    clone: bool = False,
 ) -> ImageOutput:
     """Run one image through ``model`` and write what its filter banks sound like.
 
@@ -150,7 +156,8 @@ def sonify_image(
         Layers whose outputs are the banks, in order (index 1, 2, ...).
     out_dir : path
         Files go here: ``activations-{i}_{label}.pt``, ``activations-{i}_{label}_{sr}Hz.wav``
-        and ``.png`` per bank, and ``activations-mix_{label}_{sr}Hz.wav`` / ``.png``.
+        and ``.png`` and ``activations-{i}_{label}_maps.png`` per bank,
+        ``activations-mix_{label}_{sr}Hz.wav`` / ``.png`` and ``model-input.png``.
     image_size : int
         Short edge in pixels after resizing.
     scheme, method, normalize : str
@@ -163,6 +170,16 @@ def sonify_image(
         Bank mix (stretched to the longest bank); None skips the mix.
     labels : sequence of str, optional
         Class names for the model's outputs (ImageNet's 1000 for SqueezeNet).
+    save_plots : bool
+        Spectrogram PNGs of each bank's sound and of the mix.
+    save_pictures : bool
+        ``model-input.png`` (the image after resizing and normalisation, shown
+        de-normalised) and ``activations-{i}_{label}_maps.png`` per bank (every
+        filter's map in a grid), see :mod:`auralize.activations.pictures`.
+    clone : bool
+        Copy each bank's output (see :func:`~auralize.activations.capture`): needed
+        for a layer whose output a later layer changes in place (a convolution
+        followed by ``ReLU(inplace=True)``, e.g. SqueezeNet's ``features.0``).
 
     Returns
     -------
@@ -177,7 +194,7 @@ def sonify_image(
     except StopIteration:
         device = torch.device("cpu")
     x = load_image(image, image_size).to(device)
-    acts = capture(model, dict(banks))
+    acts = capture(model, dict(banks), clone=clone)
     try:
         logits = acts(x)
     except RuntimeError as exc:
@@ -186,11 +203,13 @@ def sonify_image(
             f"the model failed on {image.name} at {x.shape[-2]}x{x.shape[-1]} px ({msg}); "
             "try a larger --image-size"
         ) from None
-    del x
     top5 = top_k(logits[0], labels)
     label = safe_label(top5[0][0])
     result = ImageOutput(image=image, label=label, top5=top5, out_dir=out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if save_pictures:
+        result.input_png_path = save_model_input(x, out_dir / "model-input.png")
+    del x
 
     shapes = {name: tuple(acts[name].shape[-3:]) for name in banks}
     mixer = None
@@ -218,6 +237,8 @@ def sonify_image(
                 },
                 bank.tensor_path,
             )
+        if save_pictures:
+            bank.maps_png_path = save_feature_grid(maps, out_dir / f"{stem}_maps.png")
         with torch.inference_mode():
             audio = activations_to_audio(maps, scheme, method=method, normalize=normalize)
         del maps

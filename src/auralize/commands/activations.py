@@ -14,11 +14,15 @@ examples:
   auralize activations --dpath photos --scheme concat --method ola --out sounds
   auralize activations --dpath photos --weights squeezenet1_0-b66bff10.pth --device cuda
 
-Each image gets a folder under --out with, per filter bank i (1-4):
+  auralize activations --layers features.3,features.7   # any layers instead of the 4 banks
+
+Each image gets a folder under --out with, per filter bank i (1-4, or per --layers):
   activations-{i}_{label}.pt          the feature maps (torch.load)
   activations-{i}_{label}_{sr}Hz.wav  the maps read as spectrograms, as sound
   activations-{i}_{label}_{sr}Hz.png  its spectrogram
-and activations-mix_{label}_{sr}Hz.wav/.png, the four banks stretched and mixed.
+  activations-{i}_{label}_maps.png    every filter's map side by side
+and activations-mix_{label}_{sr}Hz.wav/.png, the banks stretched and mixed, and
+model-input.png, the image as the model received it (resized, oriented).
 Weights: --weights PATH, else squeezenet1_x-*.pth in the torch hub cache
 (~/.cache/torch/hub/checkpoints), else random (labels then mean nothing).
 """
@@ -57,7 +61,12 @@ def register(sub) -> None:
                    help="mix the banks, stretched to the longest (default sum)")
     p.add_argument("--subtype", choices=["PCM_16", "PCM_24", "FLOAT"], default="PCM_16",
                    help="WAV sample format (default PCM_16)")
+    p.add_argument("--layers", action="append", default=None, metavar="NAMES",
+                   help="layers to hear instead of the model's 4 banks: module names, "
+                        "comma-separated or repeated (e.g. features.3,features.7,classifier.1)")
     p.add_argument("--no-plots", action="store_true", help="skip the spectrogram PNGs")
+    p.add_argument("--no-pictures", action="store_true",
+                   help="skip model-input.png and the feature-map grids")
     p.add_argument("--out", type=Path, default=Path("auralize-out/activations"),
                    help="output folder (default auralize-out/activations)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",
@@ -94,6 +103,16 @@ def run(args) -> int:
     for w in caught:
         print(f"auralize: warning: {w.message}", file=sys.stderr)
     print(f"model {args.model} on {device}, weights: {source or 'random'}")
+    if args.layers:
+        from auralize.activations.capture import check_layer_names
+
+        names = [n.strip() for item in args.layers for n in item.split(",") if n.strip()]
+        if not names:
+            raise AuralizeError("--layers names no layer: give module names such as features.3")
+        check_layer_names(model, names, limit=None)
+        banks = {n: n for n in dict.fromkeys(names)}
+    else:
+        banks = BANKS[args.model]
 
     labels = imagenet_classes()
     results, failures = [], []
@@ -103,12 +122,13 @@ def run(args) -> int:
         bar.set_postfix_str(path.name)
         try:
             res = sonify_image(
-                model, path, BANKS[args.model], out / path.stem,
+                model, path, banks, out / path.stem,
                 image_size=args.image_size, scheme=args.scheme, method=args.method,
                 normalize=args.normalize,
                 sample_rate=args.sample_rate, mix=None if args.mix == "none" else args.mix,
                 labels=labels, save_plots=not args.no_plots, subtype=args.subtype,
-                model_name=args.model,
+                model_name=args.model, save_pictures=not args.no_pictures,
+                clone=bool(args.layers),
             )
         except AuralizeError as exc:
             if len(images) == 1:

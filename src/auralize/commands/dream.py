@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from auralize.errors import AuralizeError
@@ -15,30 +16,51 @@ EXAMPLES = """\
 examples:
   auralize dream data --out data/us8k-synth            # generated UrbanSound8K look-alike
   auralize dream data --inspect ~/UrbanSound8K         # count usable / skipped files
+  auralize dream prepare ~/UrbanSound8K --out data/us8k-modified  # the seed's 8 kHz, 4 s copy
   auralize dream train 600 32 data/us8k-synth --out runs/sb  # the seed's 3 arguments
-  auralize dream train --epochs 30 --model fat_shallow --data ~/UrbanSound8K --out runs/fs
+  auralize dream train --epochs 30 --arch fat_shallow --data ~/UrbanSound8K --out runs/fs
   auralize dream train --resume --out runs/sb --steps 1200   # continue from the newest checkpoint
+  auralize dream train --cv --data ~/UrbanSound8K --steps 3000 --out runs/cv  # 10-fold protocol
   auralize dream eval runs/sb --data data/us8k-synth --folds 10
-  auralize dream eval --cv --data ~/UrbanSound8K --steps 3000 --out runs/cv
   auralize dream export runs/sb -o sb_cnn.pt
-  auralize dream run clip.wav --model sb_cnn.pt --objective class --class siren -o dream.wav
+  auralize dream run recording.wav --model sb_cnn.pt --objective class --class siren -o dream.wav
   auralize dream run --model sb_cnn.pt --objective layer --layer conv3 --octaves 3 -o d.wav
 """
+
+
+class _Deprecated(argparse.Action):
+    """An old option that still works: stores like ``new`` and says what to use instead."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"auralize: warning: {parser.prog} {option_string} is deprecated: use {self.new}",
+              file=sys.stderr)
+        setattr(namespace, self.dest, True if self.nargs == 0 else values)
+
+
+def _sub(ss, name: str, help_text: str):
+    """A `dream` action whose --help shows the examples of that action only."""
+    lines = [ln for ln in EXAMPLES.splitlines() if f"auralize dream {name} " in ln]
+    return ss.add_parser(name, help=help_text, epilog="examples:\n" + "\n".join(lines),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "dream",
         help="train a sound classifier (UrbanSound8K or generated) and DeepDream with it",
-        description="Deep dreaming sounds: data, training, evaluation, export, dreaming.",
+        description="Deep dreaming sounds: data (generated, inspected or prepared), training, "
+                    "evaluation, export, dreaming.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
     ss = p.add_subparsers(dest="dream_command", metavar="ACTION")
 
-    d = ss.add_parser("data", help="generate the embedded data set, or inspect one",
-                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = _sub(ss, "data", "generate the embedded data set, or inspect one")
     d.add_argument("--out", default=DEFAULT_DATA, help=f"where to write (default {DEFAULT_DATA})")
     d.add_argument("--per-class", type=int, default=8, help="clips per class per fold (8)")
     d.add_argument("--folds", type=int, default=10, help="number of folds (10)")
@@ -50,53 +72,75 @@ def register(sub) -> None:
     d.add_argument("--sample-rate", type=int, default=22050, help="rate for --inspect (22050)")
     d.set_defaults(run=run_data)
 
-    t = ss.add_parser("train", help="train a classifier with Lightning (checkpoints, TensorBoard)",
-                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pr = _sub(ss, "prepare", "copy UrbanSound8K as the seed's modified set "
+                             "(8 kHz mono 16-bit, 4 s clips only, gun_shot dropped)")
+    pr.add_argument("source", help="UrbanSound8K folder (metadata/UrbanSound8K.csv, audio/foldN)")
+    pr.add_argument("--out", required=True, help="new folder: audio/CLASS/TRAIN-|VALIDATE-|TEST-*.wav")
+    pr.add_argument("--sample-rate", type=int, default=8000, help="rate of the copy in Hz (8000)")
+    pr.add_argument("--clip-s", type=float, default=4.0,
+                    help="keep only clips of this length in seconds (4)")
+    pr.add_argument("--drop", default="gun_shot", help="comma list of classes left out (gun_shot)")
+    pr.add_argument("--train-folds", default="1-8", help="folds named TRAIN- (1-8)")
+    pr.add_argument("--val-folds", default="9", help="folds named VALIDATE- (9)")
+    pr.add_argument("--test-folds", default="10", help="folds named TEST- (10)")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pr.set_defaults(run=run_prepare)
+
+    t = _sub(ss, "train", "train a classifier with Lightning (checkpoints, TensorBoard); "
+                          "--cv: the 10-fold protocol")
     t.add_argument("n_steps", nargs="?", type=int, default=None,
                    help="number of optimiser steps (seed's n_iterations; default 600)")
     t.add_argument("batch_pos", nargs="?", type=int, default=None, metavar="batch_size",
                    help="batch size (seed's second argument; also --batch-size; default 32)")
     t.add_argument("path", nargs="?", default=None, help="data folder (also --data)")
+    _data_options(t, out_help=f"run folder (default {DEFAULT_RUN})")
     _train_options(t)
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    t.add_argument("--cv", action="store_true",
+                   help="the official protocol: train one model per held-out test fold")
+    t.add_argument("--cv-folds", default="1-10", help="test folds for --cv (1-10)")
     t.set_defaults(run=run_train)
 
-    e = ss.add_parser("eval", help="accuracy, per-class table, confusion matrix; --cv: 10-fold",
-                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e = _sub(ss, "eval", "accuracy, per-class table, confusion matrix, per-clip predictions")
     e.add_argument("model", nargs="?", default=None,
-                   help="checkpoint, run folder or exported .pt (not with --cv)")
-    e.add_argument("--folds", default="10", help="folds (or split names) to evaluate on (10)")
-    e.add_argument("--cv", action="store_true",
-                   help="run the official 10-fold protocol: train one model per held-out fold")
-    e.add_argument("--cv-folds", default="1-10", help="test folds for --cv (1-10)")
-    _train_options(e)
+                   help="checkpoint, run folder or exported .pt")
+    e.add_argument("--folds", default=None,
+                   help="folds (or split names) to evaluate on (10; the seed's modified copy: test)")
+    _data_options(e, out_help="folder for eval_* files (default: the model's folder)")
+    # `dream eval --cv` trained models: it is `dream train --cv` now (old usage still works)
+    e.add_argument("--cv", action=_Deprecated, new="`auralize dream train --cv`", nargs=0,
+                   default=False, help=argparse.SUPPRESS)
+    e.add_argument("--cv-folds", default="1-10", help=argparse.SUPPRESS)
+    _train_options(e, hidden=True)
     e.set_defaults(run=run_eval)
 
-    x = ss.add_parser("export", help="one TorchScript file with front end + weights",
-                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    x = _sub(ss, "export", "one TorchScript file with front end + weights")
     x.add_argument("checkpoint", help="checkpoint or run folder (newest checkpoint)")
     x.add_argument("-o", "--output", default=None, help="output .pt (default: RUN/model.pt)")
     x.set_defaults(run=run_export)
 
-    r = ss.add_parser("run", help="DeepDream on the waveform",
-                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r = _sub(ss, "run", "DeepDream on the waveform of a whole recording (any length and rate)")
     r.add_argument("input", nargs="?", default=None,
-                   help="WAV/FLAC/OGG to dream on (default: --start)")
-    r.add_argument("--model", "-m", required=True, help="exported .pt, checkpoint or run folder")
+                   help="WAV/FLAC/OGG to dream on, any length and rate (default: --start)")
+    r.add_argument("--model", "-m", required=True,
+                   help="model file: exported .pt, checkpoint, or a run folder holding one")
     r.add_argument("-o", "--output", default="auralize-out/dream/dream.wav", help="dreamed WAV")
     r.add_argument("--objective", choices=["layer", "channel", "class", "logit"], default="layer",
                    help="layer energy, one channel's mean, a class's log-probability, or its logit")
     r.add_argument("--layer", default=None, help="layer name (default: last convolution)")
     r.add_argument("--channel", type=int, default=0, help="channel for --objective channel")
     r.add_argument("--class", dest="target_class", default=None, help="class name or index")
-    r.add_argument("--steps", type=int, default=100, help="gradient steps in all (100)")
+    r.add_argument("--steps", type=int, default=100,
+                   help="gradient steps per model-length window (100)")
     r.add_argument("--step-size", type=float, default=None,
                    help="change per sample per step, full scale 1 (0.01 class/logit, else 0.002)")
     r.add_argument("--octaves", type=int, default=1, help="multi-scale octaves (1)")
     r.add_argument("--octave-scale", type=float, default=2.0, help="band ratio between octaves (2)")
     r.add_argument("--jitter-ms", type=float, default=10.0, help="random time shift per step (10 ms)")
-    r.add_argument("--normalise", choices=["adam", "l1"], default="adam",
-                   help="gradient normalisation: adam (default) or l1 (classic DeepDream)")
+    r.add_argument("--normalize", choices=["adam", "l1"], default="adam",
+                   help="gradient normalization: adam (default) or l1 (classic DeepDream)")
+    r.add_argument("--normalise", dest="normalize", choices=["adam", "l1"],
+                   help=argparse.SUPPRESS)  # the old spelling
     r.add_argument("--adaptive", action="store_true",
                    help="grow the step while the objective rises, halve it when it falls")
     r.add_argument("--seed", type=int, default=0)
@@ -107,32 +151,43 @@ def register(sub) -> None:
     r.set_defaults(run=run_dream)
 
 
-def _train_options(t) -> None:
-    g = t.add_argument_group("training")
-    g.add_argument("--data", default=None,
+def _data_options(p, out_help: str) -> None:
+    """Options that training and evaluation share: where the data and the results are."""
+    p.add_argument("--data", default=None,
                    help=f"data folder: UrbanSound8K, the seed's modified copy, or generated "
                         f"(default {DEFAULT_DATA}, generated when missing)")
-    g.add_argument("--out", default=None, help=f"run folder (default {DEFAULT_RUN})")
-    g.add_argument("--model", dest="arch", default="sb_cnn", help="sb_cnn or fat_shallow")
-    g.add_argument("--steps", type=int, default=None, help="optimiser steps")
-    g.add_argument("--epochs", type=int, default=None, help="epochs (instead of steps)")
-    g.add_argument("--batch-size", type=int, default=None)
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--sample-rate", type=int, default=22050, help="model rate in Hz (22050)")
-    g.add_argument("--clip-s", type=float, default=4.0, help="clip length in seconds (4)")
-    g.add_argument("--train-folds", default="1-8")
-    g.add_argument("--val-folds", default="9")
-    g.add_argument("--test-folds", default="10")
-    g.add_argument("--val-every", type=int, default=50, help="validate every N steps (50)")
-    g.add_argument("--ckpt-every", type=int, default=100, help="checkpoint every N steps (100)")
-    g.add_argument("--keep", type=int, default=5, help="checkpoints kept (5)")
-    g.add_argument("--augment", default="shift,gain,noise,stretch",
-                   help="comma list of shift,gain,noise,stretch, or 'none'")
-    g.add_argument("--target-acc", type=float, default=None,
-                   help="stop once validation accuracy reaches this (e.g. 0.95)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (min(2, cores))")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", default=None, help=out_help)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (min(2, cores))")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _train_options(t, hidden: bool = False) -> None:
+    """Training settings; ``hidden``: parsed (for old usage) but not shown in --help."""
+    g = t.add_argument_group("training") if not hidden else t
+
+    def add(*names, help=None, **kw):  # noqa: A002 - argparse's own keyword
+        g.add_argument(*names, help=argparse.SUPPRESS if hidden else help, **kw)
+
+    add("--arch", default="sb_cnn", help="architecture: sb_cnn or fat_shallow (sb_cnn)")
+    # `--model` named the architecture here but a model file in `dream run`
+    g.add_argument("--model", dest="arch", action=_Deprecated, new="--arch", help=argparse.SUPPRESS)
+    add("--steps", type=int, default=None, help="optimiser steps")
+    add("--epochs", type=int, default=None, help="epochs (instead of steps)")
+    add("--batch-size", type=int, default=None)
+    add("--lr", type=float, default=1e-3)
+    add("--sample-rate", type=int, default=22050, help="model rate in Hz (22050)")
+    add("--clip-s", type=float, default=4.0, help="clip length in seconds (4)")
+    add("--train-folds", default="1-8")
+    add("--val-folds", default="9")
+    add("--test-folds", default="10")
+    add("--val-every", type=int, default=50, help="validate every N steps (50)")
+    add("--ckpt-every", type=int, default=100, help="checkpoint every N steps (100)")
+    add("--keep", type=int, default=5, help="checkpoints kept (5)")
+    add("--augment", default="shift,gain,noise,stretch",
+        help="comma list of shift,gain,noise,stretch, or 'none'")
+    add("--target-acc", type=float, default=None,
+        help="stop once validation accuracy reaches this (e.g. 0.95)")
+    add("--seed", type=int, default=0)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -222,7 +277,27 @@ def run_data(args) -> int:
     return 0
 
 
+def run_prepare(args) -> int:
+    from auralize.dream.datasets import parse_folds
+    from auralize.dream.modified_copy import make_modified_copy
+
+    drop = [c.strip() for c in args.drop.split(",") if c.strip()]
+    rep = make_modified_copy(
+        args.source, args.out, sample_rate=args.sample_rate, clip_s=args.clip_s, drop=drop,
+        splits={"TRAIN": parse_folds(args.train_folds), "VALIDATE": parse_folds(args.val_folds),
+                "TEST": parse_folds(args.test_folds)},
+        progress=not args.no_progress,
+    )
+    print(rep.summary())
+    print(f"wrote {Path(args.out) / 'audio'}/CLASS/{{TRAIN,VALIDATE,TEST}}-*.wav and "
+          f"{Path(args.out) / 'README.txt'}")
+    print(f"train on it: auralize dream train --data {args.out} --sample-rate {args.sample_rate}")
+    return 0
+
+
 def run_train(args) -> int:
+    if args.cv:
+        return _cross_validate(args)
     from auralize.dream.train import train
 
     data = args.path or args.data or DEFAULT_DATA
@@ -241,10 +316,28 @@ def run_train(args) -> int:
     run = Path(rep["run"])
     print("wrote:")
     print(f"  {rep['checkpoint']}")
-    for name in ("report.json", "test_confusion.png", "steps.csv", "tb"):
+    for name in ("report.json", "test_confusion.png", "test_predictions.csv", "steps.csv", "tb"):
         if (run / name).exists():
             print(f"  {run / name}")
     print(f"TensorBoard: tensorboard --logdir {run / 'tb'}")
+    return 0
+
+
+def _cross_validate(args) -> int:
+    from auralize.dream.datasets import parse_folds
+    from auralize.dream.train import cross_validate
+
+    data = getattr(args, "path", None) or args.data or DEFAULT_DATA
+    _ensure_default_data(data)
+    steps = getattr(args, "n_steps", None) or args.steps
+    cfg = _train_config(args, steps=steps if steps or args.epochs else 600,
+                        batch=getattr(args, "batch_pos", None) or args.batch_size, data=data)
+    cfg.out = args.out or "auralize-out/dream/cv"
+    res = cross_validate(cfg, parse_folds(args.cv_folds))
+    for k, acc in res["folds"].items():
+        print(f"fold {k:>2}: test accuracy {acc:.4f}")
+    print(f"mean {res['mean_acc']:.4f} +- {res['std_acc']:.4f} over {len(res['folds'])} folds")
+    print(f"wrote {Path(cfg.out) / 'cv.json'}")
     return 0
 
 
@@ -252,21 +345,10 @@ def run_eval(args) -> int:
     from auralize.dream.datasets import parse_folds
 
     if args.cv:
-        from auralize.dream.train import cross_validate
-
-        data = args.data or DEFAULT_DATA
-        _ensure_default_data(data)
-        cfg = _train_config(args, steps=args.steps if args.steps or args.epochs else 600, data=data)
-        cfg.out = args.out or "auralize-out/dream/cv"
-        res = cross_validate(cfg, parse_folds(args.cv_folds))
-        for k, acc in res["folds"].items():
-            print(f"fold {k:>2}: test accuracy {acc:.4f}")
-        print(f"mean {res['mean_acc']:.4f} +- {res['std_acc']:.4f} over {len(res['folds'])} folds")
-        print(f"wrote {Path(cfg.out) / 'cv.json'}")
-        return 0
+        return _cross_validate(args)
     if not args.model:
-        raise AuralizeError("give a MODEL (checkpoint, run folder or exported .pt), or --cv")
-    from auralize.dream.datasets import load_dataset
+        raise AuralizeError("give a MODEL (checkpoint, run folder or exported .pt)")
+    from auralize.dream.datasets import detect_layout, load_dataset
     from auralize.dream.evaluate import evaluate, format_table, save_confusion_png
     from auralize.dream.models import load_model
     from auralize.dream.train import set_threads
@@ -275,6 +357,8 @@ def run_eval(args) -> int:
     path = _resolve_model_path(args.model)
     model = load_model(path)
     data = args.data or DEFAULT_DATA
+    if args.folds is None:
+        args.folds = "test" if detect_layout(data) == "modified" else "10"
     folds = parse_folds(args.folds)
     clips = load_dataset(data, model.sample_rate, model.clip_samples / model.sample_rate,
                          splits=folds, progress=not args.no_progress)
@@ -285,15 +369,16 @@ def run_eval(args) -> int:
             f"the data's classes ({', '.join(clips.class_names)}) differ from the model's "
             f"({', '.join(model.class_names)})"
         )
-    res = evaluate(model, clips)
+    out = Path(args.out or (args.model if Path(args.model).is_dir() else path.parent))
+    csv_path = out / "eval_predictions.csv"
+    res = evaluate(model, clips, predictions_csv=csv_path)
     print(f"model: {path}")
     print(clips.summary())
     print(format_table(res))
-    out = Path(args.out or path.parent)
     png = save_confusion_png(res.confusion, res.class_names, out / "eval_confusion.png",
                              f"{Path(path).name} on {args.folds}: acc {res.accuracy:.3f}")
     js = res.to_json(out / "eval.json")
-    print(f"wrote:\n  {png}\n  {js}")
+    print(f"wrote:\n  {png}\n  {js}\n  {csv_path}")
     return 0
 
 
@@ -315,30 +400,32 @@ def run_export(args) -> int:
 def run_dream(args) -> int:
     import numpy as np
 
-    from auralize.dream.datasets import load_clip
     from auralize.dream.deepdream import DreamConfig, dream, save_outputs, starting_clip
     from auralize.dream.models import load_model
     from auralize.dream.train import set_threads
 
     set_threads(args.threads)
     model = load_model(_resolve_model_path(args.model))
-    if args.input:
-        from auralize.audio.files import read_audio
-
-        _, rate = read_audio(args.input)
-        clip = load_clip(args.input, model.sample_rate, int(model.clip_samples))
-        print(f"input {args.input} ({rate} Hz) -> {model.sample_rate} Hz, "
-              f"{model.clip_samples / model.sample_rate:.2f} s")
-    else:
-        clip = starting_clip(model, args.start, args.seed)
-        print(f"no input: dreaming from {args.start}")
     cfg = DreamConfig(
         objective=args.objective, layer=args.layer, channel=args.channel,
         target_class=args.target_class, steps=args.steps, step_size=args.step_size,
         octaves=args.octaves, octave_scale=args.octave_scale, jitter_ms=args.jitter_ms,
-        seed=args.seed, normalise=args.normalise, adaptive=args.adaptive,
+        seed=args.seed, normalize=args.normalize, adaptive=args.adaptive,
     )
-    res = dream(model, clip, cfg, progress=not args.no_progress)
+    if args.input:
+        from auralize.audio.files import read_audio
+        from auralize.dream.recording import dream_recording
+
+        samples, rate = read_audio(args.input, mono=True)
+        if not np.all(np.isfinite(samples)):
+            raise AuralizeError(f"{args.input!r} holds NaN or infinite samples")
+        print(f"input {args.input}: {len(samples) / rate:.2f} s at {rate} Hz; the model hears "
+              f"{model.clip_samples / model.sample_rate:.2f} s windows at {model.sample_rate} Hz")
+        res = dream_recording(model, samples, rate, cfg, progress=not args.no_progress)
+    else:
+        print(f"no input: dreaming from {args.start}")
+        res = dream(model, starting_clip(model, args.start, args.seed), cfg,
+                    progress=not args.no_progress)
     paths = save_outputs(res, args.output)
     ratio = f" ({res.end / res.start:.2f}x)" if res.start > 0 else ""
     print(f"{res.target}: {res.start:.4g} -> {res.end:.4g}{ratio} in {len(res.curve)} steps")
@@ -346,7 +433,7 @@ def run_dream(args) -> int:
     print(f"top class after: {res.class_names[i]} ({res.probs_after[i]:.3f}); "
           f"before: {res.class_names[int(np.argmax(res.probs_before))]} "
           f"({float(np.max(res.probs_before)):.3f})")
-    print("wrote:")
+    print(f"wrote ({len(res.wave) / res.sample_rate:.2f} s at {res.sample_rate} Hz):")
     for p in paths.values():
         print(f"  {p}")
     return 0

@@ -108,6 +108,12 @@ def detect_layout(root: str | Path) -> str:
     root = Path(root)
     if not root.exists():
         raise AuralizeError(f"data folder not found: {str(root)!r}")
+    if not root.is_dir():
+        # the deepdreaming-sounds seed trained from `UrbanSound8K_modified/urbansound.pkl`
+        raise AuralizeError(
+            f"{str(root)!r} is a file, not a data folder: auralize reads the audio files "
+            f"themselves (no pickle); give the folder that holds audio/, e.g. {str(root.parent)!r}"
+        )
     if (root / "metadata" / "UrbanSound8K.csv").exists():
         return "urbansound8k"
     if _modified_files(root):

@@ -17,7 +17,7 @@ Regularisers from image feature visualisation
                 decimated copy and upsampling the detail), the last octave is
                 full band;
     jitter      a random circular time shift before every step (undone after);
-    gradient normalisation  ``adam`` (default): Adam's per-sample normalisation,
+    gradient normalization  ``adam`` (default): Adam's per-sample normalisation,
                 each sample moves by about ``step_size`` per step; ``l1`` (classic
                 DeepDream): ``step_size`` times the gradient divided by its mean
                 absolute value.  Optional adaptive step: the step grows by 25 %
@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from auralize.errors import AuralizeError
 
 OBJECTIVES = ("layer", "channel", "class", "logit")
-NORMALISATIONS = ("l1", "adam")
+NORMALIZATIONS = ("l1", "adam")
 
 
 @dataclass
@@ -60,7 +60,7 @@ class DreamConfig:
     octave_scale: float = 2.0
     jitter_ms: float = 10.0
     seed: int = 0
-    normalise: str = "adam"  # "adam" or "l1"
+    normalize: str = "adam"  # "adam" or "l1"
     adaptive: bool = False  # grow the step while the objective rises, halve it when it falls
 
     def resolved_step_size(self) -> float:
@@ -105,9 +105,9 @@ def _check(model, cfg: DreamConfig) -> tuple[str, int]:
         raise AuralizeError(
             f"unknown objective {cfg.objective!r}; choose one of: {', '.join(OBJECTIVES)}"
         )
-    if cfg.normalise not in NORMALISATIONS:
+    if cfg.normalize not in NORMALIZATIONS:
         raise AuralizeError(
-            f"unknown normalisation {cfg.normalise!r}; choose one of: {', '.join(NORMALISATIONS)}"
+            f"unknown normalization {cfg.normalize!r}; choose one of: {', '.join(NORMALIZATIONS)}"
         )
     if cfg.steps < 1 or cfg.octaves < 1 or not cfg.resolved_step_size() > 0 or cfg.octave_scale <= 1:
         raise AuralizeError("steps and octaves must be >= 1, step size > 0, octave scale > 1")
@@ -163,8 +163,14 @@ def _probs(model, x: torch.Tensor) -> np.ndarray:
         return torch.softmax(model(x.view(1, -1)), dim=1)[0].numpy()
 
 
-def dream(model, wave: np.ndarray, cfg: DreamConfig | None = None, progress: bool = False) -> DreamResult:
-    """Gradient ascent on ``wave`` (mono, the model's rate and clip length)."""
+def dream(model, wave: np.ndarray, cfg: DreamConfig | None = None, progress=False) -> DreamResult:
+    """Gradient ascent on ``wave`` (mono, the model's rate and clip length).
+
+    ``progress``: True for a progress bar of the steps, or a tqdm bar to advance
+    (one per step; :func:`auralize.dream.recording.dream_recording` shares one
+    over all windows).  For a whole recording of any length and rate, use
+    :func:`~auralize.dream.recording.dream_recording`.
+    """
     cfg = cfg or DreamConfig()
     model.eval()
     f, label = objective_fn(model, cfg)
@@ -185,8 +191,8 @@ def dream(model, wave: np.ndarray, cfg: DreamConfig | None = None, progress: boo
     t = 0
     with torch.no_grad():
         start = float(f(x.view(1, n)))
-    bar = None
-    if progress:
+    bar, own_bar = (progress, False) if hasattr(progress, "update") else (None, True)
+    if progress and bar is None:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, desc="dreaming", unit="step")
@@ -206,7 +212,7 @@ def dream(model, wave: np.ndarray, cfg: DreamConfig | None = None, progress: boo
             g = _lowpass(g, factor)
             scale = g.abs().mean()
             if bool(scale > 0) and math.isfinite(float(scale)):
-                if cfg.normalise == "adam":
+                if cfg.normalize == "adam":
                     t += 1
                     m1 = 0.9 * m1 + 0.1 * g
                     m2 = 0.999 * m2 + 0.001 * g * g
@@ -215,10 +221,10 @@ def dream(model, wave: np.ndarray, cfg: DreamConfig | None = None, progress: boo
                     g = g / scale
                 g = g - g.mean()  # no DC from the update
                 x = (x + step_size * gain * g).clamp_(-1.0, 1.0)
-            if bar:
+            if bar is not None:
                 bar.update(1)
                 bar.set_postfix(objective=f"{curve[-1]:.4g}")
-    if bar:
+    if bar is not None and own_bar:
         bar.close()
     y = x - x.mean()
     peak = float(y.abs().max())

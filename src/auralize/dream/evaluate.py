@@ -6,6 +6,7 @@ Works with a checkpoint or an exported TorchScript file (see
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,10 +63,40 @@ def summarize(labels: np.ndarray, preds: np.ndarray, class_names: list[str]) -> 
     return EvalResult(acc, n, list(class_names), cm.tolist(), per)
 
 
-def evaluate(model, clips, batch_size: int = 64) -> EvalResult:
-    """Evaluate ``model`` on a :class:`~auralize.dream.datasets.ClipSet`."""
+def evaluate(model, clips, batch_size: int = 64, predictions_csv: str | Path | None = None
+             ) -> EvalResult:
+    """Evaluate ``model`` on a :class:`~auralize.dream.datasets.ClipSet`.
+
+    With ``predictions_csv``, also write one row per clip (see :func:`write_predictions`).
+    """
     logits = predict_logits(model, clips.waves, batch_size)
-    return summarize(clips.labels, logits.argmax(axis=1), list(model.class_names))
+    names = list(model.class_names)
+    if predictions_csv is not None:
+        write_predictions(predictions_csv, clips, logits, names)
+    return summarize(clips.labels, logits.argmax(axis=1), names)
+
+
+def write_predictions(path: str | Path, clips, logits: np.ndarray, class_names: list[str]) -> Path:
+    """Per-clip predictions as CSV: what the seed's eval.py printed, kept in a file.
+
+    Columns: ``file``, ``split`` (fold or split name), ``true``, ``predicted``,
+    ``correct`` (0/1), ``confidence`` (probability of the predicted class), then
+    ``p_<class>`` for every class (softmax probabilities, 4 decimals).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logits = np.asarray(logits, dtype=np.float64)
+    z = logits - logits.max(axis=1, keepdims=True) if len(logits) else logits
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True) if len(logits) else z
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "split", "true", "predicted", "correct", "confidence",
+                    *(f"p_{c}" for c in class_names)])
+        for i, p in enumerate(probs):
+            true, pred = class_names[int(clips.labels[i])], class_names[int(p.argmax())]
+            w.writerow([clips.files[i], clips.splits[i], true, pred, int(true == pred),
+                        f"{p.max():.4f}", *(f"{v:.4f}" for v in p)])
+    return path
 
 
 def format_table(result: EvalResult) -> str:

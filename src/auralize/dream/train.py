@@ -7,7 +7,8 @@ Run folder layout (``out``)::
     checkpoints/latest          name of the newest checkpoint
     steps.csv                   one row per optimiser step: step, epoch, loss, first sample
     tb/                         TensorBoard: loss, accuracy, confusion matrix, audio
-    report.json, test_confusion.png   test-fold results at the end
+    report.json, test_confusion.png, test_eval.json   test-fold results at the end
+    test_predictions.csv        one row per test clip (see dream.evaluate.write_predictions)
 
 Determinism: the batch of step ``s`` is a function of ``(seed, s)`` only, and the
 random numbers of step ``s`` (augmentation, dropout) are seeded by ``(seed, s)``.
@@ -420,8 +421,7 @@ def split_keys(cfg: TrainConfig, layout: str) -> tuple[list, list, list]:
     return list(cfg.train_folds), list(cfg.val_folds), list(cfg.test_folds)
 
 
-def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
-          clips: ClipSet | None = None) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, clips: ClipSet | None = None) -> dict:
     """Train (or resume) a run; return a summary dict (also in ``report.json``).
 
     Parameters
@@ -430,8 +430,6 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
         Settings; ``cfg.out`` is the run folder.
     resume : bool
         Continue from the newest checkpoint in ``cfg.out`` (error when there is none).
-    stop_after : int, optional
-        Simulate a crash: raise after this many steps (for tests of resume).
     clips : ClipSet, optional
         Already-loaded clips (skips reading ``cfg.data``).
     """
@@ -458,8 +456,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
         raise AuralizeError(
             f"{str(run)!r} already holds checkpoints: add --resume to continue, or choose another --out"
         )
-    run.mkdir(parents=True, exist_ok=True)
-
+    # everything that can fail on the user's data fails before the run folder exists
     layout = detect_layout(cfg.data) if clips is None else "urbansound8k"
     tr_keys, va_keys, te_keys = split_keys(cfg, layout)
     if clips is None:
@@ -468,6 +465,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
     train_clips, val_clips, test_clips = (clips.select(k) for k in (tr_keys, va_keys, te_keys))
     if len(train_clips) == 0:
         raise AuralizeError(f"no training clips in split(s) {tr_keys} of {cfg.data!r}")
+    run.mkdir(parents=True, exist_ok=True)
     model_config = default_config(cfg.arch, clips.class_names, cfg.sample_rate, cfg.clip_s)
     if ckpt_path is not None:
         saved_model = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
@@ -494,14 +492,6 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
         if len(val_clips) else None
     )
     callbacks = _make_callbacks(cfg, run, sampler)
-    if stop_after is not None:
-
-        class _Crash(pl.Callback):
-            def on_train_batch_end(self, trainer, *a):
-                if trainer.global_step >= stop_after:
-                    raise _SimulatedCrash(f"stopped after step {trainer.global_step}")
-
-        callbacks.append(_Crash())
     from lightning.pytorch.loggers import TensorBoardLogger
 
     logger = TensorBoardLogger(str(run), name="tb", version="", default_hp_metric=False)
@@ -556,7 +546,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
     if val_acc is not None:
         report["val_acc"] = float(val_acc)
     if len(test_clips):
-        res = evaluate(model, test_clips)
+        res = evaluate(model, test_clips, predictions_csv=run / "test_predictions.csv")
         report["test_acc"] = res.accuracy
         report["test_folds"] = te_keys
         res.to_json(run / "test_eval.json")
@@ -564,10 +554,6 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
                            f"test split(s) {','.join(map(str, te_keys))}: acc {res.accuracy:.3f}")
     _atomic_write_text(run / "report.json", json.dumps(report, indent=2))
     return report
-
-
-class _SimulatedCrash(RuntimeError):
-    pass
 
 
 def cross_validate(cfg: TrainConfig, folds=None, clips: ClipSet | None = None) -> dict:
