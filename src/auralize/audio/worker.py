@@ -135,8 +135,11 @@ class Worker:
         self._closing = False
 
     # -- life cycle -------------------------------------------------------------------
-    def start(self) -> Self:
-        """Spawn the child; return when it is ready (``error`` is set if it could not start)."""
+    def start(self, wait: bool = True) -> Self:
+        """Spawn the child; return when it is ready (``error`` is set if it could not start).
+
+        ``wait=False`` returns at once: items queue up until the child reads them.
+        """
         if self._process is not None:
             raise RuntimeError(f"{type(self).__name__}.start() was already called")
         self.shared = SharedStats(self.stats_fields, self.initial_stats)
@@ -151,7 +154,7 @@ class Worker:
                                     max_pending=self.max_pending)
         threading.Thread(target=self._read_status, name=f"{self.process_name}-status",
                          daemon=True).start()
-        if not self._ready.wait(self.start_timeout_s) and self.error is None:
+        if wait and not self._ready.wait(self.start_timeout_s) and self.error is None:
             self.error = f"the {self.process_name} process did not start in {self.start_timeout_s:.0f} s"
         return self
 
@@ -290,6 +293,13 @@ class WorkerChild:
     def finish(self) -> dict:
         return self.shared.as_dict()
 
+    def on_loop_error(self, exc: BaseException) -> None:
+        """The loop raised: by default a warning (sound stops, files are still finished)."""
+        self.warn("stopped", f"{self.name} stopped: {type(exc).__name__}: {exc}")
+
+    #: how the parent's warnings name this worker
+    name = "auralize worker"
+
     def request_close(self, *args) -> None:
         """The parent asked to close (reader thread)."""
         self.close_args = args
@@ -318,7 +328,7 @@ class WorkerChild:
         try:
             self.loop()
         except Exception as exc:  # noqa: BLE001 - report, then finish cleanly
-            self.warn("stopped", f"{type(self).__name__} stopped: {type(exc).__name__}: {exc}")
+            self.on_loop_error(exc)
         try:
             final = self.finish()
         except Exception as exc:  # noqa: BLE001

@@ -8,102 +8,70 @@ synthesised: the file equals an offline render of the same events
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import collections
 from pathlib import Path
 
-from auralize.audio.engine import Engine
-from auralize.audio.processes import QueuedSender, start_worker
-from auralize.audio.sinks import FileSink
+from auralize.audio.worker import Worker, WorkerChild
 from auralize.sonify.timeline import SonifyConfig
 
 
-def _render_main(config: dict, path: str, inbox, outbox) -> None:
-    """Child process: render queued events up to each frontier into ``path``."""
-    cfg = SonifyConfig.from_dict(config)
-    engine = Engine(int(cfg.sample_rate), **cfg.engine_kwargs())
-    sink = FileSink(path, int(cfg.sample_rate))
-    chunk, sr = engine.chunk_size, engine.sample_rate
+class RenderWorker(Worker):
+    """Parent side: ``send_step`` never blocks; a renderer that falls behind makes a queue grow."""
 
-    def render_to(frame: int) -> None:
-        while engine.frames_rendered < frame:
-            sink.write(engine.render(min(frame - engine.frames_rendered, 16384)))
-
-    try:
-        final = False
-        while not final:
-            _, items = inbox.recv()  # ("batch", [(events, frontier_s, final), ...])
-            for events, _, _ in items:
-                for event in events:
-                    engine.schedule(event)
-            _, frontier_s, final = items[-1]  # the newest frontier holds for all of them
-            if final:
-                render_to(int(round(frontier_s * sr)))
-            else:
-                render_to(int(frontier_s * sr) // chunk * chunk)
-        sink.close()
-        outbox.send(("done", engine.stats.as_dict()))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent
-        sink.close()
-        outbox.send(("error", f"{type(exc).__name__}: {exc}"))
-
-
-class RenderWorker:
-    """Parent side of the renderer (spawned: no shared GIL with training).
-
-    Messages go through a :class:`~auralize.audio.processes.QueuedSender`, so a
-    renderer that falls behind makes a queue grow instead of blocking the
-    training loop on a full pipe.
-    """
+    child = "auralize.sonify.render_worker:RenderChild"
+    process_name = "auralize-renderer"
 
     def __init__(self, config: SonifyConfig, path: Path) -> None:
-        self.config = config
-        self.path = Path(path)
-        self.error: str | None = None
-        self.stats: dict = {}
-        self._finished = False
-
-    def start(self) -> RenderWorker:
-        inbox_recv, inbox = mp.Pipe(duplex=False)
-        self._outbox, outbox_send = mp.Pipe(duplex=False)
-        self.process = start_worker(
-            _render_main, (self.config.to_dict(), str(self.path), inbox_recv, outbox_send),
-            name="auralize-renderer",
-        )
-        inbox_recv.close()
-        outbox_send.close()
-        self._sender = QueuedSender(inbox, name="auralize-render-send")
-        return self
+        super().__init__({"config": config.to_dict(), "path": str(path)})
 
     def send_step(self, events: list, frontier_s: float, final: bool = False) -> None:
-        self._sender.put((events, frontier_s, final))
-
-    def _receive(self) -> None:
-        try:
-            kind, payload = self._outbox.recv()
-        except (EOFError, OSError):
-            self.error = self.error or "the renderer process has exited"
-            return
-        if kind == "error":
-            self.error = payload
-        else:
-            self.stats = payload
-
-    def poll_error(self) -> str | None:
-        if self.error is None and not self._finished and self._outbox.poll():
-            self._receive()
-        return self.error
+        self.put((events, frontier_s, final))
 
     def finish(self, end_s: float, timeout_s: float = 600.0) -> dict:
+        """Render up to ``end_s`` (score seconds), close the file; return the engine's statistics."""
         self.send_step([], end_s, final=True)
-        self._sender.close(timeout_s)
-        self.error = self.error or self._sender.error
-        if self.error is None:
-            if self._outbox.poll(timeout_s):
-                self._receive()
-            else:
-                self.error = f"the renderer did not finish in {timeout_s:.0f} s"
-        if self.error is not None:
-            self.process.kill()
-        self.process.join(10)
-        self._finished = True
-        return self.stats
+        return self.close(timeout_s)
+
+
+class RenderChild(WorkerChild):
+    def setup(self) -> dict:
+        from auralize.audio.engine import Engine
+        from auralize.audio.sinks import FileSink
+
+        cfg = SonifyConfig.from_dict(self.cfg["config"])
+        self.engine = Engine(int(cfg.sample_rate), **cfg.engine_kwargs())
+        self.sink = FileSink(self.cfg["path"], int(cfg.sample_rate))
+        self.items: collections.deque = collections.deque()
+        return {}
+
+    def receive(self, items: list) -> None:
+        self.items.extend(items)
+
+    def _render_to(self, frame: int) -> None:
+        while self.engine.frames_rendered < frame:
+            self.sink.write(self.engine.render(min(frame - self.engine.frames_rendered, 16384)))
+
+    def loop(self) -> None:
+        engine, sr, chunk = self.engine, self.engine.sample_rate, self.engine.chunk_size
+        while not self.stop.is_set() or self.items:
+            self.wake.wait(0.5)
+            self.wake.clear()
+            frontier_s, final = None, False
+            while self.items:
+                events, frontier_s, final = self.items.popleft()
+                for event in events:
+                    engine.schedule(event)
+                if final:
+                    break
+            if final:
+                self._render_to(int(round(frontier_s * sr)))
+                return
+            if frontier_s is not None:  # the newest frontier holds for everything received
+                self._render_to(int(frontier_s * sr) // chunk * chunk)
+
+    def on_loop_error(self, exc: BaseException) -> None:
+        self.tell("error", f"{type(exc).__name__}: {exc}")
+
+    def finish(self) -> dict:
+        self.sink.close()
+        return self.engine.stats.as_dict()

@@ -33,14 +33,14 @@ class FileRecording:
         from auralize.sonify.render_worker import RenderWorker
 
         self.path = path
-        self._worker = RenderWorker(config, path).start()
+        self._worker = RenderWorker(config, path).start(wait=False)
 
     def send(self, events: list[Event], frontier_s: float) -> None:
         self._worker.send_step(events, frontier_s)
 
     @property
     def error(self) -> str | None:
-        return self._worker.poll_error()
+        return self._worker.error
 
     def close(self, end_s: float) -> dict:
         return self._worker.finish(end_s)
