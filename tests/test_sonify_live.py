@@ -141,7 +141,7 @@ def test_speaker_and_page_make_the_same_onsets(jack_server, jack_recorder, tmp_p
             while not stop.is_set():
                 try:
                     msg = await ws.receive(timeout=0.2)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 if msg.type == aiohttp.WSMsgType.BINARY:
                     page_blocks.append(np.frombuffer(msg.data[PCM_HEADER.size:], "<i2") / 32767.0)

@@ -1,7 +1,8 @@
 """Live generation: audio input -> up to three models -> knob mix -> output (boii).
 
-Structure as :mod:`auralize.audio.live`: everything audio runs in a spawned child
-process (:func:`~auralize.audio.processes.start_worker`).  Inside it:
+Structure as :mod:`auralize.audio.live`: :class:`LiveGenerator` is a
+:class:`~auralize.audio.worker.Worker`; everything audio runs in its child
+(:mod:`auralize.generate.live_child`).  Inside it:
 
 - the PortAudio duplex callback only copies: input samples into one
   :class:`~auralize.audio.ringbuffer.RingBuffer`, output samples out of another;
@@ -19,10 +20,6 @@ so they never click.
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
-import os
-import sys
-import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -33,12 +30,13 @@ import numpy as np
 
 from auralize.audio.devices import AudioUnavailableWarning
 from auralize.audio.live import StreamStats
+from auralize.audio.worker import Worker
 from auralize.errors import AuralizeError
 
-_FIELDS = ("blocks", "ring_underruns", "device_underflows", "input_overflows", "cpu_s",
-           "wall_s", "proc_s_sum", "proc_s_max", "cc1", "cc2", "midi_messages", "heartbeat",
-           "device_latency_s", "lead_frames", "recorded_frames")
-_IDX = {n: i for i, n in enumerate(_FIELDS)}
+#: statistics the child shares with the parent while it runs
+STATS_FIELDS = ("blocks", "ring_underruns", "device_underflows", "input_overflows", "cpu_s",
+                "wall_s", "proc_s_sum", "proc_s_max", "cc1", "cc2", "midi_messages", "heartbeat",
+                "device_latency_s", "lead_frames", "recorded_frames")
 
 
 def mix_weights(cc1: float, cc2: float, n_models: int) -> np.ndarray:
@@ -144,8 +142,8 @@ class GenLiveStats(StreamStats):
                    if self.recorded_to else ""))
 
 
-class LiveGenerator:
-    """Run live generation in a child process.
+class LiveGenerator(Worker):
+    """Run live generation in a worker process (:mod:`auralize.generate.live_child`).
 
     Parameters
     ----------
@@ -171,6 +169,10 @@ class LiveGenerator:
         Record the output (what the device plays, at its rate) to this
         WAV/FLAC/OGG file, flushed at least every 0.5 s.
     """
+
+    child = "auralize.generate.live_child:GenerateChild"
+    process_name = "auralize-generate-live"
+    stats_fields = STATS_FIELDS
 
     def __init__(self, run_dirs, *, midi_port=None, midi_map=None, device=None,
                  gain: float = 1.0, threads: int = 1, lead_s: float | None = None,
@@ -204,80 +206,32 @@ class LiveGenerator:
                               AudioUnavailableWarning, stacklevel=2)
         self.device, self.gain, self.threads = device, float(gain), int(threads)
         self.lead_s = lead_s
-        self.start_timeout_s = float(start_timeout_s)
-        self._proc = self._cmd = self._status = self._shared = None
-        self._final: GenLiveStats | None = None
-        self._info: dict = {}
-        self._error: str | None = None
-        self._ready = threading.Event()
-        self._done = threading.Event()
+        super().__init__({"run_dirs": self.run_dirs, "midi": self.midi,
+                          "knob_map": asdict(self.knob_map), "device": self.device,
+                          "gain": self.gain, "threads": self.threads, "lead_s": self.lead_s,
+                          "out": self.out, "precision": self.precision},
+                         start_timeout_s=start_timeout_s, initial_stats={"cc1": 0.5, "cc2": 0.5})
 
-    def start(self) -> LiveGenerator:
-        from auralize.audio.processes import start_worker
-
-        ctx = mp.get_context("spawn")
-        self._shared = ctx.Array("d", len(_FIELDS), lock=False)
-        self._shared[_IDX["cc1"]] = self._shared[_IDX["cc2"]] = 0.5
-        cmd_recv, self._cmd = ctx.Pipe(duplex=False)
-        self._status, status_send = ctx.Pipe(duplex=False)
-        cfg = {"run_dirs": self.run_dirs, "midi": self.midi, "knob_map": asdict(self.knob_map),
-               "device": self.device, "gain": self.gain, "threads": self.threads,
-               "lead_s": self.lead_s, "out": self.out, "precision": self.precision}
-        self._proc = start_worker(_child_main, (cfg, cmd_recv, status_send, self._shared),
-                                  "auralize-generate-live")
-        cmd_recv.close()
-        status_send.close()
-        threading.Thread(target=self._read_status, daemon=True).start()
-        if not self._ready.wait(self.start_timeout_s):
+    def start(self) -> Self:
+        super().start()
+        if self.error is not None:
+            message = self.error
             self.close()
-            raise AuralizeError("live generation: the audio child did not start in time")
-        if self._error:
-            self.close()
-            raise AuralizeError(self._error)
+            raise AuralizeError(message if "did not start" not in message
+                                else "live generation: the audio child did not start in time")
         return self
 
     def set_knobs(self, cc1: float | None = None, cc2: float | None = None) -> None:
         """Move the knobs from code (as MIDI would)."""
-        self._cmd.send(("knobs", cc1, cc2))
-
-    def _read_status(self) -> None:
-        while True:
-            try:
-                msg = self._status.recv()
-            except (EOFError, OSError):
-                break
-            if msg[0] == "ready":
-                self._info = msg[1]
-                self._ready.set()
-            elif msg[0] == "error":
-                self._error = msg[1]
-                self._ready.set()
-            elif msg[0] == "warning":
-                warnings.warn(msg[1], AudioUnavailableWarning, stacklevel=2)
-            elif msg[0] == "closed":
-                self._final = GenLiveStats(**msg[1])
-                break
-        self._ready.set()
-        self._done.set()
+        self.put(("knobs", cc1, cc2))
 
     def stats(self) -> GenLiveStats:
-        if self._final is not None:
-            return self._final
-        return _stats(self._shared, self._info)
+        if self.final is not None:
+            return GenLiveStats(**self.final)
+        return gen_stats(self.shared, self.info)
 
     def close(self, timeout_s: float = 10.0) -> GenLiveStats:
-        if self._proc is None:
-            return GenLiveStats()
-        if self._final is None:
-            try:
-                self._cmd.send(("close",))
-            except (OSError, BrokenPipeError):
-                pass
-            self._done.wait(timeout_s)
-        self._proc.join(3.0)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join(2.0)
+        super().close(timeout_s)
         return self.stats()
 
     def __enter__(self) -> Self:
@@ -293,24 +247,25 @@ def play_live(run_dirs, *, midi_port=None, midi_map=None, seconds=None, device=N
     """Play until ``seconds`` pass or Ctrl-C; return the statistics."""
     gen = LiveGenerator(run_dirs, midi_port=midi_port, midi_map=midi_map, device=device,
                         gain=gain, out=out, lead_s=lead_s, precision=precision).start()
-    print(f"live: playing ({gen._info.get('device', '')}); Ctrl-C stops", flush=True)
+    print(f"live: playing ({gen.info.get('device', '')}); Ctrl-C stops", flush=True)
     try:
         t0 = time.monotonic()
         while seconds is None or time.monotonic() - t0 < seconds:
             time.sleep(0.1)
-            if gen._done.is_set():
+            if not gen.alive:
                 break
     except KeyboardInterrupt:
         pass
     return gen.close()
 
 
-def _stats(s, info: dict) -> GenLiveStats:
+def gen_stats(s, info: dict) -> GenLiveStats:
+    """:class:`GenLiveStats` from the shared counters and the child's ``ready`` info."""
     if s is None:
         return GenLiveStats()
 
     def g(n):
-        return s[_IDX[n]]
+        return s[n]
 
     blocks = int(g("blocks"))
     sr = int(info.get("sample_rate", 0)) or 1
@@ -334,207 +289,3 @@ def _stats(s, info: dict) -> GenLiveStats:
     )
 
 
-# ---------------------------------------------------------------------------------
-# The child process
-# ---------------------------------------------------------------------------------
-
-
-def _child_main(cfg: dict, cmd, status, shared) -> None:
-    warnings.simplefilter("ignore")
-
-    def send(*msg) -> None:
-        try:
-            status.send(msg)
-        except (OSError, BrokenPipeError):
-            pass
-
-    def put(name, value) -> None:
-        shared[_IDX[name]] = value
-
-    try:
-        from auralize.audio.live import _raise_priority
-
-        priority = _raise_priority()
-        sys.setswitchinterval(0.0005)
-        import torch
-
-        torch.set_num_threads(max(1, cfg["threads"]))
-        from auralize.audio import devices
-        from auralize.audio.ringbuffer import RingBuffer
-        from auralize.generate.midi import KnobMap, open_input
-        from auralize.generate.train import load_run
-
-        runs = [load_run(d) for d in cfg["run_dirs"]]
-        chain = LiveChain(runs, cfg["precision"])
-        sr, B = chain.sample_rate, chain.block_size
-        chain.process(np.zeros((2, B), np.float32), 0.5, 0.5)  # warm up torch
-        chain.states = [None] * len(runs)
-        sd = devices.load_sounddevice(warn=False)
-        if sd is None:
-            raise AuralizeError(devices.portaudio_error() or "PortAudio unavailable")
-        out_dev = devices.choose_output_device(cfg["device"], warn=False)
-        in_dev = devices.choose_input_device(cfg["device"])
-        if out_dev is None or in_dev is None:
-            raise AuralizeError("live generation needs an audio input and output device "
-                                "(is a sound server such as JACK running?)")
-    except AuralizeError as exc:
-        send("error", str(exc))
-        os._exit(0)
-    except Exception as exc:  # noqa: BLE001
-        send("error", f"live generation failed to start: {type(exc).__name__}: {exc}")
-        os._exit(0)
-
-    knobs = {"cc1": 0.5, "cc2": 0.5}
-    kmap = KnobMap(**cfg["knob_map"])
-
-    def on_midi(msg) -> None:
-        k = kmap.knob_of(msg)
-        if k is not None:
-            knobs[k] = msg.value / 127.0
-            put(k, knobs[k])
-        shared[_IDX["midi_messages"]] += 1
-
-    midi_port = None
-    if cfg["midi"]:
-        try:
-            midi_port = open_input(cfg["midi"][0], cfg["midi"][1], on_midi)
-        except Exception as exc:  # noqa: BLE001
-            send("warning", f"cannot open MIDI input {cfg['midi'][1]!r} ({exc}); knobs stay "
-                            "at 0.5")
-
-    st = {"under": 0, "over": 0}
-    wake = threading.Event()
-    buf = np.zeros(1 << 16, np.float32)
-    gain = np.float32(cfg["gain"])
-    rings: dict = {}
-
-    def callback(indata, outdata, frames, time_info, cb_status) -> None:
-        if cb_status.output_underflow:
-            st["under"] += 1
-        if cb_status.input_overflow:
-            st["over"] += 1
-        rings["in"].write(indata[:, 0])
-        rings["out"].read_into(buf[:frames])
-        outdata[:] = buf[:frames, None]
-        wake.set()
-
-    def open_stream(rate: int):
-        """Rings sized and primed for ``rate``, then the duplex stream at that rate."""
-        period = 512 if rate >= 32000 else 256
-        dev_block = math.ceil(B * rate / sr)
-        rings["in"] = RingBuffer(8 * (period + dev_block) + rate)
-        rings["out"] = RingBuffer(8 * (period + dev_block) + rate)
-        # Output primed with silence: two device periods + one block (+ resampler delay):
-        # the main thread may be a period late on a loaded machine without an underrun.
-        lead = (2 * period + dev_block + (64 if rate != sr else 0) if cfg["lead_s"] is None
-                else max(dev_block, round(cfg["lead_s"] * rate)))
-        rings["out"].write(np.zeros(lead, np.float32))
-        out_ch = max(1, min(2, out_dev.max_output_channels))
-        stream = sd.Stream(samplerate=rate, blocksize=period,
-                           device=(in_dev.index, out_dev.index), channels=(1, out_ch),
-                           dtype="float32", callback=callback, latency="low")
-        stream.start()
-        return stream, lead
-
-    sd._initialize()  # held for the child's life (it ends with os._exit)
-    dev_rate = sr
-    try:
-        stream, lead = open_stream(sr)
-    except Exception as exc:  # noqa: BLE001  (the device runs at another rate: resample)
-        dev_rate = round(out_dev.default_samplerate)
-        try:
-            if dev_rate == sr:
-                raise
-            stream, lead = open_stream(dev_rate)
-        except Exception as exc2:  # noqa: BLE001
-            send("error", f"cannot open a duplex stream on {out_dev.label!r} at {sr} Hz ({exc}) "
-                          f"or {dev_rate} Hz ({exc2})")
-            os._exit(0)
-    from auralize.generate.resample import StreamResampler
-
-    rs_in, rs_out = StreamResampler(dev_rate, sr), StreamResampler(sr, dev_rate)
-    sink = None
-    if cfg["out"]:
-        from auralize.audio.sinks import BackgroundWriter, FileSink
-
-        try:  # written on its own thread: a flush stalled on the disk must not stall the models
-            sink = BackgroundWriter(FileSink(cfg["out"], dev_rate))
-        except Exception as exc:  # noqa: BLE001
-            stream.stop()
-            send("error", f"cannot record to {cfg['out']!r}: {exc}")
-            os._exit(0)
-    in_ring, out_ring = rings["in"], rings["out"]
-    lat = stream.latency
-    put("device_latency_s", float(sum(lat)) if isinstance(lat, tuple) else float(lat))
-    put("lead_frames", lead * sr / dev_rate)  # in model-rate frames, as latency_s expects
-    stop = threading.Event()
-
-    def reader() -> None:
-        while True:
-            try:
-                msg = cmd.recv()
-            except (EOFError, OSError):
-                break
-            if msg[0] == "close":
-                break
-            if msg[0] == "knobs":
-                for name, v in (("cc1", msg[1]), ("cc2", msg[2])):
-                    if v is not None:
-                        knobs[name] = min(1.0, max(0.0, float(v)))
-                        put(name, knobs[name])
-        stop.set()
-        wake.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    info = {"device": out_dev.label + (f" (resampled {dev_rate} <-> {sr} Hz)" if dev_rate != sr
-                                       else ""),
-            "sample_rate": sr, "block_size": B, "priority": priority, "device_rate": dev_rate,
-            "out": cfg["out"] or "", "precision": chain.precision,
-            "midi": cfg["midi"][1] if midi_port is not None else "",
-            "models": [r.cfg.name for r in runs]}
-    t0, c0 = time.perf_counter(), time.process_time()
-    send("ready", info)
-    inb = np.zeros(in_ring.capacity, np.float32)
-    acc = np.zeros(0, np.float32)  # model-rate input not yet a whole block
-    try:
-        while not stop.is_set():
-            wake.wait(0.1)
-            wake.clear()
-            got = in_ring.fill
-            if got:
-                in_ring.read_into(inb[:got])
-                acc = np.concatenate([acc, rs_in.process(inb[:got])])
-            n = acc.shape[0] // B
-            if n:
-                t = time.perf_counter()
-                out = chain.process(acc[: n * B].reshape(n, B), knobs["cc1"], knobs["cc2"])
-                acc = acc[n * B :]
-                dt = (time.perf_counter() - t) / n
-                # Gain and the resampler's ringing may pass full scale: clip what plays.
-                y = np.clip(rs_out.process(out * gain), -1.0, 1.0)
-                out_ring.write(y)
-                if sink is not None:
-                    sink.write(y)
-                    shared[_IDX["recorded_frames"]] += y.shape[0]
-                shared[_IDX["blocks"]] += n
-                shared[_IDX["proc_s_sum"]] += dt * n
-                put("proc_s_max", max(shared[_IDX["proc_s_max"]], dt))
-            now = time.perf_counter()
-            put("ring_underruns", out_ring.underruns)
-            put("device_underflows", st["under"])
-            put("input_overflows", st["over"])
-            put("wall_s", now - t0)
-            put("cpu_s", time.process_time() - c0)
-            put("heartbeat", now)
-    except Exception as exc:  # noqa: BLE001
-        send("warning", f"live generation stopped: {type(exc).__name__}: {exc}")
-    final = _stats(shared, info)
-    for closer in (stream.stop, getattr(midi_port, "close", None),
-                   getattr(sink, "close", None)):
-        try:
-            if closer is not None:
-                closer()
-        except Exception as exc:  # noqa: BLE001
-            send("warning", f"live generation: closing failed ({exc})")
-    send("closed", final.to_dict())
-    os._exit(0)
