@@ -441,6 +441,17 @@ def _learning_rate(model) -> float | None:
 # ---------------------------------------------------------------------------------
 # callbacks
 # ---------------------------------------------------------------------------------
+def _this_fit(model):
+    """What identifies the running ``fit``: the History object Keras makes for each call.
+
+    Keying by the model alone would let a fit that raised before its first
+    epoch (Keras then calls no ``on_train_end``) hand its half-joined session
+    to the next fit.
+    """
+    history = getattr(model, "history", None)
+    return history if history is not None else model
+
+
 class SonifyCallback(keras.callbacks.Callback):
     """Send one record per training batch to a Sonifier (base of the seed callbacks).
 
@@ -495,7 +506,7 @@ class SonifyCallback(keras.callbacks.Callback):
         if self._given is None:
             self.sonifier = None
             self._session = FitSession.join(
-                self.model, self, mappings=self._mappings, kwargs=self._sonifier_kwargs,
+                _this_fit(self.model), self, mappings=self._mappings, kwargs=self._sonifier_kwargs,
                 defaults=self._sonifier_defaults, keep_open=self._close is False)
         else:
             self._start_recording(self._given)

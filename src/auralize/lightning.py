@@ -178,6 +178,3 @@ class SonifyCallback(pl.Callback):
 
     def _session_closed(self, result) -> None:
         self.result = result
-
-    def state_dict(self) -> dict:
-        return {}
