@@ -316,3 +316,24 @@ def test_a_callback_default_holds_only_when_every_callback_of_the_fit_has_it(mon
               callbacks=[GradientSonification("unused", model, plot=False), ListenToLoss()])
     assert made[0]["live"] is False and "live" not in made[1]
     assert [m["kind"] for m in made[1]["mappings"]] == ["gradients", "alarm", "loss"]
+
+
+def test_fit_that_raised_is_finished_by_the_next_fit(tmp_path):
+    """Keras calls no on_train_end when fit raises: the next fit closes that session."""
+
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                raise RuntimeError("boom")
+
+    x, y = data()
+    model = mlp()
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.5))
+    callbacks = [ListenToLoss(out_dir=tmp_path / "run", live=False), WeightsDense()]
+    with pytest.raises(RuntimeError, match="boom"):
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[*callbacks, Boom()])
+    crashed = callbacks[0].sonifier
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=callbacks)
+    assert crashed.close().steps == 3                 # closed, with the steps it heard
+    assert callbacks[0].sonifier is not crashed and callbacks[1].sonifier is callbacks[0].sonifier
+    check_run_folder(tmp_path / "run", n_steps=4)
