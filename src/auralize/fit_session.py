@@ -3,7 +3,8 @@
 A Keras ``fit`` or a Lightning ``Trainer`` can be given several auralize
 callbacks (``ListenToLoss``, ``WeightsDense``, ``GradientSonification``...).
 Unless one is given ``sonifier=``, they join one :class:`FitSession` per run,
-keyed by what the run is (the Keras model, the Lightning trainer), and share
+keyed by what the run is (the History object Keras makes for each ``fit``, the
+Lightning trainer), and share
 one :class:`~auralize.sonify.session.Sonifier`: one recording, one run folder,
 one live stream, one record per step.
 
@@ -83,7 +84,8 @@ class FitSession:
         Parameters
         ----------
         run : object
-            What identifies the training run (the Keras model, the Lightning trainer);
+            What identifies the training run (the History object of a Keras ``fit``,
+            the Lightning trainer);
             held weakly.
         member : callback
         mappings : sequence
