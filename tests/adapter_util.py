@@ -36,14 +36,6 @@ class RecordingSonifier:
         self.closed += 1
 
 
-def real_sonifier_available() -> bool:
-    try:
-        from auralize.sonify.session import Sonifier  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def check_run_folder(out_dir: Path, n_steps: int | None = None) -> list:
     """The run folder's four files exist and open; returns the telemetry records."""
     import soundfile as sf

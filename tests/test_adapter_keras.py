@@ -164,16 +164,22 @@ def test_weights_dense_unit_means_and_shared_sonifier():
                   callbacks=[WeightsDense("out", sonifier=son)])
 
 
-@pytest.mark.parametrize("bad", [7, "dense_9"])
-def test_bad_layer_is_one_line_error(bad):
+def fit_error(callbacks) -> str:
+    """The one-line AuralizeError that a short fit with ``callbacks`` raises."""
     x, y = data(64)
     model = mlp()
     model.compile(loss="categorical_crossentropy", optimizer="sgd")
     with pytest.raises(AuralizeError) as err:
-        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
-                  callbacks=[WeightsDense(which_layer=bad, sonifier=RecordingSonifier())])
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=callbacks)
     msg = str(err.value)
-    assert "\n" not in msg and "hidden, mid, out" in msg, msg
+    assert "\n" not in msg, msg
+    return msg
+
+
+@pytest.mark.parametrize("bad", [7, "dense_9"])
+def test_bad_layer_is_one_line_error(bad):
+    msg = fit_error([WeightsDense(which_layer=bad, sonifier=RecordingSonifier())])
+    assert "hidden, mid, out" in msg, msg
 
 
 def test_unbuilt_model_is_a_clear_error():
@@ -202,3 +208,131 @@ def test_gradients_on_another_backend_is_a_clear_error(monkeypatch):
     with pytest.raises(AuralizeError) as err:
         GradientSonification("x", model)
     assert "torch backend" in str(err.value) and "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------------------------
+# one session per fit
+# ---------------------------------------------------------------------------------
+def band_db(audio, sr, lo_hz, hi_hz):
+    """Energy of ``audio`` between lo_hz and hi_hz, in dB."""
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio)))) ** 2
+    freqs = np.fft.rfftfreq(len(audio), 1 / sr)
+    return 10 * np.log10(spectrum[(freqs >= lo_hz) & (freqs <= hi_hz)].sum() + 1e-12)
+
+
+def three_callbacks(tmp_path, model, **loss_kwargs):
+    """The README's three callbacks, tuned so that each sounds in its own band.
+
+    Loss tone 700..900 Hz, gradient tones 2000 Hz + 100 Hz per unit of norm,
+    chord of the 10-unit "out" layer: 100, 120, 150, ... 450 Hz (minor, base 100).
+    """
+    grad_son = GradientSonification(path=tmp_path / "grads", model=model, freq=2000.0)
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.5),
+                  metrics=["accuracy"] + grad_son.metrics)
+    return [grad_son, ListenToLoss(min_freq=700, max_freq=900, **loss_kwargs),
+            WeightsDense(which_layer="out", harmony="minor")]
+
+
+def test_callbacks_of_one_fit_share_one_sonifier_folder_and_recording(tmp_path):
+    from auralize.cli import main as cli
+
+    x, y = data()
+    model = mlp(4)
+    callbacks = three_callbacks(tmp_path, model, out_dir=tmp_path / "run", live=False)
+    model.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, callbacks=callbacks)
+    son = callbacks[0].sonifier
+    assert son is not None and all(cb.sonifier is son for cb in callbacks)
+    assert all(cb.result is callbacks[0].result for cb in callbacks)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["run"]
+    recs = check_run_folder(tmp_path / "run", n_steps=12)       # one record per step
+    assert all(r.grad_norms and r.loss is not None for r in recs)
+    config = json.loads((tmp_path / "run" / "sonifier.json").read_text())
+    kinds = sorted(m["kind"] for m in config["mappings"])
+    assert kinds == ["alarm", "gradients", "loss", "weights"]   # the two alarms are one
+    loss = next(m for m in config["mappings"] if m["kind"] == "loss")
+    chord = next(m for m in config["mappings"] if m["kind"] == "weights")
+    assert (loss["max_freq"], chord["harmony"], chord["which_layer"]) == (900, "minor", "out")
+    import soundfile as sf
+
+    audio, sr = sf.read(str(tmp_path / "run" / "sonification.wav"), dtype="float32")
+    quiet = band_db(audio, sr, 1000, 1500)       # between the three sounds
+    assert band_db(audio, sr, 700, 905) > quiet + 25, "no loss tone"
+    assert band_db(audio, sr, 1950, 2500) > quiet + 25, "no gradient tones"
+    assert band_db(audio, sr, 110, 160) > quiet + 25, "no chord (120 and 150 Hz)"
+    assert (tmp_path / "grads.wav").read_bytes() == (tmp_path / "run" / "sonification.wav").read_bytes()
+    # the folder re-renders to the same recording
+    assert cli(["render", str(tmp_path / "run"), "-o", str(tmp_path / "again.wav"), "--no-plot"]) == 0
+    assert (tmp_path / "again.wav").read_bytes() == (tmp_path / "run" / "sonification.wav").read_bytes()
+    # a second fit is a new session
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=callbacks)
+    assert callbacks[1].sonifier is not son and all(cb.sonifier is callbacks[1].sonifier
+                                                    for cb in callbacks)
+    check_run_folder(tmp_path / "run", n_steps=4)
+
+
+def test_conflicting_settings_of_one_fit_are_one_line_errors(tmp_path):
+    msg = fit_error([ListenToLoss(out_dir=tmp_path / "a"), WeightsDense(out_dir=tmp_path / "b")])
+    assert "ListenToLoss" in msg and "WeightsDense" in msg and "out_dir" in msg, msg
+    msg = fit_error([ListenToLoss(max_freq=500), ListenToLoss(max_freq=800)])
+    assert "max_freq=500 vs 800" in msg, msg
+    assert not any(tmp_path.iterdir())            # nothing was written
+
+
+@pytest.mark.audio
+def test_one_fit_one_live_stream(jack_server, jack_recorder, tmp_path):
+    """The README example with a sound device: one PortAudio client plays, not three."""
+    rec = jack_recorder()
+    x, y = data()
+    model = mlp(5)
+    callbacks = three_callbacks(tmp_path, model, out_dir=tmp_path / "run", live=True)
+    model.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, callbacks=callbacks)
+    cap = rec.stop()
+    clients = {port.split(":")[0] for port in cap.connected}
+    assert len(clients) == 1, cap.connected
+    result = callbacks[0].result
+    assert result.stats["live"]["frames_played"] > 0
+    assert np.abs(cap.data).max() > 0.01, "nothing audible reached JACK"
+
+
+def test_a_callback_default_holds_only_when_every_callback_of_the_fit_has_it(monkeypatch):
+    """GradientSonification alone stays silent (the seed wrote files only); with
+    ListenToLoss in the same fit the session plays as the Sonifier decides."""
+    from auralize import fit_session
+
+    made = []
+
+    def sonifier(**kwargs):
+        made.append(kwargs)
+        return RecordingSonifier()
+
+    monkeypatch.setattr(fit_session, "Sonifier", sonifier)
+    x, y = data(128)
+    model = mlp()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
+              callbacks=[GradientSonification("unused", model, plot=False)])
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
+              callbacks=[GradientSonification("unused", model, plot=False), ListenToLoss()])
+    assert made[0]["live"] is False and "live" not in made[1]
+    assert [m["kind"] for m in made[1]["mappings"]] == ["gradients", "alarm", "loss"]
+
+
+def test_fit_that_raised_is_finished_by_the_next_fit(tmp_path):
+    """Keras calls no on_train_end when fit raises: the next fit closes that session."""
+
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                raise RuntimeError("boom")
+
+    x, y = data()
+    model = mlp()
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.5))
+    callbacks = [ListenToLoss(out_dir=tmp_path / "run", live=False), WeightsDense()]
+    with pytest.raises(RuntimeError, match="boom"):
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[*callbacks, Boom()])
+    crashed = callbacks[0].sonifier
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=callbacks)
+    assert crashed.close().steps == 3                 # closed, with the steps it heard
+    assert callbacks[0].sonifier is not crashed and callbacks[1].sonifier is callbacks[0].sonifier
+    check_run_folder(tmp_path / "run", n_steps=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -56,7 +57,8 @@ def trainer(cb, **kw):
         warnings.simplefilter("ignore")
         return pl.Trainer(max_epochs=kw.pop("max_epochs", 2), accelerator="cpu", devices=1,
                           logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                          enable_model_summary=False, callbacks=[cb], **kw)
+                          enable_model_summary=False,
+                          callbacks=cb if isinstance(cb, list) else [cb], **kw)
 
 
 def fit(t, model, train, val=None):
@@ -121,3 +123,28 @@ def test_bad_layer_is_one_line_error():
         fit(trainer(SonifyCallback(sonifier=RecordingSonifier(["head"]))), model, train)
     msg = str(err.value)
     assert "\n" not in msg and "net.0" in msg and "net.2" in msg, msg
+
+
+def test_callbacks_of_one_trainer_share_one_sonifier_and_folder(tmp_path):
+    model = Digits()
+    train, val = loaders()
+    sound = SonifyCallback(out_dir=tmp_path / "run", mappings=["loss", "alarm"], live=False)
+    grads = SonifyCallback(mappings=["gradients", "alarm"])
+    fit(trainer([sound, grads]), model, train, val)
+    assert sound.sonifier is grads.sonifier and sound.sonifier is not None
+    assert sound.result is grads.result and sound.result.steps == 8
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    recs = check_run_folder(tmp_path / "run", n_steps=8)          # one record per step
+    assert all(r.loss is not None and list(r.grad_norms) == ["net.0", "net.2"] for r in recs)
+    config = json.loads((tmp_path / "run" / "sonifier.json").read_text())
+    assert [m["kind"] for m in config["mappings"]] == ["loss", "alarm", "gradients"]
+
+
+def test_callbacks_given_one_sonifier_send_one_record_per_step():
+    son = RecordingSonifier()
+    model = Digits()
+    train, _ = loaders()
+    fit(trainer([SonifyCallback(sonifier=son, grads=False), SonifyCallback(sonifier=son)]),
+        model, train)
+    assert len(son.records) == len(model.losses) == 8
+    assert all(r.grad_norms for r in son.records)      # collected for either asking

@@ -12,7 +12,6 @@ from adapter_util import (
     check_run_folder,
     close,
     digits,
-    real_sonifier_available,
 )
 from auralize import AuralizeError
 from auralize.torch import LayerTelemetry, per_parameter_norms_loop, watch
@@ -201,7 +200,6 @@ def test_layer_names_look_through_ddp_wrappers_and_tied_weights():
     assert list(tel.linear) == ["1"]
 
 
-@pytest.mark.skipif(not real_sonifier_available(), reason="auralize.sonify.session not landed")
 def test_end_to_end_run_folder(tmp_path):
     x, y = digits(320, image=True)
     model = cnn()

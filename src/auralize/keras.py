@@ -12,13 +12,20 @@ Quick start::
     model.fit(x, y, batch_size=32, epochs=5, callbacks=[grad_son])  # -> sample.wav,
                                                                     #    sample_spectrogram.png
 
-Several callbacks can play together in one recording by sharing one Sonifier::
+Callbacks given to one ``fit`` play together: they share one Sonifier (one
+recording, one run folder, one live stream, one record per step), made from all
+their mappings and keyword arguments (:mod:`auralize.fit_session` says how they
+combine)::
+
+    model.fit(x, y, callbacks=[ListenToLoss(max_freq=500, out_dir="runs/all"),
+                               WeightsDense(harmony="minor")])   # loss tone + chord
+    model.fit(x, y, callbacks=[...])     # a second fit: a new session
+
+To share a session across fits, or to choose its mappings yourself, pass one::
 
     son = Sonifier("runs/all", mappings=["loss", "gradients", "weights", "alarm"])
     model.fit(..., callbacks=[ListenToLoss(sonifier=son), WeightsDense(sonifier=son)])
     son.close()        # a Sonifier you pass in is yours to close (or close_sonifier=True)
-
-Callbacks sharing a Sonifier send it one record per step between them.
 
 Backends
 --------
@@ -66,8 +73,12 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import keras
 import numpy as np
 
+from auralize.audio.files import read_audio, write_audio
+from auralize.audio.plots import save_spectrogram
 from auralize.errors import AuralizeError
-from auralize.grad_norms import (
+from auralize.fit_session import DEFAULT_MAPPINGS, FitSession
+from auralize.sonify.mappings import GradientTones, LossTone, WeightChord
+from auralize.step_records import (
     StepBuffer,
     layer_weight_stats,
     resolve_layer,
@@ -430,22 +441,49 @@ def _learning_rate(model) -> float | None:
 # ---------------------------------------------------------------------------------
 # callbacks
 # ---------------------------------------------------------------------------------
+def _this_fit(model):
+    """What identifies the running ``fit``: the History object Keras makes for each call.
+
+    Keying by the model alone would let a fit that raised before its first
+    epoch (Keras then calls no ``on_train_end``) hand its half-joined session
+    to the next fit.
+    """
+    history = getattr(model, "history", None)
+    return history if history is not None else model
+
+
 class SonifyCallback(keras.callbacks.Callback):
     """Send one record per training batch to a Sonifier (base of the seed callbacks).
 
+    Callbacks given to the same ``fit`` share one Sonifier (one recording, run
+    folder and live stream; see :mod:`auralize.fit_session`): made at the first
+    epoch from all their mappings and keyword arguments, closed when the last of
+    them sees the training end.
+
     Parameters
     ----------
+    mappings : sequence
+        What this callback wants heard (names, config dicts or mapping objects).
     sonifier : Sonifier, optional
-        Share an existing session; otherwise ``Sonifier(mappings=..., **sonifier_kwargs)``.
+        Use this session instead of the fit's shared one.
     close_sonifier : bool, optional
-        Close the Sonifier at train end (default: only if this callback made it).
+        Close the Sonifier at train end (default: yes for the fit's shared one,
+        no for a ``sonifier=`` you pass in).
     **sonifier_kwargs
-        ``out_dir``, ``clock``, ``live``, ``sample_rate``... (see ``Sonifier``).
+        ``out_dir``, ``clock``, ``live``, ``sample_rate``... (see ``Sonifier``), for
+        the fit's shared Sonifier.
+
+    Attributes
+    ----------
+    sonifier : Sonifier or None
+        The session this callback sends to (set at the first epoch).
+    result : RunResult or None
+        The run folder's files, once the Sonifier is closed.
     """
 
     _needs_grads = False
 
-    def __init__(self, mappings=("loss", "gradients", "weights", "alarm"), sonifier=None,
+    def __init__(self, mappings=DEFAULT_MAPPINGS, sonifier=None,
                  close_sonifier: bool | None = None, **sonifier_kwargs):
         super().__init__()
         if sonifier is not None and sonifier_kwargs:
@@ -453,28 +491,40 @@ class SonifyCallback(keras.callbacks.Callback):
                                 + ", ".join(sorted(sonifier_kwargs)))
         self._mappings = list(mappings)
         self._sonifier_kwargs = sonifier_kwargs
-        self._owns = sonifier is None if close_sonifier is None else bool(close_sonifier)
+        self._sonifier_defaults: dict = {}
+        self._given = sonifier
+        self._close = close_sonifier
         self.sonifier = sonifier
         self.result = None
         self._recorder = None
-
-    def _make_sonifier(self):
-        from auralize.sonify.session import Sonifier
-
-        return Sonifier(mappings=self._mappings, **self._sonifier_kwargs)
+        self._session: FitSession | None = None
 
     def on_train_begin(self, logs=None):
-        if self.sonifier is None or (self._owns and self.result is not None):
-            self.sonifier = self._make_sonifier()
-            self.result = None
-        self._recorder = _Recorder.for_sonifier(self.sonifier)
+        if self._recorder is not None or self._session is not None:
+            self._finish()      # the previous fit raised: Keras never called on_train_end
+        self.result = None
+        if self._given is None:
+            self.sonifier = None
+            self._session = FitSession.join(
+                _this_fit(self.model), self, mappings=self._mappings, kwargs=self._sonifier_kwargs,
+                defaults=self._sonifier_defaults, keep_open=self._close is False)
+        else:
+            self._start_recording(self._given)
+
+    def _start_recording(self, sonifier) -> None:
+        self.sonifier = sonifier
+        self._recorder = _Recorder.for_sonifier(sonifier)
         try:
             self._recorder.join(self, self.model)
         except BaseException:
             self._recorder.leave(self)
+            self._recorder = None
             raise
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self._recorder is None and self._session is not None:
+            # every callback's on_train_begin has run: the session knows all its members
+            self._start_recording(self._session.start())
         if self._recorder is not None:
             self._recorder.epoch_begin(self)
 
@@ -487,12 +537,22 @@ class SonifyCallback(keras.callbacks.Callback):
             self._recorder.epoch_end(self, logs)
 
     def on_train_end(self, logs=None):
+        self._finish()
+
+    def _finish(self) -> None:
         if self._recorder is not None:
             self._recorder.leave(self)
             self._recorder = None
-        if self._owns and self.sonifier is not None:
-            self.result = self.sonifier.close()
-            self._after_close(self.result)
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.leave(self)           # the last member closes it: _session_closed
+        elif self._close and self._given is not None:
+            self._session_closed(self._given.close())
+
+    def _session_closed(self, result) -> None:
+        self.result = result
+        if result is not None:
+            self._after_close(result)
 
     def _after_close(self, result) -> None:
         pass
@@ -508,8 +568,6 @@ class ListenToLoss(SonifyCallback):
 
     def __init__(self, hear_on: str = "batch", min_freq: float = 200.0,
                  max_freq: float = 1000.0, sonifier=None, **sonifier_kwargs):
-        from auralize.sonify.mappings import LossTone
-
         self.hear_on = hear_on
         mapping = LossTone(hear_on=hear_on, min_freq=min_freq, max_freq=max_freq)
         super().__init__(mappings=[mapping, "alarm"], sonifier=sonifier, **sonifier_kwargs)
@@ -521,14 +579,12 @@ class WeightsDense(SonifyCallback):
     ``which_layer``: index among the model's Dense layers (-1: the last) or a
     layer name; an unknown one is an :class:`~auralize.AuralizeError` listing the
     real ones.  ``harmony``: major, minor, dim, 7th, min7th, maj7th.  With a
-    shared ``sonifier=``, that Sonifier's own ``weights`` mapping decides the
+    ``sonifier=`` you pass in, that Sonifier's own ``weights`` mapping decides the
     layer and chord (a warning says so when they differ).
     """
 
     def __init__(self, which_layer: int | str = -1, base_freq: float = 100.0,
                  harmony: str = "major", sonifier=None, **sonifier_kwargs):
-        from auralize.sonify.mappings import WeightChord
-
         self.which_layer = which_layer
         mapping = WeightChord(which_layer=which_layer, base_freq=base_freq, harmony=harmony)
         super().__init__(mappings=[mapping], sonifier=sonifier, **sonifier_kwargs)
@@ -537,7 +593,7 @@ class WeightsDense(SonifyCallback):
         name = _ModelTelemetry.dense_name(_DenseOnly(self.model), self.which_layer)  # clear error
         super().on_train_begin(logs)
         rec = self._recorder
-        if rec is not None and not self._owns and name not in rec.unit_epoch + rec.unit_step:
+        if rec is not None and name not in rec.unit_epoch + rec.unit_step:
             played = ", ".join(rec.unit_epoch + rec.unit_step) or "no Dense layer"
             warnings.warn(f"WeightsDense(which_layer={self.which_layer!r}) shares a Sonifier whose "
                           f"mappings play {played}, not {name!r}: the Sonifier's own mappings "
@@ -584,71 +640,66 @@ class GradientSonification(SonifyCallback):
 
     Layer i sounds for ``duration`` s at ``freq + 100 * ||g_i||`` Hz in model
     order, then ``2 * duration`` of silence (step clock).  At train end writes
-    ``<path>.wav`` (mono, ``fs`` Hz) and, with ``plot``, ``<path>_spectrogram.png``.
+    ``<path>.wav`` (mono; ``fs`` Hz sets the session's sample rate, default the
+    Sonifier's 44100) and, with ``plot``, ``<path>_spectrogram.png``:
+    the recording of the fit's whole session, so with ``ListenToLoss`` or
+    ``WeightsDense`` in the same ``fit`` it holds their sound too.
     ``.metrics`` lists one :class:`GradientNormMetric` per trainable layer: compile
     with ``metrics=["accuracy"] + grad_son.metrics`` to see ``gradient_norm_<layer>``
     in the logs and History.  Needs the torch backend.
 
-    ``out_dir=`` additionally keeps the full run folder; ``live=True`` plays it
-    (default ``False``, as the seed wrote files only).
+    ``out_dir=`` additionally keeps the full run folder; ``live=True`` plays it.
+    Alone in a ``fit`` it does not play live unless asked (the seed wrote files
+    only); together with other callbacks the session plays as the Sonifier
+    decides (``live="auto"``: when a sound device exists).
     """
 
     _needs_grads = True
 
-    def __init__(self, path, model, fs: int = 44100, duration: float = 0.01,
+    def __init__(self, path, model, fs: int | None = None, duration: float = 0.01,
                  freq: float = 200.0, plot: bool = True, sonifier=None, **sonifier_kwargs):
-        from auralize.sonify.mappings import GradientTones
-
         if not backend_gives_gradients():
             raise AuralizeError(
                 f"GradientSonification needs Keras's torch backend (set KERAS_BACKEND=torch "
                 f"before importing keras); this Keras runs on {keras.backend.backend()!r}")
         self.path = Path(path)
-        self.fs = int(fs)
         self.plot = bool(plot)
         self._model_ref = model
         self._telemetry = None
         layers = trainable_layers(model)
         self.layer_names = [n for n, _ in layers]
         self.metrics = [GradientNormMetric(self._source, n) for n in self.layer_names]
-        if sonifier is None:
-            sonifier_kwargs.setdefault("live", False)
-            sonifier_kwargs.setdefault("sample_rate", self.fs)
-            sonifier_kwargs.setdefault("plot", self.plot)
-            sonifier_kwargs.setdefault("clock", "step")
+        if fs is not None and sonifier is None:
+            sonifier_kwargs.setdefault("sample_rate", int(fs))
         mapping = GradientTones(freq=freq, duration=duration)
         super().__init__(mappings=[mapping, "alarm"], sonifier=sonifier, **sonifier_kwargs)
+        self._sonifier_defaults = {"live": False, "plot": self.plot, "clock": "step"}
 
     def _source(self) -> _ModelTelemetry:
         if self._telemetry is None:
             self._telemetry = _ModelTelemetry(self._model_ref)
         return self._telemetry
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
+    def _start_recording(self, sonifier) -> None:
+        super()._start_recording(sonifier)
         # the metrics' cache and the recorder's must be the same object
-        if self._recorder is not None and self._recorder.leader is self:
+        if self._recorder.model is self._model_ref:
             self._recorder.tel = self._source()
 
     def _after_close(self, result) -> None:
-        from auralize.audio.files import write_audio
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         wav = self.path.with_name(self.path.name + ".wav")
-        if result is not None and result.wav_path is not None and Path(result.wav_path).exists():
+        if result.wav_path is not None and Path(result.wav_path).exists():
             shutil.copyfile(result.wav_path, wav)
         else:
-            write_audio(wav, self.sonifier.samples, self.fs)
+            write_audio(wav, self.sonifier.samples, int(self.sonifier.config.sample_rate))
         self.wav_path = wav
         self.spectrogram_path = None
         if self.plot:
             png = self.path.with_name(self.path.name + "_spectrogram.png")
-            if result is not None and result.spectrogram_path is not None:
+            if result.spectrogram_path is not None:
                 shutil.copyfile(result.spectrogram_path, png)
             else:
-                from auralize.audio.files import read_audio
-                from auralize.audio.plots import save_spectrogram
-
                 samples, rate = read_audio(wav, mono=True)
                 save_spectrogram(samples, rate, png, title=f"gradient sonification: {self.path.name}")
             self.spectrogram_path = png

@@ -19,8 +19,13 @@ Quick start::
   trainer's ``callback_metrics`` (``val_loss`` and whatever ``self.log`` logged).
 - Distributed: sound and files on global rank 0 only; other ranks make no
   Sonifier at all.
-- The Sonifier is closed (run folder written) at ``on_train_end``, and also on
-  an exception (``on_exception``), so an interrupted run keeps its recording.
+- Several ``SonifyCallback`` instances in one Trainer share one Sonifier (one
+  recording, run folder and live stream; their mappings and keyword arguments
+  combine as :mod:`auralize.fit_session` says) and send one record per step.
+  Callbacks given the same ``sonifier=`` also send one record per step.
+- The Sonifier is made at ``on_train_start`` (after the sanity check) and closed
+  (run folder written) at ``on_train_end``, and also on an exception
+  (``on_exception``), so an interrupted run keeps its recording.
 """
 
 from __future__ import annotations
@@ -28,14 +33,11 @@ from __future__ import annotations
 import math
 import warnings
 
-try:
-    import lightning.pytorch as pl
-except ImportError:  # pragma: no cover - the standalone package
-    import pytorch_lightning as pl
-
+import lightning.pytorch as pl
 import torch
 
 from auralize.errors import AuralizeError
+from auralize.fit_session import DEFAULT_MAPPINGS, FitSession
 from auralize.torch import Watch
 
 __all__ = ["SonifyCallback"]
@@ -47,16 +49,20 @@ class SonifyCallback(pl.Callback):
     Parameters
     ----------
     sonifier : Sonifier, optional
-        Share an existing session (then closed only with ``close_sonifier=True``).
+        Use this session instead of the Trainer's shared one (then closed only
+        with ``close_sonifier=True``).
     grads, weights : bool
-        Collect per-layer gradient norms / weight statistics each step.
+        Collect per-layer gradient norms / weight statistics each step (callbacks
+        sharing a Sonifier collect what any of them asks for).
     weights_every : int or "auto"
-        Weight statistics every n-th step (see :func:`auralize.torch.watch`).
+        Weight statistics every n-th step (see :func:`auralize.torch.watch`); the
+        first of the callbacks sharing a Sonifier decides.
     close_sonifier : bool, optional
-        Close at train end (default: only a Sonifier this callback made).
+        Close at train end (default: yes for the Trainer's shared Sonifier, no for
+        a ``sonifier=`` you pass in).
     **sonifier_kwargs
-        ``out_dir``, ``mappings``, ``clock``, ``live``... for the ``Sonifier``
-        this callback makes on global rank 0.
+        ``out_dir``, ``mappings``, ``clock``, ``live``... for the Sonifier that the
+        Trainer's callbacks share on global rank 0.
 
     Attributes
     ----------
@@ -73,8 +79,12 @@ class SonifyCallback(pl.Callback):
             raise AuralizeError("pass either sonifier= or Sonifier keyword arguments, not both: "
                                 + ", ".join(sorted(sonifier_kwargs)))
         self._given = sonifier
+        self._mappings = list(sonifier_kwargs.pop("mappings", DEFAULT_MAPPINGS))
         self._kwargs = sonifier_kwargs
         self._close = close_sonifier
+        self._session: FitSession | None = None
+        self._leads = False       # this callback's hooks feed the shared Watch
+        self._rank_zero = False
         self.grads = grads
         self.weights = weights
         self.weights_every = weights_every
@@ -88,21 +98,42 @@ class SonifyCallback(pl.Callback):
     # -- lifecycle --------------------------------------------------------------------
     def on_fit_start(self, trainer, pl_module) -> None:
         self.result = None
+        self.watch = None
+        self._leads = False
+        self._rank_zero = trainer.is_global_zero
+        if self._rank_zero and self._given is None:   # no Sonifier at all off rank 0
+            self._session = FitSession.join(trainer, self, mappings=self._mappings,
+                                            kwargs=self._kwargs, keep_open=self._close is False)
+
+    def _target(self):
+        return self._session if self._session is not None else self._given
+
+    def on_train_start(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
-            self.watch = None          # no Sonifier at all off rank 0
             return
-        kwargs = dict(self._kwargs)
-        self.watch = Watch(pl_module, None, self._given, grads=self.grads, weights=self.weights,
-                           weights_every=self.weights_every, rank_zero=True,
-                           close_sonifier=self._close, **kwargs)
-        self.watch.loss_closes_step = True
+        # One Watch per Sonifier, made by the first of the callbacks sharing it: one
+        # record per step, with what any of them collects.
+        peers = [c for c in trainer.callbacks
+                 if isinstance(c, SonifyCallback) and c._target() is self._target()]
+        first = peers[0]
+        if first is self:
+            sonifier = self._session.start() if self._session is not None else self._given
+            self.watch = Watch(pl_module, None, sonifier,
+                               grads=any(c.grads for c in peers),
+                               weights=any(c.weights for c in peers),
+                               weights_every=self.weights_every, rank_zero=True,
+                               close_sonifier=False)
+            self.watch.loss_closes_step = True
+            self._leads = True
+        else:
+            self.watch = first.watch
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        if self.watch is not None:
+        if self._leads:
             self.watch.take_gradients(optimizer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.watch is None:
+        if not self._leads:
             return
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None:
@@ -110,7 +141,7 @@ class SonifyCallback(pl.Callback):
         self.watch.log_loss(loss)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if self.watch is None:
+        if not self._leads:
             return
         metrics = {}
         for key, value in trainer.callback_metrics.items():
@@ -137,8 +168,13 @@ class SonifyCallback(pl.Callback):
                           stacklevel=2)
 
     def _finish(self) -> None:
-        if self.watch is not None and not self.watch.closed:
-            self.result = self.watch.close()
+        if self._leads and not self.watch.closed:
+            self.watch.close()                 # the last step's record; the Sonifier stays
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.leave(self)                # the last member closes it: _session_closed
+        elif self._close and self._given is not None and self._rank_zero:
+            self.result = self._given.close()
 
-    def state_dict(self) -> dict:
-        return {}
+    def _session_closed(self, result) -> None:
+        self.result = result

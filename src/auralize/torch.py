@@ -43,17 +43,19 @@ local loss and the (already all-reduced) gradients.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import deque
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from auralize.errors import AuralizeError
-from auralize.grad_norms import (
+from auralize.sonify.session import Sonifier
+from auralize.step_records import (
     StepBuffer,
     combine_layer_norms,
-    is_rank_zero,
     layer_weight_stats,
     resolve_layer,
 )
@@ -61,6 +63,24 @@ from auralize.grad_norms import (
 WEIGHTS_BUDGET = 0.005   # weights_every="auto": weight statistics cost <= 0.5% of a step
 
 __all__ = ["LayerTelemetry", "Watch", "unwrap_model", "watch"]
+
+
+def is_rank_zero() -> bool:
+    """True unless this process is a non-zero rank of a distributed run.
+
+    Uses ``torch.distributed`` when it is initialised, else the ``RANK``
+    (torchrun, Lightning) or ``SLURM_PROCID`` environment variable.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    for var in ("RANK", "SLURM_PROCID"):
+        value = os.environ.get(var)
+        if value not in (None, ""):
+            try:
+                return int(value) == 0
+            except ValueError:
+                return True
+    return True
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -306,7 +326,7 @@ class Watch:
         self.telemetry = LayerTelemetry.from_module(model)
         self._owns = sonifier is None if close_sonifier is None else bool(close_sonifier)
         if sonifier is None:
-            sonifier = _make_sonifier(**sonifier_kwargs)
+            sonifier = Sonifier(**sonifier_kwargs)
         elif sonifier_kwargs:
             raise AuralizeError("pass either sonifier= or Sonifier keyword arguments, not both: "
                                 + ", ".join(sorted(sonifier_kwargs)))
@@ -529,14 +549,6 @@ def watch(model: torch.nn.Module, optimizer, sonifier=None, **sonifier_kwargs) -
         epoch ends, ``.sonifier``; leaving the ``with`` block closes it.
     """
     return Watch(model, optimizer, sonifier, **sonifier_kwargs)
-
-
-def _make_sonifier(**kwargs):
-    try:
-        from auralize.sonify.session import Sonifier
-    except ImportError as exc:  # pragma: no cover - until the session lands
-        raise AuralizeError(f"auralize.sonify.session is not available: {exc}") from exc
-    return Sonifier(**kwargs)
 
 
 def _unit_requests(sonifier, telemetry: LayerTelemetry):

@@ -1,13 +1,14 @@
-"""Framework-free helpers shared by the training adapters.
+"""Per-step training records, built on the host: what the adapters share.
 
 The adapters (:mod:`auralize.torch`, :mod:`auralize.keras`,
 :mod:`auralize.lightning`) all do the same three things each step: gather
 per-parameter numbers on the device in one fused reduction, bring them to the
 host in one transfer, and turn them into one :class:`~auralize.sonify.TrainingStep`.
-This module holds the host-side half: combining per-parameter norms into
-per-layer norms (in float64, so a diverging run's huge norms do not overflow),
-resolving ``which_layer`` arguments, and the small buffer that holds a step's
-record back until it is known whether the step closed an epoch.
+This module holds the host-side half, framework-free: combining per-parameter
+norms into per-layer norms and weight statistics (in float64, so a diverging
+run's huge norms do not overflow), resolving ``which_layer`` arguments, and the
+:class:`StepBuffer` that holds a step's record back until it is known whether
+the step closed an epoch.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "combine_layer_norms",
     "layer_weight_stats",
     "resolve_layer",
+    "to_float",
 ]
 
 
@@ -116,31 +118,6 @@ def resolve_layer(which, names: Sequence[str], what: str = "layer") -> int:
                         f"the model has: {listing}")
 
 
-def is_rank_zero() -> bool:
-    """True unless this process is a non-zero rank of a distributed run.
-
-    Uses ``torch.distributed`` when it is initialised, else the ``RANK``
-    environment variable torchrun and Lightning set.
-    """
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank() == 0
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    import os
-
-    for var in ("RANK", "SLURM_PROCID"):
-        value = os.environ.get(var)
-        if value not in (None, ""):
-            try:
-                return int(value) == 0
-            except ValueError:
-                return True
-    return True
-
-
 class StepBuffer:
     """Holds each step's record until the next one arrives, then logs it.
 
@@ -148,8 +125,7 @@ class StepBuffer:
     an epoch (and then the epoch's metrics, such as ``val_loss``, and the
     per-unit weight means belong to it).  So the buffer logs record *k* when
     record *k+1* arrives, or when :meth:`end_epoch` marks it as the epoch's last,
-    or at :meth:`close`.  The sound is therefore one step behind training —
-    a few milliseconds on a typical loop.
+    or at :meth:`close`.  The sound is therefore one step behind training.
 
     Parameters
     ----------
