@@ -101,8 +101,29 @@ def _from_toml(path: Path) -> GenConfig:
     return cfg
 
 
+# boii selected its networks by number (`train.py 0`, `generate.py 0 1 2`).
+BOII_NUMBERS = {"0": "A", "1": "B", "2": "C"}
+
+
+def shipped_config_path(name: str) -> Path:
+    """The TOML file of a shipped config (name case-insensitive, or boii's 0/1/2).
+
+    Raises
+    ------
+    AuralizeError
+        Not a shipped name; the message lists them.
+    """
+    shipped = shipped_configs()
+    key = BOII_NUMBERS.get(str(name).strip(), str(name).upper())
+    if key not in shipped:
+        raise AuralizeError(f"no shipped config named {name!r}: use one of "
+                            f"{', '.join(sorted(shipped))} (or boii's 0, 1, 2 for A, B, C)")
+    return shipped[key]
+
+
 def load_config(name_or_path: str | Path) -> GenConfig:
-    """A shipped config by name (case-insensitive: A, B, C, GRUV, DEMO) or a TOML file by path.
+    """A shipped config by name (case-insensitive: A, B, C, GRUV, DEMO; boii's 0, 1, 2 for
+    A, B, C) or a TOML file by path.
 
     Raises
     ------
@@ -110,13 +131,13 @@ def load_config(name_or_path: str | Path) -> GenConfig:
         Neither a shipped name nor a readable file; the message lists the shipped names.
     """
     text = str(name_or_path)
-    shipped = shipped_configs()
-    if text.upper() in shipped and not Path(text).is_file():
-        return _from_toml(shipped[text.upper()])
     path = Path(text).expanduser()
-    if path.is_file():
+    if path.is_file():  # a user's file wins over a shipped name
         return _from_toml(path)
-    raise AuralizeError(
-        f"no config named {text!r}: use one of {', '.join(sorted(shipped))} "
-        "or the path of a TOML file"
-    )
+    try:
+        shipped = shipped_config_path(text)
+    except AuralizeError:
+        raise AuralizeError(
+            f"no config named {text!r}: use one of {', '.join(sorted(shipped_configs()))} "
+            "(boii's 0, 1, 2 for A, B, C) or the path of a TOML file") from None
+    return _from_toml(shipped)

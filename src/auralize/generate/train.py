@@ -9,7 +9,8 @@ A run folder ``<runs>/<hidden>_<depth>_<dataset>/`` holds::
     model_graph.png      a block's path through the network, with parameter counts
     loss.png             validation loss per epoch (redrawn after each epoch)
     history.json         validation loss per epoch (entry 0: before any training)
-    checkpoints/         one per epoch + last.ckpt (training resumes from it)
+    checkpoints/         the last N epochs (default 5), best.ckpt (lowest validation
+                         loss so far) and last.ckpt (training resumes from it)
     tb/                  TensorBoard logs (train_loss, val_loss)
 """
 
@@ -105,6 +106,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     seed: int = 0,
+    keep_last: int = 5,
 ) -> TrainResult:
     """Train ``cfg`` on ``dataset``; resume from the run folder's last checkpoint.
 
@@ -115,6 +117,9 @@ def train(
         continues counting from its saved epoch and step.
     resume : bool
         Continue from ``checkpoints/last.ckpt`` when present (else start afresh).
+    keep_last : int
+        Epoch checkpoints kept: the newest ``keep_last`` (0: every one).  ``best.ckpt``
+        (lowest validation loss) and ``last.ckpt`` are kept besides them.
     """
     L = _lightning()
     from lightning.pytorch.callbacks import Callback, ModelCheckpoint
@@ -125,6 +130,8 @@ def train(
             dataset.meta.get("block_size") != cfg.block_size):
         raise AuralizeError(f"dataset {str(dataset.folder)!r} was converted for other features; "
                             f"run `auralize generate convert --config {cfg.name}`")
+    if int(keep_last) < 0:
+        raise AuralizeError(f"keep_last must be 0 (keep all) or more, got {keep_last}")
     runs_root = Path(runs_root) if runs_root is not None else DEFAULT_ROOT / "runs"
     run_dir = runs_root / cfg.run_name(dataset.name)
     ckpt_dir = run_dir / "checkpoints"
@@ -176,13 +183,18 @@ def train(
         module.train()
         hist_path.write_text(json.dumps(history, indent=2))
     n_epochs = int(epochs if epochs is not None else cfg.max_epochs)
+    # The newest keep_last epochs ("best" by step), then the lowest validation loss.
+    # `best` comes first: last.ckpt, written by `ckpt`, then holds its updated state,
+    # so a resumed run still knows which loss best.ckpt has.
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
+                           save_top_k=1, every_n_epochs=1, enable_version_counter=False)
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:04d}-step{step}",
-                           auto_insert_metric_name=False, save_last=True, save_top_k=-1,
-                           every_n_epochs=1)
+                           auto_insert_metric_name=False, save_last=True, monitor="step",
+                           mode="max", save_top_k=int(keep_last) or -1, every_n_epochs=1)
     trainer = L.Trainer(
         max_epochs=start_epoch + n_epochs,
         logger=TensorBoardLogger(str(run_dir), name="tb", version=0, log_graph=False),
-        callbacks=[ckpt, History()],
+        callbacks=[best, ckpt, History()],
         enable_progress_bar=progress,
         enable_model_summary=progress,
         log_every_n_steps=1,
