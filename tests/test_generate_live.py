@@ -275,7 +275,7 @@ def test_live_jack_follows_midi_knobs(tmp_path, jack_server, jack_recorder):
                                   lead_s=SOAK_LEAD_S)
     # Dropouts are asserted over 10 s in the slow test; here the knob formula.
     assert stats.midi_messages >= 8 and stats.midi_port.endswith("knobs-test")
-    for (t0, dur, cc1, cc2), rms in zip(marks, _stage_rms(cap, marks)):
+    for (_t0, _dur, cc1, cc2), rms in zip(marks, _stage_rms(cap, marks)):
         c1 = 0.5 if cc1 is None else cc1 / 127
         c2 = 0.5 if cc2 is None else cc2 / 127
         want = FEED_AMP * expected_gain(c1, c2) / np.sqrt(2)

@@ -83,6 +83,24 @@ def test_checkpoints_keep_the_last_n_and_the_best_across_a_resume(trained):
         p.name for p in ckpts.glob("epoch*.ckpt")}
 
 
+def test_resume_with_another_network_leaves_the_run_alone(trained, tmp_path, capsys):
+    """A run resumed under a config whose network differs: one line, the run untouched."""
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(trained[0], root)
+    run_dir = root / "runs" / "32_1_piano"
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu",
+                      weights_only=False)
+    ckpt["state_dict"] = {k: v[:1] for k, v in ckpt["state_dict"].items()}  # other shapes
+    torch.save(ckpt, run_dir / "checkpoints" / "last.ckpt")
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert main(["generate", "train", "--config", str(trained[1]), "--root", str(root),
+                 "--epochs", "1", "--no-progress"]) == 1
+    assert "holds another network" in capsys.readouterr().err
+    assert before == {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
 def test_keep_checkpoints_must_not_be_negative(tmp_path, capsys):
     assert main(["generate", "train", "--config", "DEMO", "--root", str(tmp_path),
                  "--keep-checkpoints", "-1"]) == 1

@@ -7,13 +7,13 @@ settings.  Run folders are named ``<hidden>_<depth>_<dataset>`` as in boii.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from auralize.errors import AuralizeError
 from auralize.generate.features import KINDS, BlockCodec, feature_size
+from auralize.readers import read_toml
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,7 @@ def shipped_configs() -> dict[str, Path]:
 
 
 def _from_toml(path: Path) -> GenConfig:
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise AuralizeError(f"cannot read config {str(path)!r}: {exc}") from None
+    raw = read_toml(path, "a generation config")
     flat: dict = {}
     for key, value in raw.items():
         if isinstance(value, dict):
@@ -87,14 +83,18 @@ def _from_toml(path: Path) -> GenConfig:
                             f"(known: {', '.join(sorted(known))})")
     try:
         cfg = GenConfig(**flat, source=str(path))
-    except TypeError as exc:
+        numbers = {name: int(getattr(cfg, name)) for name in (
+            "sample_rate", "block_size", "hidden", "depth", "seq_len", "batch_size",
+            "quantize_bits", "max_epochs")} | {name: float(getattr(cfg, name)) for name in (
+            "mu", "lr", "val_fraction")}
+    except (TypeError, ValueError) as exc:
         raise AuralizeError(f"config {str(path)!r}: {exc}") from None
     if cfg.features not in KINDS:
         raise AuralizeError(f"config {str(path)!r}: features must be one of {KINDS}")
     for name in ("sample_rate", "block_size", "hidden", "depth", "seq_len", "batch_size"):
-        if int(getattr(cfg, name)) < 1:
+        if numbers[name] < 1:
             raise AuralizeError(f"config {str(path)!r}: {name} must be positive")
-    if not 0 <= int(cfg.quantize_bits) <= 24:
+    if not 0 <= numbers["quantize_bits"] <= 24:
         raise AuralizeError(f"config {str(path)!r}: quantize_bits must be 0 (off) to 24")
     if cfg.block_size < 2:
         raise AuralizeError(f"config {str(path)!r}: block_size must be at least 2")

@@ -35,6 +35,7 @@ from auralize.audio.files import read_audio, write_audio
 from auralize.errors import AuralizeError
 from auralize.generate.config import GenConfig
 from auralize.generate.features import Normalizer
+from auralize.readers import load_npz, read_json
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 DEFAULT_ROOT = Path("auralize-out/generate")
@@ -143,9 +144,11 @@ class Dataset:
         if not (folder / "data.npz").is_file():
             raise AuralizeError(f"no converted dataset in {str(folder)!r}; run "
                                 "`auralize generate convert` first")
-        with np.load(folder / "data.npz") as z:
-            x = z["x"].astype(np.float32)
-        meta = json.loads((folder / "meta.json").read_text())
+        x = load_npz(folder / "data.npz", ("x",), "converted data")["x"].astype(np.float32)
+        meta = read_json(folder / "meta.json", "dataset meta data")
+        if x.ndim != 3 or not isinstance(meta, dict) or "dataset" not in meta:
+            raise AuralizeError(f"the converted dataset in {str(folder)!r} is damaged; run "
+                                "`auralize generate convert` again")
         return cls(folder, x, Normalizer.load(folder / "norm.npz"), meta)
 
 

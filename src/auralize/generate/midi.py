@@ -22,7 +22,6 @@ A small TOML file changes the controller numbers::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,12 +53,12 @@ class KnobMap:
     def load(cls, path: str | Path | None) -> KnobMap:
         if path is None:
             return cls()
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise AuralizeError(f"cannot read MIDI map {str(path)!r}: {exc}") from None
+        from auralize.readers import read_toml
+
+        raw = read_toml(path, "a MIDI map")
         knobs = raw.get("knobs", raw)
+        if not isinstance(knobs, dict):
+            raise AuralizeError(f"MIDI map {str(path)!r}: [knobs] must be a table")
         unknown = sorted(set(knobs) - {*KNOBS, "channel"})
         if unknown:
             raise AuralizeError(f"MIDI map {str(path)!r}: unknown keys {', '.join(unknown)} "

@@ -8,11 +8,11 @@ bit-identical.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
 from auralize.errors import AuralizeError
+from auralize.readers import parse_json_line, read_json
 from auralize.sonify.telemetry import TrainingStep
 from auralize.sonify.timeline import SonifyConfig
 
@@ -32,12 +32,15 @@ def _float(text) -> float | None:
 def read_telemetry(path: Path) -> list[TrainingStep]:
     """Records of a ``telemetry.jsonl``; a truncated last line (killed run) is skipped."""
     records = []
-    lines = path.read_text().splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise AuralizeError(f"{str(path)!r} is not a telemetry file (not text)") from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(TrainingStep.from_dict(json.loads(line)))
+            records.append(TrainingStep.from_dict(parse_json_line(line)))
         except (ValueError, TypeError, KeyError) as exc:
             if number == len(lines):
                 break  # the run was killed while writing its last line
@@ -170,8 +173,8 @@ def load_log(path: str | Path) -> tuple[list[TrainingStep], SonifyConfig | None]
             settings = path / "sonifier.json"
             if settings.exists():
                 try:
-                    config = SonifyConfig.from_dict(json.loads(settings.read_text()))
-                except (ValueError, TypeError) as exc:
+                    config = SonifyConfig.from_dict(read_json(settings, "auralize settings"))
+                except (ValueError, TypeError, AttributeError, KeyError) as exc:
                     raise AuralizeError(f"{str(settings)!r} is corrupt ({exc})") from None
         elif any(path.rglob("events.out.tfevents.*")):
             records = read_tensorboard(path)
