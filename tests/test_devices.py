@@ -105,6 +105,51 @@ def test_portaudio_missing_warns_once_and_never_raises(monkeypatch, capsys):
     assert "no live audio" in capsys.readouterr().out
 
 
+@pytest.fixture
+def no_portaudio(monkeypatch):
+    """sounddevice cannot be imported, as on a machine without libportaudio2."""
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    monkeypatch.setattr(devices, "_sd", None)
+    monkeypatch.setattr(devices, "_sd_error", None)
+    monkeypatch.setattr(devices, "_warned", set())
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("auralize: error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("argv", [["check-audio", "--seconds", "0.2"],
+                                  ["check-audio", "--loopback", "--seconds", "0.2"],
+                                  ["check-audio", "--device", "bogus", "--seconds", "0.2"],
+                                  ["devices", "--device", "bogus"]])
+def test_self_checks_fail_without_portaudio(no_portaudio, capsys, tmp_path, argv):
+    """A self-check that plays nothing exits 1 and names the package to install."""
+    out = tmp_path / "tone.wav"
+    extra = ["--out", str(out)] if argv[0] == "check-audio" else []
+    assert cli.main(argv + extra) == 1
+    assert "libportaudio2" in _one_line_error(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [["check-audio", "--seconds", "0.2"],
+                                  ["check-audio", "--loopback", "--seconds", "0.2"],
+                                  ["check-audio", "--device", "bogus", "--seconds", "0.2"],
+                                  ["devices", "--device", "bogus"]])
+def test_self_checks_fail_without_an_output_device(fake_portaudio, capsys, argv):
+    fake_portaudio([("ALSA", -1), ("OSS", -1)], [dev("mic", 0, n_in=2, n_out=0)])
+    assert cli.main(argv) == 1
+    err = _one_line_error(capsys)
+    assert "bogus" in err if "bogus" in argv else "no audio output device" in err
+
+
+def test_devices_without_device_option_still_lists(fake_portaudio, capsys):
+    fake_portaudio([("ALSA", -1)], [])
+    assert cli.main(["devices"]) == 0
+    assert "Output auralize would use: none" in capsys.readouterr().out
+
+
 def test_live_output_without_device_writes_file_at_real_time(tmp_path):
     from auralize.audio.live import LiveOutput
 

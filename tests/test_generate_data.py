@@ -116,7 +116,7 @@ def test_convert_bad_folders(tmp_path, tiny_config, capsys):
 
 def test_convert_cli_default_piano(tmp_path, tiny_config, capsys):
     rc = main(["generate", "convert", "--config", str(tiny_config), "--root", str(tmp_path),
-               "--piano-files", "2", "--piano-seconds", "3"])
+               "--demo-data", "--piano-files", "2", "--piano-seconds", "3"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "dataset 'piano': 2 files" in out and "0 files skipped" in out
@@ -143,3 +143,60 @@ def test_mu_law_quantised_config_converts_and_keeps_the_tone(tmp_path):
     p.write_text(TINY.replace("mu = 0.0", "quantize_bits = 40"))
     with pytest.raises(AuralizeError, match="quantize_bits"):
         load_config(p)
+
+
+def _write_tones(folder, n=2, rate=16000, hz=440.0):
+    folder.mkdir(parents=True)
+    t = np.arange(rate * 2) / rate
+    for i in range(n):
+        sf.write(folder / f"take{i}.wav", 0.5 * np.sin(2 * np.pi * hz * t), rate)
+
+
+def test_convert_reads_boii_layout(tmp_path, tiny_config, capsys):
+    """Recordings in datasets/<name>/wave/ are what `--dataset <name>` converts."""
+    _write_tones(tmp_path / "datasets" / "chopin" / "wave")
+    assert main(["generate", "convert", "--config", str(tiny_config), "--root", str(tmp_path),
+                 "--dataset", "chopin"]) == 0
+    assert "dataset 'chopin': 2 files (4.0 s)" in capsys.readouterr().out
+    ds = Dataset.load(tmp_path / "datasets" / "chopin" / load_config(tiny_config).data_tag())
+    assert ds.meta["source"].endswith("chopin/wave") and ds.meta["files_used"] == 2
+    assert not (tmp_path / "datasets" / "chopin" / "wave_8000hz").exists()  # nothing generated
+    audio = features_to_audio(ds.norm.undo(ds.x[0]), "hfft")
+    assert abs(np.argmax(np.abs(np.fft.rfft(audio))) * 8000 / len(audio) - 440) < 10
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--dataset", "chopin"], "datasets/chopin/wave"),  # no recordings where boii puts them
+    ([], "--demo-data"),  # neither recordings nor a dataset: nothing is generated unasked
+])
+def test_convert_never_generates_data_unasked(tmp_path, tiny_config, capsys, argv, says):
+    assert main(["generate", "convert", "--config", str(tiny_config), "--root", str(tmp_path)]
+                + argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("auralize: error:") and "\n" not in err and says in err
+    assert not (tmp_path / "datasets").exists()
+
+
+def test_demo_data_never_mixes_with_recordings(tmp_path, tiny_config, capsys):
+    _write_tones(tmp_path / "datasets" / "chopin" / "wave")
+    assert main(["generate", "convert", "--config", str(tiny_config), "--root", str(tmp_path),
+                 "--dataset", "chopin", "--demo-data"]) == 1
+    assert "holds recordings" in capsys.readouterr().err
+    assert main(["generate", "convert", str(tmp_path), "--config", str(tiny_config),
+                 "--root", str(tmp_path), "--demo-data"]) == 1
+    assert "give no folder" in capsys.readouterr().err
+
+
+def test_boii_config_numbers_and_printing_a_config(tmp_path, capsys):
+    for number, name in (("0", "A"), ("1", "B"), ("2", "C")):
+        assert load_config(number) == load_config(name)
+    assert main(["generate", "config", "1"]) == 0
+    mine = tmp_path / "mine.toml"
+    mine.write_text(capsys.readouterr().out)
+    assert load_config(mine).to_dict() | {"source": ""} == load_config("B").to_dict() | {
+        "source": ""}
+    assert main(["generate", "config"]) == 0
+    listing = capsys.readouterr().out
+    assert all(n in listing for n in ("A ", "B ", "C ", "DEMO", "GRUV"))
+    assert main(["generate", "config", "7"]) == 1
+    assert "A, B, C, DEMO, GRUV" in capsys.readouterr().err

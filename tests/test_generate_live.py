@@ -102,6 +102,42 @@ def test_knob_ramp_has_no_click(tmp_path):
     assert np.abs(np.diff(y)).max() < 0.01
 
 
+def test_volume_and_mod_knobs_offline(tmp_path):
+    """CC 7 sets the gain (GM curve), CC 1 mixes input and models; both glide, no click."""
+    cfg = GenConfig(name="id", sample_rate=8000, block_size=64, hidden=126, depth=1)
+    chain = LiveChain([load_run(d) for d in make_runs(tmp_path, cfg)], "fp32")
+    x = (0.4 * np.sin(np.arange(64 * 8) * 0.21)).astype(np.float32).reshape(8, 64)
+    wet = x.reshape(-1) * expected_gain(0.5, 0.5)
+    _assert_close(chain.process(x, 0.5, 0.5), wet, "fp32")  # defaults: full volume, all wet
+    for volume, mod in [(0.5, 1.0), (1.0, 0.0), (0.8, 0.25), (0.0, 1.0)]:
+        y = [chain.process(x, 0.5, 0.5, volume=volume, mod=mod) for _ in range(4)][-1]
+        want = volume**2 * (mod * wet + (1 - mod) * x.reshape(-1))
+        _assert_close(y, want, "fp32")
+    # A jump from silence to full volume glides in (tau 20 ms): the first samples stay
+    # near silence (no click), the block's end (64 ms on) is at full level.
+    y = chain.process(x, 0.5, 0.5, volume=1.0)
+    gain = y / np.where(np.abs(wet) > 0.05, wet, np.nan)
+    assert np.nanmax(gain[:16]) < 0.12 and np.nanmin(gain[-64:]) > 0.9
+    assert np.all(np.diff(gain[np.isfinite(gain)]) > -1e-3)  # rising, never back
+
+
+def test_midi_map_has_boii_volume_and_mod(tmp_path):
+    import mido
+
+    m = KnobMap()
+    assert (m.volume, m.mod) == (7, 1)
+    assert m.knob_of(mido.Message("control_change", control=7, value=5)) == "volume"
+    assert m.knob_of(mido.Message("control_change", control=1, value=5)) == "mod"
+    p = tmp_path / "map.toml"
+    p.write_text("[knobs]\nvolume = 11\nmod = 2\n")
+    m = KnobMap.load(p)
+    assert m.knob_of(mido.Message("control_change", control=11, value=5)) == "volume"
+    assert m.knob_of(mido.Message("control_change", control=7, value=5)) is None
+    p.write_text("[knobs]\nvolume = 200\n")
+    with pytest.raises(AuralizeError, match="0-127"):
+        KnobMap.load(p)
+
+
 def test_midi_map(tmp_path):
     import mido
 
@@ -213,10 +249,12 @@ def _live_run(tmp_path, jack_server, jack_recorder, stages, n_models=3, sample_r
         rec.wait_connected(1)
         time.sleep(1.0)
         marks = []
-        for cc1, cc2, dur in stages:
+        for cc1, cc2, dur, *more in stages:  # more: {controller: value} also sent
             if cc1 is not None:
                 midi_out.send_message([0xB0, 74, cc1])
                 midi_out.send_message([0xB0, 71, cc2])
+            for control, value in (more[0] if more else {}).items():
+                midi_out.send_message([0xB0, control, value])
             marks.append((time.perf_counter(), dur, cc1, cc2))
             time.sleep(dur)
     finally:
@@ -235,19 +273,44 @@ def test_live_jack_follows_midi_knobs(tmp_path, jack_server, jack_recorder):
     # segment; the segments start 0.3 s after each knob move, past lead + device.
     stats, cap, marks = _live_run(tmp_path, jack_server, jack_recorder, stages,
                                   lead_s=SOAK_LEAD_S)
-    x = cap.data[:, 0]
     # Dropouts are asserted over 10 s in the slow test; here the knob formula.
     assert stats.midi_messages >= 8 and stats.midi_port.endswith("knobs-test")
-    for t0, dur, cc1, cc2 in marks:
+    for (_t0, _dur, cc1, cc2), rms in zip(marks, _stage_rms(cap, marks)):
+        c1 = 0.5 if cc1 is None else cc1 / 127
+        c2 = 0.5 if cc2 is None else cc2 / 127
+        want = FEED_AMP * expected_gain(c1, c2) / np.sqrt(2)
+        assert abs(rms - want) < 0.05 * want + 2e-3, (cc1, cc2, rms, want)
+    print(stats.summary())
+
+
+def _stage_rms(cap, marks) -> list[float]:
+    """RMS of what played in each stage, from 0.3 s after its knob moves to 0.1 s before
+    the next (past lead, device latency and glides)."""
+    x = cap.data[:, 0]
+    out = []
+    for t0, dur, *_ in marks:
         k0 = int(np.searchsorted(cap.block_times, t0 + 0.3))
         k1 = int(np.searchsorted(cap.block_times, t0 + dur - 0.1))
         seg = x[cap.block_frames[k0] : cap.block_frames[min(k1, len(cap.block_frames) - 1)]]
         assert seg.size > 4000
-        c1 = 0.5 if cc1 is None else cc1 / 127
-        c2 = 0.5 if cc2 is None else cc2 / 127
-        want = FEED_AMP * expected_gain(c1, c2) / np.sqrt(2)
-        rms = float(np.sqrt(np.mean(seg.astype(np.float64) ** 2)))
-        assert abs(rms - want) < 0.05 * want + 2e-3, (cc1, cc2, rms, want)
+        out.append(float(np.sqrt(np.mean(seg.astype(np.float64) ** 2))))
+    return out
+
+
+@pytest.mark.audio
+def test_live_jack_volume_and_mod_follow_midi(tmp_path, jack_server, jack_recorder):
+    """boii's CC 7 (volume) changes the live gain; CC 1 (mod) mixes in the dry input."""
+    stages = [(None, None, 0.8), (None, None, 0.8, {7: 64}), (None, None, 0.8, {7: 0}),
+              (None, None, 0.8, {7: 127, 1: 0}), (None, None, 0.8, {1: 127})]
+    stats, cap, marks = _live_run(tmp_path, jack_server, jack_recorder, stages,
+                                  lead_s=SOAK_LEAD_S)
+    rms = _stage_rms(cap, marks)
+    wet = FEED_AMP * expected_gain(0.5, 0.5) / np.sqrt(2)
+    dry = FEED_AMP / np.sqrt(2)
+    want = [wet, (64 / 127) ** 2 * wet, 0.0, dry, wet]
+    for got, w in zip(rms, want):
+        assert abs(got - w) < 0.05 * w + 2e-3, (rms, want)
+    assert stats.volume == 1.0 and stats.mod == 1.0 and stats.midi_messages >= 5
     print(stats.summary())
 
 

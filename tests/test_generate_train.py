@@ -43,13 +43,13 @@ def trained(tmp_path_factory):
     cfg_path.write_text(TINY)
     torch.set_num_threads(1)
     assert main(["generate", "convert", "--config", str(cfg_path), "--root", str(root),
-                 "--piano-files", "3", "--piano-seconds", "6"]) == 0
+                 "--demo-data", "--piano-files", "3", "--piano-seconds", "6"]) == 0
     assert main(["generate", "train", "--config", str(cfg_path), "--root", str(root),
-                 "--epochs", "2", "--no-progress"]) == 0
+                 "--epochs", "2", "--no-progress", "--keep-checkpoints", "2"]) == 0
     run_dir = root / "runs" / "32_1_piano"
     first = json.loads((run_dir / "history.json").read_text())
     assert main(["generate", "train", "--config", str(cfg_path), "--root", str(root),
-                 "--epochs", "1", "--no-progress"]) == 0
+                 "--epochs", "1", "--no-progress", "--keep-checkpoints", "2"]) == 0
     second = json.loads((run_dir / "history.json").read_text())
     return root, cfg_path, run_dir, first, second
 
@@ -67,6 +67,44 @@ def test_training_halves_validation_loss(trained):
     for name in ("model_graph.png", "loss.png"):
         with Image.open(run_dir / name) as im:
             assert im.format == "PNG" and im.width >= 500 and im.height >= 300, name
+
+
+def test_checkpoints_keep_the_last_n_and_the_best_across_a_resume(trained):
+    """3 epochs (2 + a resumed 1) with --keep-checkpoints 2: epochs 2 and 3, best, last."""
+    run_dir, second = trained[2], trained[4]
+    ckpts = run_dir / "checkpoints"
+    epochs = sorted(int(p.name[5:9]) for p in ckpts.glob("epoch*.ckpt"))
+    assert epochs == [1, 2], sorted(p.name for p in ckpts.iterdir())  # 0-based: the last two
+    assert (ckpts / "last.ckpt").is_file()
+    best_epoch = min(second[1:], key=lambda h: h["val_loss"])["epoch"]  # 1-based
+    assert torch.load(ckpts / "best.ckpt", map_location="cpu",
+                      weights_only=False)["epoch"] + 1 == best_epoch
+    assert {p.name for p in ckpts.iterdir()} == {"last.ckpt", "best.ckpt"} | {
+        p.name for p in ckpts.glob("epoch*.ckpt")}
+
+
+def test_resume_with_another_network_leaves_the_run_alone(trained, tmp_path, capsys):
+    """A run resumed under a config whose network differs: one line, the run untouched."""
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(trained[0], root)
+    run_dir = root / "runs" / "32_1_piano"
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu",
+                      weights_only=False)
+    ckpt["state_dict"] = {k: v[:1] for k, v in ckpt["state_dict"].items()}  # other shapes
+    torch.save(ckpt, run_dir / "checkpoints" / "last.ckpt")
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert main(["generate", "train", "--config", str(trained[1]), "--root", str(root),
+                 "--epochs", "1", "--no-progress"]) == 1
+    assert "holds another network" in capsys.readouterr().err
+    assert before == {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
+def test_keep_checkpoints_must_not_be_negative(tmp_path, capsys):
+    assert main(["generate", "train", "--config", "DEMO", "--root", str(tmp_path),
+                 "--keep-checkpoints", "-1"]) == 1
+    assert "keep" in capsys.readouterr().err
 
 
 def test_int8_precision_is_close_to_fp32_and_leaves_the_model_alone(trained):
@@ -107,7 +145,7 @@ def test_resume_continues_from_saved_step(trained):
     steps_per_epoch = first[1]["step"]
     assert steps_per_epoch > 0
     assert second[-1]["epoch"] == 3 and second[-1]["step"] == 3 * steps_per_epoch
-    assert len(list((run_dir / "checkpoints").glob("epoch*.ckpt"))) == 3
+    assert len(list((run_dir / "checkpoints").glob("epoch*.ckpt"))) == 2  # --keep-checkpoints
 
 
 def test_sample_cli_and_seed_file(trained, tmp_path):
@@ -175,7 +213,7 @@ def test_train_without_dataset(tmp_path, capsys):
 def test_convert_for_gruv_shapes(tmp_path):
     cfg = load_config("GRUV")
     small = GenConfig(**{**cfg.to_dict(), "block_size": 1024, "seq_len": 4, "source": ""})
-    ds = convert(small, None, root=tmp_path, piano_files=1, piano_seconds=1.0)
+    ds = convert(small, None, root=tmp_path, demo_data=True, piano_files=1, piano_seconds=1.0)
     assert ds.x.shape[1:] == (5, 2048)
 
 

@@ -219,6 +219,9 @@ def test_jack_server_killed_mid_run(tmp_path):
 
 def test_file_only_without_device(tmp_path):
     """No device (explicit name that does not exist): one warning, the file fills at real time."""
+    from conftest import need_portaudio
+
+    need_portaudio()  # without PortAudio the warning is about PortAudio, not the name
     score = Score(SR)
     score.add_voice("tone", {"kind": "sines", "freq_hz": [440.0], "amp": [0.3]})
     out = tmp_path / "nodev.wav"

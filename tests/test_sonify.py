@@ -282,6 +282,36 @@ def test_render_csv_with_gradients(tmp_path):
     assert (tmp_path / "x_spectrogram.png").exists()
 
 
+@pytest.mark.parametrize("mapping, lacks, hint", [
+    ("weights", "per-unit weight means", "--mapping loss"),
+    ("gradients", "gradient norms", "--mapping loss"),
+])
+def test_render_mapping_without_its_data_is_an_error(tmp_path, capsys, mapping, lacks, hint):
+    """A mapping the log has no data for would write silence (or only the alarm): refuse."""
+    rows = ["step,loss"] + [f"{i},{1 / (i + 1)}" for i in range(30)]
+    (tmp_path / "m.csv").write_text("\n".join(rows))
+    out = tmp_path / "x.wav"
+    assert main(["render", str(tmp_path / "m.csv"), "-o", str(out), "--mapping", mapping]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("auralize: error:") and "\n" not in err
+    assert lacks in err and hint in err
+    assert not out.exists() and not (tmp_path / "x_spectrogram.png").exists()
+
+
+def test_render_weights_from_a_run_that_recorded_them(tmp_path):
+    with Sonifier(tmp_path / "run", mappings=["loss", {"kind": "weights"}], live=False,
+                  plot=False) as son:
+        for step in range(12):
+            son.log(TrainingStep(step=step, loss=1.0 / (step + 1), epoch=step // 4,
+                                 epoch_end=step % 4 == 3,
+                                 unit_means={"fc": [0.1 * step, -0.2, 0.3]}))
+    out = tmp_path / "w.wav"
+    assert main(["render", str(tmp_path / "run"), "-o", str(out), "--mapping", "weights",
+                 "--no-plot"]) == 0
+    data, _sr = sf.read(out)
+    assert np.abs(data).max() > 0.01  # the chord, not digital silence
+
+
 def test_sonifier_json_records_how_to_render(tmp_path):
     with Sonifier(tmp_path, mappings=[{"kind": "loss", "min_freq": 300}], live=False,
                   plot=False) as son:

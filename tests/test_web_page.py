@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -22,9 +21,8 @@ import pytest
 
 from auralize import Sonifier
 from auralize.sonify.telemetry import TrainingStep
-from conftest import audio_unavailable
+from conftest import audio_unavailable, installed_program
 
-CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--autoplay-policy=no-user-gesture-required"]
 LAYERS = ["conv1", "conv2", "fc1", "fc2"]
@@ -34,15 +32,13 @@ ARTIFACTS = Path(os.environ.get("AURALIZE_ARTIFACTS",
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        audio_unavailable("chromium not installed (Debian: apt-get install chromium)")
+    chromium = installed_program("chromium", "chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
         audio_unavailable(f"playwright not installed ({exc})")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists()
-                              else shutil.which("chromium"), args=ARGS)
+        b = p.chromium.launch(executable_path=chromium, args=ARGS)
         yield b
         b.close()
 

@@ -165,3 +165,82 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, data: DigitsData, 
     acc = accuracy(model, data.x_val, data.y_val)
     return {"val_accuracy": acc, "val_loss": val_loss, "steps": steps,
             "result": getattr(w, "result", None)}
+
+
+# -- the same demo in Keras 3 (torch backend) ----------------------------------------
+
+KERAS_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop", "adadelta": "Adadelta"}
+
+
+def _keras():
+    """Keras, imported through :mod:`auralize.keras` so that it runs on the torch backend
+    (unless ``KERAS_BACKEND`` chose another)."""
+    from auralize import keras as auralize_keras
+
+    return auralize_keras.keras
+
+
+def build_keras_cnn(seed: int = 0):
+    """soNNify's demo CNN in Keras 3, sized for 8x8 inputs as :class:`SonnifyCNN`:
+    Conv(32, 3x3, relu) -> MaxPool2 -> Conv(64, 3x3, relu) -> MaxPool2 -> Flatten ->
+    Dropout 0.5 -> Dense(10, softmax).  ``same`` padding keeps the 8x8 maps as large as
+    soNNify's 28x28 ones were relative to the image."""
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    return keras.Sequential([
+        keras.Input((8, 8, 1)),
+        layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dropout(0.5),
+        layers.Dense(10, activation="softmax", name="fc"),
+    ], name="sonnify_cnn")
+
+
+def train_keras(data: DigitsData, *, epochs: int, batch_size: int, optimizer: str, lr: float,
+                sonifier_kwargs: dict, seed: int = 0, progress: bool = True) -> dict:
+    """Train :func:`build_keras_cnn` with ``model.fit`` while soNNify's callbacks listen.
+
+    ``ListenToLoss`` and ``WeightsDense`` share one Sonifier (``sonifier_kwargs``: its
+    ``out_dir``, ``mappings``, ``live``...), which also hears the gradient norms Keras's
+    torch backend leaves on the variables.  Categorical cross-entropy, as soNNify.
+
+    Returns
+    -------
+    dict
+        ``val_accuracy``, ``val_loss``, ``steps`` and the ``result`` of the session.
+    """
+    keras = _keras()
+    from auralize.keras import ListenToLoss, WeightsDense
+    from auralize.sonify.session import Sonifier
+
+    if optimizer not in KERAS_OPTIMIZERS:
+        raise AuralizeError(
+            f"unknown optimizer {optimizer!r}; choose from {', '.join(KERAS_OPTIMIZERS)}")
+    model = build_keras_cnn(seed)
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"],
+                  optimizer=getattr(keras.optimizers, KERAS_OPTIMIZERS[optimizer])(
+                      learning_rate=lr))
+
+    def nhwc(x: torch.Tensor):
+        return x.permute(0, 2, 3, 1).numpy()
+
+    def onehot(y: torch.Tensor):
+        return keras.utils.to_categorical(y.numpy(), 10).astype("float32")
+
+    x_val, y_val = nhwc(data.x_val), onehot(data.y_val)
+    son = Sonifier(**sonifier_kwargs)
+    try:
+        history = model.fit(nhwc(data.x_train), onehot(data.y_train), epochs=epochs,
+                            batch_size=batch_size, validation_data=(x_val, y_val),
+                            shuffle=True, verbose=1 if progress else 0,
+                            callbacks=[ListenToLoss(sonifier=son), WeightsDense(sonifier=son)])
+    finally:
+        result = son.close()
+    val_loss, val_acc = model.evaluate(x_val, y_val, verbose=0)
+    steps = epochs * -(-len(data.x_train) // batch_size)
+    return {"val_accuracy": float(val_acc), "val_loss": float(val_loss), "steps": steps,
+            "result": result, "history": history.history}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 
 import numpy as np
 
@@ -66,16 +65,12 @@ def run(args) -> int:
         from auralize.audio.files import format_for_path
 
         format_for_path(args.out)  # bad extension -> one-line error before playing
-    device = args.device
-    if device is not None:
-        from auralize.audio import devices
-
-        if devices.load_sounddevice(warn=False) is not None:
-            devices.choose_output_device(device)  # unknown device -> one-line error
-    score = tone_score(args.seconds, args.sample_rate)
     lead_s = STEADY_LEAD_S if args.lead_ms is None else args.lead_ms / 1000.0
     if not lead_s > 0:
         raise AuralizeError(f"--lead-ms must be positive, got {args.lead_ms}")
+    device = args.device
+    require_output_device(device)  # a self-check that cannot play fails before playing
+    score = tone_score(args.seconds, args.sample_rate)
     live = LiveOutput(args.sample_rate, block_size=args.block_size, device=device, out=args.out,
                       lead_s=lead_s)
     live.start(score)
@@ -88,32 +83,48 @@ def run(args) -> int:
     while live.stats().frames_rendered < wanted and time.monotonic() < deadline:
         time.sleep(0.05)
     st = live.close()
+    if args.out:
+        print(f"wrote {args.out}")
+    if not st.frames_played or st.device_lost:
+        raise AuralizeError(f"the test tone did not play on {st.device or 'any device'} "
+                            f"({st.frames_played} frames reached it); check `auralize devices`")
     print(f"device: {st.device or 'none'}")
     print(f"underruns: {st.underruns} (ring {st.ring_underruns}, device {st.device_underflows})")
     print(f"frames played: {st.frames_played}, rendered: {st.frames_rendered}")
     if st.frames_played:
         print(f"latency estimate: {st.latency_s * 1000:.1f} ms; "
               f"audio process CPU: {st.cpu_share * 100:.1f}% of one core")
-    if args.out:
-        print(f"wrote {args.out}")
     return 0
+
+
+def require_output_device(device):
+    """The output device a self-check will play to; a one-line error when there is none.
+
+    Raises
+    ------
+    AuralizeError
+        PortAudio cannot be loaded (names the Debian package), ``device`` matches no
+        output, or no output device exists at all.
+    """
+    from auralize.audio import devices
+
+    if devices.load_sounddevice(warn=False) is None:
+        raise AuralizeError(f"nothing can play: {devices.portaudio_error()}")
+    info = devices.choose_output_device(device, warn=False)  # unknown device -> error
+    if info is None:
+        raise AuralizeError("nothing can play: no audio output device found (is a sound "
+                            "server such as JACK running?); run `auralize devices`")
+    return info
 
 
 def _loopback(args) -> int:
     from auralize.audio import devices
 
-    sd = devices.load_sounddevice()
-    if sd is None:
-        print("no live audio: PortAudio is not available")
-        return 0
-    out_dev = devices.choose_output_device(args.device)
+    out_dev = require_output_device(args.device)
     in_dev = devices.choose_input_device(args.device)
-    if out_dev is None or in_dev is None:
-        warnings.warn("loopback needs an input and an output device; none found",
-                      devices.AudioUnavailableWarning, stacklevel=2)
-        print("device: none")
-        print("underruns: 0")
-        return 0
+    if in_dev is None:
+        raise AuralizeError("loopback needs an input device; none found (run `auralize "
+                            "devices`)")
     ch = max(1, min(2, in_dev.max_input_channels, out_dev.max_output_channels))
     sr = args.sample_rate
     total = int(args.seconds * sr)
@@ -148,4 +159,6 @@ def _loopback(args) -> int:
         from auralize.audio.files import write_audio
 
         print(f"wrote {write_audio(args.out, got, sr)}")
+    if not st["pos"]:
+        raise AuralizeError(f"nothing passed from {in_dev.label} to {out_dev.label}")
     return 0

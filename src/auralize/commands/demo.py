@@ -11,6 +11,7 @@ EPILOG = """examples:
   auralize demo --clock wall            # sound follows training in real time
   auralize demo --lr 1.0 --optimizer sgd  # make it diverge and hear the alarm
   auralize demo --web --no-live         # listen in a browser: open the printed URL
+  auralize demo --framework keras       # the same CNN in Keras 3 (torch backend), model.fit
 """
 
 
@@ -21,6 +22,9 @@ def register(sub) -> None:
                     "and the last layer's weights, live and into a run folder.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--framework", choices=["torch", "keras"], default="torch",
+                   help="torch: a PyTorch loop with auralize.torch.watch (default); keras: "
+                        "Keras 3 model.fit with soNNify's ListenToLoss and WeightsDense")
     p.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")
@@ -55,20 +59,29 @@ def run(args) -> int:
     torch.manual_seed(args.seed)
     data = load_digits_data(unbalanced_class=args.unbalanced_class if args.unbalanced else None,
                             seed=args.seed)
-    model = build_model("sonnify_cnn")
-    optimizer = build_optimizer(args.optimizer, model.parameters(), args.lr)
-    print(f"training soNNify's demo CNN on {len(data.x_train)} digits "
+    session = {
+        "out_dir": args.out, "clock": args.clock, "device": args.device,
+        "live": False if args.no_live else "auto",
+        "mappings": ["loss", "gradients", "weights", "alarm"],
+        "tensorboard": args.tensorboard,
+        **({"web": True, "web_host": args.web_host, "web_port": args.web_port}
+           if args.web else {}),
+    }
+    how = "Keras 3 (torch backend)" if args.framework == "keras" else "PyTorch"
+    print(f"training soNNify's demo CNN in {how} on {len(data.x_train)} digits "
           f"({args.epochs} epochs, batch {args.batch_size}); sonifying loss, gradients, "
           "the last layer's weights")
-    out = train(model, optimizer, data, epochs=args.epochs, batch_size=args.batch_size,
-                seed=args.seed, watch_kwargs={
-                    "out_dir": args.out, "clock": args.clock, "device": args.device,
-                    "live": False if args.no_live else "auto",
-                    "mappings": ["loss", "gradients", "weights", "alarm"],
-                    "tensorboard": args.tensorboard,
-                    **({"web": True, "web_host": args.web_host, "web_port": args.web_port}
-                       if args.web else {}),
-                })
+    if args.framework == "keras":
+        from auralize.digits import train_keras
+
+        out = train_keras(data, epochs=args.epochs, batch_size=args.batch_size,
+                          optimizer=args.optimizer, lr=args.lr, sonifier_kwargs=session,
+                          seed=args.seed)
+    else:
+        model = build_model("sonnify_cnn")
+        optimizer = build_optimizer(args.optimizer, model.parameters(), args.lr)
+        out = train(model, optimizer, data, epochs=args.epochs, batch_size=args.batch_size,
+                    seed=args.seed, watch_kwargs=session)
     result = out["result"]
     print(f"validation accuracy {out['val_accuracy']:.3f} after {out['steps']} steps; "
           f"{result.duration_s:.1f} s of sound")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from auralize.errors import AuralizeError
+
 EXAMPLES = """examples:
   auralize devices
   auralize devices --json
@@ -31,15 +33,14 @@ def run(args) -> int:
 
     sd = devices.load_sounddevice(warn=False)
     if sd is None:
+        if args.device is not None:  # asked what a device selects: nothing can
+            raise AuralizeError(f"no device {args.device!r}: {devices.portaudio_error()}")
         print(f"no live audio: {devices.portaudio_error()}")
         return 0
     apis = devices.host_apis()
     devs = devices.list_devices()
-    chosen = None
-    try:
-        chosen = devices.choose_output_device(args.device, warn=False)
-    except Exception:  # noqa: BLE001  (explained below)
-        chosen = None
+    # An explicit --device that matches nothing is a one-line error (exit 1).
+    chosen = devices.choose_output_device(args.device, warn=False)
     why = devices.explain_choice(args.device)
     if args.json:
         print(json.dumps({

@@ -7,7 +7,7 @@ from pathlib import Path
 
 EXAMPLES = """\
 examples (a fresh machine, no downloads; DEMO trains in about half a minute):
-  auralize generate convert --config DEMO       # procedural piano set -> features
+  auralize generate convert --config DEMO       # procedural piano set (DEMO's data) -> features
   auralize generate train --config DEMO
   auralize generate sample --config DEMO --seconds 10 -o piano.wav
   auralize generate live --config DEMO -o live.wav
@@ -15,12 +15,15 @@ examples (a fresh machine, no downloads; DEMO trains in about half a minute):
 
 your own recordings (any WAV/FLAC/OGG, any rate/channels/bit depth):
   auralize generate convert recordings/chopin --config B
-  auralize generate train --config B --dataset chopin
+  auralize generate convert --config 1 --dataset chopin   # boii's layout: ROOT/datasets/chopin/wave/
+  auralize generate train --config B --dataset chopin --keep-checkpoints 3
+  auralize generate config B > my_config.toml             # a shipped config to copy and edit
   auralize generate sample --config my_config.toml --dataset chopin --seconds 30 -o out.wav
 
 Shipped configs: A (13 x 250), B (7 x 511), C (9 x 511) boii networks at 8 kHz
-(hours of training), GRUV (1 x 1024) at 44.1 kHz, DEMO (2 x 256, the quick start);
-or the path of a TOML file in the same layout.
+(hours of training; boii's numbers 0, 1, 2 name them too), GRUV (1 x 1024) at
+44.1 kHz, DEMO (2 x 256, the quick start); or the path of a TOML file in the same
+layout (`auralize generate config NAME` prints one to start from).
 Run folders: ROOT/runs/<hidden>_<depth>_<dataset>; data: ROOT/datasets/<dataset>/.
 """
 
@@ -48,9 +51,13 @@ def register(sub) -> None:
     c = gsub.add_parser("convert", help="recordings -> normalised block features",
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("dir", nargs="?", type=Path, default=None,
-                   help="folder of WAV/FLAC/OGG files (default: write the procedural piano set)")
-    c.add_argument("--config", required=True, help="config name (DEMO, A, B, C, GRUV) or TOML path")
+                   help="folder of WAV/FLAC/OGG files (default: ROOT/datasets/<--dataset>/wave/, "
+                        "boii's layout)")
+    c.add_argument("--config", required=True, help=CONFIG_HELP)
     common(c)
+    c.add_argument("--demo-data", action="store_true",
+                   help="convert the procedural piano set instead of recordings (implied by "
+                        "--config DEMO with no folder and no --dataset)")
     c.add_argument("--piano-files", type=int, default=30, help="procedural set: files (30)")
     c.add_argument("--piano-seconds", type=float, default=10.0,
                    help="procedural set: seconds per file (10)")
@@ -59,8 +66,11 @@ def register(sub) -> None:
 
     t = gsub.add_parser("train", help="train (or resume) a config on a converted dataset",
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--config", required=True, help="config name (DEMO, A, B, C, GRUV) or TOML path")
+    t.add_argument("--config", required=True, help=CONFIG_HELP)
     common(t)
+    t.add_argument("--keep-checkpoints", type=int, default=5, metavar="N",
+                   help="epoch checkpoints kept: the newest N (default 5; 0 keeps all), "
+                        "besides best.ckpt (lowest validation loss) and last.ckpt")
     t.add_argument("--epochs", type=int, default=None,
                    help="epochs to run now (default: the config's max_epochs)")
     t.add_argument("--fresh", action="store_true",
@@ -112,7 +122,16 @@ def register(sub) -> None:
                         "busy or virtual machine)")
     v.set_defaults(run=run_live)
 
+    g = gsub.add_parser("config", help="print a shipped config (TOML) to copy and edit",
+                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g.add_argument("name", nargs="?", default=None,
+                   help="A, B, C, GRUV or DEMO (boii's 0, 1, 2 for A, B, C); none: list them")
+    g.set_defaults(run=run_config)
+
     p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
+
+
+CONFIG_HELP = "config name (DEMO, A, B, C, GRUV; boii's 0, 1, 2 for A, B, C) or TOML path"
 
 
 def _config(name):
@@ -125,8 +144,13 @@ def run_convert(args) -> int:
     from auralize.generate.data import convert
 
     cfg = _config(args.config)
-    ds = convert(cfg, args.dir, root=args.root, dataset=args.dataset, seed=args.seed,
-                 piano_files=args.piano_files, piano_seconds=args.piano_seconds, progress=True)
+    # The quick start: DEMO's own data is the piano set.  Any other config converts
+    # recordings unless --demo-data asks for the generated set.
+    demo = args.demo_data or (args.dir is None and args.dataset is None
+                              and cfg.name.upper() == "DEMO")
+    ds = convert(cfg, args.dir, root=args.root, dataset=args.dataset, demo_data=demo,
+                 seed=args.seed, piano_files=args.piano_files, piano_seconds=args.piano_seconds,
+                 progress=True)
     m = ds.meta
     print(f"dataset {m['dataset']!r}: {m['files_used']} files ({m['seconds']:.1f} s) -> "
           f"{m['sequences']} sequences of {cfg.seq_len + 1} blocks x {cfg.feature_size} "
@@ -134,6 +158,17 @@ def run_convert(args) -> int:
     for s in m["skipped"][:5]:
         print(f"  skipped: {s['reason']}")
     print(f"wrote {ds.folder}")
+    return 0
+
+
+def run_config(args) -> int:
+    from auralize.generate.config import shipped_config_path, shipped_configs
+
+    if args.name is None:
+        for name, path in sorted(shipped_configs().items()):
+            print(f"{name:5} {_config(path).description}")
+        return 0
+    print(shipped_config_path(args.name).read_text(), end="")
     return 0
 
 
@@ -148,7 +183,8 @@ def run_train(args) -> int:
     cfg = _config(args.config)
     ds = Dataset.load(dataset_folder(args.root, _dataset_name(args), cfg))
     res = train(cfg, ds, runs_root=args.root / "runs", epochs=args.epochs,
-                resume=not args.fresh, progress=not args.no_progress, seed=args.seed)
+                resume=not args.fresh, progress=not args.no_progress, seed=args.seed,
+                keep_last=args.keep_checkpoints)
     h = res.history
     print(f"val_loss {h[0]['val_loss']:.4f} (epoch {h[0]['epoch']}) -> {h[-1]['val_loss']:.4f} "
           f"(epoch {h[-1]['epoch']}, step {res.global_step})")

@@ -44,12 +44,14 @@ def run(args) -> int:
     from auralize.audio.plots import save_spectrogram
     from auralize.audio.score import iter_blocks
     from auralize.audio.sinks import FileSink, MemorySink, write_blocks
-    from auralize.sonify.logs import load_log
+    from auralize.sonify.logs import load_log, require_mapping_data
     from auralize.sonify.timeline import SonifyConfig, replay
 
     out = Path(args.out)
     format_for_path(out)  # a bad extension fails before any work
     records, recorded = load_log(args.log)
+    if args.mapping:
+        require_mapping_data(records, args.mapping, args.log)  # silence is not a rendering
     config = recorded or SonifyConfig()
     doc = config.to_dict()
     if args.mapping:

@@ -7,13 +7,13 @@ settings.  Run folders are named ``<hidden>_<depth>_<dataset>`` as in boii.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from auralize.errors import AuralizeError
 from auralize.generate.features import KINDS, BlockCodec, feature_size
+from auralize.readers import read_toml
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,7 @@ def shipped_configs() -> dict[str, Path]:
 
 
 def _from_toml(path: Path) -> GenConfig:
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise AuralizeError(f"cannot read config {str(path)!r}: {exc}") from None
+    raw = read_toml(path, "a generation config")
     flat: dict = {}
     for key, value in raw.items():
         if isinstance(value, dict):
@@ -87,22 +83,47 @@ def _from_toml(path: Path) -> GenConfig:
                             f"(known: {', '.join(sorted(known))})")
     try:
         cfg = GenConfig(**flat, source=str(path))
-    except TypeError as exc:
+        numbers = {name: int(getattr(cfg, name)) for name in (
+            "sample_rate", "block_size", "hidden", "depth", "seq_len", "batch_size",
+            "quantize_bits", "max_epochs")} | {name: float(getattr(cfg, name)) for name in (
+            "mu", "lr", "val_fraction")}
+    except (TypeError, ValueError) as exc:
         raise AuralizeError(f"config {str(path)!r}: {exc}") from None
     if cfg.features not in KINDS:
         raise AuralizeError(f"config {str(path)!r}: features must be one of {KINDS}")
     for name in ("sample_rate", "block_size", "hidden", "depth", "seq_len", "batch_size"):
-        if int(getattr(cfg, name)) < 1:
+        if numbers[name] < 1:
             raise AuralizeError(f"config {str(path)!r}: {name} must be positive")
-    if not 0 <= int(cfg.quantize_bits) <= 24:
+    if not 0 <= numbers["quantize_bits"] <= 24:
         raise AuralizeError(f"config {str(path)!r}: quantize_bits must be 0 (off) to 24")
     if cfg.block_size < 2:
         raise AuralizeError(f"config {str(path)!r}: block_size must be at least 2")
     return cfg
 
 
+# boii selected its networks by number (`train.py 0`, `generate.py 0 1 2`).
+BOII_NUMBERS = {"0": "A", "1": "B", "2": "C"}
+
+
+def shipped_config_path(name: str) -> Path:
+    """The TOML file of a shipped config (name case-insensitive, or boii's 0/1/2).
+
+    Raises
+    ------
+    AuralizeError
+        Not a shipped name; the message lists them.
+    """
+    shipped = shipped_configs()
+    key = BOII_NUMBERS.get(str(name).strip(), str(name).upper())
+    if key not in shipped:
+        raise AuralizeError(f"no shipped config named {name!r}: use one of "
+                            f"{', '.join(sorted(shipped))} (or boii's 0, 1, 2 for A, B, C)")
+    return shipped[key]
+
+
 def load_config(name_or_path: str | Path) -> GenConfig:
-    """A shipped config by name (case-insensitive: A, B, C, GRUV, DEMO) or a TOML file by path.
+    """A shipped config by name (case-insensitive: A, B, C, GRUV, DEMO; boii's 0, 1, 2 for
+    A, B, C) or a TOML file by path.
 
     Raises
     ------
@@ -110,13 +131,13 @@ def load_config(name_or_path: str | Path) -> GenConfig:
         Neither a shipped name nor a readable file; the message lists the shipped names.
     """
     text = str(name_or_path)
-    shipped = shipped_configs()
-    if text.upper() in shipped and not Path(text).is_file():
-        return _from_toml(shipped[text.upper()])
     path = Path(text).expanduser()
-    if path.is_file():
+    if path.is_file():  # a user's file wins over a shipped name
         return _from_toml(path)
-    raise AuralizeError(
-        f"no config named {text!r}: use one of {', '.join(sorted(shipped))} "
-        "or the path of a TOML file"
-    )
+    try:
+        shipped = shipped_config_path(text)
+    except AuralizeError:
+        raise AuralizeError(
+            f"no config named {text!r}: use one of {', '.join(sorted(shipped_configs()))} "
+            "(boii's 0, 1, 2 for A, B, C) or the path of a TOML file") from None
+    return _from_toml(shipped)

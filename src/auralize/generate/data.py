@@ -7,12 +7,16 @@ normalisation statistics, and stores training sequences of ``seq_len + 1`` block
 (input = blocks 0..n-1, target = blocks 1..n).  Unreadable files are skipped and
 counted.
 
-With no folder, :func:`make_piano_dataset` writes a procedural piano-like dataset
-(random notes, decaying harmonics, deterministic by seed) as WAV files first.
+With no folder, a named dataset's recordings are read from boii's place for them,
+``datasets/<name>/wave/``.  Generated data never stands in for recordings unless
+asked for: with ``demo_data=True``, :func:`make_piano_dataset` writes a procedural
+piano-like dataset (random notes, decaying harmonics, deterministic by seed) as
+WAV files first.
 
 Layout under a root folder (default ``auralize-out/generate``)::
 
-    datasets/<name>/wave[_<rate>hz]/*.wav     recordings (procedural ones per rate)
+    datasets/<name>/wave/*.wav                your recordings (boii's layout)
+    datasets/<name>/wave_<rate>hz/*.wav       the procedural demo set, per rate
     datasets/<name>/<features tag>/data.npz   x: (n_seq, seq_len + 1, feature_size), normalised
     datasets/<name>/<features tag>/norm.npz   mean, std per feature (applied; undone at generation)
     datasets/<name>/<features tag>/meta.json  config audio fields, files used / skipped
@@ -31,6 +35,7 @@ from auralize.audio.files import read_audio, write_audio
 from auralize.errors import AuralizeError
 from auralize.generate.config import GenConfig
 from auralize.generate.features import Normalizer
+from auralize.readers import load_npz, read_json
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 DEFAULT_ROOT = Path("auralize-out/generate")
@@ -139,14 +144,51 @@ class Dataset:
         if not (folder / "data.npz").is_file():
             raise AuralizeError(f"no converted dataset in {str(folder)!r}; run "
                                 "`auralize generate convert` first")
-        with np.load(folder / "data.npz") as z:
-            x = z["x"].astype(np.float32)
-        meta = json.loads((folder / "meta.json").read_text())
+        x = load_npz(folder / "data.npz", ("x",), "converted data")["x"].astype(np.float32)
+        meta = read_json(folder / "meta.json", "dataset meta data")
+        if x.ndim != 3 or not isinstance(meta, dict) or "dataset" not in meta:
+            raise AuralizeError(f"the converted dataset in {str(folder)!r} is damaged; run "
+                                "`auralize generate convert` again")
         return cls(folder, x, Normalizer.load(folder / "norm.npz"), meta)
 
 
 def dataset_folder(root: str | Path, dataset: str, cfg: GenConfig) -> Path:
     return Path(root) / "datasets" / dataset / cfg.data_tag()
+
+
+def recordings_folder(root: str | Path, dataset: str) -> Path:
+    """Where a dataset's own recordings go: ``<root>/datasets/<dataset>/wave`` (boii's layout)."""
+    return Path(root) / "datasets" / dataset / "wave"
+
+
+def _source_folder(cfg: GenConfig, root: Path, dataset: str | None, demo_data: bool,
+                   seed: int, piano_files: int, piano_seconds: float) -> tuple[Path, str]:
+    """The folder ``convert`` reads when given none, and the dataset name."""
+    wave = recordings_folder(root, dataset) if dataset else None
+    if not demo_data:
+        if wave is None:
+            raise AuralizeError(
+                "no recordings given: pass their folder (`generate convert DIR`), or "
+                f"--dataset NAME with them in {str(recordings_folder(root, 'NAME'))!r}; "
+                "--demo-data converts the procedural piano set instead")
+        if not wave.is_dir():
+            raise AuralizeError(
+                f"no recordings for dataset {dataset!r}: put WAV/FLAC/OGG files in "
+                f"{str(wave)!r} (boii's layout) or pass their folder; --demo-data converts "
+                "the procedural piano set instead")
+        return wave, dataset
+    dataset = dataset or "piano"
+    if wave is not None and wave.is_dir() and find_audio_files(wave):
+        raise AuralizeError(
+            f"{str(wave)!r} holds recordings of dataset {dataset!r}: drop --demo-data to "
+            "convert them, or give the demo set another --dataset name")
+    src = root / "datasets" / dataset / f"wave_{cfg.sample_rate}hz"
+    if src.is_dir():  # a previous procedural set (maybe of other size): rewrite it
+        for old in src.glob("piano_*.wav"):
+            old.unlink()
+    make_piano_dataset(src, n_files=piano_files, seconds=piano_seconds,
+                       sample_rate=cfg.sample_rate, block_size=cfg.block_size, seed=seed)
+    return src, dataset
 
 
 def convert(
@@ -155,37 +197,40 @@ def convert(
     *,
     root: str | Path = DEFAULT_ROOT,
     dataset: str | None = None,
+    demo_data: bool = False,
     seed: int = 0,
     piano_files: int = 30,
     piano_seconds: float = 10.0,
     progress: bool = False,
 ) -> Dataset:
-    """Convert a folder of recordings (or the procedural piano set) for ``cfg``.
+    """Convert a folder of recordings (or, when asked, the procedural piano set) for ``cfg``.
 
     Parameters
     ----------
     src : path, optional
-        Folder of WAV/FLAC/OGG files; ``None``: write the procedural piano dataset
-        (``datasets/piano/wave_<rate>hz``; ``piano_files`` files of
-        ``piano_seconds``) first and use it.
+        Folder of WAV/FLAC/OGG files.  ``None``: the recordings of ``dataset`` in
+        ``<root>/datasets/<dataset>/wave/`` (boii's layout), or with ``demo_data``
+        the procedural piano set.
     dataset : str, optional
-        Dataset name (run folders end with it); default: the folder's name, or
-        ``"piano"``.
+        Dataset name (run folders end with it); default: the folder's name (its
+        parent's for a boii ``wave`` folder), or ``"piano"`` for the demo set.
+    demo_data : bool
+        With no ``src``: write the procedural piano dataset
+        (``datasets/<dataset>/wave_<rate>hz``; ``piano_files`` files of
+        ``piano_seconds`` s) and convert it.  Never implied: generated data must
+        not stand in for a user's recordings unasked.
 
     Raises
     ------
     AuralizeError
-        No audio files, or none readable.
+        No recordings where they should be, no audio files, or none readable.
     """
     root = Path(root)
     if src is None:
-        dataset = dataset or "piano"
-        src = root / "datasets" / dataset / f"wave_{cfg.sample_rate}hz"
-        if src.is_dir():  # a previous procedural set (maybe of other size): rewrite it
-            for old in src.glob("piano_*.wav"):
-                old.unlink()
-        make_piano_dataset(src, n_files=piano_files, seconds=piano_seconds,
-                           sample_rate=cfg.sample_rate, block_size=cfg.block_size, seed=seed)
+        src, dataset = _source_folder(cfg, root, dataset, demo_data, seed, piano_files,
+                                      piano_seconds)
+    elif demo_data:
+        raise AuralizeError("--demo-data writes the procedural set: give no folder with it")
     src = Path(src)
     if dataset is None:
         dataset = src.name if src.name not in ("wave", "") else src.parent.name

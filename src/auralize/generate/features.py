@@ -190,8 +190,10 @@ class Normalizer:
 
     @classmethod
     def load(cls, path: str | Path) -> Normalizer:
-        with np.load(path) as z:
-            return cls(z["mean"].astype(np.float32), z["std"].astype(np.float32))
+        from auralize.readers import load_npz
+
+        z = load_npz(path, ("mean", "std"), "normalisation statistics (norm.npz)")
+        return cls(z["mean"].astype(np.float32), z["std"].astype(np.float32))
 
 
 def audio_to_features(

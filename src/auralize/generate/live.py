@@ -14,7 +14,9 @@ Structure as :mod:`auralize.audio.live`: :class:`LiveGenerator` is a
 
 Mix (boii): with three models ``out = cc1*((1-cc2)*B + cc2*C) + (1-cc1)*A``; with
 two ``(1-cc1)*A + cc1*B``; with one, ``A``.  Knob moves are ramped over the block
-so they never click.
+so they never click.  boii's other two controls (:mod:`auralize.generate.midi`):
+``mod`` (CC 1) mixes that with the dry input, ``volume`` (CC 7) sets the output
+gain; both glide with a 20 ms time constant (no zipper noise, no click).
 """
 
 from __future__ import annotations
@@ -32,11 +34,15 @@ from auralize.audio.devices import AudioUnavailableWarning
 from auralize.audio.live import StreamStats
 from auralize.audio.worker import Worker
 from auralize.errors import AuralizeError
+from auralize.generate.midi import KNOB_START, volume_gain
 
 #: statistics the child shares with the parent while it runs
 STATS_FIELDS = ("blocks", "ring_underruns", "device_underflows", "input_overflows", "cpu_s",
                 "wall_s", "proc_s_sum", "proc_s_max", "cc1", "cc2", "midi_messages", "heartbeat",
-                "device_latency_s", "lead_frames", "recorded_frames")
+                "device_latency_s", "lead_frames", "recorded_frames", "volume", "mod")
+# Time constant of the volume and mod glides: long enough that a fader's 7-bit
+# steps and a jump from 0 to full do not click, short enough to feel immediate.
+GLIDE_S = 0.02
 
 
 def mix_weights(cc1: float, cc2: float, n_models: int) -> np.ndarray:
@@ -48,6 +54,14 @@ def mix_weights(cc1: float, cc2: float, n_models: int) -> np.ndarray:
     if n_models == 3:
         return np.array([1.0 - cc1, cc1 * (1.0 - cc2), cc1 * cc2])
     raise ValueError(f"1 to 3 models, got {n_models}")
+
+
+def glide(start: float, target: float, n: int, sample_rate: int,
+          tau_s: float = GLIDE_S) -> np.ndarray:
+    """``n`` samples of a one-pole glide from ``start`` towards ``target`` (time constant
+    ``tau_s`` seconds), in closed form: block after block, it equals the per-sample filter."""
+    decay = np.exp(-np.arange(1, n + 1) / (tau_s * sample_rate))
+    return (target + (start - target) * decay).astype(np.float32)
 
 
 class LiveChain:
@@ -81,9 +95,17 @@ class LiveChain:
         self.states = [None] * len(runs)
         self._torch = torch
         self.weights = mix_weights(0.5, 0.5, len(runs))
+        self.gain = volume_gain(KNOB_START["volume"])  # where the glides stand
+        self.wet = KNOB_START["mod"]
 
-    def process(self, blocks: np.ndarray, cc1: float, cc2: float) -> np.ndarray:
-        """``(n, block_size)`` input -> ``n * block_size`` mixed output samples in [-1, 1]."""
+    def process(self, blocks: np.ndarray, cc1: float, cc2: float, volume: float = 1.0,
+                mod: float = 1.0) -> np.ndarray:
+        """``(n, block_size)`` input -> ``n * block_size`` output samples in [-1, 1].
+
+        ``cc1``, ``cc2``: boii's model mix; ``mod``: dry/wet (0: the input, 1: the
+        models); ``volume``: CC 7 position (gain :func:`~auralize.generate.midi.volume_gain`).
+        All knob positions in [0, 1].
+        """
         torch = self._torch
         n, b = blocks.shape
         outs = []
@@ -101,7 +123,11 @@ class LiveChain:
             w = self.weights[k] + (new[k] - self.weights[k]) * ramp
             mixed += w * o.reshape(-1)
         self.weights = new
-        return np.clip(np.nan_to_num(mixed), -1.0, 1.0)
+        wet = glide(self.wet, min(1.0, max(0.0, mod)), n * b, self.sample_rate)
+        gain = glide(self.gain, volume_gain(volume), n * b, self.sample_rate)
+        self.wet, self.gain = float(wet[-1]), float(gain[-1])
+        out = gain * (wet * mixed + (1.0 - wet) * blocks.reshape(-1))
+        return np.clip(np.nan_to_num(out), -1.0, 1.0)
 
 
 @dataclass
@@ -120,6 +146,8 @@ class GenLiveStats(StreamStats):
     process_ms_max: float = math.nan
     cc1: float = 0.5
     cc2: float = 0.5
+    volume: float = 1.0
+    mod: float = 1.0
     midi_port: str = ""
     midi_messages: int = 0
     models: tuple = ()
@@ -137,7 +165,8 @@ class GenLiveStats(StreamStats):
                 f"CPU share {self.cpu_share:.2f}; underruns {self.underruns} "
                 f"(ring {self.ring_underruns}, device {self.device_underflows}, input "
                 f"overflows {self.input_overflows}); MIDI {self.midi_port or 'none'} "
-                f"({self.midi_messages} messages), knobs cc1={self.cc1:.2f} cc2={self.cc2:.2f}"
+                f"({self.midi_messages} messages), knobs cc1={self.cc1:.2f} cc2={self.cc2:.2f} "
+                f"volume={self.volume:.2f} mod={self.mod:.2f}"
                 + (f"; recorded {self.recorded_s:.1f} s to {self.recorded_to}"
                    if self.recorded_to else ""))
 
@@ -210,7 +239,7 @@ class LiveGenerator(Worker):
                           "knob_map": asdict(self.knob_map), "device": self.device,
                           "gain": self.gain, "threads": self.threads, "lead_s": self.lead_s,
                           "out": self.out, "precision": self.precision},
-                         start_timeout_s=start_timeout_s, initial_stats={"cc1": 0.5, "cc2": 0.5})
+                         start_timeout_s=start_timeout_s, initial_stats=dict(KNOB_START))
 
     def start(self) -> Self:
         super().start()
@@ -281,7 +310,8 @@ def gen_stats(s, info: dict) -> GenLiveStats:
         process_ms_mean=1000 * g("proc_s_sum") / blocks if blocks else math.nan,
         process_ms_max=1000 * g("proc_s_max"),
         cpu_share=g("cpu_s") / wall if wall > 0 else math.nan, wall_s=wall,
-        cc1=g("cc1"), cc2=g("cc2"), midi_port=str(info.get("midi", "")),
+        cc1=g("cc1"), cc2=g("cc2"), volume=g("volume"), mod=g("mod"),
+        midi_port=str(info.get("midi", "")),
         midi_messages=int(g("midi_messages")), device=str(info.get("device", "")),
         sample_rate=int(info.get("sample_rate", 0)), models=tuple(info.get("models", ())),
         recorded_to=str(info.get("out", "")), precision=str(info.get("precision", "")),

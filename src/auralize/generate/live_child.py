@@ -31,7 +31,7 @@ class GenerateChild(WorkerChild):
 
         from auralize.audio import devices
         from auralize.generate.live import LiveChain
-        from auralize.generate.midi import KnobMap
+        from auralize.generate.midi import KNOB_START, KnobMap
         from auralize.generate.train import load_run
 
         cfg = self.cfg
@@ -49,7 +49,7 @@ class GenerateChild(WorkerChild):
         if self.out_dev is None or self.in_dev is None:
             raise AuralizeError("live generation needs an audio input and output device "
                                 "(is a sound server such as JACK running?)")
-        self.knobs = {"cc1": 0.5, "cc2": 0.5}
+        self.knobs = dict(KNOB_START)
         self.knob_map = KnobMap(**cfg["knob_map"])
         self.midi_port = self._open_midi()
         self.cb = {"under": 0, "over": 0}
@@ -175,8 +175,7 @@ class GenerateChild(WorkerChild):
             n = acc.shape[0] // block
             if n:
                 t = time.perf_counter()
-                out = self.chain.process(acc[: n * block].reshape(n, block),
-                                         self.knobs["cc1"], self.knobs["cc2"])
+                out = self.chain.process(acc[: n * block].reshape(n, block), **self.knobs)
                 acc = acc[n * block:]
                 dt = (time.perf_counter() - t) / n
                 # Gain and the resampler's ringing may pass full scale: clip what plays.

@@ -9,7 +9,8 @@ A run folder ``<runs>/<hidden>_<depth>_<dataset>/`` holds::
     model_graph.png      a block's path through the network, with parameter counts
     loss.png             validation loss per epoch (redrawn after each epoch)
     history.json         validation loss per epoch (entry 0: before any training)
-    checkpoints/         one per epoch + last.ckpt (training resumes from it)
+    checkpoints/         the last N epochs (default 5), best.ckpt (lowest validation
+                         loss so far) and last.ckpt (training resumes from it)
     tb/                  TensorBoard logs (train_loss, val_loss)
 """
 
@@ -29,6 +30,7 @@ from auralize.generate.data import DEFAULT_ROOT, Dataset
 from auralize.generate.features import Normalizer
 from auralize.generate.model import BlockLSTM
 from auralize.generate.pictures import save_loss_curve, save_model_graph
+from auralize.readers import read_json, torch_load
 
 
 def _lightning():
@@ -105,6 +107,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     seed: int = 0,
+    keep_last: int = 5,
 ) -> TrainResult:
     """Train ``cfg`` on ``dataset``; resume from the run folder's last checkpoint.
 
@@ -115,6 +118,9 @@ def train(
         continues counting from its saved epoch and step.
     resume : bool
         Continue from ``checkpoints/last.ckpt`` when present (else start afresh).
+    keep_last : int
+        Epoch checkpoints kept: the newest ``keep_last`` (0: every one).  ``best.ckpt``
+        (lowest validation loss) and ``last.ckpt`` are kept besides them.
     """
     L = _lightning()
     from lightning.pytorch.callbacks import Callback, ModelCheckpoint
@@ -125,12 +131,24 @@ def train(
             dataset.meta.get("block_size") != cfg.block_size):
         raise AuralizeError(f"dataset {str(dataset.folder)!r} was converted for other features; "
                             f"run `auralize generate convert --config {cfg.name}`")
+    if int(keep_last) < 0:
+        raise AuralizeError(f"keep_last must be 0 (keep all) or more, got {keep_last}")
     runs_root = Path(runs_root) if runs_root is not None else DEFAULT_ROOT / "runs"
     run_dir = runs_root / cfg.run_name(dataset.name)
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     if not resume and run_dir.exists():
         shutil.rmtree(run_dir)
+    # What a resume needs is read (and checked) before anything in the run is written:
+    # a damaged checkpoint or another config must leave the run as it was.
+    hist_path = run_dir / "history.json"
+    resuming = resume and last.is_file()
+    start_epoch = 0
+    if resuming:
+        start_epoch = int(_resumable_checkpoint(last, cfg)["epoch"]) + 1
+    history = read_json(hist_path, "training history") if resuming and hist_path.is_file() else []
+    if not isinstance(history, list):
+        raise AuralizeError(f"{str(hist_path)!r} is damaged (not a list of epochs)")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     dataset.norm.save(run_dir / "norm.npz")
@@ -149,10 +167,6 @@ def train(
         f"{cfg.name}: {cfg.description}\n\n{ModelSummary(module, max_depth=2)}\n")
     save_model_graph(cfg, module.net, run_dir / "model_graph.png")
 
-    hist_path = run_dir / "history.json"
-    resuming = resume and last.is_file()
-    history = json.loads(hist_path.read_text()) if resuming and hist_path.is_file() else []
-
     class History(Callback):
         def on_validation_epoch_end(self, trainer, pl_module):
             if trainer.sanity_checking:
@@ -164,10 +178,7 @@ def train(
                 hist_path.write_text(json.dumps(history, indent=2))
                 save_loss_curve(history, run_dir / "loss.png", title=run_dir.name)
 
-    start_epoch = 0
-    if resuming:
-        start_epoch = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) + 1
-    elif not history:  # validation loss of the untrained model: entry 0
+    if not resuming and not history:  # validation loss of the untrained model: entry 0
         module.eval()
         with torch.no_grad():
             losses = [module._loss(b).item() * len(b[0]) for b in val_dl]
@@ -176,13 +187,18 @@ def train(
         module.train()
         hist_path.write_text(json.dumps(history, indent=2))
     n_epochs = int(epochs if epochs is not None else cfg.max_epochs)
+    # The newest keep_last epochs ("best" by step), then the lowest validation loss.
+    # `best` comes first: last.ckpt, written by `ckpt`, then holds its updated state,
+    # so a resumed run still knows which loss best.ckpt has.
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
+                           save_top_k=1, every_n_epochs=1, enable_version_counter=False)
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:04d}-step{step}",
-                           auto_insert_metric_name=False, save_last=True, save_top_k=-1,
-                           every_n_epochs=1)
+                           auto_insert_metric_name=False, save_last=True, monitor="step",
+                           mode="max", save_top_k=int(keep_last) or -1, every_n_epochs=1)
     trainer = L.Trainer(
         max_epochs=start_epoch + n_epochs,
         logger=TensorBoardLogger(str(run_dir), name="tb", version=0, log_graph=False),
-        callbacks=[ckpt, History()],
+        callbacks=[best, ckpt, History()],
         enable_progress_bar=progress,
         enable_model_summary=progress,
         log_every_n_steps=1,
@@ -214,14 +230,39 @@ def load_run(run_dir: str | Path) -> Run:
     if not ckpt.is_file():
         raise AuralizeError(f"no trained model in {str(run_dir)!r} (checkpoints/last.ckpt "
                             "missing); run `auralize generate train` first")
-    cfg_dict = json.loads((run_dir / "config.json").read_text())
-    cfg = GenConfig(**{k: v for k, v in cfg_dict.items() if k != "source"})
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-    model = BlockLSTM.from_config(cfg)
-    model.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+    cfg_dict = read_json(run_dir / "config.json", "a generation config")
+    try:
+        cfg = GenConfig(**{k: v for k, v in cfg_dict.items() if k != "source"})
+        model = BlockLSTM.from_config(cfg)
+        state = _checkpoint(ckpt)["state_dict"]
+        model.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as exc:
+        raise AuralizeError(f"the run in {str(run_dir)!r} is damaged (config.json and "
+                            f"checkpoints/last.ckpt disagree: {type(exc).__name__}); train "
+                            "it again") from None
     meta_path = run_dir / "dataset.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = read_json(meta_path, "dataset meta data") if meta_path.is_file() else {}
     return Run(run_dir, cfg, model.eval(), Normalizer.load(run_dir / "norm.npz"), meta)
+
+
+def _resumable_checkpoint(path: Path, cfg: GenConfig) -> dict:
+    """The checkpoint to resume from, if it holds weights of ``cfg``'s network."""
+    ckpt = _checkpoint(path)
+    want = {f"net.{k}": tuple(v.shape) for k, v in BlockLSTM.from_config(cfg).state_dict().items()}
+    got = {k: tuple(getattr(v, "shape", ())) for k, v in ckpt["state_dict"].items()
+           if k.startswith("net.")}
+    if got != want:
+        raise AuralizeError(f"{str(path)!r} holds another network than config {cfg.name!r} "
+                            "(was the config changed?); --fresh starts this run over")
+    return ckpt
+
+
+def _checkpoint(path: Path) -> dict:
+    """A Lightning checkpoint this module wrote (a dict with ``state_dict`` and ``epoch``)."""
+    ckpt = torch_load(path, "a generator checkpoint", weights_only=False)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "epoch" not in ckpt:
+        raise AuralizeError(f"{str(path)!r} is not a generator checkpoint (no weights inside)")
+    return ckpt
 
 
 def save_run(run_dir: str | Path, cfg: GenConfig, model: BlockLSTM, norm: Normalizer,

@@ -8,11 +8,11 @@ bit-identical.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
 from auralize.errors import AuralizeError
+from auralize.readers import parse_json_line, read_json
 from auralize.sonify.telemetry import TrainingStep
 from auralize.sonify.timeline import SonifyConfig
 
@@ -32,12 +32,15 @@ def _float(text) -> float | None:
 def read_telemetry(path: Path) -> list[TrainingStep]:
     """Records of a ``telemetry.jsonl``; a truncated last line (killed run) is skipped."""
     records = []
-    lines = path.read_text().splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise AuralizeError(f"{str(path)!r} is not a telemetry file (not text)") from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(TrainingStep.from_dict(json.loads(line)))
+            records.append(TrainingStep.from_dict(parse_json_line(line)))
         except (ValueError, TypeError, KeyError) as exc:
             if number == len(lines):
                 break  # the run was killed while writing its last line
@@ -112,6 +115,45 @@ def read_tensorboard(path: Path) -> list[TrainingStep]:
     return [by_step[s] for s in sorted(by_step)]
 
 
+# What each ``render --mapping`` needs from a log, and how to say it is missing.
+MAPPING_NEEDS = {
+    "loss": ("a loss value", lambda r: r.loss is not None or "val_loss" in r.metrics),
+    "gradients": ("gradient norms", lambda r: bool(r.grad_norms)),
+    "weights": ("per-unit weight means (unit_means, recorded by a WeightChord mapping)",
+                lambda r: bool(r.unit_means)),
+}
+
+
+def mappings_with_data(records: list[TrainingStep]) -> list[str]:
+    """The ``render --mapping`` choices (loss, gradients, weights) the records hold data for."""
+    return [name for name, (_what, has) in MAPPING_NEEDS.items()
+            if any(has(r) for r in records)]
+
+
+def require_mapping_data(records: list[TrainingStep], mapping: str, source) -> None:
+    """Raise a one-line error when ``mapping`` would sound nothing for these records.
+
+    ``mapping`` is a ``render --mapping`` choice; ``"all"`` needs any one of the three.
+
+    Raises
+    ------
+    AuralizeError
+        Naming what the log lacks and which mappings it can play.
+    """
+    present = mappings_with_data(records)
+    if mapping == "all":
+        if not present:
+            raise AuralizeError(f"{str(source)!r} holds no loss, gradient norms or weight "
+                                "data to sonify")
+        return
+    if mapping in present:
+        return
+    what = MAPPING_NEEDS[mapping][0]
+    hint = (f"use --mapping {' or --mapping '.join(present)}" if present
+            else "it holds nothing auralize can sonify")
+    raise AuralizeError(f"{str(source)!r} has no {what}, which --mapping {mapping} plays; {hint}")
+
+
 def load_log(path: str | Path) -> tuple[list[TrainingStep], SonifyConfig | None]:
     """Records (and the recorded settings, if any) from a run folder, CSV, or TensorBoard dir.
 
@@ -131,8 +173,8 @@ def load_log(path: str | Path) -> tuple[list[TrainingStep], SonifyConfig | None]
             settings = path / "sonifier.json"
             if settings.exists():
                 try:
-                    config = SonifyConfig.from_dict(json.loads(settings.read_text()))
-                except (ValueError, TypeError) as exc:
+                    config = SonifyConfig.from_dict(read_json(settings, "auralize settings"))
+                except (ValueError, TypeError, AttributeError, KeyError) as exc:
                     raise AuralizeError(f"{str(settings)!r} is corrupt ({exc})") from None
         elif any(path.rglob("events.out.tfevents.*")):
             records = read_tensorboard(path)
