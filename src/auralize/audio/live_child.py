@@ -1,9 +1,8 @@
 """The speaker's worker process: the engine plays ahead of the device.
 
-Why a child process: measured with JACK's dummy driver, a sounddevice callback
-inside a busy training process underflowed several times per 8 s even at
-0.1 s latency, while the same callback in a spawned child process had none down
-to one JACK period (BENCHMARKS.md, live output).  A training loop holding the
+Why a child process: a sounddevice callback inside a busy training process
+underflows (the training loop holds the GIL), the same callback in a spawned
+child process does not (docs/architecture.md, "Live audio").  A training loop holding the
 GIL cannot starve a process it does not share a GIL with.
 
 Inside the child:

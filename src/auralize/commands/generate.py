@@ -113,8 +113,8 @@ def register(sub) -> None:
     v.add_argument("-o", "--out", type=Path, default=None,
                    help="also record the output to this .wav/.flac/.ogg file")
     v.add_argument("--precision", choices=("int8", "fp32"), default="int8",
-                   help="inference precision (default int8: boii's three models live on 0.46 "
-                        "of a core instead of 1.86, ~0.5 %% error; fp32: exactly the "
+                   help="inference precision (default int8: boii's three models live on a "
+                        "quarter of float32's CPU, small error; fp32: exactly the "
                         "trained model)")
     v.add_argument("--lead-ms", type=float, default=None,
                    help="silence the output starts ahead by, ms: the head room against "

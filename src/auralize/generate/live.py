@@ -192,8 +192,8 @@ class LiveGenerator(Worker):
     threads : int
         torch threads for the models (default 1).
     precision : {"int8", "fp32"}
-        Inference precision; default int8: A+B+C live need 0.46 of a core
-        instead of 1.86, error ~0.5 % (:func:`~auralize.generate.model.with_precision`).
+        Inference precision; default int8: a fraction of float32's CPU for a small
+        error (:func:`~auralize.generate.model.with_precision`; figures in BENCHMARKS.md).
     out : path, optional
         Record the output (what the device plays, at its rate) to this
         WAV/FLAC/OGG file, flushed at least every 0.5 s.

@@ -49,9 +49,8 @@ def with_precision(model: BlockLSTM, precision: str = "fp32") -> BlockLSTM:
     int8: torch's dynamic quantisation of the LSTM and linear layers (weights
     stored as int8, activations quantised per call).  An LSTM step at batch 1 is
     a matrix-vector product that reads every weight once, so it is bound by memory
-    traffic: a quarter of the bytes made configs A, B, C 5-9x faster on one thread
-    here, for a relative error of ~0.5 % in the predicted features (-46 dB; see
-    BENCHMARKS.md).  Where torch lacks the quantised kernels, the float32 model is
+    traffic: reading a quarter of the bytes makes it several times faster, for a
+    small relative error in the predicted features (figures: BENCHMARKS.md).  Where torch lacks the quantised kernels, the float32 model is
     returned with one warning.
     """
     if precision == "fp32":

@@ -43,7 +43,7 @@ def sample_audio(run: Run, seconds: float, seed_blocks: np.ndarray,
                  precision: str = "fp32", progress: bool = False) -> np.ndarray:
     """Generate ``seconds`` of audio after ``seed_blocks``; finite, in [-1, 1], float32.
 
-    ``precision="int8"`` runs an int8 copy of the model (~4-9x faster on a CPU,
+    ``precision="int8"`` runs an int8 copy of the model (faster on a CPU,
     :func:`~auralize.generate.model.with_precision`).
     """
     cfg = run.cfg

@@ -266,8 +266,7 @@ class ReplaySource(_Source):
 
     A seek builds a fresh engine with every event, skips synthesis up to a
     pre-roll and renders that: the samples match a render from the start to
-    float rounding (6e-8 measured).  Seeking to 270 s of a 5000-step run took
-    11 s instead of 26 s; what remains is per-span control work in Python.
+    float rounding (the replay-seek figures are in BENCHMARKS.md).
     """
 
     mode = "replay"
