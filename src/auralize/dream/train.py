@@ -168,12 +168,8 @@ def augment_batch(x: torch.Tensor, kinds, gen: torch.Generator) -> torch.Tensor:
 
 
 def _lightning():
-    try:
-        import lightning.pytorch as pl
-    except ImportError:  # pragma: no cover
-        raise AuralizeError(
-            "training needs Lightning: .venv/bin/pip install lightning tensorboard"
-        ) from None
+    import lightning.pytorch as pl  # imported on use: `auralize dream run` does not need it
+
     return pl
 
 
