@@ -50,8 +50,9 @@ def with_precision(model: BlockLSTM, precision: str = "fp32") -> BlockLSTM:
     stored as int8, activations quantised per call).  An LSTM step at batch 1 is
     a matrix-vector product that reads every weight once, so it is bound by memory
     traffic: reading a quarter of the bytes makes it several times faster, for a
-    small relative error in the predicted features (figures: BENCHMARKS.md).  Where torch lacks the quantised kernels, the float32 model is
-    returned with one warning.
+    small relative error in the predicted features (figures: BENCHMARKS.md).
+    Where torch lacks the quantised kernels, the float32 model is returned with
+    one warning.
     """
     if precision == "fp32":
         return model
