@@ -9,7 +9,8 @@ the live clock, lag from a step's ``log()`` to its sound (as the clock placed
 it, and measured at the recorder where every step was heard), underruns, and
 how long sound went on after the last step.
 
-Run alone: ``.venv/bin/python benchmarks/bench_follow.py [--quick]``.
+Run alone: ``.venv/bin/python benchmarks/bench_follow.py [--quick]``; the
+baseline (an older auralize) with ``PYTHONPATH=OLD/src`` before it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ def _one(server, interval_s: float, seconds: float, max_lag_s: float) -> dict:
     from jackutil import JackRecorder
 
     rec = JackRecorder(server.name, max_s=seconds + 10).start()
-    son = Sonifier(None, mappings=["gradients"], live=True, plot=False, max_lag_s=max_lag_s)
+    import inspect
+
+    # the baseline (auralize before the live clock) has no max_lag_s: run it with PYTHONPATH
+    lag = {"max_lag_s": max_lag_s} if "max_lag_s" in inspect.signature(Sonifier).parameters else {}
+    son = Sonifier(None, mappings=["gradients"], live=True, plot=False, **lag)
     rec.wait_connected(2)
     n_steps = max(4, int(seconds / interval_s))
     logged = []
@@ -71,8 +76,8 @@ def _one(server, interval_s: float, seconds: float, max_lag_s: float) -> dict:
     return {
         "step_interval_ms": round(interval_s * 1000, 1), "steps": n_steps,
         "steps_heard": len(heard), "steps_merged": live.get("steps_merged"),
-        "clock_lag_ms_median": round(live["lag_median_s"] * 1000, 1),
-        "clock_lag_ms_max": round(live["lag_max_s"] * 1000, 1),
+        "clock_lag_ms_median": round(live.get("lag_median_s", float("nan")) * 1000, 1),
+        "clock_lag_ms_max": round(live.get("lag_max_s", float("nan")) * 1000, 1),
         "heard_lag_ms_median": round(float(np.median(lags)) * 1000, 1) if lags.size else None,
         "heard_lag_ms_max": round(float(np.max(lags)) * 1000, 1) if lags.size else None,
         "underruns": live.get("underruns"),
