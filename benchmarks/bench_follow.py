@@ -15,8 +15,6 @@ baseline (an older auralize) with ``PYTHONPATH=OLD/src`` before it.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from contextlib import ExitStack
@@ -31,21 +29,9 @@ SR = 44100
 LAYERS = ["conv1", "conv2", "fc1", "fc2"]
 
 
-def _bursts(x: np.ndarray, threshold: float = 0.02, gap_s: float = 0.012) -> list[tuple[int, int]]:
-    hop = SR // 1000
-    env = np.abs(x[: len(x) // hop * hop]).reshape(-1, hop).max(axis=1)
-    loud = np.flatnonzero(env > threshold)
-    if not loud.size:
-        return []
-    breaks = np.flatnonzero(np.diff(loud) > gap_s * 1000)
-    starts = np.r_[loud[0], loud[breaks + 1]]
-    ends = np.r_[loud[breaks], loud[-1]] + 1
-    return [(int(s) * hop, int(e) * hop) for s, e in zip(starts, ends)]
-
-
 def _one(server, interval_s: float, seconds: float, max_lag_s: float) -> dict:
     from auralize import Sonifier, TrainingStep
-    from jackutil import JackRecorder
+    from jackutil import JackRecorder, sound_bursts
 
     rec = JackRecorder(server.name, max_s=seconds + 10).start()
     import inspect
@@ -67,7 +53,7 @@ def _one(server, interval_s: float, seconds: float, max_lag_s: float) -> dict:
     result = son.close()
     t_closed = time.perf_counter()
     cap = rec.stop()
-    heard = _bursts(cap.data[:, 0])
+    heard = sound_bursts(cap.data[:, 0], SR)
     onsets = np.array([cap.time_of_frame(s) for s, _ in heard])
     live = result.stats["live"]
     # measured lag (log -> first sample at the recorder): pairs steps with bursts, so only
@@ -121,15 +107,9 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", help="also write the rows to this JSON file")
-    args = ap.parse_args()
-    rows = measure(args.quick)
-    for r in rows:
-        print(r)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+    from standalone import standalone_main
+
+    standalone_main(__doc__, measure)
 
 
 if __name__ == "__main__":

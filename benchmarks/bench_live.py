@@ -13,8 +13,6 @@ Run alone: ``.venv/bin/python benchmarks/bench_live.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import threading
 import time
@@ -127,23 +125,10 @@ def run(quick: bool = False) -> list[dict]:
     return rows
 
 
-def _table(rows: list[dict]) -> str:
-    cols = list(rows[0])
-    w = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
-    lines = ["  ".join(c.ljust(n) for c, n in zip(cols, w))]
-    lines += ["  ".join(str(r[c]).ljust(n) for c, n in zip(cols, w)) for r in rows]
-    return "\n".join(lines)
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", help="also write the rows to this JSON file")
-    args = ap.parse_args()
-    rows = measure(args.quick)
-    print(_table(rows))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+    from standalone import standalone_main
+
+    standalone_main(__doc__, measure)
 
 
 if __name__ == "__main__":

@@ -423,3 +423,18 @@ def event_latencies(cap: Capture, sent: list[float]) -> np.ndarray:
 
 
 PROBE_VOICE = {"kind": "sines", "freq_hz": [1000.0], "amp": [0.0], "glide_s": 0.0}
+
+
+def sound_bursts(x: np.ndarray, sample_rate: int, threshold: float = 0.02,
+                 gap_s: float = 0.012) -> list[tuple[int, int]]:
+    """(start, end) sample indices of the sound bursts in ``x``: louder than ``threshold``,
+    separated by quiet gaps longer than ``gap_s`` (1 ms resolution)."""
+    hop = sample_rate // 1000
+    env = np.abs(x[: len(x) // hop * hop]).reshape(-1, hop).max(axis=1)
+    loud = np.flatnonzero(env > threshold)
+    if not loud.size:
+        return []
+    breaks = np.flatnonzero(np.diff(loud) > gap_s * 1000)
+    starts = np.r_[loud[0], loud[breaks + 1]]
+    ends = np.r_[loud[breaks], loud[-1]] + 1
+    return [(int(s) * hop, int(e) * hop) for s, e in zip(starts, ends)]

@@ -9,6 +9,7 @@ import pytest
 
 from auralize import Sonifier, TrainingStep
 from auralize.audio.analysis import dominant_frequency
+from jackutil import sound_bursts
 
 pytestmark = pytest.mark.audio
 SR = 44100
@@ -50,17 +51,8 @@ def grad_step(step: int) -> TrainingStep:
     return TrainingStep(step=step, loss=1.0, grad_norms={k: 1.0 + i for i, k in enumerate(LAYERS)})
 
 
-def bursts(x: np.ndarray, sr: int, threshold: float = 0.02, gap_s: float = 0.012) -> list:
-    """(start, end) sample indices of the sound bursts in ``x`` (quiet gaps longer than ``gap_s``)."""
-    hop = sr // 1000
-    env = np.abs(x[: len(x) // hop * hop]).reshape(-1, hop).max(axis=1)
-    loud = np.flatnonzero(env > threshold)
-    if not loud.size:
-        return []
-    breaks = np.flatnonzero(np.diff(loud) > gap_s * 1000)
-    starts = np.r_[loud[0], loud[breaks + 1]]
-    ends = np.r_[loud[breaks], loud[-1]] + 1
-    return [(int(s) * hop, int(e) * hop) for s, e in zip(starts, ends)]
+def bursts(x: np.ndarray, sr: int) -> list:
+    return sound_bursts(x, sr)
 
 
 def test_slow_training_every_step_is_heard_whole(jack_server, jack_recorder, tmp_path):
