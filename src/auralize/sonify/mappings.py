@@ -13,7 +13,10 @@ A mapping provides
   needed);
 - ``preferred_step_s(record)``: how long a step wants to last in the step clock
   (``None``: no preference);
-- ``unit_means_requests()``: layers whose per-unit weight means it needs.
+- ``unit_means_requests()``: layers whose per-unit weight means it needs;
+- ``final_events(t_s)``: events when training ends (announcements), and
+  ``busy_until_s``: score time until which its sounds last (a spoken sentence
+  outlasts its event), so the recording is not cut short.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from auralize.audio import sampler
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
+from auralize.sonify.announce import KINDS, Announcement, Announcer
 from auralize.sonify.scales import CHORDS, chord_pitches, fold_into_range, loss_to_freq
 from auralize.sonify.telemetry import TrainingStep
 
@@ -44,6 +49,7 @@ class Mapping:
 
     def __post_init__(self) -> None:
         self._started = False
+        self.busy_until_s = 0.0
 
     def config(self) -> dict:
         return {"kind": self.kind, **asdict(self)}
@@ -56,6 +62,9 @@ class Mapping:
 
     def events(self, record: TrainingStep, t_s: float, step_s: float) -> list[Event]:
         raise NotImplementedError
+
+    def final_events(self, t_s: float) -> list[Event]:
+        return []
 
 
 @dataclass
@@ -331,8 +340,118 @@ class Alarm(Mapping):
         return out
 
 
+@dataclass
+class Earcons(Mapping):
+    """Short distinct sounds for the moments a listener must not miss.
+
+    ``epoch`` (two bright notes), ``best`` (rising arpeggio), ``diverge`` (low
+    buzzy falling tritone, NaN/Inf loss), ``end`` (three-note bell); see
+    :data:`auralize.audio.sampler.EARCONS`.  Each event carries the sentence the
+    ``speech`` mapping would say as a caption (the page's live region shows it).
+    Options as for :class:`Speech` (``verbosity``, ``metrics``, ``monitor``,
+    ``announce``), plus ``level`` (0..1).
+    """
+
+    kind = "earcons"
+    verbosity: str = "normal"
+    metrics: list | None = None
+    monitor: str = "val_loss"
+    announce: list = field(default_factory=lambda: list(KINDS))
+    level: float = 0.8
+    voice: str = "earcons"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.announcer = Announcer(self.verbosity, self.metrics, self.monitor, self.announce)
+
+    def _add(self, t_s: float) -> list[Event]:
+        if self._started:
+            return []
+        self._started = True
+        return [Event(t_s, self.voice, "add", {"kind": "sampler"})]
+
+    def play_events(self, news: list[Announcement], t_s: float) -> list[Event]:
+        """One earcon for the most important announcement (a new best outranks its epoch end)."""
+        if not news:
+            return []
+        top = news[0]
+        text = ". ".join(a.text for a in news)
+        self.busy_until_s = max(self.busy_until_s, t_s + sampler.earcon_duration_s(top.kind))
+        return self._add(t_s) + [Event(t_s, self.voice, "play", {
+            "earcon": top.kind, "level": self.level, "text": text})]
+
+    def events(self, record, t_s, step_s):
+        return self._add(t_s) + self.play_events(self.announcer.step(record), t_s)
+
+    def final_events(self, t_s):
+        end = self.announcer.end()
+        return self.play_events([end], t_s) if end is not None else []
+
+
+@dataclass
+class Speech(Earcons):
+    """Spoken announcements (local text-to-speech, espeak-ng) in the sound itself.
+
+    At an epoch end: "epoch 3, loss 0.42, accuracy 91 percent"; on a new best
+    validation value: "new best validation loss 0.31"; when the loss turns
+    NaN/Inf: "warning: loss is not a number"; at the end: "training finished,
+    3 epochs, best validation loss 0.31".  A new sentence interrupts one still
+    being spoken, as a screen reader does.  Without espeak-ng: one warning, and
+    the earcons of :class:`Earcons` instead.
+
+    Parameters
+    ----------
+    rate_wpm : int
+        Speaking rate, words per minute (80..500; screen-reader users often
+        prefer 250 and more).
+    verbosity : {"brief", "normal", "full"}
+        Epoch ends say the epoch only; with ``metrics``; with every metric.
+    metrics : list of str, optional
+        Metrics said at epoch ends (default: loss, accuracy, val_loss,
+        val_accuracy, those present).
+    monitor : str
+        The metric whose improvement is announced as a new best.
+    announce : list of str
+        Which of ``diverge``, ``best``, ``epoch``, ``end`` to announce.
+    tts_voice, pitch : str, int
+        espeak-ng voice (language) and base pitch (0..99).
+    level : float
+        Speech level, 0..1.
+    """
+
+    kind = "speech"
+    rate_wpm: int = 175
+    tts_voice: str = "en"
+    pitch: int = 50
+    level: float = 1.0
+    voice: str = "speech"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        low, high = sampler.SPEECH_RATE_WPM.low, sampler.SPEECH_RATE_WPM.high
+        if not low <= self.rate_wpm <= high:
+            raise AuralizeError(f"rate_wpm must be {low:.0f}..{high:.0f} words per minute, "
+                                f"got {self.rate_wpm}")
+        self.speaking = sampler.speech_available()
+        if not self.speaking:
+            sampler.warn_no_speech()
+
+    def play_events(self, news, t_s):
+        if not self.speaking or not news:
+            return super().play_events(news, t_s)
+        text = ". ".join(a.text for a in news)
+        settings = (int(self.rate_wpm), self.tts_voice, int(self.pitch))
+        # Synthesised here (and cached on disk) so the renderers only load it,
+        # and so the recording is known to last until the sentence ends.
+        self.busy_until_s = max(self.busy_until_s,
+                                t_s + sampler.speech_duration_s(text, *settings))
+        return self._add(t_s) + [Event(t_s, self.voice, "play", {
+            "speech": text, "rate_wpm": settings[0], "voice": settings[1], "pitch": settings[2],
+            "level": self.level, "cut": True, "text": text})]
+
+
 MAPPINGS: dict[str, type[Mapping]] = {
-    cls.kind: cls for cls in (LossTone, GradientTones, WeightChord, Alarm)
+    cls.kind: cls for cls in (LossTone, GradientTones, WeightChord, Alarm, Earcons, Speech)
 }
 
 
@@ -369,3 +488,10 @@ class MappingSet:
         for mapping in self.mappings:
             out.extend(mapping.events(record, t_s, step_s))
         return out
+
+    def final_events(self, t_s: float) -> list[Event]:
+        return [e for mapping in self.mappings for e in mapping.final_events(t_s)]
+
+    @property
+    def busy_until_s(self) -> float:
+        return max((m.busy_until_s for m in self.mappings), default=0.0)

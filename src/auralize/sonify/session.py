@@ -343,6 +343,12 @@ class Sonifier:
         if self._result is not None:
             return self._result
         self._closed = True
+        if self.timeline.steps:  # end-of-training events ("training finished")
+            final = self.timeline.finish()
+            self._renderer.put(final, self.timeline.next_t_s)
+            self._send_live(final)
+            if self._web is not None:
+                self._web.send_events(final)
         end_s = self.timeline.end_s() if self.timeline.steps else 0.0
         self._renderer.finish(end_s)
         live_stats = self._live.close().to_dict() if self._live is not None else {}
