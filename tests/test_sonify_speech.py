@@ -151,3 +151,32 @@ def test_earcons_play_at_their_events_and_render_deterministically():
     assert loud[0] == pytest.approx(first_end_s, abs=0.01)
     assert [e.value["earcon"] for e in score.events if e.param == "play"] == [
         "epoch", "best", "end"]
+
+
+# -- context: reference tone and octave ticks --------------------------------------------
+def level_at(audio: np.ndarray, freq_hz: float) -> float:
+    n = np.arange(len(audio))
+    return 2 * abs(np.dot(audio, np.exp(-2j * np.pi * freq_hz * n / SR))) / len(audio)
+
+
+def test_reference_tone_and_octave_ticks_give_the_loss_tone_a_scale(caplog):
+    tone = make_mapping({"kind": "loss", "reference_amp": 0.05, "octave_ticks": True})
+    losses = np.geomspace(1.0, 0.02, 100)  # the tone falls from 1000 Hz past 500 and 250 Hz
+    score = Score(SR)
+    for step, loss in enumerate(losses):
+        score.events.extend(tone.events(TrainingStep(step=step, loss=float(loss)),
+                                        step * STEP_S, STEP_S))
+    audio = render_score(score, len(losses) * STEP_S, master_gain=1.0)
+    end = audio[-SR // 2:]  # the loss is far below its start: tone ~210 Hz, reference 1000 Hz
+    assert 0.02 < level_at(end, 1000.0) < 0.5 * level_at(end, 200.0 + 0.02 * 800.0)
+    ticks = [e.time_s for e in score.events if e.param == "play"]
+    freqs = 200.0 + losses * 800.0
+    crossings = [i * STEP_S for i in range(1, 100) if (freqs[i] < 500 <= freqs[i - 1])
+                 or (freqs[i] < 250 <= freqs[i - 1])]
+    assert ticks == pytest.approx(crossings) and len(ticks) == 2
+    times, tick_band = band_envelope(audio, SR, 2000.0, 2200.0)
+    loud = times[tick_band > 0.05]
+    assert loud.size and all(any(abs(t - c) < 0.05 for c in crossings) for t in loud)
+    with caplog.at_level(logging.WARNING, logger="auralize"):
+        make_mapping({"kind": "loss", "min_freq": 20.0, "max_freq": 5000.0})
+    assert "leaves MIDI 35..100" in caplog.text

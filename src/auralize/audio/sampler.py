@@ -176,6 +176,7 @@ def earcon_duration_s(name: str) -> float:
 
 
 def midi_to_hz(note: float) -> float:
+    """Frequency of MIDI note ``note`` in Hz (69 = A4 = 440 Hz)."""
     return 440.0 * 2.0 ** ((note - 69.0) / 12.0)
 
 

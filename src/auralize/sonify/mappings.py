@@ -31,7 +31,14 @@ from auralize.audio import sampler
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 from auralize.sonify.announce import KINDS, Announcement, Announcer
-from auralize.sonify.scales import CHORDS, chord_pitches, fold_into_range, loss_to_freq
+from auralize.sonify.scales import (
+    AUDITORY_GRAPH_MIDI,
+    CHORDS,
+    chord_pitches,
+    fold_into_range,
+    in_auditory_graph_range,
+    loss_to_freq,
+)
 from auralize.sonify.telemetry import TrainingStep
 
 log = logging.getLogger("auralize")
@@ -74,6 +81,15 @@ class LossTone(Mapping):
     ``f = min_freq + (L / L0) * (max_freq - min_freq)``, capped at ``max_freq``,
     where L0 is the first finite loss.  With ``hear_on="epoch"`` only epoch ends
     sound, using ``val_loss`` when the record has it.
+
+    Context, as auditory graphs give it (Smith & Walker 2005: reference tones and
+    tick marks make point estimates from sound far more accurate):
+    ``reference_amp > 0`` adds a quiet steady tone (voice ``<voice>_ref``, a
+    softer timbre: a sine with slow tremolo) at the starting loss's pitch, so
+    "below the start" is audible at any moment; ``octave_ticks`` plays a short
+    tick (voice ``ticks``) each time the loss tone crosses an octave below
+    (or back above) its starting pitch.  A range outside MIDI 35..100 logs a
+    warning (:data:`~auralize.sonify.scales.AUDITORY_GRAPH_MIDI`).
     """
 
     kind = "loss"
@@ -83,6 +99,8 @@ class LossTone(Mapping):
     amp: float = 0.3
     glide_s: float | None = None
     voice: str = "loss"
+    reference_amp: float = 0.0
+    octave_ticks: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -92,7 +110,30 @@ class LossTone(Mapping):
             raise AuralizeError(
                 f"need 0 < min_freq < max_freq, got {self.min_freq} and {self.max_freq}"
             )
+        if not (in_auditory_graph_range(self.min_freq) and in_auditory_graph_range(self.max_freq)):
+            low, high = AUDITORY_GRAPH_MIDI
+            log.warning("the loss tone's range %.0f..%.0f Hz leaves MIDI %d..%d, where pitch "
+                        "is hard to judge", self.min_freq, self.max_freq, low, high)
         self._first_loss: float | None = None
+        self._octave: int | None = None
+
+    def context_events(self, freq: float, t_s: float) -> list[Event]:
+        """Reference tone (at the first step) and octave ticks (when the octave changes)."""
+        out = []
+        if self.reference_amp > 0 and self._octave is None:
+            out.append(Event(t_s, f"{self.voice}_ref", "add", {
+                "kind": "sines", "freq_hz": [freq], "amp": [0.0], "tremolo_hz": 0.5,
+                "tremolo_depth": 0.3}))
+            out.append(Event(t_s, f"{self.voice}_ref", "amp", self.reference_amp, 0.5))
+        start = loss_to_freq(self._first_loss, self._first_loss, self.min_freq, self.max_freq)
+        octave = int(math.floor(math.log2(start / freq) + 1e-9)) if freq > 0 else 0
+        if self.octave_ticks:
+            if self._octave is None:
+                out.append(Event(t_s, "ticks", "add", {"kind": "sampler"}))
+            elif octave != self._octave:
+                out.append(Event(t_s, "ticks", "play", {"earcon": "tick", "level": 0.6}))
+        self._octave = octave
+        return out
 
     def value(self, record: TrainingStep) -> float | None:
         if self.hear_on == "epoch":
@@ -117,7 +158,7 @@ class LossTone(Mapping):
                              {"kind": "sines", "freq_hz": [freq], "amp": [0.0]}))
             out.append(Event(t_s, self.voice, "amp", self.amp, 0.05))
         out.append(Event(t_s, self.voice, "freq_hz", freq, glide))
-        return out
+        return out + self.context_events(freq, t_s)
 
 
 @dataclass
