@@ -683,6 +683,10 @@ class WebServer:
         new = self.source.feed(events)
         if new:
             self.broadcast_text({"type": "mix", "mix": self.source.mixer.state()})
+        for e in events:  # spoken/earcon captions: the page's live region says them too
+            if e.param == "play" and isinstance(e.value, dict) and e.value.get("text"):
+                self.broadcast_text({"type": "announce", "text": str(e.value["text"]),
+                                     "t_s": e.time_s})
 
     def _pace_reset(self) -> None:
         self._pace_t0 = time.monotonic()
