@@ -37,7 +37,8 @@ def register(sub) -> None:
                    help="also hear the steps already in the log (default: new steps only)")
     p.add_argument("--poll-s", type=float, default=0.2, help="seconds between looks (0.2)")
     p.add_argument("--idle-exit-s", type=float, default=None,
-                   help="stop after this many seconds without a new step (default: never)")
+                   help="once steps came, stop after this many seconds without a new one "
+                        "(default: never)")
     p.add_argument("--live", choices=["auto", "on", "off"], default="auto",
                    help="play on a sound device (auto: when one exists)")
     p.add_argument("--device", default=None, help="output device (index or name part)")

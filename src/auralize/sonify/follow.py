@@ -81,8 +81,8 @@ def follow(path, sonifier, *, poll_s: float = 0.2, from_start: bool = False,
         Also play what the log held when following began (spread ``min_gap_s``
         apart); default: only new steps, as ``tail -f``.
     idle_exit_s : float, optional
-        Stop after this many seconds without a new step (None: run until
-        ``stop`` is set or Ctrl-C).
+        Stop this many seconds after the last new step, once one was heard
+        (None: run until ``stop`` is set or Ctrl-C).
     stop : threading.Event, optional
         Set it to end following.
     on_step : callable, optional
@@ -93,7 +93,7 @@ def follow(path, sonifier, *, poll_s: float = 0.2, from_start: bool = False,
     result = FollowResult()
     if not from_start:
         result.skipped = len(tail.poll())
-    last_new = time.monotonic()
+    last_new = None  # the idle timer starts with the first step heard
     while stop is None or not stop.is_set():
         records = tail.poll()
         now = time.monotonic()
@@ -104,7 +104,7 @@ def follow(path, sonifier, *, poll_s: float = 0.2, from_start: bool = False,
                 on_step(record)
         if records:
             last_new = now
-        elif idle_exit_s is not None and now - last_new > idle_exit_s:
+        elif idle_exit_s is not None and last_new is not None and now - last_new > idle_exit_s:
             break
         result.kind = tail.kind
         if stop is not None:
