@@ -143,8 +143,8 @@ def test_earcons_play_at_their_events_and_render_deterministically():
     for i, record in enumerate(epoch_run(2)):
         score.events.extend(mapping.events(record, i * STEP_S, STEP_S))
     score.events.extend(mapping.final_events(2 * EPOCH_STEPS * STEP_S))
-    audio = render_score(score, mapping.busy_until_s + 0.1)
-    again = render_score(score, mapping.busy_until_s + 0.1, block_size=333)
+    audio = render_score(score, mapping.sounding_until_s() + 0.1)
+    again = render_score(score, mapping.sounding_until_s() + 0.1, block_size=333)
     assert np.array_equal(audio, again)
     loud = np.flatnonzero(np.abs(audio) > 0.01) / SR
     first_end_s = (EPOCH_STEPS - 1) * STEP_S

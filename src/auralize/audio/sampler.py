@@ -142,6 +142,20 @@ def speech_duration_s(text: str, rate_wpm: int = 175, voice: str = "en",
     return len(speech_native(text, rate_wpm, voice, pitch)) / ESPEAK_RATE_HZ
 
 
+_tts_pool = None
+
+
+def prepare_speech(text: str, rate_wpm: int = 175, voice: str = "en", pitch: int = 50):
+    """Synthesise ``text`` in a background thread (filling the caches); a Future of its
+    duration in seconds.  The caller (a training loop) does not wait for espeak-ng."""
+    global _tts_pool
+    if _tts_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _tts_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auralize-tts")
+    return _tts_pool.submit(speech_duration_s, text, rate_wpm, voice, pitch)
+
+
 @lru_cache(maxsize=256)
 def speech_samples(text: str, sample_rate: int, rate_wpm: int = 175, voice: str = "en",
                    pitch: int = 50) -> np.ndarray:

@@ -15,8 +15,8 @@ A mapping provides
   (``None``: no preference);
 - ``unit_means_requests()``: layers whose per-unit weight means it needs;
 - ``final_events(t_s)``: events when training ends (announcements), and
-  ``busy_until_s``: score time until which its sounds last (a spoken sentence
-  outlasts its event), so the recording is not cut short.
+  ``sounding_until_s()``: score time until which its sounds last (a spoken
+  sentence outlasts its event), so the recording is not cut short.
 """
 
 from __future__ import annotations
@@ -72,6 +72,9 @@ class Mapping:
 
     def final_events(self, t_s: float) -> list[Event]:
         return []
+
+    def sounding_until_s(self) -> float:
+        return self.busy_until_s
 
 
 @dataclass
@@ -469,6 +472,7 @@ class Speech(Earcons):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self._pending: list = []  # (start s, Future of the sentence's length in s)
         low, high = sampler.SPEECH_RATE_WPM.low, sampler.SPEECH_RATE_WPM.high
         if not low <= self.rate_wpm <= high:
             raise AuralizeError(f"rate_wpm must be {low:.0f}..{high:.0f} words per minute, "
@@ -482,13 +486,19 @@ class Speech(Earcons):
             return super().play_events(news, t_s)
         text = ". ".join(a.text for a in news)
         settings = (int(self.rate_wpm), self.tts_voice, int(self.pitch))
-        # Synthesised here (and cached on disk) so the renderers only load it,
-        # and so the recording is known to last until the sentence ends.
-        self.busy_until_s = max(self.busy_until_s,
-                                t_s + sampler.speech_duration_s(text, *settings))
+        # Synthesised now in a background thread (the training loop does not wait)
+        # and cached on disk, so the renderers only load it; its length makes the
+        # recording last until the sentence ends.
+        self._pending.append((t_s, sampler.prepare_speech(text, *settings)))
         return self._add(t_s) + [Event(t_s, self.voice, "play", {
             "speech": text, "rate_wpm": settings[0], "voice": settings[1], "pitch": settings[2],
             "level": self.level, "cut": True, "text": text})]
+
+    def sounding_until_s(self) -> float:
+        for t_s, length in self._pending:
+            self.busy_until_s = max(self.busy_until_s, t_s + length.result())
+        self._pending = []
+        return self.busy_until_s
 
 
 MAPPINGS: dict[str, type[Mapping]] = {
@@ -533,6 +543,5 @@ class MappingSet:
     def final_events(self, t_s: float) -> list[Event]:
         return [e for mapping in self.mappings for e in mapping.final_events(t_s)]
 
-    @property
-    def busy_until_s(self) -> float:
-        return max((m.busy_until_s for m in self.mappings), default=0.0)
+    def sounding_until_s(self) -> float:
+        return max((m.sounding_until_s() for m in self.mappings), default=0.0)

@@ -122,7 +122,7 @@ class Timeline:
     def end_s(self) -> float:
         """Length of the recording: after the last step and its scheduled events (and
         sounds that outlast their event, such as speech), plus a tail."""
-        return max(self.next_t_s, self.last_event_s, self.mappings.busy_until_s) \
+        return max(self.next_t_s, self.last_event_s, self.mappings.sounding_until_s()) \
             + self.config.tail_s
 
 
