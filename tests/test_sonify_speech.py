@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import time
 
 import numpy as np
 import pytest
@@ -180,3 +181,22 @@ def test_reference_tone_and_octave_ticks_give_the_loss_tone_a_scale(caplog):
     with caplog.at_level(logging.WARNING, logger="auralize"):
         make_mapping({"kind": "loss", "min_freq": 20.0, "max_freq": 5000.0})
     assert "leaves MIDI 35..100" in caplog.text
+
+
+@pytest.mark.audio
+@pytest.mark.flaky(reruns=2, reruns_delay=2)
+def test_speech_plays_live_through_the_speaker(jack_server, jack_recorder, tmp_path):
+    need_espeak()
+    rec = jack_recorder()
+    son = Sonifier(tmp_path / "run", mappings=[{"kind": "speech", "rate_wpm": 250}],
+                   live=True, plot=False, step_s=0.05)
+    assert len(rec.wait_connected(2)) == 2
+    for step in range(10):
+        son.log(TrainingStep(step=step, loss=1.0, epoch_end=step == 9,
+                             metrics={"accuracy": 0.9} if step == 9 else {}))
+    time.sleep(3.5)  # the sentence ("epoch 1, loss 1, accuracy 90 percent") takes ~2 s
+    result = son.close()
+    cap = rec.stop()
+    assert result.stats["live"]["ring_underruns"] == 0
+    _, speech = band_envelope(cap.data[:, 0], SR, 300.0, 3400.0)
+    assert (speech > 0.01).sum() * 0.01 > 0.8  # close to a second of voiced speech, live
