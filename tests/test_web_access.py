@@ -133,3 +133,33 @@ def test_keyboard_alone_plays_solos_and_hears_the_change(live_page):
     region = page.locator("#announce")
     assert region.get_attribute("aria-live") == "polite"
     assert "epoch 1, loss" in region.inner_text()
+
+
+def test_a_replay_says_its_announcements_when_they_are_heard(browser, tmp_path):  # noqa: F811
+    from auralize.commands.serve import load_replay
+    from auralize.web.server import ReplaySource
+    from test_web_server import InProcess
+
+    run = tmp_path / "run"
+    with Sonifier(run, mappings=["loss", "earcons"], live=False, plot=False,
+                  step_s=0.05) as son:
+        for step in range(60):  # epochs of 20 steps: 1 s each
+            son.log(TrainingStep(step=step, epoch=step // 20, loss=1.0 / (1 + step),
+                                 epoch_end=step % 20 == 19))
+    score, duration_s, docs, config = load_replay(str(run))
+    server = InProcess(ReplaySource(score, duration_s, config.engine_kwargs(), docs))
+    context = browser.new_context(bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(server.url)
+        wait_for(page, "auralize.mode === 'replay' && auralize.captions.length === 4")
+        page.keyboard.press("a")  # audio on: the replay starts
+        wait_for(page, "auralize.announcements.some(t => t.startsWith('epoch 1'))")
+        first = page.evaluate("auralize.announcements.find(t => t.startsWith('epoch 1'))")
+        assert first.startswith("epoch 1, loss") and page.evaluate("auralize.worklet.framesPlayed") \
+            > 0.9 * 44100  # said when its moment (0.95 s) was heard, not before
+        wait_for(page, "auralize.announcements.some(t => t.startsWith('training finished'))")
+        assert "training finished, 3 epochs" in page.locator("#announce").inner_text()
+    finally:
+        context.close()
+        server.close()

@@ -115,6 +115,12 @@ def compact_record(record, t_s: float) -> dict:
     return doc
 
 
+def captions(events) -> list[dict]:
+    """``{"t_s", "text"}`` of events that speak or sound an announcement (speech, earcons)."""
+    return [{"t_s": e.time_s, "text": str(e.value["text"])} for e in events
+            if e.param == "play" and isinstance(e.value, dict) and e.value.get("text")]
+
+
 class Mixer:
     """Per-voice mute / solo / gain, turned into ``gain`` events (gliding: no clicks)."""
 
@@ -582,6 +588,9 @@ class WebServer:
         for i in range(0, len(records), HISTORY_CHUNK):
             client.push_text(json.dumps({"type": "history",
                                          "records": records[i:i + HISTORY_CHUNK]}))
+        if isinstance(self.source, ReplaySource):  # a replay's announcements, by time
+            client.push_text(json.dumps({"type": "captions",
+                                         "captions": captions(self.source.events)}))
 
     def _on_message(self, client: Client, text: str) -> None:
         try:
@@ -683,10 +692,8 @@ class WebServer:
         new = self.source.feed(events)
         if new:
             self.broadcast_text({"type": "mix", "mix": self.source.mixer.state()})
-        for e in events:  # spoken/earcon captions: the page's live region says them too
-            if e.param == "play" and isinstance(e.value, dict) and e.value.get("text"):
-                self.broadcast_text({"type": "announce", "text": str(e.value["text"]),
-                                     "t_s": e.time_s})
+        for caption in captions(events):  # the page's live region says them too
+            self.broadcast_text({"type": "announce", **caption})
 
     def _pace_reset(self) -> None:
         self._pace_t0 = time.monotonic()

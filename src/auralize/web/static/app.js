@@ -15,9 +15,10 @@
     blocks: 0, gaps: 0, serverDrops: 0, clients: 0, levelRms: 0, rttMs: null,
     lastBlockEnd: 0, sampleRate: 0, playing: true, durationS: null,
     scoreTimeS: 0, backlogS: 0, charts: { lossPoints: 0, gradSeries: 0, gradPoints: 0 },
-    announcements: [],
+    announcements: [], captions: [],
   };
   let pendingNews = []; // announcements waiting for their moment in the audio
+  let captionT = null; // a replay's captions are said as the hearing time passes them
 
   const token = new URLSearchParams(location.search).get("token");
   let net = null, open = false, ctx = null, node = null, analyser = null, msgId = 0;
@@ -112,6 +113,7 @@
         break;
       case "finished": finished(); break;
       case "announce": pendingNews.push(m); releaseNews(); break;
+      case "captions": A.captions = m.captions; captionT = null; break;
       case "error": A.errors.push(m.error); break;
     }
   }
@@ -597,6 +599,13 @@
 
   function releaseNews() {
     const t = hearingTime();
+    if (A.mode === "replay" && A.captions && A.started) {
+      // as the replay plays past a caption; a seek (a jump) says nothing
+      if (captionT != null && t >= captionT && t - captionT < 1.0) {
+        for (const c of A.captions) if (c.t_s > captionT && c.t_s <= t) announce(c.text);
+      }
+      captionT = t;
+    }
     const due = pendingNews.filter((m) => !A.started || m.t_s == null || m.t_s <= t + 0.05);
     if (!due.length) return;
     pendingNews = pendingNews.filter((m) => !due.includes(m));
