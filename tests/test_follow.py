@@ -141,3 +141,23 @@ def test_ctrl_c_ends_follow_with_complete_files(tmp_path):
     info = sf.info(str(tmp_path / "out/sonification.wav"))
     assert info.frames > 0.3 * info.samplerate
     assert len((tmp_path / "out/telemetry.jsonl").read_text().splitlines()) == 8
+
+
+def test_tensorboard_tail_groups_scalars_and_prefers_the_training_run(tmp_path):
+    from auralize.sonify.logs import TensorBoardTail
+    from auralize.sonify.tensorboard import write_tensorboard
+
+    # Keras' TensorBoard callback: train/ and validation/ runs; the training one is followed
+    write_tensorboard(tmp_path / "validation", [{"step": 0, "epoch_loss": 9.0}], np.zeros(0), 8000)
+    write_tensorboard(tmp_path / "train", [{"step": 0, "epoch_loss": 1.0, "grad_norm/fc": 0.5},
+                                           {"step": 1, "epoch_loss": 0.5, "eval/loss": 0.7}],
+                      np.zeros(0), 8000)
+    records = TensorBoardTail(tmp_path).poll()
+    assert [(r.loss, r.epoch_end) for r in records] == [(1.0, False), (0.5, True)]
+    assert records[0].grad_norms == {"fc": 0.5} and records[1].metrics == {"eval/loss": pytest.approx(0.7)}
+    from auralize.sonify.announce import Announcer
+
+    say = Announcer()
+    say.step(TrainingStep(step=0, epoch_end=True, loss=1.0, metrics={"eval/loss": 0.9}))
+    news = say.step(records[1])
+    assert news[0].text == "new best evaluation loss 0.7"

@@ -23,8 +23,11 @@ KINDS = ("diverge", "best", "epoch", "end")
 VERBOSITY = ("brief", "normal", "full")
 #: metrics spoken at an epoch end (verbosity "normal"), those present, in this order
 DEFAULT_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+#: validation losses watched for a "new best" when ``monitor`` is absent (Keras,
+#: Lightning, Hugging Face), before falling back to the training loss
+MONITOR_FALLBACKS = ("val_loss", "val/loss", "eval/loss", "eval_loss", "validation/loss")
 #: words for metric-name parts, so "val_acc" is said "validation accuracy"
-WORDS = {"val": "validation", "acc": "accuracy", "lr": "learning rate", "mse": "M S E",
+WORDS = {"val": "validation", "eval": "evaluation", "acc": "accuracy", "lr": "learning rate", "mse": "M S E",
          "mae": "M A E", "auc": "A U C", "f1": "F 1", "train": "training"}
 
 
@@ -73,8 +76,8 @@ class Announcer:
         Metrics spoken at epoch ends (verbosity "normal"); default: those of
         :data:`DEFAULT_METRICS` present.
     monitor : str
-        Metric whose improvement is a "new best" (default ``val_loss``, falling
-        back to the epoch's loss when the run has no validation).
+        Metric whose improvement is a "new best" (default ``val_loss``; else
+        one of :data:`MONITOR_FALLBACKS`; else the epoch's loss).
     kinds : sequence of str
         Which of :data:`KINDS` to announce.
     """
@@ -115,7 +118,7 @@ class Announcer:
         return ", ".join(words)
 
     def _best(self, values: dict[str, float]) -> Announcement | None:
-        name = self.monitor if self.monitor in values else "loss"
+        name = next((n for n in (self.monitor, *MONITOR_FALLBACKS) if n in values), "loss")
         value = values.get(name)
         if value is None or not math.isfinite(value):
             return None

@@ -115,7 +115,7 @@ class CsvTail:
         metrics = {c: v for c in row if c not in TIME_COLUMNS and c != self.loss_col
                    and c not in grad_cols and c != "lr" and (v := _float(row.get(c))) is not None}
         per_epoch = "epoch" in row and "step" not in row
-        validation = loss is None and any(c.startswith("val") for c in metrics)
+        validation = loss is None and any(is_validation(c) for c in metrics)
         grads = {name: v for c, name in grad_cols.items() if (v := _float(row.get(c))) is not None}
         if loss is None and not grads and not validation:
             return None  # e.g. a row of another logger's bookkeeping
@@ -157,17 +157,31 @@ def read_metrics_csv(path: Path) -> list[TrainingStep]:
     return records
 
 
+#: names of validation runs' folders (Keras' TensorBoard callback writes train/ and validation/)
+VALIDATION_DIRS = ("validation", "val", "eval")
+
+
 def tensorboard_dir(path: Path) -> Path | None:
-    """The folder holding ``path``'s newest TensorBoard event file (None: no events yet)."""
+    """The folder holding ``path``'s newest training event file (None: no events yet).
+
+    A validation run's folder is taken only when there is nothing else.
+    """
     files = sorted(Path(path).rglob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime)
-    return files[-1].parent if files else None
+    training = [f for f in files if f.parent.name not in VALIDATION_DIRS]
+    return (training or files)[-1].parent if files else None
+
+
+def is_validation(name: str) -> bool:
+    """A metric measured on held-out data: ``val_loss``, ``val/acc``, ``eval/loss``..."""
+    return name.lower().startswith(("val", "eval"))
 
 
 class TensorBoardTail:
     """TensorBoard scalars read as they are written (EventAccumulator reloads incrementally).
 
     Scalars are grouped by step: the loss tag, gradient norms (:data:`GRAD_PREFIXES`)
-    and every other tag as a metric; a step with ``val*`` scalars is an epoch end.
+    and every other tag as a metric; a step with validation scalars (``val*``,
+    ``eval*``: Hugging Face's ``eval/loss``) is an epoch end.
     """
 
     def __init__(self, path: Path) -> None:
@@ -211,7 +225,7 @@ class TensorBoardTail:
                     record.epoch = int(event.value)
                 else:
                     record.metrics[tag] = event.value
-                    record.epoch_end = record.epoch_end or tag.startswith("val")
+                    record.epoch_end = record.epoch_end or is_validation(tag)
         return [by_step[s] for s in sorted(by_step)]
 
 
