@@ -8,9 +8,10 @@ earcon formulas below, and cached.  So a score or a run folder stays a list of
 small events and ``auralize render`` reproduces the recording.
 
 Speech made once is also cached on disk (``$XDG_CACHE_HOME/auralize/speech``):
-the mapping that writes the event synthesises it in the training process, so the
-live and file renderers (child processes) load it in about a millisecond
-instead of starting espeak-ng inside an audio callback's time budget.
+the mapping that writes the event has it synthesised at once in a background
+thread of the training process (:func:`prepare_speech`), so the live and file
+renderers (child processes) load it in about a millisecond instead of starting
+espeak-ng inside an audio callback's time budget.
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ def speech_native(text: str, rate_wpm: int = 175, voice: str = "en",
         samples = np.load(path)
     except (OSError, ValueError):
         samples = _trim_leading_silence(_espeak(text, rate_wpm, voice, pitch))
+        if not samples.size:
+            return samples  # a failed run is not cached: the next render tries again
         try:  # atomic: renderers in other processes may read it at the same moment
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy",
