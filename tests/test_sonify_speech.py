@@ -115,15 +115,20 @@ def test_speech_is_in_the_recording_at_each_epoch_end(tmp_path):
 
 
 def training_voices() -> dict[str, np.ndarray]:
-    """Half a second of each training voice as it sounds (loss tone, alarm, gradient tones)."""
+    """Half a second of each training voice as it sounds (loss, alarm, gradients, weights)."""
     out = {}
-    for name, mapping, record in (
-            ("loss", "loss", TrainingStep(step=0, loss=1.0)),
-            ("alarm", "alarm", TrainingStep(step=0, loss=math.nan)),
-            ("gradients", "gradients", TrainingStep(step=0, grad_norms={"a": 1.0, "b": 3.0}))):
-        score = Score(SR)
-        score.events.extend(make_mapping(mapping).events(record, 0.0, 0.5))
-        out[name] = render_score(score, 0.5, tail_s=0.0)[int(0.06 * SR):]
+    for name, record in (
+            ("loss", TrainingStep(step=0, loss=1.0)),
+            ("alarm", TrainingStep(step=0, loss=math.nan)),
+            ("gradients", TrainingStep(step=0, grad_norms={"a": 1.0, "b": 3.0})),
+            ("weights", TrainingStep(step=0, unit_means={
+                "dense": np.linspace(-0.05, 0.05, 16).tolist()}))):
+        mapping, score = make_mapping(name), Score(SR)
+        for i in range(10):  # ten steps of 50 ms: gradient tones repeat in each
+            score.events.extend(mapping.events(record, i * 0.05, 0.05))
+        audio = render_score(score, 0.5, tail_s=0.0)[int(0.06 * SR):]  # after fade-ins
+        assert np.abs(audio).max() > 0.01, name  # each voice really sounds here
+        out[name] = audio
     return out
 
 
