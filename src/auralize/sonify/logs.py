@@ -221,7 +221,7 @@ class TensorBoardTail:
                     record.loss = event.value
                 elif prefix is not None:
                     record.grad_norms[tag[len(prefix):]] = event.value
-                elif tag == "epoch":
+                elif tag == "epoch" or tag.endswith("/epoch"):  # HF: "train/epoch", 0.5..
                     record.epoch = int(event.value)
                 else:
                     record.metrics[tag] = event.value
