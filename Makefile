@@ -7,6 +7,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
+# axe-core (npm) for the page's accessibility audit (tests/test_web_access.py); without
+# npm the audit skips, or fails under AURALIZE_REQUIRE_AUDIO=1.
+AXE := .node/node_modules/axe-core/axe.min.js
+
 .PHONY: demo test test-fast bench setup lint clean
 
 $(STAMP): pyproject.toml
@@ -21,14 +25,17 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/auralize demo
 
+$(AXE):
+	-npm install --prefix .node --no-save --no-audit --no-fund axe-core@4.14.1 >/dev/null
+
 # Real-time tests (JACK, marked `audio`) run in a fresh pytest process: after
 # hundreds of training tests the test process carries torch/keras/lightning
 # threads that can make a real-time JACK graph late.
-test: $(STAMP)
+test: $(STAMP) $(AXE)
 	$(PY) -m pytest -q -m "not audio"
 	$(PY) -m pytest -q -m audio
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(AXE)
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
@@ -40,4 +47,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache bench-results
+	rm -rf $(VENV) .pytest_cache bench-results .node

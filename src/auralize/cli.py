@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "sweep",
     "generate",
     "serve",
+    "follow",
 ]
 
 

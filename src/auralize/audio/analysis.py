@@ -48,3 +48,44 @@ def max_step(samples: np.ndarray) -> float:
     """Largest absolute difference between consecutive samples (clicks show up here)."""
     x = np.asarray(samples, dtype=np.float64)
     return float(np.max(np.abs(np.diff(x)))) if x.size > 1 else 0.0
+
+
+def band_envelope(samples: np.ndarray, sample_rate: int, lo_hz: float, hi_hz: float,
+                  frame_s: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """RMS level per frame of the band ``lo_hz``..``hi_hz`` (e.g. speech: 300-3400 Hz).
+
+    Returns
+    -------
+    times_s, rms : ndarray
+        Frame starts in seconds and the band's RMS in each frame (FFT brick-wall
+        band, so a tone outside the band contributes nothing).
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    spec = np.fft.rfft(x)
+    freqs = np.fft.rfftfreq(len(x), 1.0 / sample_rate)
+    spec[(freqs < lo_hz) | (freqs > hi_hz)] = 0.0
+    band = np.fft.irfft(spec, len(x))
+    frame = max(1, int(round(frame_s * sample_rate)))
+    n = len(band) // frame
+    rms = np.sqrt(np.mean(band[:n * frame].reshape(n, frame) ** 2, axis=1))
+    return np.arange(n) * frame / sample_rate, rms
+
+
+def band_spectrum(samples: np.ndarray, sample_rate: int, bands_per_octave: int = 3,
+                  lo_hz: float = 50.0, hi_hz: float = 16000.0) -> np.ndarray:
+    """Energy share per fractional-octave band (sums to 1): a timbre-and-register fingerprint."""
+    x = np.asarray(samples, dtype=np.float64)
+    power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1.0 / sample_rate)
+    n_bands = int(np.ceil(np.log2(hi_hz / lo_hz) * bands_per_octave))
+    edges = lo_hz * 2.0 ** (np.arange(n_bands + 1) / bands_per_octave)
+    energy = np.array([power[(freqs >= a) & (freqs < b)].sum() for a, b in zip(edges, edges[1:])])
+    return energy / max(energy.sum(), 1e-30)
+
+
+def spectral_distance(a: np.ndarray, b: np.ndarray, sample_rate: int) -> float:
+    """How different two sounds' spectra are: 0 (same band energies) .. 1 (no band shared).
+
+    Half the L1 distance between :func:`band_spectrum` fingerprints (total variation).
+    """
+    return 0.5 * float(np.abs(band_spectrum(a, sample_rate) - band_spectrum(b, sample_rate)).sum())

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from auralize.audio import sampler  # noqa: F401 - registers the "sampler" voice kind
 from auralize.audio.params import EngineStats, Param, Range, sanitize
 from auralize.audio.voices import Voice, make_voice
 

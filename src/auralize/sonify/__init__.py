@@ -5,18 +5,28 @@ Layering: adapters (keras, torch, lightning) -> :class:`TrainingStep` records ->
 No ML framework is imported here.
 """
 
-from auralize.sonify.mappings import Alarm, GradientTones, LossTone, WeightChord, make_mapping
+from auralize.sonify.mappings import (
+    Alarm,
+    Earcons,
+    GradientTones,
+    LossTone,
+    Speech,
+    WeightChord,
+    make_mapping,
+)
 from auralize.sonify.session import RunResult, Sonifier
 from auralize.sonify.telemetry import TrainingStep
 from auralize.sonify.timeline import SonifyConfig, Timeline, replay
 
 __all__ = [
     "Alarm",
+    "Earcons",
     "GradientTones",
     "LossTone",
     "RunResult",
     "Sonifier",
     "SonifyConfig",
+    "Speech",
     "Timeline",
     "TrainingStep",
     "WeightChord",

@@ -13,7 +13,10 @@ A mapping provides
   needed);
 - ``preferred_step_s(record)``: how long a step wants to last in the step clock
   (``None``: no preference);
-- ``unit_means_requests()``: layers whose per-unit weight means it needs.
+- ``unit_means_requests()``: layers whose per-unit weight means it needs;
+- ``final_events(t_s)``: events when training ends (announcements), and
+  ``sounding_until_s()``: score time until which its sounds last (a spoken
+  sentence outlasts its event), so the recording is not cut short.
 """
 
 from __future__ import annotations
@@ -24,9 +27,18 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from auralize.audio import sampler
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
-from auralize.sonify.scales import CHORDS, chord_pitches, fold_into_range, loss_to_freq
+from auralize.sonify.announce import KINDS, Announcement, Announcer
+from auralize.sonify.scales import (
+    AUDITORY_GRAPH_MIDI,
+    CHORDS,
+    chord_pitches,
+    fold_into_range,
+    in_auditory_graph_range,
+    loss_to_freq,
+)
 from auralize.sonify.telemetry import TrainingStep
 
 log = logging.getLogger("auralize")
@@ -44,6 +56,7 @@ class Mapping:
 
     def __post_init__(self) -> None:
         self._started = False
+        self.busy_until_s = 0.0
 
     def config(self) -> dict:
         return {"kind": self.kind, **asdict(self)}
@@ -57,6 +70,12 @@ class Mapping:
     def events(self, record: TrainingStep, t_s: float, step_s: float) -> list[Event]:
         raise NotImplementedError
 
+    def final_events(self, t_s: float) -> list[Event]:
+        return []
+
+    def sounding_until_s(self) -> float:
+        return self.busy_until_s
+
 
 @dataclass
 class LossTone(Mapping):
@@ -65,6 +84,15 @@ class LossTone(Mapping):
     ``f = min_freq + (L / L0) * (max_freq - min_freq)``, capped at ``max_freq``,
     where L0 is the first finite loss.  With ``hear_on="epoch"`` only epoch ends
     sound, using ``val_loss`` when the record has it.
+
+    Context, as auditory graphs give it (Smith & Walker 2005: reference tones and
+    tick marks make point estimates from sound far more accurate):
+    ``reference_amp > 0`` adds a quiet steady tone (voice ``<voice>_ref``, a
+    softer timbre: a sine with slow tremolo) at the starting loss's pitch, so
+    "below the start" is audible at any moment; ``octave_ticks`` plays a short
+    tick (voice ``ticks``) each time the loss tone crosses an octave below
+    (or back above) its starting pitch.  A range outside MIDI 35..100 logs a
+    warning (:data:`~auralize.sonify.scales.AUDITORY_GRAPH_MIDI`).
     """
 
     kind = "loss"
@@ -74,6 +102,8 @@ class LossTone(Mapping):
     amp: float = 0.3
     glide_s: float | None = None
     voice: str = "loss"
+    reference_amp: float = 0.0
+    octave_ticks: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -83,7 +113,30 @@ class LossTone(Mapping):
             raise AuralizeError(
                 f"need 0 < min_freq < max_freq, got {self.min_freq} and {self.max_freq}"
             )
+        if not (in_auditory_graph_range(self.min_freq) and in_auditory_graph_range(self.max_freq)):
+            low, high = AUDITORY_GRAPH_MIDI
+            log.warning("the loss tone's range %.0f..%.0f Hz leaves MIDI %d..%d, where pitch "
+                        "is hard to judge", self.min_freq, self.max_freq, low, high)
         self._first_loss: float | None = None
+        self._octave: int | None = None
+
+    def context_events(self, freq: float, t_s: float) -> list[Event]:
+        """Reference tone (at the first step) and octave ticks (when the octave changes)."""
+        out = []
+        if self.reference_amp > 0 and self._octave is None:
+            out.append(Event(t_s, f"{self.voice}_ref", "add", {
+                "kind": "sines", "freq_hz": [freq], "amp": [0.0], "tremolo_hz": 0.5,
+                "tremolo_depth": 0.3}))
+            out.append(Event(t_s, f"{self.voice}_ref", "amp", self.reference_amp, 0.5))
+        start = loss_to_freq(self._first_loss, self._first_loss, self.min_freq, self.max_freq)
+        octave = int(math.floor(math.log2(start / freq) + 1e-9)) if freq > 0 else 0
+        if self.octave_ticks:
+            if self._octave is None:
+                out.append(Event(t_s, "ticks", "add", {"kind": "sampler"}))
+            elif octave != self._octave:
+                out.append(Event(t_s, "ticks", "play", {"earcon": "tick", "level": 0.6}))
+        self._octave = octave
+        return out
 
     def value(self, record: TrainingStep) -> float | None:
         if self.hear_on == "epoch":
@@ -108,7 +161,7 @@ class LossTone(Mapping):
                              {"kind": "sines", "freq_hz": [freq], "amp": [0.0]}))
             out.append(Event(t_s, self.voice, "amp", self.amp, 0.05))
         out.append(Event(t_s, self.voice, "freq_hz", freq, glide))
-        return out
+        return out + self.context_events(freq, t_s)
 
 
 @dataclass
@@ -331,8 +384,125 @@ class Alarm(Mapping):
         return out
 
 
+@dataclass
+class Earcons(Mapping):
+    """Short distinct sounds for the moments a listener must not miss.
+
+    ``epoch`` (two bright notes), ``best`` (rising arpeggio), ``diverge`` (low
+    buzzy falling tritone, NaN/Inf loss), ``end`` (three-note bell); see
+    :data:`auralize.audio.sampler.EARCONS`.  Each event carries the sentence the
+    ``speech`` mapping would say as a caption (the page's live region shows it).
+    Options as for :class:`Speech` (``verbosity``, ``metrics``, ``monitor``,
+    ``announce``), plus ``level`` (0..1).
+    """
+
+    kind = "earcons"
+    verbosity: str = "normal"
+    metrics: list | None = None
+    monitor: str = "val_loss"
+    announce: list = field(default_factory=lambda: list(KINDS))
+    level: float = 0.8
+    voice: str = "earcons"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.announcer = Announcer(self.verbosity, self.metrics, self.monitor, self.announce)
+
+    def _add(self, t_s: float) -> list[Event]:
+        if self._started:
+            return []
+        self._started = True
+        return [Event(t_s, self.voice, "add", {"kind": "sampler"})]
+
+    def play_events(self, news: list[Announcement], t_s: float) -> list[Event]:
+        """One earcon for the most important announcement (a new best outranks its epoch end)."""
+        if not news:
+            return []
+        top = news[0]
+        text = ". ".join(a.text for a in news)
+        self.busy_until_s = max(self.busy_until_s, t_s + sampler.earcon_duration_s(top.kind))
+        return self._add(t_s) + [Event(t_s, self.voice, "play", {
+            "earcon": top.kind, "level": self.level, "text": text})]
+
+    def events(self, record, t_s, step_s):
+        return self._add(t_s) + self.play_events(self.announcer.step(record), t_s)
+
+    def final_events(self, t_s):
+        end = self.announcer.end()
+        return self.play_events([end], t_s) if end is not None else []
+
+
+@dataclass
+class Speech(Earcons):
+    """Spoken announcements (local text-to-speech, espeak-ng) in the sound itself.
+
+    At an epoch end: "epoch 3, loss 0.42, accuracy 91 percent"; on a new best
+    validation value: "new best validation loss 0.31"; when the loss turns
+    NaN/Inf: "warning: loss is not a number"; at the end: "training finished,
+    3 epochs, best validation loss 0.31".  A new sentence interrupts one still
+    being spoken, as a screen reader does.  Without espeak-ng: one warning, and
+    the earcons of :class:`Earcons` instead.
+
+    Parameters
+    ----------
+    rate_wpm : int
+        Speaking rate, words per minute (80..500; screen-reader users often
+        prefer 250 and more).
+    verbosity : {"brief", "normal", "full"}
+        Epoch ends say the epoch only; with ``metrics``; with every metric.
+    metrics : list of str, optional
+        Metrics said at epoch ends (default: loss, accuracy, val_loss,
+        val_accuracy, those present).
+    monitor : str
+        The metric whose improvement is announced as a new best.
+    announce : list of str
+        Which of ``diverge``, ``best``, ``epoch``, ``end`` to announce.
+    tts_voice, pitch : str, int
+        espeak-ng voice (language) and base pitch (0..99).
+    level : float
+        Speech level, 0..1.
+    """
+
+    kind = "speech"
+    rate_wpm: int = 175
+    tts_voice: str = "en"
+    pitch: int = 50
+    level: float = 1.0
+    voice: str = "speech"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._pending: list = []  # (start s, Future of the sentence's length in s)
+        low, high = sampler.SPEECH_RATE_WPM.low, sampler.SPEECH_RATE_WPM.high
+        if not low <= self.rate_wpm <= high:
+            raise AuralizeError(f"rate_wpm must be {low:.0f}..{high:.0f} words per minute, "
+                                f"got {self.rate_wpm}")
+        self.speaking = sampler.speech_available()
+        if not self.speaking:
+            sampler.warn_no_speech()
+
+    def play_events(self, news, t_s):
+        if not self.speaking or not news:
+            return super().play_events(news, t_s)
+        text = ". ".join(a.text for a in news)
+        settings = (int(self.rate_wpm), self.tts_voice, int(self.pitch))
+        # Synthesised now in a background thread (the training loop does not wait)
+        # and cached on disk, so the renderers only load it; its length makes the
+        # recording last until the sentence ends.
+        self._pending.append((t_s, sampler.prepare_speech(text, *settings)))
+        return self._add(t_s) + [Event(t_s, self.voice, "play", {
+            "speech": text, "rate_wpm": settings[0], "voice": settings[1], "pitch": settings[2],
+            "level": self.level, "cut": True, "text": text})]
+
+    def sounding_until_s(self) -> float:
+        for t_s, length in self._pending:
+            self.busy_until_s = max(self.busy_until_s, t_s + length.result())
+        self._pending = []
+        return self.busy_until_s
+
+
 MAPPINGS: dict[str, type[Mapping]] = {
-    cls.kind: cls for cls in (LossTone, GradientTones, WeightChord, Alarm)
+    cls.kind: cls for cls in (LossTone, GradientTones, WeightChord, Alarm, Earcons, Speech)
 }
 
 
@@ -369,3 +539,9 @@ class MappingSet:
         for mapping in self.mappings:
             out.extend(mapping.events(record, t_s, step_s))
         return out
+
+    def final_events(self, t_s: float) -> list[Event]:
+        return [e for mapping in self.mappings for e in mapping.final_events(t_s)]
+
+    def sounding_until_s(self) -> float:
+        return max((m.sounding_until_s() for m in self.mappings), default=0.0)

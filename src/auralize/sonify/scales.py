@@ -11,6 +11,8 @@ from collections import deque
 
 import numpy as np
 
+from auralize.audio.sampler import midi_to_hz
+
 
 def linear(x: float, lo: float, hi: float) -> float:
     """Position of ``x`` between ``lo`` and ``hi``, clipped to [0, 1] (0.5 if lo == hi)."""
@@ -33,6 +35,18 @@ def position_to_hz(position: float, min_freq_hz: float, max_freq_hz: float, *,
     if curve == "log":
         return min_freq_hz * (max_freq_hz / min_freq_hz) ** position
     return min_freq_hz + position * (max_freq_hz - min_freq_hz)
+
+
+#: Pitch range of an auditory graph: MIDI notes 35..100 (about 62..2637 Hz), after
+#: Brown, Brewster, Ramloll, Burton & Riedel, "Design guidelines for audio
+#: presentation of graphs and tables", ICAD 2003: notes outside it are hard to judge.
+AUDITORY_GRAPH_MIDI = (35, 100)
+
+
+def in_auditory_graph_range(freq_hz: float) -> bool:
+    """True for a pitch inside :data:`AUDITORY_GRAPH_MIDI` (a hair of tolerance)."""
+    low, high = (midi_to_hz(n) for n in AUDITORY_GRAPH_MIDI)
+    return low * 0.999 <= freq_hz <= high * 1.001
 
 
 def cents_to_ratio(cents: float) -> float:

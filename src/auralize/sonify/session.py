@@ -211,13 +211,23 @@ class Sonifier:
         if self._result is not None:
             return self._result
         self._closed = True
-        end_s = self.timeline.end_s() if self.timeline.steps else 0.0
-        merged = self.live_clock.flush(time.perf_counter())
+        now = time.perf_counter()
+        final = self.timeline.finish() if self.timeline.steps else []  # "training finished"
+        if final:
+            self.recording.send(final, self.timeline.next_t_s)
+        # the end-of-training events as a last step, and what merged steps left waiting
+        live_final = self.live_clock.place(final, self.timeline.next_t_s, 0.0, now) if final else []
+        live_final += self.live_clock.flush(now)
         for target in self._live_targets:
-            if merged:
-                target.send(merged, 0.0)
-        engine_stats = self.recording.close(end_s)
+            if live_final:
+                target.send(live_final, now)
+        end_s = self.timeline.end_s() if self.timeline.steps else 0.0
         live_end_s = self.live_clock.end_s(self.config.tail_s)
+        if live_final:  # sounds that outlast their event (a sentence) end as they do in the file
+            outlast_s = self.timeline.mappings.sounding_until_s() - self.timeline.next_t_s
+            live_end_s = max(live_end_s, min(e.time_s for e in live_final if e.time_s is not None)
+                             + outlast_s + self.config.tail_s)
+        engine_stats = self.recording.close(end_s)
         live_stats, web_stats = {}, {}
         for target in self._live_targets:
             stats = target.close(live_end_s)

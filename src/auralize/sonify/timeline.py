@@ -114,9 +114,19 @@ class Timeline:
         self.steps += 1
         return events, t_s, frontier
 
+    def finish(self) -> list[Event]:
+        """Events for the end of training (e.g. "training finished"), at the end of the last step."""
+        events = self.mappings.final_events(self.next_t_s)
+        for event in events:
+            if event.time_s is not None and event.time_s > self.last_event_s:
+                self.last_event_s = event.time_s
+        return events
+
     def end_s(self) -> float:
-        """Length of the recording: after the last step and its scheduled events, plus a tail."""
-        return max(self.next_t_s, self.last_event_s) + self.config.tail_s
+        """Length of the recording: after the last step and its scheduled events (and
+        sounds that outlast their event, such as speech), plus a tail."""
+        return max(self.next_t_s, self.last_event_s, self.mappings.sounding_until_s()) \
+            + self.config.tail_s
 
 
 def replay(records: Iterable[TrainingStep], config: SonifyConfig) -> tuple[Score, float]:
@@ -128,4 +138,5 @@ def replay(records: Iterable[TrainingStep], config: SonifyConfig) -> tuple[Score
         score.events.extend(events)
     if timeline.steps == 0:
         raise AuralizeError("the log holds no training steps to sonify")
+    score.events.extend(timeline.finish())
     return score, timeline.end_s()

@@ -116,6 +116,12 @@ def compact_record(record, t_s: float) -> dict:
     return doc
 
 
+def captions(events) -> list[dict]:
+    """``{"t_s", "text"}`` of events that speak or sound an announcement (speech, earcons)."""
+    return [{"t_s": e.time_s, "text": str(e.value["text"])} for e in events
+            if e.param == "play" and isinstance(e.value, dict) and e.value.get("text")]
+
+
 class Mixer:
     """Per-voice mute / solo / gain, turned into ``gain`` events (gliding: no clicks)."""
 
@@ -251,10 +257,22 @@ class LiveSource(_Source):
         now = self.engine.time_s
         while len(self._steps) > 1 and self._steps[1][0] <= now:
             self._steps.popleft()
-        if not self._steps or self._steps[0][0] > now:
-            return 0.0 if not self._steps else max(0.0, self._steps[0][1] - (self._steps[0][0] - now))
-        engine_s, score_s = self._steps[0]
-        return score_s + (now - engine_s)
+        return self.score_time_at(now)
+
+    def score_time_at(self, engine_s: float) -> float:
+        """Score time of engine time ``engine_s``: its step's score time plus the time since."""
+        for step_engine_s, step_score_s in reversed(self._steps):
+            if step_engine_s <= engine_s:
+                return step_score_s + (engine_s - step_engine_s)
+        if not self._steps:
+            return 0.0
+        step_engine_s, step_score_s = self._steps[0]
+        return max(0.0, step_score_s - (step_engine_s - engine_s))
+
+    def wall_to_score_s(self, wall_s: float) -> float | None:
+        """Score time heard at wall-clock moment ``wall_s`` (None before the pacing started)."""
+        engine_s = self.frame_clock.engine_time_s(wall_s)
+        return None if engine_s is None else self.score_time_at(engine_s)
 
     def backlog_s(self) -> float:
         """Seconds of sound already scheduled but not yet played (at most the clock's lag)."""
@@ -599,6 +617,9 @@ class WebServer:
         for i in range(0, len(records), HISTORY_CHUNK):
             client.push_text(json.dumps({"type": "history",
                                          "records": records[i:i + HISTORY_CHUNK]}))
+        if isinstance(self.source, ReplaySource):  # a replay's announcements, by time
+            client.push_text(json.dumps({"type": "captions",
+                                         "captions": captions(self.source.events)}))
 
     def _on_message(self, client: Client, text: str) -> None:
         try:
@@ -701,6 +722,9 @@ class WebServer:
         new = self.source.feed_at_wall(events, score_t_s)
         if new:
             self.broadcast_text({"type": "mix", "mix": self.source.mixer.state()})
+        for caption in captions(events):  # the page's live region says them too, when heard
+            caption["t_s"] = self.source.wall_to_score_s(caption["t_s"])
+            self.broadcast_text({"type": "announce", **caption})
 
     def _pace_reset(self) -> None:
         self._pace_t0 = time.perf_counter()

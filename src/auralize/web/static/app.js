@@ -15,7 +15,10 @@
     blocks: 0, gaps: 0, serverDrops: 0, clients: 0, levelRms: 0, rttMs: null,
     lastBlockEnd: 0, sampleRate: 0, playing: true, durationS: null,
     scoreTimeS: 0, backlogS: 0, charts: { lossPoints: 0, gradSeries: 0, gradPoints: 0 },
+    announcements: [], captions: [],
   };
+  let pendingNews = []; // announcements waiting for their moment in the audio
+  let captionT = null; // a replay's captions are said as the hearing time passes them
 
   const token = new URLSearchParams(location.search).get("token");
   let net = null, open = false, ctx = null, node = null, analyser = null, msgId = 0;
@@ -109,6 +112,8 @@
         if (node) node.port.postMessage({ type: "flush" });
         break;
       case "finished": finished(); break;
+      case "announce": pendingNews.push(m); releaseNews(); break;
+      case "captions": A.captions = m.captions; captionT = null; break;
       case "error": A.errors.push(m.error); break;
     }
   }
@@ -127,9 +132,10 @@
       send({ type: "audio", on: false });
       net.postMessage({ type: "audio", on: false });
       if (ctx) await ctx.suspend();
-      btn.innerHTML = "&#9654; Start audio";
+      btn.innerHTML = '<span aria-hidden="true">&#9654;</span> Start audio';
       btn.classList.add("primary");
       $("spec-hint").textContent = "press Start to listen";
+      announce("audio off");
       return;
     }
     if (!A.sampleRate) { note("waiting for the server…"); return; }
@@ -160,8 +166,9 @@
       node.port.postMessage({ type: "idle", idle: !A.playing });
       net.postMessage({ type: "audio", on: true });
       send({ type: "audio", on: true });
-      btn.innerHTML = "&#9632; Stop audio";
+      btn.innerHTML = '<span aria-hidden="true">&#9632;</span> Stop audio';
       btn.classList.remove("primary");
+      announce("audio on");
       $("spec-hint").textContent = `${ctx.sampleRate} Hz · ${analyser.fftSize}-point FFT`;
     } catch (err) {
       note(`audio could not start: ${err}`);
@@ -189,6 +196,8 @@
       if (!row) row = makeVoiceRow(box, name);
       row.querySelector(".mute").classList.toggle("on", v.mute);
       row.querySelector(".solo").classList.toggle("on", v.solo);
+      row.querySelector(".mute").setAttribute("aria-pressed", String(!!v.mute));
+      row.querySelector(".solo").setAttribute("aria-pressed", String(!!v.solo));
       row.classList.toggle("silent", v.effective_gain === 0);
       const slider = row.querySelector("input");
       if (document.activeElement !== slider) slider.value = v.gain;
@@ -204,13 +213,25 @@
     const row = document.createElement("div");
     row.className = "voice";
     row.dataset.voice = name;
-    row.innerHTML = `<span class="sw"></span><span class="vname"></span>
-      <button type="button" class="mute" title="mute">M</button>
-      <button type="button" class="solo" title="solo">S</button>
-      <input type="range" min="0" max="2" step="0.01" value="1" aria-label="gain">
+    const n = box.querySelectorAll(".voice").length + 1;
+    row.setAttribute("role", "group");
+    row.innerHTML = `<span class="sw" aria-hidden="true"></span><span class="vname"></span>
+      <button type="button" class="mute" aria-pressed="false">M</button>
+      <button type="button" class="solo" aria-pressed="false">S</button>
+      <input type="range" min="0" max="2" step="0.01" value="1">
       <span class="db"></span>`;
     row.querySelector(".sw").style.background = voiceColor(name);
-    row.querySelector(".vname").textContent = name;
+    row.querySelector(".vname").textContent = n <= 9 ? `${n} ${name}` : name;
+    row.setAttribute("aria-label", `series ${n}: ${name}`);
+    row.querySelector(".mute").setAttribute("aria-label", `mute ${name}`);
+    row.querySelector(".solo").setAttribute("aria-label", `solo ${name}`);
+    row.querySelector(".mute").title = n <= 9 ? `mute (Shift+${n})` : "mute";
+    row.querySelector(".solo").title = n <= 9 ? `solo (${n})` : "solo";
+    if (n <= 9) {
+      row.querySelector(".mute").setAttribute("aria-keyshortcuts", `Shift+${n}`);
+      row.querySelector(".solo").setAttribute("aria-keyshortcuts", String(n));
+    }
+    row.querySelector("input").setAttribute("aria-label", `${name} gain`);
     row.querySelector(".mute").onclick = () =>
       send({ type: "mix", voice: name, mute: !A.mix[name].mute });
     row.querySelector(".solo").onclick = () =>
@@ -563,6 +584,92 @@
 
   function note(text) { $("log").textContent = text; }
 
+  // ---------------------------------------------------------------- eyes-free
+  // The live region says what the speech voice says, when it is heard; and
+  // anything else a listener asks for (keys) or should know (mixer changes).
+  function announce(text) {
+    const box = $("announce");
+    const p = document.createElement("p");
+    p.textContent = text;
+    box.appendChild(p);
+    while (box.childElementCount > 30) box.firstElementChild.remove();
+    A.announcements.push(text);
+    if (A.announcements.length > 100) A.announcements.shift();
+  }
+
+  function releaseNews() {
+    const t = hearingTime();
+    if (A.mode === "replay" && A.captions && A.started) {
+      // as the replay plays past a caption; a seek (a jump) says nothing
+      if (captionT != null && t >= captionT && t - captionT < 1.0) {
+        for (const c of A.captions) if (c.t_s > captionT && c.t_s <= t) announce(c.text);
+      }
+      captionT = t;
+    }
+    const due = pendingNews.filter((m) => !A.started || m.t_s == null || m.t_s <= t + 0.05);
+    if (!due.length) return;
+    pendingNews = pendingNews.filter((m) => !due.includes(m));
+    for (const m of due) announce(m.text);
+  }
+
+  function currentValues() {
+    const r = recordAt(hearingTime()) || A.records[A.records.length - 1];
+    if (!r) return "no steps yet";
+    const words = [`step ${r.step}`, `epoch ${r.epoch + 1}`];
+    words.push(r.loss == null ? (r.nonfinite ? "loss not a number" : "no loss") : `loss ${fmtNum(r.loss)}`);
+    for (const [k, v] of Object.entries(r.metrics || {})) {
+      words.push(`${k.replace(/^val_/, "validation ").replace(/_/g, " ")} ${fmtNum(v)}`);
+    }
+    const soloed = Object.keys(A.mix).filter((k) => A.mix[k].solo);
+    if (soloed.length) words.push(`solo ${soloed.join(" and ")}`);
+    return words.join(", ");
+  }
+
+  function voiceByKey(n) { return Object.keys(A.mix)[n - 1]; }
+
+  function toggleMix(name, what) {
+    if (!name || !A.mix[name]) return;
+    const on = !A.mix[name][what];
+    send({ type: "mix", voice: name, [what]: on });
+    announce(`${name} ${what === "solo" ? (on ? "soloed" : "unsoloed") : (on ? "muted" : "unmuted")}`);
+  }
+
+  function onKey(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const tag = (e.target && e.target.tagName) || "";
+    if (["INPUT", "TEXTAREA", "SELECT"].includes(tag) && e.target.type !== "checkbox") return;
+    const digit = /^Digit([0-9])$/.exec(e.code || "");
+    if (digit) {
+      const n = +digit[1];
+      if (n === 0) {
+        for (const name of Object.keys(A.mix)) send({ type: "mix", voice: name, solo: false, mute: false });
+        announce("all series on");
+      } else {
+        toggleMix(voiceByKey(n), e.shiftKey ? "mute" : "solo");
+      }
+    } else if (e.key === "a" || e.key === "A") {
+      start();
+    } else if (e.key === "v" || e.key === "V") {
+      announce(currentValues());
+    } else if ((e.key === "p" || e.key === "P") && A.mode === "replay") {
+      send({ type: "transport", action: A.playing ? "pause" : "play" });
+    } else {
+      return;
+    }
+    e.preventDefault();
+  }
+
+  // Loudest level (dBFS) the page's own audio has between lo and hi Hz, now.
+  A.bandDb = (lo, hi) => {
+    if (!analyser) return -Infinity;
+    const bins = new Float32Array(analyser.frequencyBinCount);
+    analyser.getFloatFrequencyData(bins);
+    const hz = ctx.sampleRate / analyser.fftSize;
+    let best = -Infinity;
+    for (let k = Math.ceil(lo / hz); k <= Math.min(bins.length - 1, hi / hz); k++) best = Math.max(best, bins[k]);
+    return best;
+  };
+
   // ---------------------------------------------------------------- main loop
   A.perf = { specMs: 0, chartMs: 0, panelMs: 0 }; // slowest draw of each kind
   function timed(key, fn) {
@@ -583,6 +690,9 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     $("start").onclick = start;
+    $("say").onclick = () => announce(currentValues());
+    document.addEventListener("keydown", onKey);
+    setInterval(releaseNews, 100);
     $("play").onclick = () => send({ type: "transport", action: A.playing ? "pause" : "play" });
     $("seek").onchange = (e) => seekTo((+e.target.value / 1000) * (A.durationS || 0));
     $("loss-log").onchange = $("grad-log").onchange = () => { chartsDirty = true; };

@@ -1,0 +1,301 @@
+"""A voice that plays sample buffers: spoken announcements and earcons.
+
+Events carry what to play, never audio: ``{"speech": "epoch 3, loss 0.42",
+"rate_wpm": 175}`` or ``{"earcon": "best"}``.  The buffer is made where the
+event is rendered, by the local text-to-speech program ``espeak-ng`` (run as a
+program; its output is the same for the same text and settings) or by the
+earcon formulas below, and cached.  So a score or a run folder stays a list of
+small events and ``auralize render`` reproduces the recording.
+
+Speech made once is also cached on disk (``$XDG_CACHE_HOME/auralize/speech``):
+the mapping that writes the event has it synthesised at once in a background
+thread of the training process (:func:`prepare_speech`), so the live and file
+renderers (child processes) load it in about a millisecond instead of starting
+espeak-ng inside an audio callback's time budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from auralize.audio.params import EngineStats, Range, sanitize
+from auralize.audio.voices import VOICE_KINDS, Voice
+
+log = logging.getLogger("auralize")
+
+ESPEAK = "espeak-ng"
+#: espeak-ng's own output rate (Hz)
+ESPEAK_RATE_HZ = 22050
+#: words per minute espeak-ng accepts
+SPEECH_RATE_WPM = Range(80.0, 500.0, 175.0)
+#: speech level: peak of a spoken buffer before the voice's gain
+SPEECH_PEAK = 0.7
+#: a buffer's leading samples quieter than this are trimmed, so speech starts on time
+SILENCE_LEVEL = 0.01
+
+_warned_no_tts = False
+
+
+def speech_available() -> bool:
+    """True when the ``espeak-ng`` program can be run."""
+    return shutil.which(ESPEAK) is not None
+
+
+def warn_no_speech() -> None:
+    """One warning per process: no espeak-ng, so announcements become earcons only."""
+    global _warned_no_tts
+    if not _warned_no_tts:
+        _warned_no_tts = True
+        log.warning("espeak-ng is not installed, so announcements are earcons only "
+                    "(Debian/Ubuntu: apt-get install espeak-ng)")
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "auralize" / "speech"
+
+
+def _resample(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
+    if from_hz == to_hz:
+        return samples
+    from scipy.signal import resample_poly
+
+    g = math.gcd(int(from_hz), int(to_hz))
+    return resample_poly(samples, int(to_hz) // g, int(from_hz) // g)
+
+
+def _trim_leading_silence(samples: np.ndarray) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(samples) > SILENCE_LEVEL * max(1e-9, np.abs(samples).max()))
+    return samples[max(0, loud[0] - 64):] if loud.size else samples[:0]
+
+
+def _espeak(text: str, rate_wpm: int, voice: str, pitch: int) -> np.ndarray:
+    import soundfile as sf
+
+    try:
+        done = subprocess.run(
+            [ESPEAK, "--stdout", "-s", str(rate_wpm), "-v", voice, "-p", str(pitch), "--", text],
+            capture_output=True, timeout=30, check=True,
+        )
+        samples, rate = sf.read(io.BytesIO(done.stdout), dtype="float64")
+    except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+        log.warning("espeak-ng failed on %r (%s); the announcement is silent", text, exc)
+        return np.zeros(0)
+    if samples.ndim > 1:
+        samples = samples.mean(axis=1)
+    return _resample(samples, int(rate), ESPEAK_RATE_HZ)
+
+
+@lru_cache(maxsize=256)
+def speech_native(text: str, rate_wpm: int = 175, voice: str = "en",
+                  pitch: int = 50) -> np.ndarray:
+    """``text`` spoken by espeak-ng at its own rate, :data:`ESPEAK_RATE_HZ` (float64).
+
+    Parameters
+    ----------
+    text : str
+        What to say.
+    rate_wpm : int
+        Speaking rate in words per minute (espeak-ng ``-s``; 80..500).
+    voice : str
+        espeak-ng voice (language), e.g. ``"en"``, ``"en-us"``, ``"de"``.
+    pitch : int
+        espeak-ng base pitch, 0..99.
+
+    Leading silence is trimmed and the peak set to :data:`SPEECH_PEAK`.  Returns
+    an empty array when espeak-ng is missing (after one warning).
+    """
+    if not speech_available():
+        warn_no_speech()
+        return np.zeros(0)
+    key = hashlib.sha256(repr((text, rate_wpm, voice, pitch)).encode()).hexdigest()
+    path = _cache_dir() / f"{key[:32]}.npy"
+    try:
+        samples = np.load(path)
+    except (OSError, ValueError):
+        samples = _trim_leading_silence(_espeak(text, rate_wpm, voice, pitch))
+        if not samples.size:
+            return samples  # a failed run is not cached: the next render tries again
+        try:  # atomic: renderers in other processes may read it at the same moment
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy",
+                                             delete=False) as tmp:
+                np.save(tmp, samples)
+            os.replace(tmp.name, path)
+        except OSError:
+            pass  # no writable cache: the renderer synthesises again (same samples)
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    return samples * (SPEECH_PEAK / peak) if peak > 0 else samples
+
+
+def speech_duration_s(text: str, rate_wpm: int = 175, voice: str = "en",
+                      pitch: int = 50) -> float:
+    """Seconds ``text`` takes to say (0 without espeak-ng); caches the speech for renderers."""
+    return len(speech_native(text, rate_wpm, voice, pitch)) / ESPEAK_RATE_HZ
+
+
+_tts_pool = None
+
+
+def prepare_speech(text: str, rate_wpm: int = 175, voice: str = "en", pitch: int = 50):
+    """Synthesise ``text`` in a background thread (filling the caches); a Future of its
+    duration in seconds.  The caller (a training loop) does not wait for espeak-ng."""
+    global _tts_pool
+    if _tts_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _tts_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auralize-tts")
+    return _tts_pool.submit(speech_duration_s, text, rate_wpm, voice, pitch)
+
+
+@lru_cache(maxsize=256)
+def speech_samples(text: str, sample_rate: int, rate_wpm: int = 175, voice: str = "en",
+                   pitch: int = 50) -> np.ndarray:
+    """:func:`speech_native` resampled to ``sample_rate`` Hz."""
+    return _resample(speech_native(text, rate_wpm, voice, pitch), ESPEAK_RATE_HZ, sample_rate)
+
+
+# -- earcons -----------------------------------------------------------------------
+# Short motifs (Blattner et al. 1989; Brewster 1994): rhythm, register and timbre
+# differ per event so they tell apart without learning a melody.  Every note is a
+# plucked harmonic tone (a decaying sum of partials), unlike the training voices'
+# steady pure sines; fundamentals stay within MIDI 35-100 (auditory-graph range).
+# (MIDI note, start s, length s, partial count): harmonics make a timbre per earcon.
+EARCONS: dict[str, list[tuple[int, float, float, int]]] = {
+    # epoch end: two short, bright notes up a fifth ("tick-tock")
+    "epoch": [(84, 0.0, 0.09, 3), (91, 0.1, 0.12, 3)],
+    # new best: a rising major arpeggio, rounder tone
+    "best": [(72, 0.0, 0.1, 2), (76, 0.08, 0.1, 2), (79, 0.16, 0.1, 2), (84, 0.24, 0.25, 2)],
+    # divergence / NaN: a low, buzzy falling tritone, repeated
+    "diverge": [(58, 0.0, 0.16, 9), (52, 0.16, 0.22, 9), (58, 0.42, 0.16, 9),
+                (52, 0.58, 0.3, 9)],
+    # training end: a slow low-high-low bell of three notes
+    "end": [(67, 0.0, 0.3, 5), (79, 0.25, 0.3, 5), (60, 0.5, 0.7, 5)],
+    # octave tick of an auditory graph: one very short click-like note
+    "tick": [(96, 0.0, 0.02, 1)],
+}
+
+
+def earcon_duration_s(name: str) -> float:
+    """Seconds the earcon ``name`` lasts (its buffer's length at any rate)."""
+    return max(start + length for _, start, length, _ in EARCONS[name]) + 0.05
+
+
+def midi_to_hz(note: float) -> float:
+    """Frequency of MIDI note ``note`` in Hz (69 = A4 = 440 Hz)."""
+    return 440.0 * 2.0 ** ((note - 69.0) / 12.0)
+
+
+@lru_cache(maxsize=64)
+def earcon_samples(name: str, sample_rate: int) -> np.ndarray:
+    """The earcon ``name`` (see :data:`EARCONS`) at ``sample_rate`` Hz, peak 0.5."""
+    notes = EARCONS.get(name)
+    if notes is None:
+        raise ValueError(f"unknown earcon {name!r}; choose one of {', '.join(EARCONS)}")
+    out = np.zeros(int(round(earcon_duration_s(name) * sample_rate)))
+    for note, start_s, length_s, partials in notes:
+        n = int(round(length_s * sample_rate))
+        t = np.arange(n) / sample_rate
+        f0 = midi_to_hz(note)
+        tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, partials + 1)
+                   if k * f0 < 0.45 * sample_rate)
+        attack = np.minimum(1.0, t / 0.004)  # 4 ms: audible onset, no click
+        release = np.minimum(1.0, (length_s - t) / 0.01)
+        envelope = attack * release * np.exp(-t * 4.0 / length_s)
+        first = int(round(start_s * sample_rate))
+        out[first:first + n] += tone * envelope
+    return out * (0.5 / np.abs(out).max())
+
+
+def play_samples(spec: dict, sample_rate: int) -> np.ndarray:
+    """The buffer a ``play`` event's value asks for (speech or earcon)."""
+    if spec.get("speech"):
+        return speech_samples(str(spec["speech"]), int(sample_rate),
+                              int(sanitize(spec.get("rate_wpm", 175), 1, SPEECH_RATE_WPM,
+                                           EngineStats())[0]),
+                              str(spec.get("voice", "en")), int(spec.get("pitch", 50)))
+    if spec.get("earcon"):
+        return earcon_samples(str(spec["earcon"]), int(sample_rate))
+    return np.zeros(0)
+
+
+class Sampler(Voice):
+    """Plays sample buffers on ``play`` events; several may overlap.
+
+    Parameters (event names)
+    ------------------------
+    play : dict
+        ``{"speech": text, "rate_wpm": 175, "voice": "en", "pitch": 50}`` or
+        ``{"earcon": name}``; optional ``"level"`` (0..1, default 1) and
+        ``"cut"`` (True: stop what this voice is playing first, as a screen
+        reader interrupts itself).  Other keys (``"text"``, a caption) are ignored.
+    gain : float
+        Voice level; glides.  ``mute`` silences.
+    """
+
+    kind = "sampler"
+
+    def __init__(self, sample_rate: int, stats: EngineStats, *, gain: float = 1.0,
+                 glide_s: float = 0.02) -> None:
+        super().__init__(sample_rate, stats, glide_s, gain)
+        self.playing: list[list] = []  # [buffer, position, level]
+
+    def set(self, param: str, value, glide_s: float | None) -> bool:
+        if param != "play":
+            return super().set(param, value, glide_s)
+        if not isinstance(value, dict):
+            self.stats.unknown_events += 1
+            return True
+        try:
+            buffer = play_samples(value, self.sample_rate)
+        except ValueError:
+            self.stats.unknown_events += 1
+            return True
+        if value.get("cut"):
+            self.playing = []
+        level = float(sanitize(value.get("level", 1.0), 1, Range(0.0, 1.0, 1.0), self.stats)[0])
+        if buffer.size and level > 0:
+            self.playing.append([buffer, 0, level])
+        return True
+
+    def _advance(self, frames: int, out: np.ndarray | None) -> None:
+        still = []
+        for item in self.playing:
+            buffer, pos, level = item
+            part = buffer[pos:pos + frames]
+            if out is not None:
+                out[:len(part)] += part * level
+            item[1] = pos + frames
+            if item[1] < len(buffer):
+                still.append(item)
+        self.playing = still
+
+    def render(self, frames: int, span_frames: int = 512) -> np.ndarray | None:
+        g0, g1 = self.gain.advance(frames)
+        if not self.playing:
+            return None
+        out = np.zeros(frames)
+        self._advance(frames, out)
+        if self.muted:
+            return None
+        if g0[0] == g1[0]:
+            return out * g0[0]
+        return out * np.linspace(g0[0], g1[0], frames, endpoint=False)
+
+    def skip(self, frames: int, span_frames: int = 512) -> None:
+        self.gain.advance(frames)
+        self._advance(frames, None)
+
+
+VOICE_KINDS[Sampler.kind] = Sampler

@@ -1,0 +1,92 @@
+"""``auralize follow``: hear any run while it trains, from its logs."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """examples:
+  auralize follow lightning_logs/version_0           # TensorBoard events, new steps as they come
+  auralize follow runs/tb --sound eyes-free          # spoken epochs, reference tone, octave ticks
+  auralize follow metrics.csv --sound earcons --web  # earcons; the accessible page too
+  auralize follow /mnt/synced/run --from-start       # a run on another machine, from its start
+  Ctrl-C ends it; the recording in --out is complete.
+"""
+
+
+def register(sub) -> None:
+    from auralize.sonify.follow import SOUNDS
+
+    p = sub.add_parser(
+        "follow", help="hear a run while it trains, from its TensorBoard/CSV/run-folder logs",
+        description="Watch a run folder, a metrics CSV or a TensorBoard event folder while it "
+                    "grows and sonify each new step as it appears: on the speaker when one "
+                    "exists, into a run folder, and on the live page with --web.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("log", help="run folder, metrics .csv, .jsonl or TensorBoard event folder")
+    p.add_argument("-o", "--out", default="runs/follow",
+                   help="run folder for the recording (default runs/follow)")
+    p.add_argument("--sound", choices=sorted(SOUNDS), default="eyes-free",
+                   help="what to hear (default eyes-free: loss tone with reference and "
+                        "octave ticks, alarm, spoken announcements)")
+    p.add_argument("--rate-wpm", type=int, default=None,
+                   help="speaking rate in words per minute (80..500, default 175)")
+    p.add_argument("--verbosity", choices=["brief", "normal", "full"], default=None,
+                   help="what an epoch end says (default normal)")
+    p.add_argument("--from-start", action="store_true",
+                   help="also hear the steps already in the log (default: new steps only)")
+    p.add_argument("--poll-s", type=float, default=0.2, help="seconds between looks (0.2)")
+    p.add_argument("--idle-exit-s", type=float, default=None,
+                   help="once steps came, stop after this many seconds without a new one "
+                        "(default: never)")
+    p.add_argument("--live", choices=["auto", "on", "off"], default="auto",
+                   help="play on a sound device (auto: when one exists)")
+    p.add_argument("--device", default=None, help="output device (index or name part)")
+    p.add_argument("--web", action="store_true", help="serve the live page too")
+    p.add_argument("--port", type=int, default=8765, help="page port (default 8765)")
+    p.set_defaults(run=run)
+
+
+def sound_mappings(name: str, rate_wpm: int | None, verbosity: str | None) -> list:
+    """The mappings of ``--sound name`` with the speech/earcon options applied."""
+    from auralize.sonify.follow import SOUNDS
+
+    out = []
+    for spec in SOUNDS[name]:
+        spec = {"kind": spec} if isinstance(spec, str) else dict(spec)
+        if spec["kind"] in ("speech", "earcons"):
+            if verbosity:
+                spec["verbosity"] = verbosity
+            if rate_wpm and spec["kind"] == "speech":
+                spec["rate_wpm"] = rate_wpm
+        out.append(spec)
+    return out
+
+
+def run(args) -> int:
+    from auralize.errors import AuralizeError
+    from auralize.sonify.follow import follow
+    from auralize.sonify.logs import LogTail
+    from auralize.sonify.session import Sonifier
+
+    if not args.poll_s > 0:
+        raise AuralizeError(f"--poll-s must be positive, got {args.poll_s}")
+    LogTail(args.log)  # a missing or unknown log fails before anything starts
+    live = {"auto": "auto", "on": True, "off": False}[args.live]
+    device = int(args.device) if args.device and args.device.isdigit() else args.device
+    sonifier = Sonifier(args.out, mappings=sound_mappings(args.sound, args.rate_wpm,
+                                                          args.verbosity),
+                        clock="wall", live=live, device=device, web=args.web,
+                        web_port=args.port)
+    print(f"following {args.log} (Ctrl-C to stop)", flush=True)
+    result = None
+    try:
+        result = follow(args.log, sonifier, poll_s=args.poll_s, from_start=args.from_start,
+                        idle_exit_s=args.idle_exit_s)
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+    finally:
+        done = sonifier.close()
+    steps = result.steps if result is not None else done.steps
+    print(f"heard {steps} steps; wrote {done.wav_path}", flush=True)
+    return 0

@@ -1,0 +1,114 @@
+"""Follow a training log as it grows and sonify each new step as it appears.
+
+Any run can be heard this way, instrumented with auralize or not: a run folder
+(``telemetry.jsonl``), a metrics CSV (appended, or rewritten as Lightning does),
+or a TensorBoard event folder written by anything (``SummaryWriter``, Keras,
+Lightning, Hugging Face's Trainer), also one synced from another machine.
+
+Steps are placed on the wall clock at the moment they are read, so the sound
+follows training; a burst (a CSV rewritten with many rows, history) is spread
+``min_gap_s`` apart instead of sounding all at once.  The session's own
+``telemetry.jsonl`` records those times, so its folder re-renders bit for bit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from auralize.sonify.logs import LogTail
+from auralize.sonify.telemetry import TrainingStep
+
+#: mapping sets for ``auralize follow --sound``
+SOUNDS: dict[str, list] = {
+    "loss": ["loss", "alarm"],
+    "eyes-free": [{"kind": "loss", "reference_amp": 0.05, "octave_ticks": True}, "alarm",
+                  "speech"],
+    "earcons": [{"kind": "loss", "reference_amp": 0.05, "octave_ticks": True}, "alarm",
+                "earcons"],
+    "all": ["loss", "gradients", "alarm", "speech"],
+}
+
+
+class ArrivalClock:
+    """Wall times for records as they arrive: now, but at least ``min_gap_s`` after the last.
+
+    Times count from the first record (a hair above 0: the Sonifier treats 0 as
+    "not set"), so live sound starts at once whenever following starts.
+    """
+
+    def __init__(self, min_gap_s: float = 0.05) -> None:
+        self.min_gap_s = float(min_gap_s)
+        self.t0: float | None = None
+        self.last_s: float | None = None
+
+    def stamp(self, record: TrainingStep, now: float | None = None) -> TrainingStep:
+        now = time.monotonic() if now is None else now
+        if self.t0 is None:
+            self.t0 = now
+        t_s = max(1e-6, now - self.t0)
+        if self.last_s is not None:
+            t_s = max(t_s, self.last_s + self.min_gap_s)
+        self.last_s = t_s
+        record.wall_time_s = t_s
+        return record
+
+
+@dataclass
+class FollowResult:
+    """How following went: steps heard, history skipped, the kind of log."""
+
+    steps: int = 0
+    skipped: int = 0
+    kind: str | None = None
+
+
+def follow(path, sonifier, *, poll_s: float = 0.2, from_start: bool = False,
+           min_gap_s: float = 0.05, idle_exit_s: float | None = None,
+           stop: threading.Event | None = None, on_step=None) -> FollowResult:
+    """Feed ``sonifier`` (clock ``"wall"``) every step that appears in the log at ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Run folder, metrics CSV, ``.jsonl``, or TensorBoard event folder.
+    sonifier : Sonifier
+        Receives the records (not closed here).
+    poll_s : float
+        Seconds between looks at the log.
+    from_start : bool
+        Also play what the log held when following began (spread ``min_gap_s``
+        apart); default: only new steps, as ``tail -f``.
+    idle_exit_s : float, optional
+        Stop this many seconds after the last new step, once one was heard
+        (None: run until ``stop`` is set or Ctrl-C).
+    stop : threading.Event, optional
+        Set it to end following.
+    on_step : callable, optional
+        Called with each record after it was logged.
+    """
+    tail = LogTail(path)
+    clock = ArrivalClock(min_gap_s)
+    result = FollowResult()
+    if not from_start:
+        result.skipped = len(tail.poll())
+    last_new = None  # the idle timer starts with the first step heard
+    while stop is None or not stop.is_set():
+        records = tail.poll()
+        now = time.monotonic()
+        for record in records:
+            sonifier.log(clock.stamp(record, now))
+            result.steps += 1
+            if on_step is not None:
+                on_step(record)
+        if records:
+            last_new = now
+        elif idle_exit_s is not None and last_new is not None and now - last_new > idle_exit_s:
+            break
+        result.kind = tail.kind
+        if stop is not None:
+            stop.wait(poll_s)
+        else:
+            time.sleep(poll_s)
+    return result
