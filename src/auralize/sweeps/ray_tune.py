@@ -292,11 +292,13 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
 def run_ray_sweep(specs, out_dir: Path, *, jobs: int, epochs: int, batch_size: int,
                   seed: int = 0, address: str | None = None, scheduler: str = "asha",
                   report_every: int = 5, sound_out: Path | None = None,
-                  live: bool | str = "auto", progress: bool = True) -> tuple[list[dict], dict]:
+                  live: bool | str = "auto", progress: bool = True,
+                  trainable=None, callbacks=()) -> tuple[list[dict], dict]:
     """Run the grid ``specs`` as Tune trials; return (results rows, driver sound summary).
 
     ``scheduler``: ``"asha"`` (ASHA on ``loss``, ``max_t`` = a full run's reports)
-    or ``"fifo"`` (every trial runs to its end).
+    or ``"fifo"`` (every trial runs to its end).  ``trainable``: a function wrapping
+    :func:`digits_trainable` (default: it); ``callbacks``: more ``tune.Callback`` s.
     """
     from tqdm import tqdm
 
@@ -324,7 +326,7 @@ def run_ray_sweep(specs, out_dir: Path, *, jobs: int, epochs: int, batch_size: i
     try:
         with tqdm(total=len(specs), desc="sweep (ray)", unit="run", disable=not progress) as bar:
             tuner = tune.Tuner(
-                tune.with_resources(digits_trainable, {"cpu": 1}),
+                tune.with_resources(trainable or digits_trainable, {"cpu": 1}),
                 param_space={"spec": tune.grid_search([asdict(s) for s in specs]),
                              "out_dir": str(out_dir), "epochs": epochs,
                              "batch_size": batch_size, "seed": seed,
@@ -332,7 +334,8 @@ def run_ray_sweep(specs, out_dir: Path, *, jobs: int, epochs: int, batch_size: i
                 tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=sched,
                                             max_concurrent_trials=max(1, jobs)),
                 run_config=tune.RunConfig(name="tune", storage_path=str(out_dir), verbose=0,
-                                          callbacks=[sound, _ProgressCallback(bar)]),
+                                          callbacks=[sound, _ProgressCallback(bar),
+                                                     *callbacks]),
             )
             grid = tuner.fit()
     finally:
@@ -341,7 +344,8 @@ def run_ray_sweep(specs, out_dir: Path, *, jobs: int, epochs: int, batch_size: i
     errors = {}
     for result in grid:
         if result.error is not None:
-            errors[RunSpec(**result.config["spec"]).name] = f"{type(result.error).__name__}: {result.error}"
+            cause = getattr(result.error, "cause", None) or result.error  # a RayTaskError's
+            errors[RunSpec(**result.config["spec"]).name] = f"{type(cause).__name__}: {cause}"
     rows = []
     for spec in specs:
         run_dir = out_dir / spec.name

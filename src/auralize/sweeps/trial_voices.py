@@ -103,7 +103,7 @@ class TrialVoice:
         for i, (h, a) in enumerate(zip(HARMONICS, self.timbre)):
             if i and self.base_hz * h * 2 ** (MAX_BEND_SEMITONES / 12) > MAX_PARTIAL_HZ:
                 a = 0.0
-            out.append(VOICE_AMP * a * (1.0 if i == 0 else 2.0 * brightness))
+            out.append(VOICE_AMP * a * (1.0 if i == 0 else brightness))
         return out
 
     def start_events(self, t_s: float) -> list[Event]:

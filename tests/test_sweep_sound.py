@@ -1,0 +1,46 @@
+"""The driver's sweep sound without any sweep engine: voices, positions, earcons, file."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import soundfile as sf
+from sweep_audio import assert_earcons_at, expected_ratio, voice_at
+
+from auralize.sweeps.sound import SweepSound, render_events
+
+
+def test_each_trial_is_a_voice_at_its_place_and_events_are_earcons(tmp_path):
+    wav = tmp_path / "sweep.wav"
+    with SweepSound(wav, live=False, metric="val_loss") as sound:
+        sound.trial_started("a")
+        time.sleep(0.4)
+        sound.trial_started("b")
+        time.sleep(0.8)
+        for i in range(4):
+            sound.trial_result("a", {"loss": 2.0 / (i + 1), "grad_norm": 1.0})
+            sound.trial_result("b", {"loss": 2.0, "grad_norm": 1.0 + i, "val_loss": 1.0 - i / 10})
+            time.sleep(0.1)
+        sound.trial_failed("b")
+        time.sleep(0.3)
+        sound.trial_stopped("a")
+    stereo, sr = sf.read(str(wav), dtype="float32")
+    assert stereo.shape[1] == 2 and np.all(np.isfinite(stereo)) and np.abs(stereo).max() < 1
+    summary = sound.summary
+    trials = {t["trial_id"]: t for t in summary["trials"]}
+    assert trials["a"]["base_hz"] != trials["b"]["base_hz"] and trials["a"]["pan"] < 0 < trials["b"]["pan"]
+    starts = {e["trial_id"]: e["t_s"] for e in summary["events"] if e["event"] == "start"}
+    for trial_id in ("a", "b"):
+        freq, ratio = voice_at(stereo, sr, starts["b"] + 0.25, starts["b"] + 0.75,
+                               trials[trial_id]["base_hz"])
+        assert abs(freq - trials[trial_id]["base_hz"]) < 1.5
+        assert abs(np.log(ratio / expected_ratio(trials[trial_id]["pan"]))) < 0.15
+    times = {kind: [e["t_s"] for e in summary["events"] if e["event"] == kind]
+             for kind in ("start", "stopped", "error", "best")}
+    assert len(times["best"]) == 3  # 0.9, 0.8, 0.7 each beat the first 1.0
+    for kind, at in times.items():
+        assert_earcons_at(stereo, sr, kind, at)
+    # what was written is what the logged events render to (16-bit rounding apart)
+    again = render_events(sound.events, len(stereo) / sr)
+    assert np.max(np.abs(again - stereo)) < 2 / 32768
