@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from auralize.sweeps.earcons import SIGNATURE_HZ
+from auralize.sweeps.earcons import EARCON_AMP, EARCONS, SIGNATURE_HZ
 from auralize.sweeps.trial_voices import pan_gains
 
 
@@ -34,7 +34,11 @@ def earcon_onsets(stereo: np.ndarray, sr: int, kind: str, merge_s: float = 0.3) 
     t = np.arange(frame) / sr
     probe = np.exp(-2j * np.pi * SIGNATURE_HZ[kind] * t) * np.hanning(frame)
     level = np.abs(np.array([mono[s:s + frame] @ probe for s in starts]))
-    on = level > 0.25 * level.max() if level.max() > 1e-3 else np.zeros(len(level), bool)
+    # the quietest the signature partial gets in the mono mix: master gain 0.5, a hard
+    # pan (mono mean of cos/sin gains >= 0.5); a sine of amplitude A gives A/2 * sum(window)
+    partials = max(len(freqs) for freqs, _ in EARCONS[kind])
+    quietest = EARCON_AMP / partials * 0.5 * 0.5
+    on = level > 0.3 * quietest / 2 * np.hanning(frame).sum()
     onsets: list[float] = []
     for i in np.flatnonzero(on[1:] & ~on[:-1]) + 1:
         time_s = (starts[i] + frame / 2) / sr

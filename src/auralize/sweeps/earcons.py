@@ -6,9 +6,9 @@ heard through a full sweep, and each has its own shape:
 ========== ===================================================== ===========
 event      sound                                                  length
 ========== ===================================================== ===========
-start      two rising notes, A6 -> E7 (a fifth up: "off it goes")  0.16 s
-stopped    two falling notes, F7 -> B6 (a scheduler cut it short)  0.16 s
-error      a rough buzz (minor second, A#6 + B6) over band noise   0.30 s
+start      two rising notes, A6 -> E7 (a fifth up: "off it goes")  0.14 s
+stopped    two falling notes, F7 -> B6 (a scheduler cut it short)  0.14 s
+error      a rough buzz (minor second, A#6 + B6) over a 5 kHz hiss  0.25 s
 best       a quick major arpeggio, C7 E7 G7                        0.21 s
 ========== ===================================================== ===========
 
@@ -62,8 +62,8 @@ def earcon_events(kind: str, t_s: float) -> list[Event]:
     if kind == "error":
         noise = name + "-noise"
         events += [Event(t_s, noise, "add", {"kind": "noise", "amp": 0.0, "gain": 1.0,
-                                             "bp_center_hz": 3500.0, "bp_q": 2.0}),
-                   Event(t_s, noise, "amp", 0.2, ATTACK_S),
+                                             "bp_center_hz": 5000.0, "bp_q": 4.0}),
+                   Event(t_s, noise, "amp", 0.12, ATTACK_S),
                    Event(t - RELEASE_S, noise, "amp", 0.0, RELEASE_S),
                    Event(t + 0.05, noise, "remove")]
     events.append(Event(t + 0.05, name, "remove"))
