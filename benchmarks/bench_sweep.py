@@ -12,13 +12,11 @@ through :class:`~auralize.audio.live.LiveOutput`) and record it; the driver's
 underruns are LiveOutput's count.  Ray's start-up alone (``ray.init`` +
 ``ray.shutdown``) is timed separately.
 
-Run alone: ``.venv/bin/python benchmarks/bench_sweep.py [--quick]``.
+Run: ``.venv/bin/python benchmarks/run.py --only sweep [--quick] --out DIR``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -113,19 +111,3 @@ def run(quick: bool = False) -> list[dict]:
                   f"({'real-time' if r['jack_realtime'] else 'no-realtime'}); device "
                   f"{r['runs']['ray'][0]['device']!r}; goal 0"},
     ]
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", help="also write the rows to this JSON file")
-    args = ap.parse_args()
-    rows = run(args.quick)
-    for row in rows:
-        print(f"{row['name']}: {row['value']} {row['unit']}  ({row.get('notes', '')})")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from test_compare import _run
-from test_web_page import browser  # noqa: F401 - the chromium fixture
 
 from auralize.cli import main
+from test_compare import _run
+from test_web_page import browser  # noqa: F401 - the chromium fixture
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
 from sweep_audio import assert_earcons_at, expected_ratio, voice_at
 
 optuna = pytest.importorskip("optuna")

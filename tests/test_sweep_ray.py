@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from sweep_audio import assert_earcons_at, expected_ratio, voice_at
 
 from auralize.cli import main
+from sweep_audio import assert_earcons_at, expected_ratio, voice_at
 
 GRID = ["--models", "dnn", "--optimizers", "sgd", "--activations", "tanh"]
 
@@ -66,6 +66,7 @@ def test_asha_sweep_with_a_failing_trial_is_heard_on_the_driver(tmp_path):
         # rung is at the second: it cannot be stopped before it fails)
         from auralize.sweeps import ray_tune
 
+        time.sleep(1.0)  # setting up (a reused worker has torch loaded): the voice holds still
         if config["spec"]["lr"] != 0.3:
             return digits_trainable(config)
         original = ray_tune.TuneReporter.report

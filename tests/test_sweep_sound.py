@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 import soundfile as sf
-from sweep_audio import assert_earcons_at, expected_ratio, voice_at
 
 from auralize.sweeps.sound import SweepSound, render_events
+from sweep_audio import assert_earcons_at, expected_ratio, voice_at
 
 
 def test_each_trial_is_a_voice_at_its_place_and_events_are_earcons(tmp_path):

@@ -8,9 +8,9 @@ writes ``index.html``, a gallery to listen to the runs side by side.
 from __future__ import annotations
 
 import csv
-import json
 import html
 import itertools
+import json
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -260,5 +260,6 @@ def summarize(rows) -> str:
     return text
 
 
-__all__ = ["RunSpec", "grid", "run_sweep", "repair_run_folder", "error_row", "stopped_row", "save_grid", "write_gallery", "write_summary",
-           "summarize", "default_jobs"]
+__all__ = ["RunSpec", "grid", "run_one", "run_sweep", "repair_run_folder", "error_row",
+           "stopped_row", "save_grid", "write_gallery", "write_summary", "summarize",
+           "default_jobs", "RUN_MAPPINGS"]

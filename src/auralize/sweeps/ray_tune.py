@@ -67,6 +67,9 @@ from auralize.sweeps.sound import SweepSound
 RAY_MISSING = ("Ray Tune is not installed; install the extra: pip install 'auralize[ray]' "
                "(or pip install 'ray[tune]')")
 CONNECT_TIMEOUT_S = 25.0
+# A reused worker waits this long for a stopped trial's thread to finish closing its
+# run folder (Tune's default, 2 s, is shorter than writing the WAV and spectrogram).
+WORKER_ENV = {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "60"}
 SUMMARY_NAME = "summary.json"
 
 try:
@@ -266,7 +269,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     """
     if ray.is_initialized():
         return False
-    kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False,
+              "runtime_env": {"env_vars": WORKER_ENV}}
     if address is None:
         ray.init(num_cpus=num_cpus, **kwargs)
         return True
@@ -331,8 +335,11 @@ def run_ray_sweep(specs, out_dir: Path, *, jobs: int, epochs: int, batch_size: i
                              "out_dir": str(out_dir), "epochs": epochs,
                              "batch_size": batch_size, "seed": seed,
                              "report_every": report_every},
+                # reuse_actors: a worker imports torch and auralize once, not once per
+                # trial (seconds each on a small machine)
                 tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=sched,
-                                            max_concurrent_trials=max(1, jobs)),
+                                            max_concurrent_trials=max(1, jobs),
+                                            reuse_actors=True),
                 run_config=tune.RunConfig(name="tune", storage_path=str(out_dir), verbose=0,
                                           callbacks=[sound, _ProgressCallback(bar),
                                                      *callbacks]),
