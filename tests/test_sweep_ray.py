@@ -43,7 +43,7 @@ def test_asha_sweep_with_a_failing_trial_is_heard_on_the_driver(tmp_path):
     pytest.importorskip("ray")
     from ray import tune
 
-    from auralize.sweep import grid
+    from auralize.sweep import grid, save_grid, write_gallery, write_summary
     from auralize.sweeps.ray_tune import digits_trainable, run_ray_sweep
 
     seen: dict[str, list] = {"start": [], "stopped": [], "error": [], "first_result": {}}
@@ -93,6 +93,12 @@ def test_asha_sweep_with_a_failing_trial_is_heard_on_the_driver(tmp_path):
         folder = tmp_path / spec.name
         assert sf.info(str(folder / "sonification.wav")).frames > 0
         assert (folder / "telemetry.jsonl").read_text().count("\n") >= 2
+    assert any(r.get("stopped") for r in rows)
+    # the gallery, as `auralize sweep --engine ray` writes it: stopped and failed runs too
+    write_summary(rows, tmp_path)
+    save_grid(rows, tmp_path, tmp_path / "grid.png")
+    page = write_gallery(rows, tmp_path).read_text()
+    assert "src='sweep.wav'" in page and "stopped early after" in page and "failed: " in page
     stereo, sr = sf.read(str(tmp_path / "sweep.wav"), dtype="float32")
     assert np.all(np.isfinite(stereo)) and np.abs(stereo).max() < 1
     doc = json.loads((tmp_path / "sweep.json").read_text())

@@ -227,11 +227,23 @@ def write_gallery(rows: list[dict], out_dir: Path) -> Path:
         " #ddd;vertical-align:middle}.alarm{color:#c00}</style>"
         "<h1>Gradient sonification sweep</h1><p>One tone per layer per step; pitch = 200 Hz +"
         " 100 x gradient norm. <a href=grid.png>All spectrograms</a>,"
-        " <a href=results.csv>results.csv</a>.</p><table>" + "".join(cells) + "</table>"
+        " <a href=results.csv>results.csv</a>.</p>" + _whole_sweep(out_dir)
+        + "<p>Every run is on the same step clock: to hear two of them step by step, A in the"
+        " left ear and B in the right, run <code>auralize compare A B -o ab.wav</code>.</p>"
+        "<table>" + "".join(cells) + "</table>"
     )
     path = out_dir / "index.html"
     path.write_text(page)
     return path
+
+
+def _whole_sweep(out_dir: Path) -> str:
+    """A player for the driver's recording of the whole sweep (Ray engine), if there is one."""
+    if not (out_dir / "sweep.wav").exists():
+        return ""
+    return ("<p>The whole sweep as the driver heard it, every trial a voice (stereo; trial"
+            " events in <a href=sweep.json>sweep.json</a>):<br><audio controls preload=none"
+            " src='sweep.wav'></audio></p>")
 
 
 def _outcome(row: dict, long: bool = False) -> str:
