@@ -26,16 +26,16 @@ Complete example (a torch loop; ``auralize.torch.watch`` feeds the reporter)::
         model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
         opt = torch.optim.SGD(model.parameters(), lr=config["lr"])
         x, y = torch.randn(256, 8), torch.randn(256, 1)
-        reporter = TuneReporter(f"/tmp/sweep/lr{config['lr']:g}", report_every=5,
-                                mappings=["gradients", "alarm"])
-        with watch(model, opt, sonifier=reporter) as w:
+        # leaving the blocks writes the trial's run folder
+        with TuneReporter(f"/tmp/sweep/lr{config['lr']:g}", report_every=5,
+                          mappings=["gradients", "alarm"]) as reporter, \
+                watch(model, opt, sonifier=reporter) as w:
             for step in range(100):
                 opt.zero_grad()
                 loss = torch.nn.functional.mse_loss(model(x), y)
                 loss.backward()
                 opt.step()
                 w.log_loss(loss)
-        reporter.close()        # the trial's run folder: WAV, telemetry, spectrogram
 
     tuner = tune.Tuner(
         trainable,
@@ -98,9 +98,11 @@ class TuneReporter(Sonifier):
     Notes
     -----
     When the scheduler stops the trial, ``tune.report`` raises ``SystemExit`` in
-    the training thread; leaving ``watch``'s block closes the session, so the run
-    folder is complete (:func:`auralize.sweep.repair_run_folder` re-renders a WAV
-    that a killed worker left unfinished).
+    the training thread and Ray ends the worker right after: its telemetry
+    (written line by line) is complete, but the renderer child is usually killed
+    before the WAV is written.  :func:`auralize.sweep.repair_run_folder` (what
+    ``auralize sweep --engine ray`` does for every stopped trial) or ``auralize
+    render`` rebuild it from the telemetry, identical to what it would have been.
     """
 
     def __init__(self, out_dir=None, *, report_every: int = 10, live: bool | str = False,
@@ -132,8 +134,16 @@ class TuneReporter(Sonifier):
                         if isinstance(v, (int, float))})
         self._losses, self._grads = [], []
         self.reports += 1
-        if tune.get_context().get_trial_id() is not None:
+        if _in_tune():
             tune.report(metrics)
+
+
+def _in_tune() -> bool:
+    import warnings
+
+    with warnings.catch_warnings():  # Ray warns when asked outside a trial
+        warnings.simplefilter("ignore")
+        return tune.get_context().get_trial_id() is not None
 
 
 def _mean(values: list[float]) -> float:

@@ -40,6 +40,8 @@ from auralize.sweeps.trial_voices import TrialVoice, pan_gains
 LEAD_S = 0.05
 RENDER_EVERY_S = 0.1
 TAIL_S = 1.0
+BEST_REPEAT_S = 2.0
+BEST_MIN_GAIN = 0.01
 EVENT_KINDS = ("start", "stopped", "error", "best", "complete")
 
 
@@ -111,6 +113,7 @@ class SweepSound:
         self.log: list[dict] = []  # trial events with times, for the JSON sidecar
         self.best: float | None = None
         self.best_trial: str | None = None
+        self._best_heard: tuple[float, float] = (math.nan, -math.inf)  # (value, time)
         self._lock = threading.Lock()
         self._engines = [Engine(self.sample_rate, master_gain=self.master_gain) for _ in (0, 1)]
         self._sink = None
@@ -201,7 +204,7 @@ class SweepSound:
 
     def trial_result(self, trial_id, result: dict) -> None:
         """A trial reported: its voice follows ``loss_key`` and ``grad_key``; a better
-        ``metric`` than any before plays the "best" earcon."""
+        ``metric`` than any before plays the "best" earcon (see :meth:`_is_news`)."""
         with self._lock:
             if self._closed:
                 return
@@ -209,16 +212,37 @@ class SweepSound:
             voice = self._voice(trial_id)
             events = voice.report_events(t, result.get(self.loss_key), result.get(self.grad_key))
             value = result.get(self.metric)
-            if isinstance(value, (int, float)) and math.isfinite(value):
-                better = self.best is None or (value < self.best if self.mode == "min"
-                                               else value > self.best)
-                if better:
-                    if self.best is not None:  # the first value is no news
-                        self._note("best", trial_id, t, value=float(value))
-                        events += earcon_events("best", t)
-                    self.best, self.best_trial = float(value), str(trial_id)
+            if (isinstance(value, (int, float)) and math.isfinite(value)
+                    and self._is_news(float(value), str(trial_id), t)):
+                self._note("best", trial_id, t, value=float(value))
+                events += earcon_events("best", t)
             if events:
                 self._emit(events, voice.pan)
+
+    def _is_news(self, value: float, trial_id: str, t_s: float) -> bool:
+        """Record a new best ``value``; whether it earns the "best" earcon.
+
+        The first value is no news.  A record taken from another trial always is;
+        a trial bettering its own record is when ``BEST_REPEAT_S`` have passed since
+        the last "best" earcon and it beats the value heard then by
+        ``BEST_MIN_GAIN`` (relative): a training loss falling every report must
+        not ring every report.
+        """
+        sign = 1.0 if self.mode == "min" else -1.0
+        if self.best is not None and not sign * value < sign * self.best:
+            return False
+        previous, holder = self.best, self.best_trial
+        self.best, self.best_trial = value, trial_id
+        if previous is None:
+            self._best_heard = (value, -math.inf)
+            return False
+        heard_value, heard_t = self._best_heard
+        news = holder != trial_id or (
+            t_s - heard_t >= BEST_REPEAT_S
+            and sign * (heard_value - value) >= BEST_MIN_GAIN * abs(heard_value))
+        if news:
+            self._best_heard = (value, t_s)
+        return news
 
     def _end(self, trial_id, kind: str, earcon: str | None) -> None:
         with self._lock:
