@@ -66,7 +66,7 @@ from auralize.sweeps.sound import SweepSound
 
 RAY_MISSING = ("Ray Tune is not installed; install the extra: pip install 'auralize[ray]' "
                "(or pip install 'ray[tune]')")
-CONNECT_TIMEOUT_S = 25.0
+CONNECT_TIMEOUT_S = 20.0
 # A reused worker waits this long for a stopped trial's thread to finish closing its
 # run folder (Tune's default, 2 s, is shorter than writing the WAV and spectrogram).
 WORKER_ENV = {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "60"}
