@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 import soundfile as sf
 
+from auralize.audio.analysis import dominant_frequency
 from auralize.sweeps.sound import SweepSound, render_events
 from sweep_audio import assert_earcons_at, expected_ratio, voice_at
 
@@ -50,3 +52,21 @@ def test_each_trial_is_a_voice_at_its_place_and_events_are_earcons(tmp_path):
     # what was written is what the logged events render to (16-bit rounding apart)
     again = render_events(sound.events, len(stereo) / sr)
     assert np.max(np.abs(again - stereo)) < 2 / 32768
+
+
+@pytest.mark.audio
+@pytest.mark.flaky(reruns=2, reruns_delay=2)  # real time on a shared host, as conftest's list
+def test_the_sweep_plays_live_on_the_driver(jack_server, jack_recorder, tmp_path):
+    rec = jack_recorder()
+    sound = SweepSound(tmp_path / "sweep.wav", live=True)
+    assert len(rec.wait_connected(5)) == 2
+    sound.trial_started("only")  # trial 0: 130.81 Hz
+    time.sleep(1.5)
+    summary = sound.close()
+    cap = rec.stop()
+    assert summary["live"]["device"] and summary["live"]["underruns"] == 0
+    played = cap.data[:, 0]
+    loud = np.flatnonzero(np.abs(played) > 0.01)
+    assert loud.size, "nothing audible reached JACK"
+    held = played[loud[0] + int(0.5 * cap.sample_rate): loud[0] + int(1.2 * cap.sample_rate)]
+    assert dominant_frequency(held, cap.sample_rate) == pytest.approx(130.81, abs=2)
