@@ -70,3 +70,40 @@ def test_the_sweep_plays_live_on_the_driver(jack_server, jack_recorder, tmp_path
     assert loud.size, "nothing audible reached JACK"
     held = played[loud[0] + int(0.5 * cap.sample_rate): loud[0] + int(1.2 * cap.sample_rate)]
     assert dominant_frequency(held, cap.sample_rate) == pytest.approx(130.81, abs=2)
+
+
+def test_the_page_mixes_trials_one_by_one(tmp_path):
+    import asyncio
+    import json
+    import urllib.request
+
+    import aiohttp
+
+    sound = SweepSound(tmp_path / "sweep.wav", live=False, web=True, web_port=0)
+    try:
+        assert sound.web_url
+        sound.trial_started("a")
+        sound.trial_started("b")
+        time.sleep(1.0)
+
+        def state() -> dict:
+            with urllib.request.urlopen(sound.web_url + "api/state", timeout=5) as reply:
+                return json.load(reply)["mix"]
+
+        assert {"trial0", "trial1", "trial0.events", "trial1.events"} <= set(state())
+
+        async def solo_b():
+            async with aiohttp.ClientSession() as session, \
+                    session.ws_connect(sound.web_url.replace("http", "ws") + "ws") as ws:
+                await ws.send_str(json.dumps({"type": "mix", "voice": "trial1", "solo": True,
+                                              "id": 1}))
+                while True:
+                    msg = json.loads((await ws.receive(timeout=5)).data)
+                    if msg["type"] == "ack":
+                        return msg
+
+        assert asyncio.run(solo_b())["ok"]
+        mix = state()
+        assert mix["trial1"]["effective_gain"] == 1.0 and mix["trial0"]["effective_gain"] == 0.0
+    finally:
+        sound.close()

@@ -53,6 +53,8 @@ def register(sub) -> None:
     ray.add_argument("--sound", default=None,
                      help="the driver's recording of the sweep (default OUT/sweep.wav)")
     ray.add_argument("--no-live", action="store_true", help="do not play the sweep live")
+    ray.add_argument("--web", action="store_true",
+                     help="also serve the sweep on the live page (mute/solo per trial)")
     p.set_defaults(run=run)
 
 
@@ -100,4 +102,4 @@ def _run_ray(args, specs, out, jobs):
     return run_ray_sweep(specs, out, jobs=jobs, epochs=args.epochs, batch_size=args.batch_size,
                          seed=args.seed, address=args.address, scheduler=args.scheduler,
                          report_every=args.report_every, sound_out=sound,
-                         live=False if args.no_live else "auto")
+                         live=False if args.no_live else "auto", web=args.web)

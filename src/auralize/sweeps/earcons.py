@@ -42,13 +42,16 @@ SIGNATURE_HZ = {"start": 1760.0, "stopped": 2794.0, "error": 1865.0, "best": 313
 _ids = itertools.count()
 
 
-def earcon_events(kind: str, t_s: float) -> list[Event]:
-    """Events playing earcon ``kind`` from ``t_s`` (a voice of its own, removed after).
+def earcon_events(kind: str, t_s: float, voice: str | None = None) -> list[Event]:
+    """Events playing earcon ``kind`` from ``t_s``.
 
-    The voice spec carries ``"gain": 1.0``; a stereo caller scales it per channel.
+    ``voice``: the voice to (re)create for it, left in place, silent, afterwards
+    (so that a page's mixer keeps one entry per trial); default: a voice of its
+    own, removed after.  The voice spec carries ``"gain": 1.0``; a stereo caller
+    scales it per channel.
     """
     notes = EARCONS[kind]
-    name = f"earcon-{kind}-{next(_ids)}"
+    name = voice or f"earcon-{kind}-{next(_ids)}"
     n = max(len(freqs) for freqs, _ in notes)
     events = [Event(t_s, name, "add", {"kind": "sines", "freq_hz": list(notes[0][0]) * (n // len(
         notes[0][0])), "amp": [0.0] * n, "gain": 1.0, "glide_s": 0.0})]
@@ -66,7 +69,8 @@ def earcon_events(kind: str, t_s: float) -> list[Event]:
                    Event(t_s, noise, "amp", 0.12, ATTACK_S),
                    Event(t - RELEASE_S, noise, "amp", 0.0, RELEASE_S),
                    Event(t + 0.05, noise, "remove")]
-    events.append(Event(t + 0.05, name, "remove"))
+    if voice is None:
+        events.append(Event(t + 0.05, name, "remove"))
     return events
 
 

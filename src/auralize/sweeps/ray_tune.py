@@ -306,12 +306,13 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
 def run_ray_sweep(specs, out_dir: Path, *, jobs: int, epochs: int, batch_size: int,
                   seed: int = 0, address: str | None = None, scheduler: str = "asha",
                   report_every: int = 5, sound_out: Path | None = None,
-                  live: bool | str = "auto", progress: bool = True,
+                  live: bool | str = "auto", web: bool = False, progress: bool = True,
                   trainable=None, callbacks=()) -> tuple[list[dict], dict]:
     """Run the grid ``specs`` as Tune trials; return (results rows, driver sound summary).
 
     ``scheduler``: ``"asha"`` (ASHA on ``loss``, ``max_t`` = a full run's reports)
-    or ``"fifo"`` (every trial runs to its end).  ``trainable``: a function wrapping
+    or ``"fifo"`` (every trial runs to its end).  ``live``, ``web``: the driver's
+    sweep sound on the speaker, on the live page.  ``trainable``: a function wrapping
     :func:`digits_trainable` (default: it); ``callbacks``: more ``tune.Callback`` s.
     """
     from tqdm import tqdm
@@ -336,7 +337,7 @@ def run_ray_sweep(specs, out_dir: Path, *, jobs: int, epochs: int, batch_size: i
         raise AuralizeError(f"unknown scheduler {scheduler!r}; choose asha or fifo")
     started = connect(address, num_cpus=jobs)
     sound = SweepSoundCallback(sound_out, metric="val_loss", mode="min", max_iterations=max_t,
-                               live=live)
+                               live=live, web=web)
     try:
         with tqdm(total=len(specs), desc="sweep (ray)", unit="run", disable=not progress) as bar:
             tuner = tune.Tuner(

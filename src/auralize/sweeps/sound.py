@@ -34,7 +34,7 @@ import numpy as np
 
 from auralize.audio.engine import Engine
 from auralize.audio.score import Event
-from auralize.sweeps.earcons import earcon_events
+from auralize.sweeps.earcons import EARCONS, duration_s, earcon_events
 from auralize.sweeps.trial_voices import TrialVoice, pan_gains
 
 LEAD_S = 0.05
@@ -86,6 +86,10 @@ class SweepSound:
         Hz.
     master_gain : float
         Engine gain in [0, 1] before the limiter.
+    web, web_host, web_port, web_token
+        Also serve the live page (:class:`~auralize.web.bridge.WebSink`, mono like
+        the speaker): its mixer lists every trial's voice (``trial<k>``) and its
+        earcons (``trial<k>.events``), to mute or solo.  ``web_url`` holds its URL.
 
     Examples
     --------
@@ -98,7 +102,8 @@ class SweepSound:
     def __init__(self, out: str | Path | None = "sweep.wav", *, live: bool | str = "auto",
                  device: int | str | None = None, metric: str = "val_loss", mode: str = "min",
                  loss_key: str = "loss", grad_key: str = "grad_norm", sample_rate: int = 44100,
-                 master_gain: float = 0.5) -> None:
+                 master_gain: float = 0.5, web: bool = False, web_host: str = "127.0.0.1",
+                 web_port: int = 8765, web_token: str | None = None) -> None:
         if mode not in ("min", "max"):
             from auralize.errors import AuralizeError
 
@@ -120,6 +125,8 @@ class SweepSound:
         self._closed = False
         self._live = None
         self._live_offset_s: float | None = None
+        self._web = None
+        self.web_url: str | None = None
         self.t0_wall = time.time()
         self._t0 = time.monotonic()
         if self.out is not None:
@@ -129,6 +136,8 @@ class SweepSound:
             self._sink = FileSink(self.out, self.sample_rate, channels=2)
         if live:
             self._start_live(device, required=live is True)
+        if web:
+            self._start_web(web_host, web_port, web_token)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._render_loop, name="auralize-sweep-sound",
                                         daemon=True)
@@ -151,6 +160,17 @@ class SweepSound:
         self._live = LiveOutput(self.sample_rate, device=device, lead_s=STEADY_LEAD_S,
                                 engine_kwargs={"master_gain": self.master_gain}).start()
 
+    def _start_web(self, host: str, port: int, token: str | None) -> None:
+        from auralize.web.bridge import WebSink
+
+        self._web = WebSink(self.sample_rate, host=host, port=port, token=token,
+                            engine_kwargs={"master_gain": self.master_gain}, title="sweep")
+        self.web_url = self._web.start()
+        if self.web_url is None:
+            self._web = None
+        else:
+            print(f"auralize: live page of the sweep at {self.web_url}", flush=True)
+
     def _emit(self, events: list[Event], pan: float) -> None:
         """Schedule ``events`` (times on the sweep clock) in both channels and live."""
         gains = pan_gains(pan)
@@ -158,11 +178,13 @@ class SweepSound:
         for engine, gain in zip(self._engines, gains):
             for event in events:
                 engine.schedule(_channel_event(event, gain))
+        mono = (gains[0] + gains[1]) / 2
+        if self._web is not None:
+            self._web.send_events([_channel_event(e, mono) for e in events])
         if self._live is not None:
             if self._live_offset_s is None:
                 played = self._live.stats().frames_played / self.sample_rate
                 self._live_offset_s = played + 0.05 - events[0].time_s
-            mono = (gains[0] + gains[1]) / 2
             for event in events:
                 e = _channel_event(event, mono)
                 self._live.send(replace(e, time_s=e.time_s + self._live_offset_s))
@@ -200,7 +222,7 @@ class SweepSound:
             t = self.now_s() + LEAD_S
             voice = self._voice(trial_id)
             self._note("start", trial_id, t, name=name or str(trial_id))
-            self._emit(voice.start_events(t) + earcon_events("start", t), voice.pan)
+            self._emit(voice.start_events(t) + earcon_events("start", t, voice.events_name), voice.pan)
 
     def trial_result(self, trial_id, result: dict) -> None:
         """A trial reported: its voice follows ``loss_key`` and ``grad_key``; a better
@@ -215,7 +237,7 @@ class SweepSound:
             if (isinstance(value, (int, float)) and math.isfinite(value)
                     and self._is_news(float(value), str(trial_id), t)):
                 self._note("best", trial_id, t, value=float(value))
-                events += earcon_events("best", t)
+                events += earcon_events("best", t, voice.events_name)
             if events:
                 self._emit(events, voice.pan)
 
@@ -253,7 +275,10 @@ class SweepSound:
             self._note(kind, trial_id, t)
             events = voice.end_events(t)
             if earcon:
-                events += earcon_events(earcon, t)
+                events += earcon_events(earcon, t, voice.events_name)
+            # the trial's earcon voice goes once its last earcon has sounded
+            events.append(Event(t + max(map(duration_s, EARCONS)) + 0.1, voice.events_name,
+                                "remove"))
             self._emit(events, voice.pan)
 
     def trial_stopped(self, trial_id) -> None:
@@ -292,6 +317,7 @@ class SweepSound:
             if tail > 0:
                 self._sink.write(np.stack([e.render(tail) for e in self._engines], axis=1))
             self._sink.close()
+        web = self._web.close() if self._web is not None else {}
         live = {}
         if self._live is not None:
             time.sleep(max(0.0, min(TAIL_S, end_s - self.now_s())))
@@ -300,7 +326,7 @@ class SweepSound:
                         "duration_s": end_s, "t0_wall": self.t0_wall,
                         "sample_rate": self.sample_rate,
                         "trials": [v.describe() for v in self.voices.values()],
-                        "events": self.log, "live": live}
+                        "events": self.log, "live": live, "web": web}
         if self.out is not None:
             sidecar = self.out.with_suffix(".json")
             self.summary["json"] = str(sidecar)

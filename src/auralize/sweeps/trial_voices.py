@@ -82,6 +82,11 @@ class TrialVoice:
         return f"trial{self.index}"
 
     @property
+    def events_name(self) -> str:
+        """Engine voice of this trial's earcons (``"trial<index>.events"``)."""
+        return f"{self.name}.events"
+
+    @property
     def base_hz(self) -> float:
         return BASE_HZ * 2.0 ** (REGISTER_STEP_SEMITONES * (self.index % N_REGISTERS) / 12.0)
 
