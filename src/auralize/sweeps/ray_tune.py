@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import socket
 import threading
 from dataclasses import asdict
@@ -335,6 +336,8 @@ def run_ray_sweep(specs, out_dir: Path, *, jobs: int, epochs: int, batch_size: i
         sched = None
     else:
         raise AuralizeError(f"unknown scheduler {scheduler!r}; choose asha or fifo")
+    # Tune's own tables would interleave with the progress bar; results are in OUT/tune
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = connect(address, num_cpus=jobs)
     sound = SweepSoundCallback(sound_out, metric="val_loss", mode="min", max_iterations=max_t,
                                live=live, web=web)
