@@ -46,7 +46,7 @@ def test_asha_sweep_with_a_failing_trial_is_heard_on_the_driver(tmp_path):
     from auralize.sweep import grid, save_grid, write_gallery, write_summary
     from auralize.sweeps.ray_tune import digits_trainable, run_ray_sweep
 
-    seen: dict[str, list] = {"start": [], "stopped": [], "error": [], "first_result": {}}
+    seen: dict = {"start": [], "stopped": [], "error": [], "first_result": {}, "cut": set()}
 
     class Witness(tune.Callback):
         """The test's own account of when Tune did what (driver wall clock)."""
@@ -56,7 +56,11 @@ def test_asha_sweep_with_a_failing_trial_is_heard_on_the_driver(tmp_path):
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             seen["first_result"].setdefault(trial.trial_id, time.time())
-            if result.get("done"):
+            if result.get("done"):  # the scheduler ends the trial on this result
+                seen["cut"].add(trial.trial_id)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            if trial.trial_id in seen["cut"]:
                 seen["stopped"].append((trial.trial_id, time.time()))
 
         def on_trial_error(self, iteration, trials, trial, **info):

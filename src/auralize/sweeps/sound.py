@@ -34,6 +34,7 @@ import numpy as np
 
 from auralize.audio.engine import Engine
 from auralize.audio.score import Event
+from auralize.errors import AuralizeError
 from auralize.sweeps.earcons import EARCONS, duration_s, earcon_events
 from auralize.sweeps.trial_voices import TrialVoice, pan_gains
 
@@ -105,8 +106,6 @@ class SweepSound:
                  master_gain: float = 0.5, web: bool = False, web_host: str = "127.0.0.1",
                  web_port: int = 8765, web_token: str | None = None) -> None:
         if mode not in ("min", "max"):
-            from auralize.errors import AuralizeError
-
             raise AuralizeError(f"mode must be 'min' or 'max', not {mode!r}")
         self.out = Path(out) if out is not None else None
         self.metric, self.mode = metric, mode
