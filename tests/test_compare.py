@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import soundfile as sf
 import torch
@@ -46,3 +48,30 @@ def test_compare_rejects_a_missing_run(tmp_path, capsys):
                  "-o", str(tmp_path / "ab.wav")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("auralize: error:") and "\n" not in err
+
+
+def test_runs_with_different_step_lengths_share_the_longer(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _run(a, 0.1, 5)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)  # one layer, loss only: another step length than A's
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with watch(model, optimizer, out_dir=b, live=False, plot=False, mappings=["loss"]) as w:
+        for _ in range(5):
+            optimizer.zero_grad()
+            loss = model(torch.randn(8, 4)).pow(2).mean()
+            loss.backward()
+            optimizer.step()
+            w.log_loss(loss)
+    steps = {run: json.loads((run / "sonifier.json").read_text())["step_s"] for run in (a, b)}
+    assert steps[a] != steps[b]
+    longer = max(steps.values())
+    shorter_run = min(steps, key=steps.get)
+    assert main(["compare", str(a), str(b), "-o", str(tmp_path / "ab.wav")]) == 0
+    assert f"{longer:g} s per step" in capsys.readouterr().out
+    assert main(["render", str(shorter_run), "-o", str(tmp_path / "r.wav"), "--no-plot",
+                 "--clock", "step", "--step-s", str(longer)]) == 0
+    ab = sf.read(str(tmp_path / "ab.wav"), dtype="int16")[0]
+    rendered = sf.read(str(tmp_path / "r.wav"), dtype="int16")[0]
+    channel = 0 if shorter_run == a else 1
+    assert np.array_equal(ab[:len(rendered), channel], rendered)
