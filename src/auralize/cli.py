@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "render",
     "demo",
     "sweep",
+    "compare",
     "generate",
     "serve",
     "follow",

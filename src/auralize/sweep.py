@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import html
 import itertools
+import json
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auralize.errors import AuralizeError
+
+#: what each run of the sweep sonifies (its run folder's sonification.wav)
+RUN_MAPPINGS = ("gradients", "alarm")
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,14 @@ def grid(models, lrs, optimizers, activations) -> list[RunSpec]:
     return [RunSpec(*combo) for combo in itertools.product(models, lrs, optimizers, activations)]
 
 
-def run_one(spec: RunSpec, out_dir: str, epochs: int, batch_size: int, seed: int) -> dict:
-    """Train one configuration (in a worker process) and return its summary row."""
+def run_one(spec: RunSpec, out_dir: str, epochs: int, batch_size: int, seed: int,
+            sonifier=None) -> dict:
+    """Train one configuration (in a worker process) and return its summary row.
+
+    The run folder is ``out_dir/spec.name``.  ``sonifier``: a session writing that
+    folder (the Ray engine passes a :class:`~auralize.sweeps.ray_tune.TuneReporter`);
+    default: a plain file-only Sonifier.
+    """
     import torch
 
     from auralize.digits import build_model, build_optimizer, load_digits_data, train
@@ -56,16 +66,69 @@ def run_one(spec: RunSpec, out_dir: str, epochs: int, batch_size: int, seed: int
     data = load_digits_data(seed=seed)
     model = build_model(spec.model, spec.activation)
     optimizer = build_optimizer(spec.optimizer, model.parameters(), spec.lr)
+    if sonifier is None:
+        watch_kwargs = {"out_dir": str(Path(out_dir) / spec.name), "live": False,
+                        "mappings": list(RUN_MAPPINGS)}
+    else:
+        watch_kwargs = {"sonifier": sonifier}
     out = train(model, optimizer, data, epochs=epochs, batch_size=batch_size, seed=seed,
-                progress=False, watch_kwargs={
-                    "out_dir": str(Path(out_dir) / spec.name), "live": False,
-                    "mappings": ["gradients", "alarm"],
-                })
-    alarms = out["result"].stats.get("alarms", {})
+                progress=False, watch_kwargs=watch_kwargs)
+    result = out["result"] if sonifier is None else sonifier.close()
+    alarms = result.stats.get("alarms", {})
     return {"run": spec.name, "model": spec.model, "lr": spec.lr, "optimizer": spec.optimizer,
             "activation": spec.activation, "val_accuracy": round(out["val_accuracy"], 4),
             "val_loss": out["val_loss"], "steps": out["steps"],
             "alarms": sum(alarms.values())}
+
+
+def error_row(spec: RunSpec, error: str) -> dict:
+    """The summary row of a run that raised."""
+    return {"run": spec.name, "model": spec.model, "lr": spec.lr, "optimizer": spec.optimizer,
+            "activation": spec.activation, "error": error}
+
+
+def stopped_row(spec: RunSpec, steps: int) -> dict:
+    """The summary row of a run a scheduler stopped early (no final validation)."""
+    return {"run": spec.name, "model": spec.model, "lr": spec.lr, "optimizer": spec.optimizer,
+            "activation": spec.activation, "steps": steps, "stopped": True}
+
+
+def repair_run_folder(run_dir: Path) -> int:
+    """Make a run folder whose process was killed readable; return its steps.
+
+    Telemetry is written line by line, so it survives; a ``sonification.wav`` that
+    is missing or unfinished is rendered again from it with the recorded settings
+    (``sonifier.json``), as ``auralize render`` would.
+    """
+    import soundfile as sf
+
+    from auralize.audio.files import write_audio
+    from auralize.sonify.logs import read_telemetry
+    from auralize.sonify.session import CONFIG_NAME, SPECTROGRAM_NAME, TELEMETRY_NAME, WAV_NAME
+    from auralize.sonify.timeline import SonifyConfig
+    from auralize.sweeps.compare import render_records
+
+    telemetry = run_dir / TELEMETRY_NAME
+    records = read_telemetry(telemetry) if telemetry.exists() else []
+    if not records:
+        return 0
+    wav = run_dir / WAV_NAME
+    try:
+        complete = sf.info(str(wav)).frames > 0
+    except (RuntimeError, sf.LibsndfileError):
+        complete = False
+    if not complete:
+        config_path = run_dir / CONFIG_NAME
+        config = (SonifyConfig.from_dict(json.loads(config_path.read_text()))
+                  if config_path.exists() else SonifyConfig(mappings=list(RUN_MAPPINGS)))
+        write_audio(wav, render_records(records, config), int(config.sample_rate))
+    if not (run_dir / SPECTROGRAM_NAME).exists():
+        from auralize.audio.files import read_audio
+        from auralize.audio.plots import save_spectrogram
+
+        samples, rate = read_audio(wav, mono=True)
+        save_spectrogram(samples, rate, run_dir / SPECTROGRAM_NAME, title="training sonification")
+    return len(records)
 
 
 def run_sweep(specs: list[RunSpec], out_dir: Path, *, jobs: int, epochs: int, batch_size: int,
@@ -84,9 +147,7 @@ def run_sweep(specs: list[RunSpec], out_dir: Path, *, jobs: int, epochs: int, ba
             try:
                 rows.append(future.result())
             except Exception as exc:  # noqa: BLE001 - one broken run must not end the sweep
-                rows.append({"run": spec.name, "model": spec.model, "lr": spec.lr,
-                             "optimizer": spec.optimizer, "activation": spec.activation,
-                             "error": f"{type(exc).__name__}: {exc}"})
+                rows.append(error_row(spec, f"{type(exc).__name__}: {exc}"))
     order = {spec.name: i for i, spec in enumerate(specs)}
     rows.sort(key=lambda row: order[row["run"]])
     return rows
@@ -101,7 +162,7 @@ def _spawn_context():
 def write_summary(rows: list[dict], out_dir: Path) -> Path:
     path = out_dir / "results.csv"
     columns = ["run", "model", "lr", "optimizer", "activation", "val_accuracy", "val_loss",
-               "steps", "alarms", "error"]
+               "steps", "alarms", "stopped", "error"]
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -120,6 +181,7 @@ def save_grid(rows: list[dict], out_dir: Path, path: Path) -> Path:
     ok = [r for r in rows if "error" not in r]
     if not ok:
         raise AuralizeError("no run of the sweep finished; see results.csv")
+
     ncols = min(4, len(ok))
     nrows = math.ceil(len(ok) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False,
@@ -135,8 +197,7 @@ def save_grid(rows: list[dict], out_dir: Path, path: Path) -> Path:
                       vmin=db.max() - 80, vmax=db.max())
         ax.set_yscale("log")
         ax.set_title(f"{row['model']} {row['optimizer']} lr={row['lr']:g} {row['activation']}\n"
-                     f"acc {row['val_accuracy']:.2f}" + (" ALARM" if row.get("alarms") else ""),
-                     fontsize=8)
+                     + _outcome(row) + (" ALARM" if row.get("alarms") else ""), fontsize=8)
         ax.tick_params(labelsize=6)
     fig.suptitle("gradient sonification sweep: spectrograms (time s, frequency Hz)")
     fig.tight_layout()
@@ -156,8 +217,7 @@ def write_gallery(rows: list[dict], out_dir: Path) -> Path:
             continue
         alarm = " <b class=alarm>alarm</b>" if row.get("alarms") else ""
         cells.append(
-            f"<tr><td>{run}{alarm}<br>val acc {row['val_accuracy']:.3f}, "
-            f"loss {row['val_loss']:.3g}</td>"
+            f"<tr><td>{run}{alarm}<br>{html.escape(_outcome(row, long=True))}</td>"
             f"<td><audio controls preload=none src='{run}/sonification.wav'></audio></td>"
             f"<td><img loading=lazy src='{run}/spectrogram.png' width=420></td></tr>"
         )
@@ -167,11 +227,31 @@ def write_gallery(rows: list[dict], out_dir: Path) -> Path:
         " #ddd;vertical-align:middle}.alarm{color:#c00}</style>"
         "<h1>Gradient sonification sweep</h1><p>One tone per layer per step; pitch = 200 Hz +"
         " 100 x gradient norm. <a href=grid.png>All spectrograms</a>,"
-        " <a href=results.csv>results.csv</a>.</p><table>" + "".join(cells) + "</table>"
+        " <a href=results.csv>results.csv</a>.</p>" + _whole_sweep(out_dir)
+        + "<p>Every run is on the same step clock: to hear two of them step by step, A in the"
+        " left ear and B in the right, run <code>auralize compare A B -o ab.wav</code>.</p>"
+        "<table>" + "".join(cells) + "</table>"
     )
     path = out_dir / "index.html"
     path.write_text(page)
     return path
+
+
+def _whole_sweep(out_dir: Path) -> str:
+    """A player for the driver's recording of the whole sweep (Ray engine), if there is one."""
+    if not (out_dir / "sweep.wav").exists():
+        return ""
+    return ("<p>The whole sweep as the driver heard it, every trial a voice (stereo; trial"
+            " events in <a href=sweep.json>sweep.json</a>):<br><audio controls preload=none"
+            " src='sweep.wav'></audio></p>")
+
+
+def _outcome(row: dict, long: bool = False) -> str:
+    if row.get("stopped"):
+        return f"stopped early after {row.get('steps', 0)} steps"
+    if long:
+        return f"val acc {row['val_accuracy']:.3f}, loss {row['val_loss']:.3g}"
+    return f"acc {row['val_accuracy']:.2f}"
 
 
 def default_jobs() -> int:
@@ -179,9 +259,11 @@ def default_jobs() -> int:
 
 
 def summarize(rows) -> str:
-    ok = [r for r in rows if "error" not in r]
+    ok = [r for r in rows if "error" not in r and not r.get("stopped")]
     best = max(ok, key=lambda r: r["val_accuracy"], default=None)
-    text = f"{len(ok)}/{len(rows)} runs finished"
+    stopped = sum(1 for r in rows if r.get("stopped"))
+    text = f"{len(ok)}/{len(rows)} runs finished" + (
+        f", {stopped} stopped early by the scheduler" if stopped else "")
     if best:
         text += f"; best {best['run']} (val acc {best['val_accuracy']:.3f})"
     diverged = [r["run"] for r in ok if r.get("alarms")]
@@ -190,5 +272,6 @@ def summarize(rows) -> str:
     return text
 
 
-__all__ = ["RunSpec", "grid", "run_sweep", "save_grid", "write_gallery", "write_summary",
-           "summarize", "default_jobs"]
+__all__ = ["RunSpec", "grid", "run_one", "run_sweep", "repair_run_folder", "error_row",
+           "stopped_row", "save_grid", "write_gallery", "write_summary", "summarize",
+           "default_jobs", "RUN_MAPPINGS"]

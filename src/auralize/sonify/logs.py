@@ -110,6 +110,7 @@ class CsvTail:
         return new
 
     def _record(self, row: dict, index: int) -> TrainingStep | None:
+        row = {k: v for k, v in row.items() if k is not None}  # cells beyond the header
         grad_cols = {c: c[len(p):] for c in row for p in GRAD_PREFIXES if c.startswith(p)}
         loss = _float(row.get(self.loss_col)) if self.loss_col else None
         metrics = {c: v for c in row if c not in TIME_COLUMNS and c != self.loss_col
