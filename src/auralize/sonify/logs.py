@@ -103,7 +103,7 @@ class CsvTail:
             raise AuralizeError(f"cannot read {str(self.path)!r} as CSV ({exc})") from None
         if complete_only and rows:
             self._stamp = (stat.st_size, stat.st_mtime_ns)
-        self.columns = list(rows[0]) if rows else self.columns
+        self.columns = [c for c in rows[0] if c is not None] if rows else self.columns
         if rows and self.loss_col is None:
             self.loss_col = next((c for c in LOSS_COLUMNS if c in self.columns), None)
         new, self.rows_seen = rows[self.rows_seen:], max(self.rows_seen, len(rows))

@@ -33,12 +33,15 @@ from pathlib import Path
 import numpy as np
 
 from auralize.audio.engine import Engine
+from auralize.audio.live import STEADY_LEAD_S
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 from auralize.sweeps.earcons import EARCONS, duration_s, earcon_events
 from auralize.sweeps.trial_voices import TrialVoice, pan_gains
 
 LEAD_S = 0.05
+# live outputs keep this much audio ready; an event must reach them before it is synthesised
+LIVE_MARGIN_S = STEADY_LEAD_S
 RENDER_EVERY_S = 0.1
 TAIL_S = 1.0
 BEST_REPEAT_S = 2.0
@@ -123,11 +126,10 @@ class SweepSound:
         self._sink = None
         self._closed = False
         self._live = None
-        self._live_offset_s: float | None = None
         self._web = None
         self.web_url: str | None = None
         self.t0_wall = time.time()
-        self._t0 = time.monotonic()
+        self._t0 = time.perf_counter()
         if self.out is not None:
             from auralize.audio.sinks import FileSink
 
@@ -145,7 +147,7 @@ class SweepSound:
     # -- clock and output -----------------------------------------------------------
     def now_s(self) -> float:
         """Seconds since the sweep sound started (the recording's time axis)."""
-        return time.monotonic() - self._t0
+        return time.perf_counter() - self._t0
 
     def _start_live(self, device, required: bool) -> None:
         from auralize.audio import devices
@@ -154,7 +156,7 @@ class SweepSound:
             return
         if devices.choose_output_device(device, warn=required) is None:
             return
-        from auralize.audio.live import STEADY_LEAD_S, LiveOutput
+        from auralize.audio.live import LiveOutput
 
         self._live = LiveOutput(self.sample_rate, device=device, lead_s=STEADY_LEAD_S,
                                 engine_kwargs={"master_gain": self.master_gain}).start()
@@ -177,16 +179,18 @@ class SweepSound:
         for engine, gain in zip(self._engines, gains):
             for event in events:
                 engine.schedule(_channel_event(event, gain))
+        if self._web is None and self._live is None:
+            return
+        # Live: each event at its wall-clock moment (sweep time + start), a lead later so
+        # that it reaches the synthesis in time (see auralize.audio.live_clock).
         mono = (gains[0] + gains[1]) / 2
+        at_wall = self._t0 + LIVE_MARGIN_S
+        live = [replace(_channel_event(e, mono), time_s=None if e.time_s is None else e.time_s + at_wall)
+                for e in events]
         if self._web is not None:
-            self._web.send_events([_channel_event(e, mono) for e in events])
+            self._web.send_events(live)
         if self._live is not None:
-            if self._live_offset_s is None:
-                played = self._live.stats().frames_played / self.sample_rate
-                self._live_offset_s = played + 0.05 - events[0].time_s
-            for event in events:
-                e = _channel_event(event, mono)
-                self._live.send(replace(e, time_s=e.time_s + self._live_offset_s))
+            self._live.send_at_wall(live)
 
     def _render_to(self, t_s: float) -> None:
         if self._sink is None:
