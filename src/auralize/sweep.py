@@ -104,7 +104,7 @@ def repair_run_folder(run_dir: Path) -> int:
 
     from auralize.audio.files import write_audio
     from auralize.sonify.logs import read_telemetry
-    from auralize.sonify.session import CONFIG_NAME, SPECTROGRAM_NAME, TELEMETRY_NAME, WAV_NAME
+    from auralize.sonify.run_folder import CONFIG_NAME, SPECTROGRAM_NAME, TELEMETRY_NAME, WAV_NAME
     from auralize.sonify.timeline import SonifyConfig
     from auralize.sweeps.compare import render_records
 
