@@ -180,7 +180,7 @@ class Engine:
         counts = np.zeros(3, dtype=np.int64)
         kernels.finish_spans(mix, lengths, self.master.store[None], self.master.clock[None],
                              self._limiter, counts, out)
-        if counts.any():
+        if counts[0] or counts[1] or counts[2]:
             self.stats.nonfinite_params += int(counts[0])
             self.stats.limiter_engaged_blocks += int(counts[1])
             self.stats.limited_samples += int(counts[2])

@@ -176,7 +176,7 @@ def synth_span(out, offset, frames, count, phase0, w0, w1, a0, a1, zr, zi, rr, r
 
 @jit
 def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, blas_min,
-               out, deferred, same, state, dw, da0, da1, dphase):
+               out, flags, state, rows):
     """Advance a sine bank over consecutive spans and synthesise them into ``out``.
 
     Parameters
@@ -200,15 +200,20 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
         False: move parameters, LFOs and phases only (seeking).
     blas_min : int
         A span in which at least this many partials sound and no frequency
-        moves is not synthesised here: ``deferred[s]`` is set and its
-        frequencies (rad/frame), amplitudes at both ends and start phases go to
-        ``dw``, ``da0``, ``da1``, ``dphase`` (S, P) for the caller's BLAS path.
-    same : bool (S,)
-        Set where a span's frequencies and amplitudes equal the previous span's
-        (nothing glides or modulates), so the BLAS path can reuse its work.
+        moves is not synthesised here but "deferred" to the caller's BLAS
+        path: its frequencies (rad/frame), amplitudes at both ends and start
+        phases go to ``rows[s]`` (S, 4, P; (0, 4, 0) for banks below
+        ``blas_min`` partials); for a span in which nothing moved only the
+        phases (the rest is ``last``).
+    flags : bool (2, >= S)
+        Written for each span: [0] deferred, [1] its frequencies and
+        amplitudes equal the previous span's (nothing glides or modulates),
+        so the BLAS path can reuse its work.
     state : int64 (1,)
         1 when the last span rendered so far was such a span (0 after events).
     """
+    deferred = flags[0]
+    same = flags[1]
     sample_rate = consts[C_RATE]
     muted = consts[C_MUTED] != 0.0
     cents, depth, q = consts[C_CENTS], consts[C_DEPTH], consts[C_Q]
@@ -283,6 +288,7 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
         if tremolo:
             trem1 = 1.0 - depth * lfo_shape(trem_shape, lfos[TREMOLO, 1, 0])
         repeat = same[s]
+        deferred[s] = False
         for k in range(size):
             sweep_rate = lfos[SWEEP, 0, k]
             sweep_c0 = lfos[SWEEP, 1, k]
@@ -335,12 +341,16 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
             # exact phase advance for a linear frequency ramp over the span
             phase[k] = wrap(start + 0.5 * (w0 + w1) * frames)
             sounding = synthesize and (a0 > 0.0 or a1 > 0.0)
-            if dense:  # big bank: dense rows, for BLAS if no frequency moves
+            if dense and repeat:  # the caller takes w and a from ``last``
+                rows[s, 3, k] = start
                 if sounding:
-                    dphase[s, k] = start
-                    dw[s, k] = w0
-                    da0[s, k] = a0
-                    da1[s, k] = a1
+                    count += 1
+            elif dense:  # big bank: dense rows, for BLAS if no frequency moves
+                if sounding:
+                    rows[s, 3, k] = start
+                    rows[s, 0, k] = w0
+                    rows[s, 1, k] = a0
+                    rows[s, 2, k] = a1
                     count += 1
                     if w0 != w1:
                         steady = False
@@ -348,10 +358,10 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
                     else:
                         dw1[k] = w0
                 else:
-                    dphase[s, k] = 0.0
-                    dw[s, k] = 0.0
-                    da0[s, k] = 0.0
-                    da1[s, k] = 0.0
+                    rows[s, 3, k] = 0.0
+                    rows[s, 0, k] = 0.0
+                    rows[s, 1, k] = 0.0
+                    rows[s, 2, k] = 0.0
             elif sounding:
                 sw[0, count] = start
                 sw[1, count] = w0
@@ -366,12 +376,12 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
                 if dense:  # compact the sounding partials for the recurrence
                     count = 0
                     for k in range(size):
-                        if da0[s, k] > 0.0 or da1[s, k] > 0.0:
-                            sw[0, count] = dphase[s, k]
-                            sw[1, count] = dw[s, k]
+                        if rows[s, 1, k] > 0.0 or rows[s, 2, k] > 0.0:
+                            sw[0, count] = rows[s, 3, k]
+                            sw[1, count] = rows[s, 0, k]
                             sw[2, count] = dw1[k]
-                            sw[3, count] = da0[s, k]
-                            sw[4, count] = da1[s, k]
+                            sw[3, count] = rows[s, 1, k]
+                            sw[4, count] = rows[s, 2, k]
                             count += 1
                 synth_span(out, offset, frames, count, sw[0], sw[1], sw[2], sw[3], sw[4],
                            sw[5], sw[6], sw[7], sw[8])

@@ -28,6 +28,7 @@ from auralize.audio.lfo import LFO
 from auralize.audio.params import EngineStats, Param, Range, sanitize
 
 TWO_PI = 2.0 * np.pi
+_NO_ROWS = np.empty((0, 4, 0))  # a small bank defers no span to BLAS
 
 AMP = Range(0.0, 1.0, 0.0)
 GAIN = Range(0.0, 4.0, 0.0)
@@ -337,16 +338,21 @@ class SineBank(Voice):
         # 1 while the last span rendered had nothing moving (kernels.bank_spans)
         self._still = np.zeros(1, dtype=np.int64)
         self._last_controls = np.zeros((4, n))  # w0, w1, a0, a1 of the last span
+        # per span: deferred, same; (w, a0, a1, phase) rows of deferred spans
+        self._flags = np.zeros((2, 0), dtype=np.bool_)
+        self._rows = _NO_ROWS
+        self._consts: np.ndarray | None = None  # kernels.C_*, rebuilt after events
 
     # -- events -----------------------------------------------------------
     def params(self) -> list[Param]:
         return [self.gain, self.freq, self.amp, self.shift, self.bandpass.center]
 
     def glide_remainders(self) -> list[int]:
-        return [r for r in (self._clocks[:, 0] - self._clocks[:, 1]).tolist() if r > 0]
+        return [glide - elapsed for glide, elapsed in self._clocks.tolist() if glide > elapsed]
 
     def set(self, param: str, value, glide_s: float | None) -> bool:
         self._still[0] = 0
+        self._consts = None  # rebuilt at the next render
         n, stats = self.n_partials, self.stats
         frames = self.glide_frames(glide_s)
         if param == "freq_hz":
@@ -364,12 +370,6 @@ class SineBank(Voice):
         return True
 
     # -- rendering --------------------------------------------------------
-    def _consts(self) -> np.ndarray:
-        bp = self.bandpass
-        return np.array([self.sample_rate, self.muted, self.vibrato_cents, self.tremolo.depth,
-                         bp.q, bp.lo_hz, bp.hi_hz, self.vibrato.shape_code,
-                         self.tremolo.lfo.shape_code, bp.sweep.shape_code])
-
     def render_spans(self, lengths: np.ndarray, span_frames: int, out: np.ndarray,
                      *, synthesize: bool = True) -> None:
         """Add consecutive spans to ``out``: one compiled call for all of them.
@@ -377,23 +377,33 @@ class SineBank(Voice):
         ``synthesize=False`` moves parameters, LFOs and phases exactly as
         rendering would (a sine's phase follows from its frequencies alone).
         """
-        big = self.n_partials >= self.BLAS_MIN_PARTIALS
         spans = lengths.size
-        deferred = np.zeros(spans, dtype=np.bool_)
-        same = np.zeros(spans, dtype=np.bool_)
-        shape = (spans, self.n_partials) if big else (0, 0)
-        dw, da0, da1, dphase = (np.empty(shape) for _ in range(4))
-        kernels.bank_spans(lengths, self._params, self._clocks, self._lfos, self._consts(),
-                           self.phase, self._last_controls, synthesize, self.BLAS_MIN_PARTIALS if big else 1 << 62,
-                           out, deferred, same, self._still, dw, da0, da1, dphase)
-        if not (big and synthesize and deferred.any()):
+        big = self.n_partials >= self.BLAS_MIN_PARTIALS
+        if spans > self._flags.shape[1]:
+            self._flags = np.zeros((2, 2 * spans), dtype=np.bool_)
+            self._rows = np.empty((2 * spans, 4, self.n_partials)) if big else _NO_ROWS
+        if self._consts is None:
+            bp = self.bandpass
+            self._consts = np.array([
+                self.sample_rate, self.muted, self.vibrato_cents, self.tremolo.depth, bp.q,
+                bp.lo_hz, bp.hi_hz, self.vibrato.shape_code, self.tremolo.lfo.shape_code,
+                bp.sweep.shape_code])
+        kernels.bank_spans(lengths, self._params, self._clocks, self._lfos, self._consts,
+                           self.phase, self._last_controls, synthesize,
+                           self.BLAS_MIN_PARTIALS if big else 1 << 62, out, self._flags,
+                           self._still, self._rows)
+        deferred, same = self._flags
+        if not (big and synthesize and deferred[:spans].any()):
             self._weighted = None
             return
         offset = 0
         for s, frames in enumerate(lengths.tolist()):
             if deferred[s]:
+                w, a0, a1, phase = self._rows[s]
+                if same[s]:  # nothing moved: the kernel left w and a in _last_controls
+                    w, _, a0, a1 = self._last_controls
                 out[offset:offset + frames] += self._render_steady(
-                    frames, span_frames, dw[s], da0[s], da1[s], dphase[s], same[s])
+                    frames, span_frames, w, a0, a1, phase, same[s])
             else:
                 self._weighted = None  # the rotated phasors no longer follow on
             offset += frames
