@@ -7,8 +7,11 @@ process (:func:`~auralize.audio.processes.start_worker`).  Inside it:
   :class:`~auralize.audio.ringbuffer.RingBuffer`, output samples out of another;
 - the main thread takes every whole block of input, runs it through each model
   (features -> normalise -> LSTM with state kept -> undo -> inverse), mixes and
-  writes the result to the output ring, which starts primed with
-  ``lead`` = two device periods + one block of silence;
+  writes the result to the output ring, which starts primed with ``lead``
+  frames of silence, by default the least that keeps the device fed (see
+  :func:`default_lead_frames`): one block less one device period plus the
+  processing time measured at start-up; on JACK the stream runs at JACK's own
+  period (PortAudio adds no buffer of its own);
 - MIDI control changes (mido + python-rtmidi) move the two knobs.
 
 Mix (boii): with three models ``out = cc1*((1-cc2)*B + cc2*C) + (1-cc1)*A``; with
@@ -39,6 +42,49 @@ _FIELDS = ("blocks", "ring_underruns", "device_underflows", "input_overflows", "
            "wall_s", "proc_s_sum", "proc_s_max", "cc1", "cc2", "midi_messages", "heartbeat",
            "device_latency_s", "lead_frames", "recorded_frames")
 _IDX = {n: i for i, n in enumerate(_FIELDS)}
+
+
+#: head room of the default lead: the slowest block measured at start-up times
+#: this factor (blocks run slower when other work shares the cores) plus the
+#: margin (scheduling jitter).  Host stalls longer than that (a loaded VM's
+#: 20-80 ms) need ``lead_s`` (``--lead-ms``).
+LEAD_PROCESS_FACTOR = 1.5
+LEAD_MARGIN_S = 0.006
+
+
+def default_lead_frames(block_frames: int, period_frames: int, process_s: float, rate: int,
+                        factor: float = LEAD_PROCESS_FACTOR,
+                        margin_s: float = LEAD_MARGIN_S) -> int:
+    """Frames of silence the output ring starts with: the least that keeps the device fed.
+
+    The device takes one period per callback and hands over one period of input.
+    Block m's input is complete at the callback at frame ``m B`` and its output
+    written ``process_s`` later.  That output starts at ring position
+    ``lead + (m - 1) B``, first read by the callback at frame
+    ``lead + (m - 1) B + p`` (lead a whole number of periods).  So the device
+    never runs dry when ``lead > B - p + process_s``; the lead is
+    ``B - p + factor * process_s + margin_s``, rounded up to whole periods
+    (a block that is not a whole number of periods needs ``ceil(B / p) p``
+    in place of ``B - p``).
+    Input-to-output latency is this lead plus the device's own.
+
+    Parameters
+    ----------
+    block_frames : int
+        Model block in device frames (B).
+    period_frames : int
+        Device period in frames (p).
+    process_s : float
+        Processing time of one block in seconds (the slowest measured).
+    rate : int
+        Device sample rate in Hz.
+    """
+    whole = -(-block_frames // period_frames) * period_frames
+    # A block that is not a whole number of periods may complete one period
+    # later and be needed one period earlier than the aligned case.
+    base = whole - period_frames if block_frames % period_frames == 0 else whole
+    need = base + math.floor((factor * process_s + margin_s) * rate) + 1
+    return max(period_frames, -(-need // period_frames) * period_frames)
 
 
 def mix_weights(cc1: float, cc2: float, n_models: int) -> np.ndarray:
@@ -105,6 +151,23 @@ class LiveChain:
         self.weights = new
         return np.clip(np.nan_to_num(mixed), -1.0, 1.0)
 
+    def measure_block_s(self, n_blocks: int = 12) -> float:
+        """Warm the models up and return the slowest of ``n_blocks`` one-block steps (s).
+
+        Quiet noise goes in (the cost does not depend on the signal); states and
+        knob weights are reset afterwards, so the first real block starts fresh.
+        """
+        rng = np.random.default_rng(0)
+        times = []
+        for _ in range(2 + n_blocks):  # the first steps pay torch's one-off set-up
+            block = (0.01 * rng.standard_normal((1, self.block_size))).astype(np.float32)
+            t = time.perf_counter()
+            self.process(block, 0.5, 0.5)
+            times.append(time.perf_counter() - t)
+        self.states = [None] * len(self.runs)
+        self.weights = mix_weights(0.5, 0.5, len(self.runs))
+        return max(times[2:])
+
 
 @dataclass
 class GenLiveStats(StreamStats):
@@ -160,8 +223,11 @@ class LiveGenerator:
         Duplex audio device (index or name substring); default: the system's
         input and output choice.
     lead_s : float, optional
-        Silence the output starts with (the processing's head room); default two
-        device periods + one block.  Input-to-output latency = lead + device latency.
+        Silence the output starts with (the processing's head room); default the
+        least that keeps the device fed with head room: one block less one
+        device period plus 1.5 x the slowest block measured at start-up plus
+        6 ms (:func:`default_lead_frames`).  Input-to-output latency = lead + device
+        latency.  A host that stalls longer (a loaded VM) needs a longer lead.
     threads : int
         torch threads for the models (default 1).
     precision : {"int8", "fp32"}
@@ -367,8 +433,7 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
         runs = [load_run(d) for d in cfg["run_dirs"]]
         chain = LiveChain(runs, cfg["precision"])
         sr, B = chain.sample_rate, chain.block_size
-        chain.process(np.zeros((2, B), np.float32), 0.5, 0.5)  # warm up torch
-        chain.states = [None] * len(runs)
+        process_s = chain.measure_block_s()  # warms torch up; sizes the default lead
         sd = devices.load_sounddevice(warn=False)
         if sd is None:
             raise AuralizeError(devices.portaudio_error() or "PortAudio unavailable")
@@ -422,17 +487,22 @@ def _child_main(cfg: dict, cmd, status, shared) -> None:
         """Rings sized and primed for ``rate``, then the duplex stream at that rate."""
         period = 512 if rate >= 32000 else 256
         dev_block = math.ceil(B * rate / sr)
-        rings["in"] = RingBuffer(8 * (period + dev_block) + rate)
-        rings["out"] = RingBuffer(8 * (period + dev_block) + rate)
-        # Output primed with silence: two device periods + one block (+ resampler delay):
-        # the main thread may be a period late on a loaded machine without an underrun.
-        lead = (2 * period + dev_block + (64 if rate != sr else 0) if cfg["lead_s"] is None
-                else max(dev_block, round(cfg["lead_s"] * rate)))
-        rings["out"].write(np.zeros(lead, np.float32))
+        rings["in"] = RingBuffer(8 * (max(period, 1024) + dev_block) + rate)
+        rings["out"] = RingBuffer(8 * (max(period, 1024) + dev_block) + rate)
         out_ch = max(1, min(2, out_dev.max_output_channels))
-        stream = sd.Stream(samplerate=rate, blocksize=period,
+        # On JACK, blocksize 0 = JACK's own period, no PortAudio buffer on top
+        # (its output latency is then that one period).
+        jack = "JACK" in out_dev.hostapi_name
+        stream = sd.Stream(samplerate=rate, blocksize=0 if jack else period,
                            device=(in_dev.index, out_dev.index), channels=(1, out_ch),
                            dtype="float32", callback=callback, latency="low")
+        if jack:
+            period = max(1, round(stream.latency[1] * rate))
+        # Output primed with silence (+ the resampler's delay when resampling).
+        lead = (default_lead_frames(dev_block, period, process_s, rate)
+                + (64 if rate != sr else 0) if cfg["lead_s"] is None
+                else max(dev_block, round(cfg["lead_s"] * rate)))
+        rings["out"].write(np.zeros(lead, np.float32))
         stream.start()
         return stream, lead
 
