@@ -175,6 +175,22 @@ def synth_span(out, offset, frames, count, phase0, w0, w1, a0, a1, zr, zi, rr, r
 
 
 @jit
+def _synth_compact(out, offset, frames, phase0, last, sw):
+    """Synthesise the sounding partials of a span whose controls are ``last``."""
+    count = 0
+    for k in range(phase0.size):
+        if last[2, k] > 0.0 or last[3, k] > 0.0:
+            sw[0, count] = phase0[k]
+            sw[1, count] = last[0, k]
+            sw[2, count] = last[1, k]
+            sw[3, count] = last[2, k]
+            sw[4, count] = last[3, k]
+            count += 1
+    synth_span(out, offset, frames, count, sw[0], sw[1], sw[2], sw[3], sw[4], sw[5], sw[6],
+               sw[7], sw[8])
+
+
+@jit
 def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, blas_min,
                out, flags, state, rows):
     """Advance a sine bank over consecutive spans and synthesise them into ``out``.
@@ -234,6 +250,10 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
             if lfos[SWEEP, 0, k] != 0.0:
                 modulated = True
     previous_still = state[0] == 1
+    sweeping = False
+    for k in range(size):
+        if lfos[SWEEP, 0, k] != 0.0:
+            sweeping = True
     # per sounding partial: start phase, w0, w1, a0, a1, then recurrence state
     sw = np.empty((9, size))
     dense = blas_min <= size
@@ -289,6 +309,19 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
             trem1 = 1.0 - depth * lfo_shape(trem_shape, lfos[TREMOLO, 1, 0])
         repeat = same[s]
         deferred[s] = False
+        if repeat and dense and synthesize and not sweeping:
+            # The steady state of a big bank: only phases move (a tight loop).
+            for k in range(size):
+                start = phase[k]
+                phase[k] = wrap(start + last[0, k] * frames)  # = the general update, w0 == w1
+                rows[s, 3, k] = start
+                count += last[2, k] > 0.0
+            if count >= blas_min:
+                deferred[s] = True
+            elif count > 0:
+                _synth_compact(out, offset, frames, rows[s, 3], last, sw)
+            offset += frames
+            continue
         for k in range(size):
             sweep_rate = lfos[SWEEP, 0, k]
             sweep_c0 = lfos[SWEEP, 1, k]
