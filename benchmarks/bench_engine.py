@@ -171,6 +171,11 @@ def time_auralize(freqs, amps, duration_s, events=(), *, block=BLOCK, chunk=LIVE
                               "glide_s": GLIDE_S})
     for ev in evs:
         engine.schedule(ev)
+    return render_timed(engine, total, block)
+
+
+def render_timed(engine, total: int, block: int) -> Clock:
+    """Render ``total`` frames in ``block``-frame calls (as ``render_score``); the time taken."""
     with Clock() as clock:
         done = 0
         while done < total:
@@ -252,7 +257,7 @@ class PyoBench:
         pyo = self.pyo
         self.server.recordOptions(dur=duration_s, filename=self.path, fileformat=0,
                                   sampletype=3)
-        voices, master, keep = {}, pyo.SigTo(0.5, time=0.05, init=0.5), []
+        voices, master = {}, pyo.SigTo(0.5, time=0.05, init=0.5)
         pending = sorted((e for e in events if e.param != "add"), key=lambda e: e.time_s or 0.0)
         for event in events:
             if event.param == "add":
@@ -277,7 +282,7 @@ class PyoBench:
         self.server.setCallback(lambda: None)
         for voice in voices.values():
             voice.stop()
-        del voices, keep
+        master.stop()
         self.event_calls = clock["i"]
         return timer
 
@@ -367,13 +372,7 @@ def time_events(events, duration_s, config, *, block=BLOCK) -> Clock:
 
     total = round(duration_s * SR)
     engine = Engine.from_events(events, sample_rate=SR, **config.engine_kwargs())
-    with Clock() as clock:
-        done = 0
-        while done < total:
-            n = min(block, total - done)
-            engine.render(n)
-            done += n
-    return clock
+    return render_timed(engine, total, block)
 
 
 # -- the benchmark -----------------------------------------------------------------------

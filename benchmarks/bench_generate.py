@@ -133,8 +133,9 @@ def _live_once(dirs, seconds: float, threads: int, precision: str, server_name: 
     """Play ``dirs`` live for ``seconds`` with a sine fed in; (stats, host stalls meanwhile)."""
     import threading
 
-    from auralize.generate.live import LiveGenerator
     from host_stalls import measure
+
+    from auralize.generate.live import LiveGenerator
     from test_generate_live import FEEDER
 
     feeder = subprocess.Popen([sys.executable, "-c", FEEDER, server_name],

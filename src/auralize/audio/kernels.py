@@ -50,31 +50,43 @@ jit_sum = numba.njit(cache=True, nogil=True, error_model="numpy",
 
 
 @jit
-def advance_params(params, clocks, frames, begin, end):
-    """Advance packed gliding parameters ``frames`` frames (as :meth:`Param.advance`).
+def advance_glide(params, clocks, j, frames, begin, end):
+    """Advance packed parameter ``j`` if it glides; False (nothing written) if it is steady.
 
     ``params`` (K, 3, P): rows value, start, target; ``clocks`` (K, 2): glide
     length and elapsed frames.  Writes the values at the span's start and end
-    into ``begin`` and ``end`` (K, P).
+    into ``begin[j]`` and ``end[j]`` (as :meth:`Param.advance`).
     """
-    n_params, _, size = params.shape
-    for j in range(n_params):
+    glide = clocks[j, 0]
+    if glide - clocks[j, 1] <= 0:
+        return False
+    size = params.shape[2]
+    for k in range(size):
+        begin[j, k] = params[j, 0, k]
+    clocks[j, 1] += frames
+    if clocks[j, 1] >= glide:
         for k in range(size):
-            begin[j, k] = params[j, 0, k]
-        glide = clocks[j, 0]
-        if glide - clocks[j, 1] > 0:
-            clocks[j, 1] += frames
-            if clocks[j, 1] >= glide:
-                for k in range(size):
-                    params[j, 0, k] = params[j, 2, k]
-                clocks[j, 0] = 0
-                clocks[j, 1] = 0
-            else:
-                frac = clocks[j, 1] / glide
-                for k in range(size):
-                    params[j, 0, k] = params[j, 1, k] + (params[j, 2, k] - params[j, 1, k]) * frac
+            params[j, 0, k] = params[j, 2, k]
+        clocks[j, 0] = 0
+        clocks[j, 1] = 0
+    else:
+        frac = clocks[j, 1] / glide
         for k in range(size):
-            end[j, k] = params[j, 0, k]
+            params[j, 0, k] = params[j, 1, k] + (params[j, 2, k] - params[j, 1, k]) * frac
+    for k in range(size):
+        end[j, k] = params[j, 0, k]
+    return True
+
+
+@jit
+def advance_params(params, clocks, frames, begin, end):
+    """Advance all packed parameters ``frames`` frames; their start/end values into
+    ``begin`` and ``end`` (K, P)."""
+    for j in range(params.shape[0]):
+        if not advance_glide(params, clocks, j, frames, begin, end):
+            for k in range(params.shape[2]):
+                begin[j, k] = params[j, 0, k]
+                end[j, k] = params[j, 0, k]
 
 
 @jit
@@ -263,25 +275,9 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
         frames = lengths[s]
         still = not modulated
         for j in range(N_PARAMS):
-            glide = clocks[j, 0]
-            if glide - clocks[j, 1] > 0:
+            if advance_glide(params, clocks, j, frames, pb, pe):
                 still = False
                 refresh[j] = True  # the next span starts where this one ends
-                for k in range(size):
-                    pb[j, k] = params[j, 0, k]
-                clocks[j, 1] += frames
-                if clocks[j, 1] >= glide:
-                    for k in range(size):
-                        params[j, 0, k] = params[j, 2, k]
-                    clocks[j, 0] = 0
-                    clocks[j, 1] = 0
-                else:
-                    frac = clocks[j, 1] / glide
-                    for k in range(size):
-                        params[j, 0, k] = params[j, 1, k] + (params[j, 2, k]
-                                                             - params[j, 1, k]) * frac
-                for k in range(size):
-                    pe[j, k] = params[j, 0, k]
             elif refresh[j]:
                 refresh[j] = False
                 for k in range(size):
