@@ -163,7 +163,10 @@ class Engine:
         for voice in self.voices.values():
             remaining.extend(voice.glide_remainders())
         cuts = {pos + r for r in remaining if 0 < r < end - pos}
-        cuts.update(range((pos // chunk + 1) * chunk, end, chunk))
+        first_grid = (pos // chunk + 1) * chunk
+        if not cuts and first_grid >= end:  # one span (the live case)
+            return np.array([end - pos], dtype=np.int64)
+        cuts.update(range(first_grid, end, chunk))
         edges = sorted(cuts)
         edges.append(end)
         return np.array([b - a for a, b in zip([pos, *edges], edges)], dtype=np.int64)
