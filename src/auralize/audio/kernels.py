@@ -255,17 +255,13 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
     pe = np.empty((N_PARAMS, size))
     # Rows of steady parameters are copied into pb/pe only when they changed.
     refresh = np.ones(N_PARAMS, dtype=np.bool_)
-    modulated = (cents > 0.0 and lfos[VIBRATO, 0, 0] != 0.0) or (
-        depth > 0.0 and lfos[TREMOLO, 0, 0] != 0.0)
-    if q > 0.0:
-        for k in range(size):
-            if lfos[SWEEP, 0, k] != 0.0:
-                modulated = True
-    previous_still = state[0] == 1
     sweeping = False
     for k in range(size):
         if lfos[SWEEP, 0, k] != 0.0:
             sweeping = True
+    modulated = ((cents > 0.0 and lfos[VIBRATO, 0, 0] != 0.0)
+                 or (depth > 0.0 and lfos[TREMOLO, 0, 0] != 0.0) or (q > 0.0 and sweeping))
+    previous_still = state[0] == 1
     # per sounding partial: start phase, w0, w1, a0, a1, then recurrence state
     sw = np.empty((9, size))
     dense = blas_min <= size

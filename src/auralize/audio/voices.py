@@ -2,20 +2,23 @@
 
 Voices render spans of frames handed to them by the engine; the engine makes
 sure a span never crosses an event or the end of a glide, so inside a span every
-parameter moves in a straight line.
+parameter moves in a straight line.  It hands over all spans between two events
+at once (:meth:`Voice.render_spans`).
 
 Why the sine bank is fast
 -------------------------
-A partial whose frequency is steady over a span of ``Q * M`` frames satisfies
-``exp(i w (q M + r)) = exp(i w q M) * exp(i w r)``.  The span's output is then
+Its control work (glides, LFOs, band-pass gains, phases) runs compiled, one call
+for all spans between two events (:func:`auralize.audio.kernels.bank_spans`),
+so a span costs no Python.  The same call synthesises each span with a complex
+recurrence per partial (an exact linear chirp and amplitude ramp, float64,
+restarted from the exact phase every span): for small banks and gliding spans
+this beats everything else.  Big banks whose frequencies do not move over a
+span use BLAS instead: a partial steady over ``Q * M`` frames satisfies
+``exp(i w (q M + r)) = exp(i w q M) * exp(i w r)``, so the span's output is
 ``Im(C @ R)``: ``C[q, k]`` (amplitude x phase at the start of sub-block ``q``)
-times a table ``R[k, r] = exp(i w_k r)`` that depends only on the frequency and is
-cached until it changes.  One BLAS matrix product replaces ``P * Q * M`` sines, so
-thousands of partials render many times faster than real time.  A linear
-amplitude ramp adds a second product.  Partials whose frequency glides are
-synthesised directly with a quadratic phase (exact linear frequency ramp), the
-phase split at sub-block starts so that it is float32 work; that is costlier but
-only lasts as long as the glide.
+times a table ``R[k, r] = exp(i w_k r)`` that depends only on the frequency and
+is cached until it changes.  One matrix product replaces ``P * Q * M`` sines; a
+linear amplitude ramp adds a second product.
 """
 
 from __future__ import annotations
