@@ -158,32 +158,24 @@ def synth_span(out, offset, frames, count, phase0, w0, w1, a0, a1, zr, zi, rr, r
         ri[j] = math.sin(w0[j] + chirp)
         w1[j] = chirp  # reused below: the per-sample rotation of the rotation
         a1[j] = (a1[j] - a0[j]) / frames  # reused below: the amplitude slope
-    if gliding:
-        cr = np.empty(count)
-        ci = np.empty(count)
+    cr = np.empty(count if gliding else 0)
+    ci = np.empty(count if gliding else 0)
+    for j in range(cr.size):
+        cr[j] = math.cos(2.0 * w1[j])
+        ci[j] = math.sin(2.0 * w1[j])
+    for n in range(frames):
+        acc = 0.0
         for j in range(count):
-            cr[j] = math.cos(2.0 * w1[j])
-            ci[j] = math.sin(2.0 * w1[j])
-        for n in range(frames):
-            acc = 0.0
+            acc += (a0[j] + a1[j] * n) * zi[j]
+            t = zr[j] * rr[j] - zi[j] * ri[j]
+            zi[j] = zr[j] * ri[j] + zi[j] * rr[j]
+            zr[j] = t
+        out[offset + n] += acc
+        if gliding:  # the rotation turns too: the frequency ramps
             for j in range(count):
-                acc += (a0[j] + a1[j] * n) * zi[j]
-                t = zr[j] * rr[j] - zi[j] * ri[j]
-                zi[j] = zr[j] * ri[j] + zi[j] * rr[j]
-                zr[j] = t
                 t = rr[j] * cr[j] - ri[j] * ci[j]
                 ri[j] = rr[j] * ci[j] + ri[j] * cr[j]
                 rr[j] = t
-            out[offset + n] += acc
-    else:
-        for n in range(frames):
-            acc = 0.0
-            for j in range(count):
-                acc += (a0[j] + a1[j] * n) * zi[j]
-                t = zr[j] * rr[j] - zi[j] * ri[j]
-                zi[j] = zr[j] * ri[j] + zi[j] * rr[j]
-                zr[j] = t
-            out[offset + n] += acc
 
 
 @jit
