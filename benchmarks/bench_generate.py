@@ -16,7 +16,8 @@ Rows:
   reported latency in blocks;
 - live latency at JACK's 32-frame periods (4 ms), default lead, 60 s each:
   A+B+C and A alone (int8), in ms over one block, with underruns and the
-  host-stall probe's figures for the same minute.
+  host-stall probe's figures for the same minute; and A+B+C for 30 s while
+  ``auralize demo`` trains beside it (the full live chain under a training load).
 
 Quick run (~1 min on 2 cores): config A for the per-block rows, 60 blocks per
 real-time factor.  Run alone: ``.venv/bin/python benchmarks/bench_generate.py [--quick]``.
@@ -129,10 +130,21 @@ def rtf_row(cfg_name: str, n_blocks: int) -> dict:
                      "RAVE ~20x (laptop CPU), Neutone ~6x (1 thread)"}
 
 
+def training_load(out_dir: Path) -> subprocess.Popen:
+    """A training run beside live generation: ``auralize demo`` (file output only)."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.Popen([sys.executable, "-m", "auralize", "demo", "--no-live", "--epochs",
+                             "100", "--out", str(out_dir)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 def _live_once(dirs, seconds: float, threads: int, precision: str, server_name: str,
-               stall_ms: float = 8.0):
+               stall_ms: float = 8.0, load_dir: Path | None = None):
     """Play ``dirs`` live for ``seconds`` with a sine fed in; (stats, host stalls meanwhile:
-    wake-ups of a real-time thread later than ``stall_ms``)."""
+    wake-ups of a real-time thread later than ``stall_ms``).  With ``load_dir``, a
+    training run (:func:`training_load`) runs from 10 s before the start to the end."""
     import threading
 
     from host_stalls import measure
@@ -142,8 +154,12 @@ def _live_once(dirs, seconds: float, threads: int, precision: str, server_name: 
 
     feeder = subprocess.Popen([sys.executable, "-c", FEEDER, server_name],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    load = None
     try:
         feeder.stdout.readline()
+        if load_dir is not None:
+            load = training_load(load_dir)
+            time.sleep(10.0)  # imports done, training under way
         gen = LiveGenerator(dirs, midi_port=False, threads=threads,
                             precision=precision).start()
         stalls: dict = {}
@@ -153,6 +169,9 @@ def _live_once(dirs, seconds: float, threads: int, precision: str, server_name: 
         probe.join()
         return gen.close(), stalls
     finally:
+        if load is not None:
+            load.kill()
+            load.wait()
         feeder.communicate("stop\n", timeout=10)
 
 
@@ -199,7 +218,8 @@ def live_rows(seconds: float, latency_seconds: float, threads: int = 2) -> list[
     # Latency rows: live's default of one torch thread (two threads on a shared
     # 2-core machine spike to 100+ ms per block when a core is taken).
     for period, runs in ((LOW_PERIOD, (("abc", dirs, "int8", latency_seconds, 1),
-                                       ("a", dirs[:1], "int8", latency_seconds, 1))),
+                                       ("a", dirs[:1], "int8", latency_seconds, 1),
+                                       ("abc+training", dirs, "int8", latency_seconds / 2, 1))),
                          (256, (("abc", dirs, "int8", seconds, threads),
                                 ("abc", dirs, "fp32", seconds, threads)))):
         server = JackServer(8000, period).start()
@@ -208,7 +228,8 @@ def live_rows(seconds: float, latency_seconds: float, threads: int = 2) -> list[
                 for key, run_dirs, precision, secs, n_threads in runs:
                     results[period, key, precision] = _live_once(
                         run_dirs, secs, n_threads, precision, server.name,
-                        low_stall_ms if period == LOW_PERIOD else 8.0)
+                        low_stall_ms if period == LOW_PERIOD else 8.0,
+                        tmp / "training" if key.endswith("training") else None)
         finally:
             server.stop()
 
@@ -234,6 +255,15 @@ def live_rows(seconds: float, latency_seconds: float, threads: int = 2) -> list[
             {"name": f"generate live {label} int8, low latency: underruns", "value": st.underruns,
              "unit": "", "notes": f"{notes(st)}; CPU share {st.cpu_share:.2f}; {common}"},
         ]
+    st, stalls = results[LOW_PERIOD, "abc+training", "int8"]
+    rows.append(
+        {"name": "generate live A+B+C int8, low latency, training beside: underruns",
+         "value": st.underruns, "unit": "",
+         "notes": f"`auralize demo` training (torch, both cores) from 10 s before; latency "
+                  f"{1000 * st.latency_s:.0f} ms = {st.latency_s / st.block_s:.2f} blocks (lead "
+                  f"sized from blocks measured under that load); {notes(st)}; CPU share "
+                  f"{st.cpu_share:.2f}; JACK dummy 8 kHz/{LOW_PERIOD}, 1 torch thread, "
+                  f"{st.wall_s:.0f} s; {_stall_note(stalls, low_stall_ms)}"})
     (q, q_stalls), (f, _) = results[256, "abc", "int8"], results[256, "abc", "fp32"]
     common = f"JACK dummy 8 kHz/256, {threads} torch threads, {q.wall_s:.1f} s each"
     rows += [
