@@ -270,6 +270,8 @@ class SineBank(Voice):
     #: sounding partials from which a span in which nothing moves is one BLAS product
     #: (below it the compiled recurrence is faster)
     BLAS_MIN_PARTIALS = 256
+    #: spans a big bank hands to one compiled call (its BLAS rows: spans x 4 x P floats)
+    MAX_BIG_SPANS = 16
 
     def __init__(
         self,
@@ -382,6 +384,16 @@ class SineBank(Voice):
         """
         spans = lengths.size
         big = self.n_partials >= self.BLAS_MIN_PARTIALS
+        if big and spans > self.MAX_BIG_SPANS:  # bound the per-span rows kept for BLAS
+            offset = 0
+            for start in range(0, spans, self.MAX_BIG_SPANS):
+                part = lengths[start:start + self.MAX_BIG_SPANS]
+                frames = int(part.sum())
+                self.render_spans(part, span_frames,
+                                  out[offset:offset + frames] if synthesize else out,
+                                  synthesize=synthesize)
+                offset += frames
+            return
         if spans > self._flags.shape[1]:
             self._flags = np.zeros((2, 2 * spans), dtype=np.bool_)
             self._rows = np.empty((2 * spans, 4, self.n_partials)) if big else _NO_ROWS
