@@ -6,6 +6,9 @@ child process as the device needs them.  Either way the output depends only on
 the events and their times, never on the block size asked for: internally the
 engine renders spans that end at a fixed grid of ``chunk_size`` frames, at
 every event and at every glide end, and hands out blocks from what it has.
+All spans up to the next event go to each voice at once, and the master gain
+and limiter run over them in one compiled call (:mod:`auralize.audio.kernels`),
+so the Python work is per event and per block, not per voice and span.
 """
 
 from __future__ import annotations
