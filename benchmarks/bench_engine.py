@@ -25,6 +25,15 @@ Figures are "x real time": seconds of audio per CPU second of this
 (single-threaded, pinned) process, best of several repeats; CPU time rather
 than wall time because the benchmark machine may be shared (the best wall-time
 figure is in the JSON rows and, when it differs by over 10%, in the notes).
+- ``demo event stream``: the events a real training run makes (``auralize demo
+  --no-live --epochs 2``: loss tone, gradient blips, a band-passed weight chord
+  with filter sweeps, the alarm), re-rendered from its ``telemetry.jsonl`` as
+  ``auralize render`` does; pyo renders the same events with the equivalent
+  patch (``SigTo`` per parameter, ``Biquad`` band-passes with ``Phasor``
+  sweeps, a ``Sine`` tremolo), the events applied by a server callback at the
+  start of each of its 256-frame buffers.  Set ``AURALIZE_BENCH_DEMO_RUN`` to
+  an existing run folder to skip the training.
+
 Also reported: the live engine's CPU share for a 4096-unit bank (CPU time /
 audio time, rendering 512-frame chunks as the live child does), steady and with
 events.
@@ -162,6 +171,11 @@ def time_auralize(freqs, amps, duration_s, events=(), *, block=BLOCK, chunk=LIVE
                               "glide_s": GLIDE_S})
     for ev in evs:
         engine.schedule(ev)
+    return render_timed(engine, total, block)
+
+
+def render_timed(engine, total: int, block: int) -> Clock:
+    """Render ``total`` frames in ``block``-frame calls (as ``render_score``); the time taken."""
     with Clock() as clock:
         done = 0
         while done < total:
@@ -238,9 +252,127 @@ class PyoBench:
         del osc, keep
         return clock
 
+    def time_events(self, events, duration_s) -> Clock:
+        """Render an engine event stream (sine voices) with the equivalent pyo patch."""
+        pyo = self.pyo
+        self.server.recordOptions(dur=duration_s, filename=self.path, fileformat=0,
+                                  sampletype=3)
+        voices, master = {}, pyo.SigTo(0.5, time=0.05, init=0.5)
+        pending = sorted((e for e in events if e.param != "add"), key=lambda e: e.time_s or 0.0)
+        for event in events:
+            if event.param == "add":
+                voices[event.voice] = PyoVoice(pyo, event.value, master)
+        buffer_s = self.server.getBufferSize() / SR
+        clock = {"t": 0.0, "i": 0}
+
+        def apply_due():
+            t = clock["t"]
+            while clock["i"] < len(pending) and (pending[clock["i"]].time_s or 0.0) <= t:
+                event = pending[clock["i"]]
+                clock["i"] += 1
+                if event.voice == "master" and event.param == "gain":
+                    master.setValue(float(event.value))
+                elif event.voice in voices:
+                    voices[event.voice].set(event.param, event.value, event.glide_s)
+            clock["t"] = t + buffer_s
+
+        self.server.setCallback(apply_due)
+        with Clock() as timer:
+            self.server.start()
+        self.server.setCallback(lambda: None)
+        for voice in voices.values():
+            voice.stop()
+        master.stop()
+        self.event_calls = clock["i"]
+        return timer
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.server.shutdown()
+
+
+class PyoVoice:
+    """A sine voice of the engine as a pyo patch (the parameters training sound uses)."""
+
+    def __init__(self, pyo, spec: dict, master) -> None:
+        n = int(np.size(spec["freq_hz"]))
+        self.glide_s = float(spec.get("glide_s", GLIDE_S))
+
+        def sig(value, size):
+            values = np.broadcast_to(np.asarray(value, dtype=float), (size,)).tolist()
+            return pyo.SigTo(values, time=self.glide_s, init=values)
+
+        self.size = n
+        self.sigs = {"freq_hz": sig(spec["freq_hz"], n), "amp": sig(spec.get("amp", 0.0), n),
+                     "shift_hz": sig(spec.get("shift_hz", 0.0), n),
+                     "gain": sig(spec.get("gain", 1.0), 1)}
+        level = self.sigs["amp"] * self.sigs["gain"] * master
+        self.objects = list(self.sigs.values())
+        depth = float(spec.get("tremolo_depth", 0.0))
+        if depth > 0:  # level x (1 - depth x (0.5 - 0.5 cos)), as the engine's tremolo
+            tremolo = pyo.Sine(freq=float(spec.get("tremolo_hz", 0.0)), phase=0.75,
+                               mul=0.5 * depth, add=1.0 - 0.5 * depth)
+            level = level * tremolo
+            self.objects.append(tremolo)
+        osc = pyo.Sine(freq=self.sigs["freq_hz"] + self.sigs["shift_hz"], mul=level)
+        self.objects.append(osc)
+        self.sweep = None
+        q = float(spec.get("bp_q", 0.0))
+        if q > 0:
+            lo, hi = float(spec.get("sweep_lo_hz", 200.0)), float(spec.get("sweep_hi_hz", 2200.0))
+            rates = np.broadcast_to(np.asarray(spec.get("sweep_hz", 0.0), float), (n,)).tolist()
+            # saw_down from hi to lo, the engine's default sweep shape
+            self.sweep = pyo.Phasor(freq=rates, mul=lo - hi, add=hi)
+            osc = pyo.Biquad(osc, freq=self.sweep, q=q, type=2)
+            self.objects += [self.sweep, osc]
+        self.out = osc.out()
+
+    def set(self, param, value, glide_s) -> None:
+        if param == "sweep_hz" and self.sweep is not None:
+            rates = np.broadcast_to(np.asarray(value, float), (self.size,)).tolist()
+            self.sweep.setFreq(rates)
+            return
+        target = self.sigs.get(param)
+        if target is None:
+            return
+        size = 1 if param == "gain" else self.size
+        target.setTime(self.glide_s if glide_s is None else float(glide_s))
+        target.setValue(np.broadcast_to(np.asarray(value, float), (size,)).tolist())
+
+    def stop(self) -> None:
+        for obj in self.objects:
+            obj.stop()
+
+
+def demo_events(tmp: str, quick: bool):
+    """(events, duration_s, run folder) of a demo training run's re-rendered telemetry."""
+    import subprocess
+    import sys
+
+    from auralize.sonify.logs import load_log
+    from auralize.sonify.timeline import SonifyConfig, replay
+
+    run_dir = os.environ.get("AURALIZE_BENCH_DEMO_RUN")
+    if not run_dir:
+        run_dir = str(Path(tmp) / "demo")
+        src = Path(__file__).resolve().parents[1] / "src"
+        env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        subprocess.run([sys.executable, "-m", "auralize", "demo", "--no-live", "--epochs",
+                        "1" if quick else "2", "--out", run_dir], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+    records, recorded = load_log(run_dir)
+    config = recorded or SonifyConfig()
+    score, duration_s = replay(records, config)
+    return score.events, duration_s, config, run_dir
+
+
+def time_events(events, duration_s, config, *, block=BLOCK) -> Clock:
+    """Render an event stream as ``auralize render`` does (engine settings of the run)."""
+    from auralize.audio.engine import Engine
+
+    total = round(duration_s * SR)
+    engine = Engine.from_events(events, sample_rate=SR, **config.engine_kwargs())
+    return render_timed(engine, total, block)
 
 
 # -- the benchmark -----------------------------------------------------------------------
@@ -319,6 +451,22 @@ def run(quick: bool = False) -> list[dict]:
             measure("auralize+amp events", n, dur,
                     partial(time_auralize, freqs, amps, dur, amp_events),
                     f"ratio: vs pyo+amp events; {amp_note}", "pyo+amp events")
+
+        # A real training run's event stream.
+        events, dur, config, run_dir = demo_events(tmp, quick)
+        n_events = sum(1 for e in events if e.param != "add")
+        density = f"{n_events} events in {dur:.2f} s of audio ({n_events / dur:.0f}/s)"
+        if pyo_bench:
+            measure("pyo", "demo", dur, partial(pyo_bench.time_events, events, dur),
+                    f"pyo {pyo_bench.version}, same events, {density}")
+            if pyo_bench.event_calls != n_events:
+                rows[-1]["notes"] += f"; WARNING: {pyo_bench.event_calls} events applied"
+        measure("auralize", "demo", dur, partial(time_events, events, dur, config),
+                f"ratio: vs pyo; {density}; from {Path(run_dir).name}/telemetry.jsonl",
+                "pyo" if pyo_bench else None)
+        rows[-1]["events_per_cpu_s"] = n_events * xrt["auralize", "demo"] / dur
+        for row in rows[-2:]:
+            row["name"] = row["name"].replace("demo sines", "demo event stream")
 
         # Live: the child renders chunk_size (512) frames per call.
         n = SIZES[-1]

@@ -6,6 +6,9 @@ child process as the device needs them.  Either way the output depends only on
 the events and their times, never on the block size asked for: internally the
 engine renders spans that end at a fixed grid of ``chunk_size`` frames, at
 every event and at every glide end, and hands out blocks from what it has.
+All spans up to the next event go to each voice at once, and the master gain
+and limiter run over them in one compiled call (:mod:`auralize.audio.kernels`),
+so the Python work is per event and per block, not per voice and span.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from auralize.audio import sampler  # noqa: F401 - registers the "sampler" voice kind
+from auralize.audio import kernels, sampler  # noqa: F401 - sampler registers its voice kind
 from auralize.audio.params import EngineStats, Param, Range, sanitize
 from auralize.audio.voices import Voice, make_voice
 
@@ -76,7 +79,9 @@ class Engine:
             )
         self.limiter_threshold = float(limiter_threshold)
         self.limiter_release_s = float(limiter_release_s)
-        self._limiter_gain = 1.0
+        # gain, threshold, release (frames), ceiling: the compiled output stage's state
+        self._limiter = np.array([1.0, self.limiter_threshold,
+                                  self.limiter_release_s * self.sample_rate, self.CEILING])
         self._queue: list[tuple[int, int, object]] = []
         self._seq = itertools.count()
         self._synth_pos = 0  # frames synthesised
@@ -141,65 +146,52 @@ class Engine:
             self.stats.unknown_events += 1
 
     # -- rendering ----------------------------------------------------------
-    def _span_end(self) -> int:
-        pos = self._synth_pos
-        end = (pos // self.chunk_size + 1) * self.chunk_size
-        if self._queue:
-            end = min(end, max(self._queue[0][0], pos + 1))
-        glides = [v.frames_to_glide_end() for v in self.voices.values()]
-        glides.append(self.master.remaining)
-        glides = [g for g in glides if g > 0]
-        if glides:
-            end = min(end, pos + min(glides))
-        return end
-
-    def _limit(self, mix: np.ndarray) -> np.ndarray:
-        frames = len(mix)
-        g0 = self._limiter_gain
-        peak = float(np.max(np.abs(mix))) if frames else 0.0
-        wanted = self.limiter_threshold / peak if peak > self.limiter_threshold else 1.0
-        if wanted < g0:
-            g1 = wanted  # attack within the span
-        else:
-            release = min(1.0, frames / (self.limiter_release_s * self.sample_rate))
-            g1 = min(wanted, g0 + (1.0 - g0) * release)
-        if g1 < 1.0 or g0 < 1.0:
-            self.stats.limiter_engaged_blocks += 1
-            mix = mix * np.linspace(g0, g1, frames, endpoint=False)
-        self._limiter_gain = g1
-        # The gain ramp can lag a sudden peak by one span: a soft clipper above
-        # the threshold catches it without a hard edge.
-        knee, ceiling = self.limiter_threshold, self.CEILING
-        over = np.abs(mix) > knee
-        if over.any():
-            self.stats.limited_samples += int(over.sum())
-            excess = (np.abs(mix[over]) - knee) / (ceiling - knee)
-            mix[over] = np.sign(mix[over]) * (knee + (ceiling - knee) * np.tanh(excess))
-        return mix
-
     def _apply_due_events(self) -> None:
         while self._queue and self._queue[0][0] <= self._synth_pos:
             self._apply(heapq.heappop(self._queue)[2])
 
-    def _render_span(self) -> np.ndarray:
-        self._apply_due_events()
-        frames = self._span_end() - self._synth_pos
-        mix = np.zeros(frames)
+    def _spans_until(self, target: int) -> np.ndarray:
+        """Span lengths from the synthesis position to the next event or ``target``.
+
+        ``target`` is rounded up to the chunk grid, so where spans end depends
+        only on the events and their times, never on the block size asked for:
+        spans end at every multiple of ``chunk_size``, at the next event and at
+        every glide end (every parameter is linear inside a span).
+        """
+        pos, chunk = self._synth_pos, self.chunk_size
+        end = max(-(-target // chunk) * chunk, pos + 1)
+        if self._queue:
+            end = min(end, max(self._queue[0][0], pos + 1))
+        remaining = [self.master.remaining]
         for voice in self.voices.values():
-            out = voice.render(frames, self.chunk_size)
-            if out is not None:
-                mix += out
-        m0, m1 = self.master.advance(frames)
-        if m0[0] == m1[0]:
-            mix *= m0[0]
-        else:
-            mix *= np.linspace(m0[0], m1[0], frames, endpoint=False)
-        if not np.all(np.isfinite(mix)):  # defence in depth: voices sanitise their inputs
-            self.stats.nonfinite_params += int((~np.isfinite(mix)).sum())
-            mix = np.nan_to_num(mix, nan=0.0, posinf=0.0, neginf=0.0)
-        mix = self._limit(mix)
-        self._synth_pos += frames
-        return mix.astype(np.float32)
+            remaining.extend(voice.glide_remainders())
+        cuts = {pos + r for r in remaining if 0 < r < end - pos}
+        first_grid = (pos // chunk + 1) * chunk
+        if not cuts and first_grid >= end:  # one span (the live case)
+            return np.array([end - pos], dtype=np.int64)
+        cuts.update(range(first_grid, end, chunk))
+        edges = sorted(cuts)
+        edges.append(end)
+        return np.array([b - a for a, b in zip([pos, *edges], edges)], dtype=np.int64)
+
+    def _render_spans(self, target: int) -> np.ndarray:
+        """Apply due events, then synthesise the spans up to the next event or ``target``."""
+        self._apply_due_events()
+        lengths = self._spans_until(target)
+        total = int(lengths.sum())
+        mix = np.zeros(total)
+        for voice in self.voices.values():
+            voice.render_spans(lengths, self.chunk_size, mix)
+        out = np.empty(total, dtype=np.float32)
+        counts = np.zeros(3, dtype=np.int64)
+        kernels.finish_spans(mix, lengths, self.master.store[None], self.master.clock[None],
+                             self._limiter, counts, out)
+        if counts[0] or counts[1] or counts[2]:
+            self.stats.nonfinite_params += int(counts[0])
+            self.stats.limiter_engaged_blocks += int(counts[1])
+            self.stats.limited_samples += int(counts[2])
+        self._synth_pos += total
+        return out
 
     def skip(self, n_frames: int) -> None:
         """Move ``n_frames`` ahead without synthesising what voices can skip (seeking).
@@ -215,12 +207,16 @@ class Engine:
         self._out_pos += take
         while self._out_pos < target:
             self._apply_due_events()
-            frames = self._span_end() - self._synth_pos
-            if self._synth_pos + frames > target:
-                break  # the last, partial span is rendered (and kept in the buffer)
+            lengths = self._spans_until(self._synth_pos + target - self._out_pos)
+            # whole spans that end by the target are skipped; the last, partial
+            # span is rendered (and kept in the buffer)
+            whole = lengths[np.cumsum(lengths) <= target - self._out_pos]
+            if whole.size == 0:
+                break
             for voice in self.voices.values():
-                voice.skip(frames, self.chunk_size)
-            self.master.advance(frames)
+                voice.skip_spans(whole, self.chunk_size)
+            kernels.advance_params_spans(self.master.store[None], self.master.clock[None], whole)
+            frames = int(whole.sum())
             self._synth_pos += frames
             self._out_pos += frames
         if self._out_pos < target:
@@ -231,8 +227,9 @@ class Engine:
         n_frames = int(n_frames)
         parts = [self._buffer]
         have = len(self._buffer)
+        target = self._synth_pos + n_frames - have
         while have < n_frames:
-            span = self._render_span()
+            span = self._render_spans(target)
             parts.append(span)
             have += len(span)
         joined = np.concatenate(parts) if len(parts) > 1 else self._buffer

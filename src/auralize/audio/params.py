@@ -8,7 +8,7 @@ them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -82,52 +82,86 @@ def sanitize(value, size: int, legal: Range, stats: EngineStats) -> np.ndarray:
     return arr
 
 
-@dataclass
 class Param:
-    """A gliding parameter: ``value`` moves linearly to ``target`` in ``remaining`` frames."""
+    """A gliding parameter: ``value`` moves linearly to ``target`` in ``remaining`` frames.
 
-    value: np.ndarray
-    target: np.ndarray = field(init=False)
-    start: np.ndarray = field(init=False)
-    glide_frames: int = 0
-    elapsed: int = 0
+    The state lives in two small arrays, ``store`` (rows: value, start, target)
+    and ``clock`` (glide length, frames elapsed), so that a voice can pack the
+    state of all its parameters into one array its compiled render loop
+    advances in place (see :mod:`auralize.audio.kernels`).  Values written to a
+    packed row broadcast: a voice-level gain stored in a per-partial row holds
+    the same value in every column.
 
-    def __post_init__(self) -> None:
-        self.value = np.asarray(self.value, dtype=np.float64)
-        self.target = self.value.copy()
-        self.start = self.value.copy()
+    Parameters
+    ----------
+    value : array_like
+        Initial value(s).
+    store : ndarray (3, size), optional
+        Row storage to use (a view into a voice's packed state); allocated when
+        omitted.
+    clock : ndarray of int64 (2,), optional
+        Glide length and elapsed frames; allocated when omitted.
+    """
+
+    def __init__(self, value, store: np.ndarray | None = None,
+                 clock: np.ndarray | None = None) -> None:
+        value = np.asarray(value, dtype=np.float64)
+        if store is None:
+            store = np.empty((3, max(1, value.size)))
+        self.store = store
+        self.clock = np.zeros(2, dtype=np.int64) if clock is None else clock
+        self.store[:] = value.ravel() if value.ndim else value
+        self.clock[:] = 0
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.store[0]
+
+    @property
+    def start(self) -> np.ndarray:
+        return self.store[1]
+
+    @property
+    def target(self) -> np.ndarray:
+        return self.store[2]
+
+    @property
+    def glide_frames(self) -> int:
+        return int(self.clock[0])
 
     @property
     def remaining(self) -> int:
         """Frames until the glide ends (0 when steady)."""
-        return max(0, self.glide_frames - self.elapsed)
+        return max(0, int(self.clock[0] - self.clock[1]))
 
     def set(self, target: np.ndarray, glide_frames: int) -> None:
         """Glide from the present value to ``target`` over ``glide_frames`` frames."""
-        self.start = self.value.copy()
-        self.target = np.asarray(target, dtype=np.float64)
+        store = self.store
+        store[1] = store[0]
+        store[2] = target
         if glide_frames <= 0:
-            self.value = self.target.copy()
-            self.glide_frames = 0
+            store[0] = store[2]
+            self.clock[0] = 0
         else:
-            self.glide_frames = int(glide_frames)
-        self.elapsed = 0
+            # a glide longer than int64 frames (garbage times) never ends either way
+            self.clock[0] = min(int(glide_frames), 1 << 62)
+        self.clock[1] = 0
 
     def advance(self, frames: int) -> tuple[np.ndarray, np.ndarray]:
         """Advance ``frames``; return the values at the start and at the end of that span.
 
         The engine never lets a span cross the end of a glide, so the path is
-        exactly linear inside it.
+        exactly linear inside it.  (Compiled voices do the same in
+        :func:`auralize.audio.kernels.advance_params`.)
         """
-        begin = self.value
+        begin = self.value.copy()
         if self.remaining == 0:
             return begin, begin
-        self.elapsed += frames
-        if self.elapsed >= self.glide_frames:
-            self.value = self.target.copy()
-            self.glide_frames = 0
-            self.elapsed = 0
+        self.clock[1] += frames
+        if self.clock[1] >= self.clock[0]:
+            self.store[0] = self.store[2]
+            self.clock[:] = 0
         else:
-            frac = self.elapsed / self.glide_frames
-            self.value = self.start + (self.target - self.start) * frac
-        return begin, self.value
+            frac = self.clock[1] / self.clock[0]
+            self.store[0] = self.store[1] + (self.store[2] - self.store[1]) * frac
+        return begin, self.value.copy()

@@ -2,20 +2,23 @@
 
 Voices render spans of frames handed to them by the engine; the engine makes
 sure a span never crosses an event or the end of a glide, so inside a span every
-parameter moves in a straight line.
+parameter moves in a straight line.  It hands over all spans between two events
+at once (:meth:`Voice.render_spans`).
 
 Why the sine bank is fast
 -------------------------
-A partial whose frequency is steady over a span of ``Q * M`` frames satisfies
-``exp(i w (q M + r)) = exp(i w q M) * exp(i w r)``.  The span's output is then
+Its control work (glides, LFOs, band-pass gains, phases) runs compiled, one call
+for all spans between two events (:func:`auralize.audio.kernels.bank_spans`),
+so a span costs no Python.  The same call synthesises each span with a complex
+recurrence per partial (an exact linear chirp and amplitude ramp, float64,
+restarted from the exact phase every span): for small banks and gliding spans
+this beats everything else.  Big banks whose frequencies do not move over a
+span use BLAS instead: a partial steady over ``Q * M`` frames satisfies
+``exp(i w (q M + r)) = exp(i w q M) * exp(i w r)``, so the span's output is
 ``Im(C @ R)``: ``C[q, k]`` (amplitude x phase at the start of sub-block ``q``)
-times a table ``R[k, r] = exp(i w_k r)`` that depends only on the frequency and is
-cached until it changes.  One BLAS matrix product replaces ``P * Q * M`` sines, so
-thousands of partials render many times faster than real time.  A linear
-amplitude ramp adds a second product.  Partials whose frequency glides are
-synthesised directly with a quadratic phase (exact linear frequency ramp), the
-phase split at sub-block starts so that it is float32 work; that is costlier but
-only lasts as long as the glide.
+times a table ``R[k, r] = exp(i w_k r)`` that depends only on the frequency and
+is cached until it changes.  One matrix product replaces ``P * Q * M`` sines; a
+linear amplitude ramp adds a second product.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from auralize.audio import kernels
 from auralize.audio.lfo import LFO
 from auralize.audio.params import EngineStats, Param, Range, sanitize
 
 TWO_PI = 2.0 * np.pi
+_NO_ROWS = np.empty((0, 4, 0))  # a small bank defers no span to BLAS
 
 AMP = Range(0.0, 1.0, 0.0)
 GAIN = Range(0.0, 4.0, 0.0)
@@ -71,9 +76,10 @@ def bandpass_gain(freq_hz: np.ndarray, center_hz: np.ndarray, q: float) -> np.nd
 class Tremolo:
     """Amplitude LFO shared by the voices: level x (1 - depth x lfo); depth 1 reaches silence."""
 
-    def __init__(self, sample_rate: int, stats: EngineStats, rate_hz, depth) -> None:
+    def __init__(self, sample_rate: int, stats: EngineStats, rate_hz, depth,
+                 store: np.ndarray | None = None) -> None:
         self.stats = stats
-        self.lfo = LFO(sample_rate, sanitize(rate_hz, 1, RATE, stats), "sine")
+        self.lfo = LFO(sample_rate, sanitize(rate_hz, 1, RATE, stats), "sine", store)
         self.depth = float(sanitize(depth, 1, DEPTH, stats)[0])
 
     @property
@@ -105,12 +111,15 @@ class BandPass:
     CENTER = Range(1.0, 1e5, 1000.0)
 
     def __init__(self, sample_rate: int, stats: EngineStats, size: int, *, center_hz, q,
-                 sweep_hz, lo_hz: float, hi_hz: float, shape: str) -> None:
+                 sweep_hz, lo_hz: float, hi_hz: float, shape: str,
+                 center: Param | None = None, sweep_store: np.ndarray | None = None) -> None:
         self.stats = stats
         self.size = size
-        self.center = Param(sanitize(center_hz, size, self.CENTER, stats))
+        value = sanitize(center_hz, size, self.CENTER, stats)
+        self.center = Param(value) if center is None else center
+        self.center.store[:] = value
         self.q = float(sanitize(q, 1, Q_RANGE, stats)[0])
-        self.sweep = LFO(sample_rate, sanitize(sweep_hz, size, RATE, stats), shape)
+        self.sweep = LFO(sample_rate, sanitize(sweep_hz, size, RATE, stats), shape, sweep_store)
         self.lo_hz = float(lo_hz)
         self.hi_hz = float(hi_hz)
 
@@ -173,10 +182,9 @@ class Voice:
         """Every gliding parameter, so the engine can cut spans at glide ends."""
         return [self.gain]
 
-    def frames_to_glide_end(self) -> int:
-        """Frames until the nearest glide ends (0 when nothing glides)."""
-        remaining = [p.remaining for p in self.params() if p.remaining > 0]
-        return min(remaining) if remaining else 0
+    def glide_remainders(self) -> list[int]:
+        """Frames until each running glide ends, so the engine can cut spans there."""
+        return [r for r in (p.remaining for p in self.params()) if r > 0]
 
     def set(self, param: str, value, glide_s: float | None) -> bool:
         """Apply one event; return False if ``param`` is unknown."""
@@ -190,8 +198,27 @@ class Voice:
             return False
         return True
 
-    def render(self, frames: int, span_frames: int = 512) -> np.ndarray:  # pragma: no cover
+    def render(self, frames: int, span_frames: int = 512) -> np.ndarray | None:  # pragma: no cover
+        """Render one span of ``frames`` samples (mono); ``None`` when silent."""
         raise NotImplementedError
+
+    def render_spans(self, lengths: np.ndarray, span_frames: int, out: np.ndarray) -> None:
+        """Add consecutive spans of ``lengths`` frames to ``out`` (their sum long).
+
+        The engine hands over every span between two events at once; this
+        default renders them one by one, voices with a compiled loop override it.
+        """
+        offset = 0
+        for frames in lengths.tolist():
+            samples = self.render(frames, span_frames)
+            if samples is not None:
+                out[offset:offset + frames] += samples
+            offset += frames
+
+    def skip_spans(self, lengths: np.ndarray, span_frames: int) -> None:
+        """Advance over consecutive spans as :meth:`render_spans` would (seeking)."""
+        for frames in lengths.tolist():
+            self.skip(frames, span_frames)
 
     def skip(self, frames: int, span_frames: int = 512) -> None:
         """Advance ``frames`` as :meth:`render` would, output discarded (seeking).
@@ -225,9 +252,26 @@ class SineBank(Voice):
         Per-partial LFO moving the band-pass centre between lo and hi
         (soNNify's falling-saw filter sweep); a rate of 0 leaves the centre
         at ``bp_center_hz``.
+
+    Notes
+    -----
+    All control state (gliding parameters, LFO phases) is packed into arrays
+    that :func:`auralize.audio.kernels.bank_spans` advances in compiled code,
+    so a span costs no Python per voice.  That loop also synthesises each span
+    (a complex recurrence per partial: exact linear chirps and amplitude ramps).
+    Banks of at least :attr:`BLAS_MIN_PARTIALS` sounding partials render the
+    spans in which nothing moves with BLAS instead (see the module docstring).
     """
 
     kind = "sines"
+
+    #: spans between exact rebuilds of the rotated phasors (bounds float32 drift)
+    REBUILD_EVERY = 64
+    #: sounding partials from which a span in which nothing moves is one BLAS product
+    #: (below it the compiled recurrence is faster)
+    BLAS_MIN_PARTIALS = 256
+    #: spans a big bank hands to one compiled call (its BLAS rows: spans x 4 x P floats)
+    MAX_BIG_SPANS = 16
 
     def __init__(
         self,
@@ -256,19 +300,31 @@ class SineBank(Voice):
         if n < 1:
             raise ValueError("a sine bank needs at least one partial")
         self.n_partials = n
+        # Packed state advanced by kernels.bank_spans; the Param and LFO objects
+        # below are views into it (a voice-level value fills its whole row).
+        self._params = np.zeros((kernels.N_PARAMS, 3, n))
+        self._clocks = np.zeros((kernels.N_PARAMS, 2), dtype=np.int64)
+        self._lfos = np.zeros((kernels.N_LFOS, 2, n))
+
+        def packed(slot: int, value) -> Param:
+            return Param(value, self._params[slot], self._clocks[slot])
+
+        self.gain = packed(kernels.GAIN, self.gain.value)
         self.freq_range = Range(0.0, self.sample_rate / 2.0, 0.0)
-        self.freq = Param(sanitize(freq_hz, n, self.freq_range, stats))
-        self.amp = Param(sanitize(0.0 if amp is None else amp, n, AMP, stats))
-        self.shift = Param(sanitize(shift_hz, n, Range(-1e5, 1e5, 0.0), stats))
-        self.vibrato = LFO(sample_rate, vibrato_hz, "sine")
+        self.freq = packed(kernels.FREQ, sanitize(freq_hz, n, self.freq_range, stats))
+        self.amp = packed(kernels.AMP, sanitize(0.0 if amp is None else amp, n, AMP, stats))
+        self.shift = packed(kernels.SHIFT, sanitize(shift_hz, n, Range(-1e5, 1e5, 0.0), stats))
+        self.vibrato = LFO(sample_rate, vibrato_hz, "sine", self._lfos[kernels.VIBRATO])
         self.vibrato_cents = float(sanitize(vibrato_cents, 1, CENTS, stats)[0])
-        self.tremolo = Tremolo(sample_rate, stats, tremolo_hz, tremolo_depth)
+        self.tremolo = Tremolo(sample_rate, stats, tremolo_hz, tremolo_depth,
+                               self._lfos[kernels.TREMOLO])
         self.bandpass = BandPass(sample_rate, stats, n, center_hz=bp_center_hz, q=bp_q,
                                  sweep_hz=sweep_hz, lo_hz=sweep_lo_hz, hi_hz=sweep_hi_hz,
-                                 shape=sweep_shape)
+                                 shape=sweep_shape, center=packed(kernels.CENTER, 0.0),
+                                 sweep_store=self._lfos[kernels.SWEEP])
         self.phase = np.zeros(n)
         self.sub_block = int(sub_block)
-        # Cached tables for steady partials.  ``_rt`` holds, interleaved per
+        # Cached tables for the BLAS path.  ``_rt`` holds, interleaved per
         # partial k, rows sin(w_k r) and cos(w_k r) for r < M, so that a complex64
         # (Q x P) array of amplitude-weighted phasors, viewed as float32 (Q x 2P),
         # multiplies it directly: Im(z e^{iwr}) = Re(z) sin(wr) + Im(z) cos(wr).
@@ -277,21 +333,31 @@ class SineBank(Voice):
         self._table_w = np.zeros(n)
         self._rt = np.zeros((2 * n, self.sub_block), dtype=np.float32)
         self._rt[1::2] = 1.0
-        # While nothing changes (no event, glide or LFO), a span is one BLAS call
-        # on the amplitude-weighted phasors of its sub-blocks, which are then
-        # rotated in place by exp(i w L) for the next span.  Rebuilt from the
-        # float64 phases every REBUILD_EVERY spans to bound float32 drift.
-        self._static: tuple[np.ndarray, np.ndarray] | None = None  # (w, amp)
+        # While nothing changes, consecutive full spans reuse their
+        # amplitude-weighted phasors, rotated in place by exp(i w L) per span.
+        # Rebuilt from the float64 phases every REBUILD_EVERY spans to bound
+        # float32 drift.
         self._weighted: np.ndarray | None = None
         self._rotation: np.ndarray | None = None
         self._rotations_left = 0
+        # 1 while the last span rendered had nothing moving (kernels.bank_spans)
+        self._still = np.zeros(1, dtype=np.int64)
+        self._last_controls = np.zeros((4, n))  # w0, w1, a0, a1 of the last span
+        # per span: deferred, same; (w, a0, a1, phase) rows of deferred spans
+        self._flags = np.zeros((2, 0), dtype=np.bool_)
+        self._rows = _NO_ROWS
+        self._consts: np.ndarray | None = None  # kernels.C_*, rebuilt after events
 
     # -- events -----------------------------------------------------------
     def params(self) -> list[Param]:
         return [self.gain, self.freq, self.amp, self.shift, self.bandpass.center]
 
+    def glide_remainders(self) -> list[int]:
+        return [glide - elapsed for glide, elapsed in self._clocks.tolist() if glide > elapsed]
+
     def set(self, param: str, value, glide_s: float | None) -> bool:
-        self._static = self._weighted = None
+        self._still[0] = 0
+        self._consts = None  # rebuilt at the next render
         n, stats = self.n_partials, self.stats
         frames = self.glide_frames(glide_s)
         if param == "freq_hz":
@@ -308,171 +374,115 @@ class SineBank(Voice):
             return super().set(param, value, glide_s)
         return True
 
-    # -- control rate -----------------------------------------------------
-    def _span_controls(self, frames: int):
-        """Frequencies (Hz) and amplitudes at the start and end of the next span."""
-        f0, f1 = self.freq.advance(frames)
-        s0, s1 = self.shift.advance(frames)
-        a0, a1 = self.amp.advance(frames)
-        g0, g1 = self.gain.advance(frames)
-        c0, c1 = self.bandpass.advance(frames)
-        fe0, fe1 = f0 + s0, f1 + s1
-        if self.vibrato.active and self.vibrato_cents > 0:
-            v0, v1 = self.vibrato.advance(frames)
-            fe0 = fe0 * 2.0 ** (self.vibrato_cents / 1200.0 * (2.0 * v0 - 1.0))
-            fe1 = fe1 * 2.0 ** (self.vibrato_cents / 1200.0 * (2.0 * v1 - 1.0))
-        a0 = a0 * g0[0]
-        a1 = a1 * g1[0]
-        if self.tremolo.active:
-            t0, t1 = self.tremolo.advance(frames)
-            a0, a1 = a0 * t0, a1 * t1
-        if self.bandpass.enabled:
-            a0 = a0 * bandpass_gain(fe0, c0, self.bandpass.q)
-            a1 = a1 * bandpass_gain(fe1, c1, self.bandpass.q)
-        nyquist = self.sample_rate / 2.0
-        # Shifts and vibrato may push a partial below 0 Hz or past Nyquist:
-        # silence it there rather than let it alias or fold.
-        if min(fe0.min(), fe1.min()) <= 0.0 or max(fe0.max(), fe1.max()) >= nyquist:
-            a0 = np.where((fe0 > 0.0) & (fe0 < nyquist), a0, 0.0)
-            a1 = np.where((fe1 > 0.0) & (fe1 < nyquist), a1, 0.0)
-            fe0 = np.clip(fe0, 0.0, nyquist)
-            fe1 = np.clip(fe1, 0.0, nyquist)
-        return fe0, fe1, a0, a1
+    # -- rendering --------------------------------------------------------
+    def render_spans(self, lengths: np.ndarray, span_frames: int, out: np.ndarray,
+                     *, synthesize: bool = True) -> None:
+        """Add consecutive spans to ``out``: one compiled call for all of them.
 
-    # -- audio rate -------------------------------------------------------
-    #: spans between exact rebuilds of the rotated phasors (bounds float32 drift)
-    REBUILD_EVERY = 64
+        ``synthesize=False`` moves parameters, LFOs and phases exactly as
+        rendering would (a sine's phase follows from its frequencies alone).
+        """
+        spans = lengths.size
+        big = self.n_partials >= self.BLAS_MIN_PARTIALS
+        if big and spans > self.MAX_BIG_SPANS:  # bound the per-span rows kept for BLAS
+            offset = 0
+            for start in range(0, spans, self.MAX_BIG_SPANS):
+                part = lengths[start:start + self.MAX_BIG_SPANS]
+                frames = int(part.sum())
+                self.render_spans(part, span_frames,
+                                  out[offset:offset + frames] if synthesize else out,
+                                  synthesize=synthesize)
+                offset += frames
+            return
+        if spans > self._flags.shape[1]:
+            self._flags = np.zeros((2, 2 * spans), dtype=np.bool_)
+            self._rows = np.empty((2 * spans, 4, self.n_partials)) if big else _NO_ROWS
+        if self._consts is None:
+            bp = self.bandpass
+            self._consts = np.array([
+                self.sample_rate, self.muted, self.vibrato_cents, self.tremolo.depth, bp.q,
+                bp.lo_hz, bp.hi_hz, self.vibrato.shape_code, self.tremolo.lfo.shape_code,
+                bp.sweep.shape_code])
+        kernels.bank_spans(lengths, self._params, self._clocks, self._lfos, self._consts,
+                           self.phase, self._last_controls, synthesize,
+                           self.BLAS_MIN_PARTIALS if big else 1 << 62, out, self._flags,
+                           self._still, self._rows)
+        deferred, same = self._flags
+        if not (big and synthesize and deferred[:spans].any()):
+            self._weighted = None
+            return
+        offset = 0
+        for s, frames in enumerate(lengths.tolist()):
+            if deferred[s]:
+                w, a0, a1, phase = self._rows[s]
+                if same[s]:  # nothing moved: the kernel left w and a in _last_controls
+                    w, _, a0, a1 = self._last_controls
+                out[offset:offset + frames] += self._render_steady(
+                    frames, span_frames, w, a0, a1, phase, same[s])
+            else:
+                self._weighted = None  # the rotated phasors no longer follow on
+            offset += frames
 
+    def skip_spans(self, lengths: np.ndarray, span_frames: int) -> None:
+        self.render_spans(lengths, span_frames, np.empty(0), synthesize=False)
+
+    def render(self, frames: int, span_frames: int = 512) -> np.ndarray:
+        """Render one span of ``frames`` samples (mono)."""
+        out = np.zeros(frames)
+        self.render_spans(np.array([frames], dtype=np.int64), span_frames, out)
+        return out
+
+    def skip(self, frames: int, span_frames: int = 512) -> None:
+        self.skip_spans(np.array([frames], dtype=np.int64), span_frames)
+
+    # -- the BLAS path for big banks in which nothing moves ---------------
     def _retable(self, w: np.ndarray, columns: np.ndarray) -> None:
         ang = np.outer(w[columns], np.arange(self.sub_block, dtype=np.float64))
         self._rt[2 * columns] = np.sin(ang)
         self._rt[2 * columns + 1] = np.cos(ang)
         self._table_w[columns] = w[columns]
 
-    def _phasors(self, q_count: int) -> np.ndarray:
+    def _phasors(self, q_count: int, phase: np.ndarray) -> np.ndarray:
         q_start = np.arange(q_count, dtype=np.float64)[:, None] * self.sub_block
-        return unit_phasors(self.phase[None, :] + self._table_w[None, :] * q_start)
+        return unit_phasors(phase[None, :] + self._table_w[None, :] * q_start)
 
-    def _render_steady(self, frames, w, a0, a1, steady) -> np.ndarray:
+    def _render_steady(self, frames: int, span_frames: int, w: np.ndarray, a0: np.ndarray,
+                       a1: np.ndarray, phase: np.ndarray, same: bool) -> np.ndarray:
+        """One span of steady-frequency partials (``w`` rad/frame, amplitudes ramping
+        linearly from ``a0`` to ``a1``, 0 where silent) from start phases ``phase``;
+        ``same``: nothing changed since the previous span."""
         m = self.sub_block
-        q_count = -(-frames // m)
-        stale = np.flatnonzero(steady & (w != self._table_w))
+        full = frames == span_frames and frames % m == 0
+        if (same and full and self._weighted is not None and self._rotations_left > 0):
+            out = (self._weighted.view(np.float32) @ self._rt).ravel()
+            np.multiply(self._weighted, self._rotation[None, :], out=self._weighted)
+            self._rotations_left -= 1
+            return out
+        stale = np.flatnonzero(((a0 > 0.0) | (a1 > 0.0)) & (w != self._table_w))
         if stale.size:
             self._retable(w, stale)
-        phasors = self._phasors(q_count)
-        base = np.where(steady, a0, 0.0)
-        slope = np.where(steady, (a1 - a0) / frames, 0.0)
-        q_start = np.arange(q_count, dtype=np.float64)[:, None] * m
-        weighted = phasors * (base[None, :] + slope[None, :] * q_start).astype(np.float32)
-        out = weighted.view(np.float32) @ self._rt
-        if np.any(slope != 0.0):
-            ramp = phasors * slope[None, :].astype(np.float32)
-            out += (ramp.view(np.float32) @ self._rt) * np.arange(m, dtype=np.float32)
-        return out.ravel()[:frames]
-
-    def _render_static(self, frames: int) -> np.ndarray:
-        w, amp = self._static
-        if self._weighted is None or self._rotations_left <= 0:
-            q_count = frames // self.sub_block
-            self._weighted = self._phasors(q_count) * amp[None, :].astype(np.float32)
-            self._rotation = unit_phasors(w * frames)
-            self._rotations_left = self.REBUILD_EVERY
-        out = (self._weighted.view(np.float32) @ self._rt).ravel()
-        np.multiply(self._weighted, self._rotation[None, :], out=self._weighted)
-        self._rotations_left -= 1
-        self.phase = wrap_phase(self.phase + w * frames)
-        return out
-
-    def _is_silent(self) -> bool:
-        return self.muted or any(
-            param.remaining == 0 and not param.value.any() for param in (self.amp, self.gain)
-        )
-
-    def _advance_silently(self, frames: int) -> None:
-        """Keep glides, LFOs and phases moving while nothing sounds; render nothing."""
-        f0, f1 = self.freq.advance(frames)
-        s0, s1 = self.shift.advance(frames)
-        self.amp.advance(frames)
-        self.gain.advance(frames)
-        self.bandpass.advance(frames)
-        for lfo in (self.vibrato, self.tremolo.lfo):
-            if lfo.active:
-                lfo.advance(frames)
-        w = (f0 + s0 + f1 + s1) * (np.pi / self.sample_rate)
-        self.phase = wrap_phase(self.phase + w * frames)
-        return None
-
-    def _is_static(self) -> bool:
-        if any(p.remaining for p in self.params()):
-            return False
-        if self.vibrato.active and self.vibrato_cents > 0:
-            return False
-        return not (self.tremolo.active or self.bandpass.moving)
-
-    def _render_gliding(self, frames, w0, w1, a0, a1, idx) -> np.ndarray:
-        # Quadratic phase phi(n) = phase + w0 n + c n^2.  Split n = m q + b (m the
-        # sub-block): phi = phi(m q) + w(m q) b + c b^2.  The sub-block starts'
-        # phase and frequency are exact (float64, wrapped: N x frames/m values);
-        # the local part stays below ~m pi radians, so float32 holds it to ~1e-5
-        # rad and needs no wrapping.  4.6x faster than a float64 phase for every
-        # sample, at the same error (~1e-7 of full scale).
-        m = self.sub_block
         q_count = -(-frames // m)
-        chirp = (w1[idx] - w0[idx]) / (2.0 * frames)
-        q0 = np.arange(q_count, dtype=np.float64) * m
-        start = wrap_phase(self.phase[idx, None] + w0[idx, None] * q0
-                           + chirp[:, None] * (q0 * q0)).astype(np.float32)
-        w_start = (w0[idx, None] + 2.0 * chirp[:, None] * q0).astype(np.float32)
-        b = np.arange(m, dtype=np.float32)
-        phase = w_start[:, :, None] * b
-        phase += chirp.astype(np.float32)[:, None, None] * (b * b)
-        phase += start[:, :, None]
-        sines = np.sin(phase, out=phase).reshape(idx.size, q_count * m)[:, :frames]
-        out = a0[idx].astype(np.float32) @ sines
-        slope = (a1[idx] - a0[idx]) / frames
-        if np.any(slope != 0.0):
-            out = out + (slope.astype(np.float32) @ sines) * np.arange(frames, dtype=np.float32)
-        return out.astype(np.float64)
-
-    def render(self, frames: int, span_frames: int = 512, *,
-               synthesize: bool = True) -> np.ndarray | None:
-        """Render ``frames`` samples (mono); ``None`` when the voice is silent.
-
-        ``span_frames`` is the engine's full span length; a full span while no
-        parameter moves takes the cheapest path.  ``synthesize=False`` moves
-        parameters, LFOs and phases exactly as rendering would and returns
-        ``None`` (a sine's phase follows from its frequencies alone).
-        """
-        if self._static is not None and frames == span_frames and frames % self.sub_block == 0:
-            if synthesize:
-                return self._render_static(frames)
-            self.phase = wrap_phase(self.phase + self._static[0] * frames)
-            self._weighted = None  # rebuilt from the phase at the next render
-            return None
-        if self._is_silent():
-            return self._advance_silently(frames)
-        fe0, fe1, a0, a1 = self._span_controls(frames)
-        if self.muted:
-            a0 = a1 = np.zeros_like(a0)
-        scale = TWO_PI / self.sample_rate
-        w0, w1 = fe0 * scale, fe1 * scale
-        sounding = (a0 > 0.0) | (a1 > 0.0)
-        steady = (w0 == w1) & sounding
-        gliding = np.flatnonzero((w0 != w1) & sounding)
-        out = np.zeros(frames) if synthesize else None
-        if synthesize and steady.any():
-            out += self._render_steady(frames, w0, a0, a1, steady)
-        if synthesize and gliding.size:
-            out += self._render_gliding(frames, w0, w1, a0, a1, gliding)
-        # Exact phase advance for a linear frequency ramp over the span.
-        self.phase = wrap_phase(self.phase + 0.5 * (w0 + w1) * frames)
-        if gliding.size == 0 and np.array_equal(a0, a1) and self._is_static():
-            self._static = (w0, np.where(steady, a0, 0.0))
+        phasors = self._phasors(q_count, phase)
+        constant = np.array_equal(a0, a1)
+        if constant:
+            weighted = phasors * a0[None, :].astype(np.float32)
+        else:
+            slope = (a1 - a0) / frames
+            q_start = np.arange(q_count, dtype=np.float64)[:, None] * m
+            weighted = phasors * (a0[None, :] + slope[None, :] * q_start).astype(np.float32)
+        out = (weighted.view(np.float32) @ self._rt).ravel()
+        if not constant:
+            ramp = phasors * slope[None, :].astype(np.float32)
+            out += ((ramp.view(np.float32) @ self._rt) * np.arange(m, dtype=np.float32)).ravel()
+        if full and constant:
+            # the next full span with the same partials rotates these phasors on
+            self._rotation = unit_phasors(w * frames)
+            self._weighted = weighted
+            np.multiply(weighted, self._rotation[None, :], out=weighted)
+            self._rotations_left = self.REBUILD_EVERY
+        else:
             self._weighted = None
-        return out
-
-    def skip(self, frames: int, span_frames: int = 512) -> None:
-        self.render(frames, span_frames, synthesize=False)
+        return out[:frames]
 
 
 class Noise(Voice):

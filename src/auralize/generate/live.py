@@ -8,8 +8,11 @@ Structure as :mod:`auralize.audio.live`: :class:`LiveGenerator` is a
   :class:`~auralize.audio.ringbuffer.RingBuffer`, output samples out of another;
 - the main thread takes every whole block of input, runs it through each model
   (features -> normalise -> LSTM with state kept -> undo -> inverse), mixes and
-  writes the result to the output ring, which starts primed with
-  ``lead`` = two device periods + one block of silence;
+  writes the result to the output ring, which starts primed with ``lead``
+  frames of silence, by default the least that keeps the device fed (see
+  :func:`default_lead_frames`): one block less one device period plus the
+  processing time measured at start-up; on JACK the stream runs at JACK's own
+  period (PortAudio adds no buffer of its own);
 - MIDI control changes (mido + python-rtmidi) move the two knobs.
 
 Mix (boii): with three models ``out = cc1*((1-cc2)*B + cc2*C) + (1-cc1)*A``; with
@@ -43,6 +46,49 @@ STATS_FIELDS = ("blocks", "ring_underruns", "device_underflows", "input_overflow
 # Time constant of the volume and mod glides: long enough that a fader's 7-bit
 # steps and a jump from 0 to full do not click, short enough to feel immediate.
 GLIDE_S = 0.02
+
+
+#: head room of the default lead: the slowest block measured at start-up times
+#: this factor (blocks run slower when other work shares the cores) plus the
+#: margin (scheduling jitter).  Host stalls longer than that (a loaded VM's
+#: 20-80 ms) need ``lead_s`` (``--lead-ms``).
+LEAD_PROCESS_FACTOR = 1.5
+LEAD_MARGIN_S = 0.006
+
+
+def default_lead_frames(block_frames: int, period_frames: int, process_s: float, rate: int,
+                        factor: float = LEAD_PROCESS_FACTOR,
+                        margin_s: float = LEAD_MARGIN_S) -> int:
+    """Frames of silence the output ring starts with: the least that keeps the device fed.
+
+    The device takes one period per callback and hands over one period of input.
+    Block m's input is complete at the callback at frame ``m B`` and its output
+    written ``process_s`` later.  That output starts at ring position
+    ``lead + (m - 1) B``, first read by the callback at frame
+    ``lead + (m - 1) B + p`` (lead a whole number of periods).  So the device
+    never runs dry when ``lead > B - p + process_s``; the lead is
+    ``B - p + factor * process_s + margin_s``, rounded up to whole periods
+    (a block that is not a whole number of periods needs ``ceil(B / p) p``
+    in place of ``B - p``).
+    Input-to-output latency is this lead plus the device's own.
+
+    Parameters
+    ----------
+    block_frames : int
+        Model block in device frames (B).
+    period_frames : int
+        Device period in frames (p).
+    process_s : float
+        Processing time of one block in seconds (the slowest measured).
+    rate : int
+        Device sample rate in Hz.
+    """
+    whole = -(-block_frames // period_frames) * period_frames
+    # A block that is not a whole number of periods may complete one period
+    # later and be needed one period earlier than the aligned case.
+    base = whole - period_frames if block_frames % period_frames == 0 else whole
+    need = base + math.floor((factor * process_s + margin_s) * rate) + 1
+    return max(period_frames, -(-need // period_frames) * period_frames)
 
 
 def mix_weights(cc1: float, cc2: float, n_models: int) -> np.ndarray:
@@ -129,6 +175,32 @@ class LiveChain:
         out = gain * (wet * mixed + (1.0 - wet) * blocks.reshape(-1))
         return np.clip(np.nan_to_num(out), -1.0, 1.0)
 
+    def measure_block_s(self, n_blocks: int = 12) -> float:
+        """Warm the models up and return the slowest of ``n_blocks`` one-block steps (s).
+
+        torch pays one-off costs on the first calls of each shape, and the live
+        loop may take up to three pending blocks at once: those shapes are run
+        first, untimed.  Quiet noise goes in (the cost does not depend on the
+        signal); states and knob weights are reset afterwards, so the first real
+        block starts fresh.
+        """
+        rng = np.random.default_rng(0)
+
+        def step(n: int) -> float:
+            blocks = (0.01 * rng.standard_normal((n, self.block_size))).astype(np.float32)
+            t = time.perf_counter()
+            self.process(blocks, 0.5, 0.5)
+            return time.perf_counter() - t
+
+        for n in (1, 1, 2, 2, 3, 3):
+            step(n)
+        slowest = max(step(1) for _ in range(n_blocks))
+        self.states = [None] * len(self.runs)
+        self.weights = mix_weights(0.5, 0.5, len(self.runs))
+        self.gain = volume_gain(KNOB_START["volume"])  # the knob glides start where they stand
+        self.wet = KNOB_START["mod"]
+        return slowest
+
 
 @dataclass
 class GenLiveStats(StreamStats):
@@ -187,8 +259,11 @@ class LiveGenerator(Worker):
         Duplex audio device (index or name substring); default: the system's
         input and output choice.
     lead_s : float, optional
-        Silence the output starts with (the processing's head room); default two
-        device periods + one block.  Input-to-output latency = lead + device latency.
+        Silence the output starts with (the processing's head room); default the
+        least that keeps the device fed with head room: one block less one
+        device period plus 1.5 x the slowest block measured at start-up plus
+        6 ms (:func:`default_lead_frames`).  Input-to-output latency = lead + device
+        latency.  A host that stalls longer (a loaded VM) needs a longer lead.
     threads : int
         torch threads for the models (default 1).
     precision : {"int8", "fp32"}

@@ -39,8 +39,7 @@ class GenerateChild(WorkerChild):
         runs = [load_run(d) for d in cfg["run_dirs"]]
         self.chain = LiveChain(runs, cfg["precision"])
         self.sr, self.block = self.chain.sample_rate, self.chain.block_size
-        self.chain.process(np.zeros((2, self.block), np.float32), 0.5, 0.5)  # warm up torch
-        self.chain.states = [None] * len(runs)
+        self.process_s = self.chain.measure_block_s()  # warms torch up; sizes the default lead
         self.sd = devices.load_sounddevice(warn=False)
         if self.sd is None:
             raise AuralizeError(devices.portaudio_error() or "PortAudio unavailable")
@@ -113,21 +112,28 @@ class GenerateChild(WorkerChild):
     def _stream_at(self, rate: int):
         """Rings sized and primed for ``rate``, then the started duplex stream; returns (stream, lead)."""
         from auralize.audio.ringbuffer import RingBuffer
+        from auralize.generate.live import default_lead_frames
 
         period = 512 if rate >= 32000 else 256
         dev_block = math.ceil(self.block * rate / self.sr)
-        self.in_ring = RingBuffer(8 * (period + dev_block) + rate)
-        self.out_ring = RingBuffer(8 * (period + dev_block) + rate)
-        # Output primed with silence: two device periods + one block (+ resampler delay):
-        # the main loop may be a period late on a loaded machine without an underrun.
-        lead = (2 * period + dev_block + (64 if rate != self.sr else 0) if self.cfg["lead_s"] is None
-                else max(dev_block, round(self.cfg["lead_s"] * rate)))
-        self.out_ring.write(np.zeros(lead, np.float32))
+        self.in_ring = RingBuffer(8 * (max(period, 1024) + dev_block) + rate)
+        self.out_ring = RingBuffer(8 * (max(period, 1024) + dev_block) + rate)
         out_channels = max(1, min(2, self.out_dev.max_output_channels))
-        stream = self.sd.Stream(samplerate=rate, blocksize=period,
+        # On JACK, blocksize 0 = JACK's own period, no PortAudio buffer on top
+        # (its output latency is then that one period).
+        jack = "JACK" in self.out_dev.hostapi_name
+        stream = self.sd.Stream(samplerate=rate, blocksize=0 if jack else period,
                                 device=(self.in_dev.index, self.out_dev.index),
                                 channels=(1, out_channels), dtype="float32",
                                 callback=self._callback, latency="low")
+        if jack:
+            period = max(1, round(stream.latency[1] * rate))
+        # Output primed with silence (+ the resampler's delay when resampling): the lead
+        # covers one block, a period and the processing measured at start-up.
+        lead = (default_lead_frames(dev_block, period, self.process_s, rate)
+                + (64 if rate != self.sr else 0) if self.cfg["lead_s"] is None
+                else max(dev_block, round(self.cfg["lead_s"] * rate)))
+        self.out_ring.write(np.zeros(lead, np.float32))
         stream.start()
         return stream, lead
 
