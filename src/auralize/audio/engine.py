@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from auralize.audio import kernels, sampler  # noqa: F401 - sampler registers its voice kind
+from auralize.audio import kernels
 from auralize.audio.params import EngineStats, Param, Range, sanitize
 from auralize.audio.voices import Voice, make_voice
 
