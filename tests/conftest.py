@@ -123,3 +123,21 @@ def jack_recorder(jack_server):
                 rec.stop()
             except Exception:  # noqa: BLE001
                 rec._proc.kill()
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, headless, driven by playwright (skips naming what is missing)."""
+    chromium = installed_program("chromium", "chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        audio_unavailable(f"playwright not installed ({exc})")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

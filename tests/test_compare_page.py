@@ -12,7 +12,6 @@ import soundfile as sf
 
 from auralize.cli import main
 from test_compare import _run
-from test_web_page import browser  # noqa: F401 - the chromium fixture
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from auralize import Sonifier
 from auralize.sonify.telemetry import TrainingStep
 from conftest import audio_unavailable
-from test_web_page import browser, wait_for  # noqa: F401 - the chromium fixture
+from test_web_page import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 AXE = Path(os.environ.get("AURALIZE_AXE", ROOT / ".node/node_modules/axe-core/axe.min.js"))

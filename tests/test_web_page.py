@@ -17,30 +17,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from auralize import Sonifier
 from auralize.sonify.telemetry import TrainingStep
-from conftest import audio_unavailable, installed_program
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--autoplay-policy=no-user-gesture-required"]
 LAYERS = ["conv1", "conv2", "fc1", "fc2"]
 ARTIFACTS = Path(os.environ.get("AURALIZE_ARTIFACTS",
                                 Path(tempfile.gettempdir()) / "auralize-artifacts"))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = installed_program("chromium", "chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        audio_unavailable(f"playwright not installed ({exc})")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=ARGS)
-        yield b
-        b.close()
 
 
 class Trainer:
