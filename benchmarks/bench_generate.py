@@ -25,8 +25,6 @@ real-time factor.  Run alone: ``.venv/bin/python benchmarks/bench_generate.py [-
 
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 import time
@@ -295,17 +293,18 @@ def run(quick: bool = False) -> list[dict]:
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", help="also write the rows to this JSON file")
-    args = ap.parse_args()
-    rows = run(args.quick)
+def _lines(rows: list[dict]) -> str:
+    out = []
     for r in rows:
         base = f"  (baseline {r['baseline']:.3g})" if "baseline" in r else ""
-        print(f"{r['name']}: {r['value']:.3g} {r['unit']}{base}  {r.get('notes', '')}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        out.append(f"{r['name']}: {r['value']:.3g} {r['unit']}{base}  {r.get('notes', '')}")
+    return "\n".join(out)
+
+
+def main() -> None:
+    from standalone import standalone_main
+
+    standalone_main(__doc__, run, _lines)
 
 
 if __name__ == "__main__":
