@@ -32,6 +32,35 @@ def test_demo_writes_the_run_folder_and_render_reproduces_it(tmp_path, capsys):
     assert (tmp_path / "again.wav").read_bytes() == (run / "sonification.wav").read_bytes()
 
 
+def test_demo_and_render_speak_the_eyes_free_sound(tmp_path, capsys):
+    """`--sound eyes-free` (demo) and `--mapping eyes-free` (render) mean the same mappings."""
+    from auralize.sonify.presets import sound_mappings
+
+    run = tmp_path / "demo"
+    assert main(["demo", "--epochs", "2", "--batch-size", "128", "--no-live", "--sound", "earcons",
+                 "--out", str(run)]) == 0
+    kinds = [m["kind"] for m in json.loads((run / "sonifier.json").read_text())["mappings"]]
+    assert kinds == [m["kind"] for m in sound_mappings("earcons")] == ["loss", "alarm", "earcons"]
+    from auralize.sonify.mappings import make_mapping
+
+    loss = make_mapping(sound_mappings("earcons")[0])
+    assert loss.reference_amp > 0 and loss.octave_ticks  # the context a blind user needs
+    capsys.readouterr()
+    out = tmp_path / "spoken.wav"
+    assert main(["render", str(run), "-o", str(out), "--mapping", "eyes-free", "--no-plot"]) == 0
+    assert main(["render", str(run), "-o", str(tmp_path / "plain.wav"), "--mapping", "loss",
+                 "--no-plot"]) == 0
+    spoken, rate = sf.read(str(out))
+    plain, _ = sf.read(str(tmp_path / "plain.wav"))
+
+    def band(x):  # speech adds energy above the loss tone, in the speech band
+        spec = np.abs(np.fft.rfft(x[: 20 * rate]))
+        f = np.fft.rfftfreq(len(x[: 20 * rate]), 1 / rate)
+        return float(np.sum(spec[(f > 1500) & (f < 3400)] ** 2))
+
+    assert band(spoken) > 3 * band(plain)
+
+
 def test_demo_rejects_bad_settings(capsys):
     assert main(["demo", "--epochs", "0", "--no-live"]) == 1
     assert "--epochs and --batch-size must be at least 1" in capsys.readouterr().err

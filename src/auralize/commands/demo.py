@@ -12,10 +12,13 @@ EPILOG = """examples:
   auralize demo --lr 1.0 --optimizer sgd  # make it diverge and hear the alarm
   auralize demo --web --no-live         # listen in a browser: open the printed URL
   auralize demo --framework keras       # the same CNN in Keras 3 (torch backend), model.fit
+  auralize demo --sound eyes-free       # spoken epoch ends, a reference tone, octave ticks
 """
 
 
 def register(sub) -> None:
+    from auralize.sonify.presets import SOUNDS
+
     p = sub.add_parser(
         "demo", help="train soNNify's demo CNN on the digits set and hear it",
         description="Train a small CNN on scikit-learn's digits and sonify loss, gradients "
@@ -26,6 +29,10 @@ def register(sub) -> None:
                    help="torch: a PyTorch loop with auralize.torch.watch (default); keras: "
                         "Keras 3 model.fit with soNNify's ListenToLoss and WeightsDense")
     p.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    p.add_argument("--sound", choices=sorted(SOUNDS), default="training",
+                   help="what to hear (default training: loss tone, gradient tones, the last "
+                        "layer's weight chord, alarm; eyes-free: loss with reference tone and "
+                        "octave ticks, alarm, spoken epochs; earcons: the same with earcons)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")
     p.add_argument("--optimizer", default="adam", help="sgd, adam, rmsprop or adadelta")
@@ -51,6 +58,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from auralize.digits import build_model, build_optimizer, load_digits_data, train
     from auralize.errors import AuralizeError
+    from auralize.sonify.presets import sound_mappings
 
     if args.epochs < 1 or args.batch_size < 1:
         raise AuralizeError("--epochs and --batch-size must be at least 1")
@@ -62,15 +70,14 @@ def run(args) -> int:
     session = {
         "out_dir": args.out, "clock": args.clock, "device": args.device,
         "live": False if args.no_live else "auto",
-        "mappings": ["loss", "gradients", "weights", "alarm"],
+        "mappings": sound_mappings(args.sound),
         "tensorboard": args.tensorboard,
         **({"web": True, "web_host": args.web_host, "web_port": args.web_port}
            if args.web else {}),
     }
     how = "Keras 3 (torch backend)" if args.framework == "keras" else "PyTorch"
     print(f"training soNNify's demo CNN in {how} on {len(data.x_train)} digits "
-          f"({args.epochs} epochs, batch {args.batch_size}); sonifying loss, gradients, "
-          "the last layer's weights")
+          f"({args.epochs} epochs, batch {args.batch_size}); sound: {args.sound}")
     if args.framework == "keras":
         from auralize.digits import train_keras
 

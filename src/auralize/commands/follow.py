@@ -14,7 +14,7 @@ EPILOG = """examples:
 
 
 def register(sub) -> None:
-    from auralize.sonify.follow import SOUNDS
+    from auralize.sonify.presets import SOUNDS
 
     p = sub.add_parser(
         "follow", help="hear a run while it trains, from its TensorBoard/CSV/run-folder logs",
@@ -47,26 +47,11 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def sound_mappings(name: str, rate_wpm: int | None, verbosity: str | None) -> list:
-    """The mappings of ``--sound name`` with the speech/earcon options applied."""
-    from auralize.sonify.follow import SOUNDS
-
-    out = []
-    for spec in SOUNDS[name]:
-        spec = {"kind": spec} if isinstance(spec, str) else dict(spec)
-        if spec["kind"] in ("speech", "earcons"):
-            if verbosity:
-                spec["verbosity"] = verbosity
-            if rate_wpm and spec["kind"] == "speech":
-                spec["rate_wpm"] = rate_wpm
-        out.append(spec)
-    return out
-
-
 def run(args) -> int:
     from auralize.errors import AuralizeError
     from auralize.sonify.follow import follow
     from auralize.sonify.logs import LogTail
+    from auralize.sonify.presets import sound_mappings
     from auralize.sonify.session import Sonifier
 
     if not args.poll_s > 0:

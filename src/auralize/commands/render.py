@@ -16,6 +16,9 @@ MAPPING_CHOICES = {
     "gradients": ["gradients", "alarm"],
     "weights": ["weights"],
     "all": ["loss", "gradients", "weights", "alarm"],
+    # the eyes-free sounds of `demo --sound` / `follow --sound` (they follow the loss)
+    "eyes-free": "eyes-free",
+    "earcons": "earcons",
 }
 
 
@@ -45,17 +48,21 @@ def run(args) -> int:
     from auralize.audio.score import iter_blocks
     from auralize.audio.sinks import FileSink, MemorySink, write_blocks
     from auralize.sonify.logs import load_log, require_mapping_data
+    from auralize.sonify.presets import sound_mappings
     from auralize.sonify.timeline import SonifyConfig, replay
 
     out = Path(args.out)
     format_for_path(out)  # a bad extension fails before any work
     records, recorded = load_log(args.log)
     if args.mapping:
-        require_mapping_data(records, args.mapping, args.log)  # silence is not a rendering
+        # silence is not a rendering (the eyes-free sounds follow the loss)
+        require_mapping_data(records, "loss" if isinstance(MAPPING_CHOICES[args.mapping], str)
+                             else args.mapping, args.log)
     config = recorded or SonifyConfig()
     doc = config.to_dict()
     if args.mapping:
-        doc["mappings"] = MAPPING_CHOICES[args.mapping]
+        choice = MAPPING_CHOICES[args.mapping]
+        doc["mappings"] = sound_mappings(choice) if isinstance(choice, str) else choice
     if recorded is None or args.mapping:
         doc["step_s"] = None  # let the chosen mappings pick
     for key, value in (("clock", args.clock), ("step_s", args.step_s),

@@ -20,16 +20,6 @@ from dataclasses import dataclass
 from auralize.sonify.logs import LogTail
 from auralize.sonify.telemetry import TrainingStep
 
-#: mapping sets for ``auralize follow --sound``
-SOUNDS: dict[str, list] = {
-    "loss": ["loss", "alarm"],
-    "eyes-free": [{"kind": "loss", "reference_amp": 0.05, "octave_ticks": True}, "alarm",
-                  "speech"],
-    "earcons": [{"kind": "loss", "reference_amp": 0.05, "octave_ticks": True}, "alarm",
-                "earcons"],
-    "all": ["loss", "gradients", "alarm", "speech"],
-}
-
 
 class ArrivalClock:
     """Wall times for records as they arrive: now, but at least ``min_gap_s`` after the last.
