@@ -104,3 +104,15 @@ def test_frame_clock_ignores_late_callbacks_and_follows_drift():
     assert clock.engine_time_s(111.1) == pytest.approx(100.0 + 1.0 + (111.1 - 111.1), abs=0.02)
     assert FrameClock(1000).engine_time_s(5.0) is None
     assert clock.engine_time_s(math.nan) is None
+
+
+def test_a_lag_shorter_than_the_live_lead_is_refused_in_the_users_words(tmp_path, capsys):
+    from auralize import Sonifier
+    from auralize.cli import main
+
+    with pytest.raises(AuralizeError, match=r"max_lag_s must be more than 0.15 .*got 0.1$"):
+        Sonifier(None, mappings=["loss"], live=False, max_lag_s=0.1)
+    assert main(["demo", "--max-lag-ms", "100", "--no-live", "--out", str(tmp_path / "d")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "auralize: error: --max-lag-ms must be more than 150 (the live output's lead), got 100"
+    assert not (tmp_path / "d").exists()  # refused before anything was written

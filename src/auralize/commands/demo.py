@@ -38,6 +38,9 @@ def register(sub) -> None:
     p.add_argument("--optimizer", default="adam", help="sgd, adam, rmsprop or adadelta")
     p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
     p.add_argument("--no-live", action="store_true", help="do not play on a sound device")
+    p.add_argument("--max-lag-ms", type=float, default=500.0,
+                   help="live sound: the longest a step may wait to be heard; steps that "
+                        "would wait longer are merged (default 500; the recording keeps all)")
     p.add_argument("--device", default=None, help="sound output device (index or name part)")
     p.add_argument("--clock", choices=["step", "wall"], default="step",
                    help="step: fixed audio time per step (default); wall: real time")
@@ -59,9 +62,11 @@ def run(args) -> int:
     from auralize.digits import build_model, build_optimizer, load_digits_data, train
     from auralize.errors import AuralizeError
     from auralize.sonify.presets import sound_mappings
+    from auralize.sonify.session import check_max_lag_s
 
     if args.epochs < 1 or args.batch_size < 1:
         raise AuralizeError("--epochs and --batch-size must be at least 1")
+    check_max_lag_s(args.max_lag_ms / 1000.0, "--max-lag-ms", 1000.0)
     import torch
 
     torch.manual_seed(args.seed)
@@ -69,7 +74,7 @@ def run(args) -> int:
                             seed=args.seed)
     session = {
         "out_dir": args.out, "clock": args.clock, "device": args.device,
-        "live": False if args.no_live else "auto",
+        "live": False if args.no_live else "auto", "max_lag_s": args.max_lag_ms / 1000.0,
         "mappings": sound_mappings(args.sound),
         "tensorboard": args.tensorboard,
         **({"web": True, "web_host": args.web_host, "web_port": args.web_port}

@@ -42,6 +42,8 @@ def register(sub) -> None:
     p.add_argument("--live", choices=["auto", "on", "off"], default="auto",
                    help="play on a sound device (auto: when one exists)")
     p.add_argument("--device", default=None, help="output device (index or name part)")
+    p.add_argument("--max-lag-ms", type=float, default=500.0,
+                   help="the longest a step may wait to be heard live (default 500)")
     p.add_argument("--web", action="store_true", help="serve the live page too")
     p.add_argument("--port", type=int, default=8765, help="page port (default 8765)")
     p.set_defaults(run=run)
@@ -52,16 +54,18 @@ def run(args) -> int:
     from auralize.sonify.follow import follow
     from auralize.sonify.logs import LogTail
     from auralize.sonify.presets import sound_mappings
-    from auralize.sonify.session import Sonifier
+    from auralize.sonify.session import Sonifier, check_max_lag_s
 
     if not args.poll_s > 0:
         raise AuralizeError(f"--poll-s must be positive, got {args.poll_s}")
     LogTail(args.log)  # a missing or unknown log fails before anything starts
     live = {"auto": "auto", "on": True, "off": False}[args.live]
     device = int(args.device) if args.device and args.device.isdigit() else args.device
+    check_max_lag_s(args.max_lag_ms / 1000.0, "--max-lag-ms", 1000.0)
     sonifier = Sonifier(args.out, mappings=sound_mappings(args.sound, args.rate_wpm,
                                                           args.verbosity),
                         clock="wall", live=live, device=device, web=args.web,
+                        max_lag_s=args.max_lag_ms / 1000.0,
                         web_port=args.port)
     print(f"following {args.log} (Ctrl-C to stop)", flush=True)
     result = None

@@ -37,6 +37,25 @@ from auralize.sonify.timeline import SonifyConfig, Timeline
 __all__ = ["RunResult", "Sonifier"]
 
 
+def live_margin_s() -> float:
+    """How far ahead of "now" a step that plays at once is placed: the live output's lead
+    (training sound trades latency for headroom) plus the pipe to it."""
+    from auralize.audio.live import STEADY_LEAD_S
+
+    return STEADY_LEAD_S + 0.05
+
+
+def check_max_lag_s(max_lag_s, name: str = "max_lag_s", scale: float = 1.0) -> float:
+    """``max_lag_s`` if usable; else a one-line error (``name`` and ``scale``: as the user wrote it)."""
+    margin = live_margin_s()
+    number = isinstance(max_lag_s, (int, float))
+    if not (number and max_lag_s > margin):
+        given = f"{max_lag_s * scale:g}" if number else repr(max_lag_s)
+        raise AuralizeError(f"{name} must be more than {margin * scale:g} (the live output's "
+                            f"lead), got {given}")
+    return float(max_lag_s)
+
+
 class Sonifier:
     """Hear a training run: mappings + sinks + clock.
 
@@ -135,7 +154,7 @@ class Sonifier:
         # Training sound is not an instrument: latency nobody needs is traded for
         # headroom against dropouts; the clock places steps beyond that lead.
         self._lead_s = STEADY_LEAD_S
-        self.live_clock = LiveClock(max_lag_s=max_lag_s, margin_s=STEADY_LEAD_S + 0.05)
+        self.live_clock = LiveClock(max_lag_s=check_max_lag_s(max_lag_s), margin_s=live_margin_s())
         self.folder = RunFolder(self.out_dir)
         self.recording = (FileRecording(self.config, self.folder.wav_path) if self.out_dir is not None
                           else MemoryRecording(self.config))
