@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -273,8 +274,9 @@ class WeightChord(Mapping):
             # Adapters resolve an index to the layer's name; with one request
             # there is one entry.
             values = next(iter(record.unit_means.values()))
-        return np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=0.0,
-                             neginf=0.0)
+        means = np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(means)
+        return means if finite.all() else np.where(finite, means, 0.0)  # (nan_to_num is slower)
 
     def pitches(self, n_units: int) -> np.ndarray:
         chord = chord_pitches(n_units, self.base_freq, self.harmony)
@@ -355,7 +357,7 @@ class Alarm(Mapping):
         if bad:
             return f"gradient norm of {bad[0]!r} is {record.grad_norms[bad[0]]}"
         if loss is not None and len(self._recent) >= 5:
-            median = float(np.median(self._recent))
+            median = statistics.median(self._recent)  # numpy's costs ~30 us per step here
             if median > 0 and loss > self.spike_factor * median:
                 return f"loss spiked to {loss:.4g} ({loss / median:.1f}x the recent median)"
         return None
