@@ -116,3 +116,17 @@ def test_a_lag_shorter_than_the_live_lead_is_refused_in_the_users_words(tmp_path
     err = capsys.readouterr().err.strip()
     assert err == "auralize: error: --max-lag-ms must be more than 150 (the live output's lead), got 100"
     assert not (tmp_path / "d").exists()  # refused before anything was written
+
+
+def test_wall_clock_steps_faster_than_their_tones_keep_their_tones():
+    """clock="wall", steps 5 ms apart: a step still gets its gradient tones' 60 ms (they were squeezed
+    to nothing before), so the live clock can play it whole."""
+    timeline = Timeline(SonifyConfig(mappings=["gradients"], clock="wall"))
+    for k in range(5):
+        record = TrainingStep(step=k, loss=1.0, wall_time_s=1.0 + 0.005 * k,
+                              grad_norms={name: 1.0 + i for i, name in enumerate(LAYERS)})
+        events, t_s, _ = timeline.advance(record)
+        tones = onsets(events)
+        assert timeline.last_step_s == pytest.approx(0.06)
+        assert np.diff(tones) == pytest.approx([0.01] * 3)
+        assert tones[0] == pytest.approx(t_s)
