@@ -37,6 +37,9 @@ STATS_FIELDS = (
 # shared virtual machine (BENCHMARKS.md) that LiveOutput's 20 ms default, meant
 # for playing live, cannot.
 STEADY_LEAD_S = 0.1
+#: how far ahead of "now" a wall-clock event is sent to such a stream: its lead plus the
+#: pipe to it, so that the event reaches the synthesis before its frame (live_clock)
+LIVE_MARGIN_S = STEADY_LEAD_S + 0.05
 
 
 @dataclass

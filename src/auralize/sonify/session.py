@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from auralize.audio.live import LIVE_MARGIN_S, STEADY_LEAD_S
 from auralize.audio.live_clock import DEFAULT_MAX_LAG_S, LiveClock
 from auralize.errors import AuralizeError
 from auralize.sonify.run_folder import RunFolder, RunResult
@@ -37,21 +38,12 @@ from auralize.sonify.timeline import SonifyConfig, Timeline
 __all__ = ["RunResult", "Sonifier"]
 
 
-def live_margin_s() -> float:
-    """How far ahead of "now" a step that plays at once is placed: the live output's lead
-    (training sound trades latency for headroom) plus the pipe to it."""
-    from auralize.audio.live import STEADY_LEAD_S
-
-    return STEADY_LEAD_S + 0.05
-
-
 def check_max_lag_s(max_lag_s, name: str = "max_lag_s", scale: float = 1.0) -> float:
     """``max_lag_s`` if usable; else a one-line error (``name`` and ``scale``: as the user wrote it)."""
-    margin = live_margin_s()
     number = isinstance(max_lag_s, (int, float))
-    if not (number and max_lag_s > margin):
+    if not (number and max_lag_s > LIVE_MARGIN_S):
         given = f"{max_lag_s * scale:g}" if number else repr(max_lag_s)
-        raise AuralizeError(f"{name} must be more than {margin * scale:g} (the live output's "
+        raise AuralizeError(f"{name} must be more than {LIVE_MARGIN_S * scale:g} (the live output's "
                             f"lead), got {given}")
     return float(max_lag_s)
 
@@ -149,16 +141,12 @@ class Sonifier:
         if not self.rank_zero:
             self._result = RunResult(out_dir=None)
             return
-        from auralize.audio.live import STEADY_LEAD_S
-
         # Training sound is not an instrument: latency nobody needs is traded for
-        # headroom against dropouts; the clock places steps beyond that lead.
-        self._lead_s = STEADY_LEAD_S
-        self.live_clock = LiveClock(max_lag_s=check_max_lag_s(max_lag_s), margin_s=live_margin_s())
+        # headroom against dropouts (STEADY_LEAD_S); the clock places steps beyond it.
+        self.live_clock = LiveClock(max_lag_s=check_max_lag_s(max_lag_s), margin_s=LIVE_MARGIN_S)
         self.folder = RunFolder(self.out_dir)
         self.recording = (FileRecording(self.config, self.folder.wav_path) if self.out_dir is not None
                           else MemoryRecording(self.config))
-        self._page: PageTarget | None = None
         if live:
             self._start_speaker(required=live is True)
         if web:
@@ -172,13 +160,12 @@ class Sonifier:
             return
         if devices.choose_output_device(self.device, warn=required) is None:
             return
-        self._live_targets.append(SpeakerTarget(self.config, self.device, self._lead_s))
+        self._live_targets.append(SpeakerTarget(self.config, self.device, STEADY_LEAD_S))
 
     def _start_page(self, host: str, port: int, token: str | None) -> None:
         title = self.out_dir.name if self.out_dir is not None else "training"
         page = PageTarget(self.config, title, host, port, token)
         if page.url is not None:
-            self._page = page
             self._live_targets.append(page)
             self.web_url = page.url
             print(f"auralize: live page at {self.web_url}", flush=True)
@@ -186,7 +173,7 @@ class Sonifier:
     @property
     def _web(self):
         """The page's :class:`~auralize.web.bridge.WebSink` (None without ``web=True``)."""
-        return None if self._page is None else self._page.sink
+        return next((t.sink for t in self._live_targets if isinstance(t, PageTarget)), None)
 
     # -- the one call per step ---------------------------------------------------
     @property
@@ -213,11 +200,7 @@ class Sonifier:
             self._last_log_s = now
             live_events = self.live_clock.place(events, t_s, self.timeline.last_step_s, now)
             for target in self._live_targets:
-                if target is self._page:
-                    target.send(live_events, now, step_t_s=t_s)
-                    target.send_record(record, t_s)
-                elif live_events:
-                    target.send(live_events, now)
+                target.send(live_events, now, record, t_s)
         self.folder.add_step(record)
 
     # -- the end ------------------------------------------------------------------
@@ -244,16 +227,11 @@ class Sonifier:
         live_end_s = self.live_clock.end_s(self.config.tail_s)
         if live_final:  # sounds that outlast their event (a sentence) end as they do in the file
             outlast_s = self.timeline.mappings.sounding_until_s() - self.timeline.next_t_s
-            live_end_s = max(live_end_s, min(e.time_s for e in live_final if e.time_s is not None)
-                             + outlast_s + self.config.tail_s)
+            start_s = min((e.time_s for e in live_final if e.time_s is not None), default=now)
+            live_end_s = max(live_end_s, start_s + outlast_s + self.config.tail_s)
         engine_stats = self.recording.close(end_s)
-        live_stats, web_stats = {}, {}
-        for target in self._live_targets:
-            stats = target.close(live_end_s)
-            if target is self._page:
-                web_stats = stats
-            else:
-                live_stats = stats
+        stats = {target.stats_key: target.close(live_end_s) for target in self._live_targets}
+        live_stats, web_stats = stats.get("live", {}), stats.get("web", {})
         if live_stats:
             live_stats.update(self.live_clock.stats.to_dict())
             # how long the sound went on after training's last step (bounded by max_lag + tail)
@@ -307,9 +285,6 @@ class Sonifier:
             return
         for target in getattr(self, "_live_targets", []):
             try:
-                if target is getattr(self, "_page", None):
-                    target.sink.close(timeout_s=2.0, linger_s=0.0)
-                else:
-                    target.live.close()
+                target.abandon()
             except Exception:  # noqa: BLE001
                 pass

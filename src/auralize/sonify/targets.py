@@ -5,9 +5,13 @@ Every target has the same two methods:
 - ``send(events, frontier_s)``: events of one step.  Recording targets get them
   in score time, with the frontier before which no later step adds events;
   live targets get them in wall-clock time (``time.perf_counter()`` seconds),
-  placed by the session's :class:`~auralize.audio.live_clock.LiveClock`;
+  placed by the session's :class:`~auralize.audio.live_clock.LiveClock`, and
+  also the step's record and score time (``record``, ``step_t_s``: the page
+  charts them);
 - ``close(end_s) -> dict``: finish (score end for recordings, wall-clock end of
-  the sound for live targets, which never wait past it) and report statistics.
+  the sound for live targets, which never wait past it) and report statistics;
+  live targets name them (``stats_key``) and can be ``abandon``-ed (a session
+  never closed).
 
 None of them blocks the caller on audio work: the file is rendered in a worker
 process, the speaker plays from one, the page is served from one.
@@ -26,8 +30,6 @@ from auralize.sonify.timeline import SonifyConfig
 
 class FileRecording:
     """The recording, rendered into a WAV by a worker process (see :mod:`.render_worker`)."""
-
-    clock = "score"
 
     def __init__(self, config: SonifyConfig, path: Path) -> None:
         from auralize.sonify.render_worker import RenderWorker
@@ -59,7 +61,6 @@ class MemoryRecording:
     costs the training loop nothing but a list append per step.
     """
 
-    clock = "score"
     error = None
 
     def __init__(self, config: SonifyConfig) -> None:
@@ -89,7 +90,7 @@ class MemoryRecording:
 class SpeakerTarget:
     """A :class:`~auralize.audio.live.LiveOutput` fed wall-clock events."""
 
-    clock = "wall"
+    stats_key = "live"
 
     def __init__(self, config: SonifyConfig, device, lead_s: float) -> None:
         from auralize.audio.live import LiveOutput
@@ -98,7 +99,8 @@ class SpeakerTarget:
         self.live = LiveOutput(int(config.sample_rate), device=device, lead_s=lead_s,
                                engine_kwargs=config.engine_kwargs()).start()
 
-    def send(self, events: list[Event], frontier_s: float) -> None:
+    def send(self, events: list[Event], frontier_s: float, record=None,
+             step_t_s: float | None = None) -> None:
         self.live.send_at_wall(events)
 
     def close(self, end_s: float) -> dict:
@@ -109,11 +111,14 @@ class SpeakerTarget:
         wait_until(end_s + self.lead_s)
         return self.live.close().to_dict()
 
+    def abandon(self) -> None:
+        self.live.close(timeout_s=2.0)
+
 
 class PageTarget:
     """A :class:`~auralize.web.bridge.WebSink` (the live page) fed wall-clock events and steps."""
 
-    clock = "wall"
+    stats_key = "web"
 
     def __init__(self, config: SonifyConfig, title: str, host: str, port: int,
                  token: str | None) -> None:
@@ -123,14 +128,17 @@ class PageTarget:
                             engine_kwargs=config.engine_kwargs(), title=title)
         self.url = self.sink.start()
 
-    def send(self, events: list[Event], frontier_s: float, step_t_s: float | None = None) -> None:
+    def send(self, events: list[Event], frontier_s: float, record=None,
+             step_t_s: float | None = None) -> None:
         self.sink.send_events(events, step_t_s)
-
-    def send_record(self, record, t_s: float) -> None:
-        self.sink.send_record(record, t_s)
+        if record is not None:
+            self.sink.send_record(record, step_t_s)
 
     def close(self, end_s: float) -> dict:
         return self.sink.close(linger_s=max(0.0, end_s - time.perf_counter()) + 0.5)
+
+    def abandon(self) -> None:
+        self.sink.close(timeout_s=2.0, linger_s=0.0)
 
 
 def wait_until(wall_s: float) -> None:

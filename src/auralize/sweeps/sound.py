@@ -33,15 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from auralize.audio.engine import Engine
-from auralize.audio.live import STEADY_LEAD_S
+from auralize.audio.live import LIVE_MARGIN_S, STEADY_LEAD_S
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 from auralize.sweeps.earcons import EARCONS, duration_s, earcon_events
 from auralize.sweeps.trial_voices import TrialVoice, pan_gains
 
 LEAD_S = 0.05
-# live outputs keep this much audio ready; an event must reach them before it is synthesised
-LIVE_MARGIN_S = STEADY_LEAD_S
 RENDER_EVERY_S = 0.1
 TAIL_S = 1.0
 BEST_REPEAT_S = 2.0
@@ -184,7 +182,7 @@ class SweepSound:
         # Live: each event at its wall-clock moment (sweep time + start), a lead later so
         # that it reaches the synthesis in time (see auralize.audio.live_clock).
         mono = (gains[0] + gains[1]) / 2
-        at_wall = self._t0 + LIVE_MARGIN_S
+        at_wall = self._t0 + LIVE_MARGIN_S - LEAD_S  # events are already LEAD_S after "now"
         live = [replace(_channel_event(e, mono), time_s=None if e.time_s is None else e.time_s + at_wall)
                 for e in events]
         if self._web is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 
+from auralize.audio.devices import AudioUnavailableWarning
 from auralize.audio.worker import Worker, WorkerChild
 from auralize.errors import AuralizeError
 
@@ -77,17 +78,11 @@ class WebSink(Worker):
         """Start the child; return the page's URL (None, with a warning, if it cannot serve)."""
         super().start()
         if self.error is not None:
-            warnings.warn(f"live page disabled: {self.error}", self.warning_category, stacklevel=2)
+            warnings.warn(f"live page disabled: {self.error}", AudioUnavailableWarning, stacklevel=2)
             self.kill()
             return None
         self.url, self.port, self.token = self.info["url"], self.info["port"], self.info["token"]
         return self.url
-
-    @property
-    def warning_category(self):
-        from auralize.audio.devices import AudioUnavailableWarning
-
-        return AudioUnavailableWarning
 
     # -- forwarding (never blocks) -------------------------------------------------
     def send_events(self, events: list, score_t_s: float | None = None) -> None:
