@@ -62,7 +62,7 @@ from auralize.step_records import (
 
 WEIGHTS_BUDGET = 0.005   # weights_every="auto": weight statistics cost <= 0.5% of a step
 
-__all__ = ["LayerTelemetry", "Watch", "unwrap_model", "watch"]
+__all__ = ["LayerTelemetry", "Watch", "hookable_optimizer", "unwrap_model", "watch"]
 
 
 def is_rank_zero() -> bool:
@@ -96,6 +96,22 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
         else:
             break
     return model
+
+
+def hookable_optimizer(optimizer):
+    """The optimizer whose ``step`` really runs, inside wrappers that forward to it.
+
+    Hugging Face Accelerate's ``AcceleratedOptimizer`` (``accelerator.prepare``)
+    holds the torch optimizer as ``.optimizer`` and calls its ``step`` only on
+    steps that apply gradients (not while accumulating; not when the GradScaler
+    skips): the wrapper has no step hooks of its own, the inner one does.
+    """
+    seen = 0
+    while (seen < 8 and "_optimizer_step_pre_hooks" not in vars(optimizer)
+           and isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer)):
+        optimizer = optimizer.optimizer
+        seen += 1
+    return optimizer
 
 
 def _dense(g: torch.Tensor) -> torch.Tensor:
@@ -337,7 +353,7 @@ class Watch:
         if optimizer is not None and (grads or weights):
             opts = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer]
             for opt in opts:
-                self._hooks.append(opt.register_step_pre_hook(self._pre_step))
+                self._hooks.append(hookable_optimizer(opt).register_step_pre_hook(self._pre_step))
 
     # -- hooks and calls ----------------------------------------------------------------
     def take_gradients(self, optimizer=None) -> None:

@@ -22,7 +22,7 @@ from auralize.sonify.telemetry import TrainingStep
 KINDS = ("diverge", "best", "epoch", "end")
 VERBOSITY = ("brief", "normal", "full")
 #: metrics spoken at an epoch end (verbosity "normal"), those present, in this order
-DEFAULT_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+DEFAULT_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "eval_loss", "eval_accuracy")
 #: validation losses watched for a "new best" when ``monitor`` is absent (Keras,
 #: Lightning, Hugging Face), before falling back to the training loss
 MONITOR_FALLBACKS = ("val_loss", "val/loss", "eval/loss", "eval_loss", "validation/loss")

@@ -454,7 +454,7 @@ class Speech(Earcons):
         Epoch ends say the epoch only; with ``metrics``; with every metric.
     metrics : list of str, optional
         Metrics said at epoch ends (default: loss, accuracy, val_loss,
-        val_accuracy, those present).
+        val_accuracy, eval_loss, eval_accuracy, those present).
     monitor : str
         The metric whose improvement is announced as a new best.
     announce : list of str

@@ -1,0 +1,300 @@
+"""auralize.transformers.SonifyCallback in real Hugging Face Trainer runs; watch() under Accelerate.
+
+The model is a tiny GPT-2 from its config (random weights, no download) trained on random
+tokens.  The reference is computed independently, in the test: a test-side callback copies the
+weights at the start of every optimizer step and a forward pre-hook keeps the micro-batches the
+model trained on; each step's accumulated gradient is then recomputed on a fresh fp32 copy (the
+same mean over all the window's tokens the Trainer takes with ``num_items_in_batch``), clipped
+as ``clip_grad_norm_`` clips, and its per-layer norms compared with ``telemetry.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from auralize import AuralizeError
+from auralize.audio import sampler
+from auralize.audio.analysis import band_envelope
+from auralize.sonify import TrainingStep, make_mapping
+from auralize.transformers import SonifyCallback
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = dict(n_layer=2, n_embd=32, n_head=2, vocab_size=100, n_positions=32,
+              resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)  # no dropout: replayable
+SEQ = 16
+BATCH = 4
+ACCUM = 4
+
+
+def tiny_gpt2() -> GPT2LMHeadModel:
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(**CONFIG))
+
+
+class Tokens(torch.utils.data.Dataset):
+    def __init__(self, n: int, seed: int = 1):
+        self.ids = torch.randint(0, CONFIG["vocab_size"], (n, SEQ),
+                                 generator=torch.Generator().manual_seed(seed))
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+
+class Replay(TrainerCallback):
+    """Test-side record of each optimizer step: the weights it started from, its micro-batches."""
+
+    def __init__(self, model):
+        self.model = model
+        self.windows: list[dict] = []
+        self.evaluations: list[dict] = []
+        model.register_forward_pre_hook(self._batch, with_kwargs=True)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.windows.append({"weights": weights, "batches": []})
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.evaluations.append({"step": state.global_step, **metrics})
+
+    def _batch(self, module, args, kwargs):
+        if module.training:
+            self.windows[-1]["batches"].append(kwargs["input_ids"].detach().clone())
+
+
+def reference(window: dict, max_norm: float, tokens: str = "shifted"
+              ) -> tuple[dict[str, float], float, float]:
+    """fp32 per-layer norms of the window's clipped accumulated gradient, its pre-clip total, loss.
+
+    The loss is the summed next-token cross-entropy of all the window's micro-batches over a
+    token count: the shifted labels (the mean the model computes) or, with ``tokens="all"``,
+    every label, as transformers 5.24's Trainer counts ``num_items_in_batch`` for a model whose
+    ``loss_type`` is None (GPT-2): its gradients are then 15/16 of the mean's with 16 tokens.
+    """
+    model = tiny_gpt2().float().train()
+    model.load_state_dict(window["weights"])
+    ids = torch.cat(window["batches"])
+    logits = model(input_ids=ids).logits
+    summed = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="sum")
+    loss = summed / (ids[:, 1:].numel() if tokens == "shifted" else ids.numel())
+    loss.backward()
+    norms, seen = {}, set()
+    for name, module in model.named_modules():
+        own = [p for p in module.parameters(recurse=False) if id(p) not in seen]
+        seen.update(id(p) for p in own)
+        grads = [p.grad.double() for p in own if p.grad is not None]
+        if grads:
+            norms[name] = math.sqrt(sum(float((g * g).sum()) for g in grads))
+    total = math.sqrt(sum(v * v for v in norms.values()))
+    clip = min(1.0, max_norm / (total + 1e-6)) if max_norm > 0 else 1.0
+    return {k: v * clip for k, v in norms.items()}, total, loss.item()
+
+
+def trainer_tokens(trainer) -> str:
+    """Which token count this Trainer divides the window's summed loss by (see ``reference``)."""
+    return "shifted" if getattr(trainer, "_loss_shifts_labels", True) else "all"
+
+
+def train(tmp_path, callback, *, n_train=128, epochs=1, eval_set=None, **kwargs):
+    model = tiny_gpt2()
+    replay = Replay(model)
+    defaults = dict(output_dir=str(tmp_path / "trainer"), per_device_train_batch_size=BATCH,
+                    gradient_accumulation_steps=ACCUM, num_train_epochs=epochs, use_cpu=True,
+                    report_to=[], save_strategy="no", disable_tqdm=True, learning_rate=1e-3)
+    defaults.update(kwargs)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(bos|eos)_token_id.*")
+        trainer = Trainer(model=model, args=TrainingArguments(**defaults),
+                          train_dataset=Tokens(n_train), eval_dataset=eval_set,
+                          callbacks=[replay, callback])
+        trainer.train()
+    replay.tokens = trainer_tokens(trainer)
+    return trainer, replay
+
+
+def telemetry(run_dir: Path) -> list[TrainingStep]:
+    lines = (Path(run_dir) / "telemetry.jsonl").read_text().splitlines()
+    return [TrainingStep.from_dict(json.loads(line)) for line in lines]
+
+
+def relative_errors(records, replay, max_norm: float) -> list[float]:
+    errors = []
+    for rec, window in zip(records, replay.windows, strict=True):
+        assert len(window["batches"]) == ACCUM
+        ref, _, _ = reference(window, max_norm, replay.tokens)
+        assert list(rec.grad_norms) == list(ref)          # every layer, in model order
+        errors += [abs(rec.grad_norms[k] - ref[k]) / ref[k] for k in ref]
+    return errors
+
+
+def test_bf16_accumulation_norms_equal_the_fp32_reference(tmp_path):
+    sound = SonifyCallback(live=False, plot=False, step_s=0.05)
+    trainer, replay = train(tmp_path, sound, bf16=True, logging_steps=2)
+    steps = trainer.state.global_step
+    assert steps == 128 // (BATCH * ACCUM) == len(replay.windows)
+    run_dir = tmp_path / "trainer" / "auralize" / "run-1"       # the default folder
+    assert sound.run_dirs == [run_dir] and sound.result.wav_path == run_dir / "sonification.wav"
+    records = telemetry(run_dir)
+    assert len(records) == steps                                  # one record per optimizer step
+    assert [r.step for r in records] == list(range(steps))
+    errors = relative_errors(records, replay, max_norm=1.0)
+    assert max(errors) < 0.02, max(errors)
+    assert np.median(errors) > 1e-5    # bf16 autocast did run: not bit-equal to the fp32 reference
+    # the loss the Trainer logged (mean over logging_steps=2 steps) sits on the step it reports
+    ref_losses = [reference(w, 1.0, replay.tokens)[2] for w in replay.windows]
+    for k, rec in enumerate(records):
+        if k % 2 == 1:
+            assert rec.loss == pytest.approx(np.mean(ref_losses[k - 1:k + 1]), rel=0.02)
+            assert "grad_norm" in rec.metrics
+        else:
+            assert rec.loss is None
+    # the learning rate each step applied (linear decay from 1e-3)
+    assert [r.lr for r in records] == pytest.approx([1e-3 * (1 - k / steps) for k in range(steps)])
+    assert records[-1].epoch_end and not any(r.epoch_end for r in records[:-1])
+    audio, rate = sf.read(str(run_dir / "sonification.wav"))
+    assert len(audio) >= steps * 0.05 * rate and np.abs(audio).max() > 0.01
+
+
+def test_fp32_clipped_norms_equal_the_reference_and_clipping_is_marked(tmp_path):
+    max_norm = 0.5      # below the gradients' norms (~0.8): most steps are clipped
+    sound = SonifyCallback(tmp_path / "run", live=False, plot=False, step_s=0.05)
+    trainer, replay = train(tmp_path, sound, max_grad_norm=max_norm, logging_steps=1)
+    records = telemetry(tmp_path / "run")
+    assert len(records) == trainer.state.global_step == len(replay.windows) == 8
+    assert max(relative_errors(records, replay, max_norm)) < 1e-4
+    logged = [h for h in trainer.state.log_history if "grad_norm" in h]
+    assert len(logged) == len(records)
+    clipped = 0
+    for rec, window, log in zip(records, replay.windows, logged, strict=True):
+        _, total, loss = reference(window, max_norm, replay.tokens)
+        assert rec.loss == pytest.approx(loss, rel=1e-4)                 # logging_steps=1: per step
+        assert rec.metrics["grad_norm"] == pytest.approx(total, rel=1e-4)  # the Trainer's pre-clip norm
+        assert rec.metrics["grad_norm"] == log["grad_norm"]
+        assert rec.metrics["grad_clipped"] == float(total > max_norm)
+        clipped += total > max_norm
+    assert 0 < clipped
+
+
+def test_evaluations_are_in_the_records_and_spoken(tmp_path):
+    if not sampler.speech_available():
+        from conftest import audio_unavailable
+
+        audio_unavailable("espeak-ng not installed (Debian: apt-get install espeak-ng)")
+    step_s = 0.4                        # room for a sentence after each epoch's last step
+    low_loss = {"kind": "loss", "min_freq": 100.0, "max_freq": 200.0}  # below the speech band
+    sound = SonifyCallback(tmp_path / "run", mappings=[low_loss, {"kind": "speech", "rate_wpm": 300}],
+                           live=False, plot=False, step_s=step_s)
+    trainer, replay = train(tmp_path, sound, n_train=64, epochs=3, eval_set=Tokens(16, seed=2),
+                            eval_strategy="epoch", bf16=True)
+    records = telemetry(tmp_path / "run")
+    assert len(records) == trainer.state.global_step == 12
+    ends = [r for r in records if r.epoch_end]
+    assert [r.step for r in ends] == [3, 7, 11] and [r.epoch for r in ends] == [0, 1, 2]
+    assert [r.metrics["eval_loss"] for r in ends] == [e["eval_loss"] for e in replay.evaluations]
+    assert not any("eval_loss" in r.metrics for r in records if not r.epoch_end)
+    # what the speech mapping says for these records (the words of the recording)
+    speech = make_mapping("speech")
+    said = [e.value["speech"] for r in records for e in speech.events(r, 0.0, step_s)
+            if e.param == "play"]
+    first = replay.evaluations[0]["eval_loss"]
+    assert said[0] == f"epoch 1, evaluation loss {float(f'{first:.2g}'):g}"
+    assert len(said) == 3
+    # and it is heard: speech-band energy after each epoch's last step, silence elsewhere
+    audio, rate = sf.read(str(tmp_path / "run" / "sonification.wav"), dtype="float32")
+    times, band = band_envelope(audio, rate, 300.0, 3400.0)
+    for rec in ends:
+        start_s = rec.step * step_s
+        window = (times > start_s) & (times < start_s + 0.8)
+        assert band[window].max() > 0.02, rec.step
+    quiet = (times > 0.2) & (times < 3 * step_s - 0.1)    # steps 0-2: no announcement
+    assert band[quiet].max() < 0.01
+
+
+def test_a_failing_callback_never_stops_training(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    sound = SonifyCallback(blocker / "run", live=False, plot=False)   # cannot be created
+    with pytest.warns(UserWarning, match="sound of this training run stopped.*training goes on") as got:
+        trainer, replay = train(tmp_path, sound)
+    assert sum("stopped" in str(w.message) for w in got) == 1      # warned once
+    assert str(blocker) in str(next(w.message for w in got if "stopped" in str(w.message)))
+    assert trainer.state.global_step == 8 == len(replay.windows)    # trained to the end
+    assert sound.sonifier is None and not (blocker / "run").exists()
+
+
+def test_bad_arguments_are_one_line_errors_before_training():
+    with pytest.raises(AuralizeError, match="unknown argument 'step'; the Sonifier takes: clock"):
+        SonifyCallback(step=0.1)
+    with pytest.raises(AuralizeError, match="unknown mapping|no mapping"):
+        SonifyCallback(mappings=["lost"])
+
+
+def test_without_transformers_one_line_error_naming_the_extra(tmp_path):
+    (tmp_path / "transformers.py").write_text("raise ImportError('hidden for this test')\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "try:\n    import auralize.transformers\n"
+            "except Exception as e:\n    print(type(e).__name__, '|', e)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, timeout=120,
+                         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == ("AuralizeError | auralize.transformers needs Hugging Face "
+                                  "transformers: pip install auralize[hf]"), out.stderr[-2000:]
+
+
+# -- Accelerate --------------------------------------------------------------------------------
+def test_watch_hears_a_loop_prepared_by_accelerate(tmp_path):
+    from accelerate import Accelerator
+
+    from auralize.torch import watch
+
+    accelerator = Accelerator(cpu=True, gradient_accumulation_steps=2)
+    model = tiny_gpt2()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    data = Tokens(32).ids.split(BATCH)
+    windows, step_ids = [], []
+    with watch(model, optimizer, out_dir=tmp_path / "run", live=False, plot=False,
+               step_s=0.05) as w:
+        for ids in data:
+            if not step_ids:
+                windows.append({"weights": {k: v.detach().clone()
+                                            for k, v in model.state_dict().items()}})
+            step_ids.append(ids)
+            with accelerator.accumulate(model):
+                loss = model(input_ids=ids, labels=ids).loss
+                accelerator.backward(loss)
+                optimizer.step()             # a real step only every second micro-batch
+                optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                windows[-1]["batches"] = step_ids
+                step_ids = []
+                w.log_loss(loss)
+    records = telemetry(tmp_path / "run")
+    assert len(records) == len(windows) == 4
+    assert not all(torch.equal(start[k], v) for k, v in model.state_dict().items())  # it trained
+    for rec, window in zip(records, windows, strict=True):
+        ref, _, _ = reference(window, max_norm=0.0)
+        assert list(rec.grad_norms) == list(ref)
+        assert all(rec.grad_norms[k] == pytest.approx(ref[k], rel=1e-4) for k in ref)
+        assert rec.lr == 1e-3
