@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -302,3 +304,28 @@ def test_watch_hears_a_loop_prepared_by_accelerate(tmp_path):
         assert list(rec.grad_norms) == list(ref)
         assert all(rec.grad_norms[k] == pytest.approx(ref[k], rel=1e-4) for k in ref)
         assert rec.lr == 1e-3
+
+
+@pytest.mark.slow  # two processes that each import transformers
+def test_ddp_two_ranks_rank_zero_hears_the_all_reduced_gradient(tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    cmd = ([torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]) + [
+        "--standalone", "--nproc_per_node", "2", str(ROOT / "tests" / "hf_ddp_script.py"),
+        str(tmp_path)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["ddp"] == "DistributedDataParallel"
+    assert ranks[0]["run_dirs"] == [tmp_path / "run"] and ranks[1]["run_dirs"] == []
+    assert sorted(tmp_path.rglob("*.wav")) == [tmp_path / "run" / "sonification.wav"]
+    records = telemetry(tmp_path / "run")
+    assert len(records) == ranks[0]["steps"] == 4
+    for k, rec in enumerate(records):
+        both = {"weights": ranks[0]["windows"][k]["weights"],
+                "batches": ranks[0]["windows"][k]["batches"] + ranks[1]["windows"][k]["batches"]}
+        assert len(both["batches"]) == 4     # 2 micro-batches on each rank
+        ref, _, _ = reference(both, max_norm=1.0, tokens=ranks[0]["tokens"])
+        assert list(rec.grad_norms) == list(ref)
+        assert all(rec.grad_norms[n] == pytest.approx(ref[n], rel=1e-4) for n in ref), k
