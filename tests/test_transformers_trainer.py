@@ -127,9 +127,10 @@ def train(tmp_path, callback, *, n_train=128, epochs=1, eval_set=None, n_layer=2
     defaults.update(kwargs)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(bos|eos)_token_id.*")
+        callbacks = callback if isinstance(callback, list) else [callback]
         trainer = Trainer(model=model, args=TrainingArguments(**defaults),
                           train_dataset=Tokens(n_train), eval_dataset=eval_set,
-                          callbacks=[replay, callback])
+                          callbacks=[replay, *callbacks])
         trainer.train()
     replay.tokens = trainer_tokens(trainer)
     return trainer, replay
@@ -246,6 +247,37 @@ def test_a_failing_callback_never_stops_training(tmp_path):
     assert str(blocker) in str(next(w.message for w in got if "stopped" in str(w.message)))
     assert trainer.state.global_step == 8 == len(replay.windows)    # trained to the end
     assert sound.sonifier is None and not (blocker / "run").exists()
+
+
+class Crash(TrainerCallback):
+    """Raises in the training loop once, after ``at`` optimizer steps (a run that dies)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.at:
+            self.at = None
+            raise RuntimeError("the data loader died")
+
+
+def test_each_train_gets_its_own_run_folder_and_a_crashed_one_is_finished(tmp_path):
+    sound = SonifyCallback(mappings=["loss", "gradients"], live=False, plot=False, step_s=0.05)
+    with pytest.raises(RuntimeError, match="data loader died"):
+        train(tmp_path, [Crash(at=3), sound], n_train=64)      # dies after 3 of 4 steps
+    root = tmp_path / "trainer" / "auralize"
+    # line-buffered, kept as it died: step 0 (records are logged a step behind; step 1 is held
+    # back, step 2's gradients are pending)
+    assert [r.step for r in telemetry(root / "run-1")] == [0]
+    assert not (root / "run-1" / "metrics.csv").exists()     # (written when a run ends)
+    trainer, _ = train(tmp_path, sound, n_train=32)          # a new train(): 2 steps
+    assert sound.run_dirs == [root / "run-1", root / "run-2"]
+    assert [r.step for r in telemetry(root / "run-1")] == [0, 1, 2]   # finished: all it heard
+    assert (root / "run-1" / "metrics.csv").is_file()
+    records = telemetry(root / "run-2")
+    assert [r.step for r in records] == [0, 1] and all(r.grad_norms for r in records)
+    assert trainer.state.global_step == 2 and sound.result.out_dir == root / "run-2"
+    assert sf.info(str(root / "run-2" / "sonification.wav")).frames > 0
 
 
 def test_bad_arguments_are_one_line_errors_before_training():

@@ -32,9 +32,12 @@ One record per optimizer step (a :class:`~auralize.sonify.TrainingStep`):
   goes to that record's ``metrics``; the learning rate is ``lr`` (the one this
   step applied, read at the pre-step).
 - **Evaluation** (``on_evaluate``): the metrics (``eval_loss``...) join the
-  record of the step they evaluated.  An evaluation at an epoch end makes them
-  part of the epoch end: the ``speech`` mapping says "epoch 2, evaluation loss
-  3.1" and "new best evaluation loss 3.0", ``earcons`` plays its epoch sound.
+  record of the step they evaluated.  An evaluation at an epoch end
+  (``eval_strategy="epoch"``) makes them part of the epoch end: the ``speech``
+  mapping says "epoch 2, evaluation loss 3.1" and "new best evaluation loss
+  3.0", ``earcons`` plays its epoch sound.  Evaluations within an epoch
+  (``eval_strategy="steps"``) are in the telemetry and ``metrics.csv`` only:
+  announcements are made at epoch ends.
 - **Epochs**: the record of an epoch's last step has ``epoch_end = True`` and
   ``epoch`` counts the Trainer's epochs.  ``step`` is the number of optimizer
   steps done before this one (the Trainer's logs call this step ``step + 1``).
@@ -45,7 +48,8 @@ One run folder per ``train()``: ``out_dir`` if given (later ``train()`` calls of
 the same callback write ``out_dir-2``, ``out_dir-3``...), else the first free
 ``args.output_dir/auralize/run-N``.  It is written at ``on_train_end``; an
 exception inside training (the Trainer tells callbacks nothing then) leaves the
-telemetry and the audio written so far.  Distributed: only the world process
+telemetry and the audio written so far; the next ``train()`` of the same
+callback, or the session's garbage collection, finishes that folder.  Distributed: only the world process
 zero (``state.is_world_process_zero``) makes a Sonifier; the others do nothing.
 DeepSpeed and FSDP through the Trainer: their gradients (and ZeRO-3/FSDP
 weights) are shards, so the callback says so once and leaves gradients and
@@ -119,7 +123,9 @@ def _guarded(hook):
 
     @functools.wraps(hook)
     def run(self, args, state, control, **kwargs):
-        if self._failed or (self._watch is None and hook.__name__ != "on_train_begin"):
+        if hook.__name__ == "on_train_begin":   # each train() starts afresh
+            self._failed = False
+        elif self._failed or self._watch is None:
             return None
         try:
             hook(self, args, state, control, **kwargs)
@@ -209,8 +215,10 @@ class SonifyCallback(TrainerCallback):
     # -- the Trainer's events ---------------------------------------------------------------
     @_guarded
     def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self._watch is not None:   # the previous train() raised: finish its run folder
+            watch, self._watch = self._watch, None
+            watch.close()
         self.result = None
-        self._failed = False
         self._reset_step()
         if not state.is_world_process_zero:
             return
