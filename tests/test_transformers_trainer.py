@@ -361,3 +361,21 @@ def test_ddp_two_ranks_rank_zero_hears_the_all_reduced_gradient(tmp_path):
         ref, _, _ = reference(both, max_norm=1.0, tokens=ranks[0]["tokens"])
         assert list(rec.grad_norms) == list(ref)
         assert all(rec.grad_norms[n] == pytest.approx(ref[n], rel=1e-4) for n in ref), k
+
+
+@pytest.mark.slow  # DeepSpeed's start-up
+def test_deepspeed_through_the_trainer_says_so_once_and_leaves_gradients_out(tmp_path):
+    pytest.importorskip("deepspeed")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_PORT=str(29500 + os.getpid() % 500),
+               PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "hf_deepspeed_script.py"),
+                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["warnings"] == [
+        "auralize: under DeepSpeed the Trainer's gradients and weights are shards: gradient "
+        "norms and weight statistics are left out (loss, learning rate and evaluations are heard)"]
+    records = telemetry(tmp_path / "run")
+    assert len(records) == result["steps"] == 4
+    assert not any(r.grad_norms or r.weight_stats for r in records)   # no shard-local numbers
+    assert [r.loss for r in records] == result["losses"]              # the loss is heard

@@ -52,8 +52,10 @@ telemetry and the audio written so far; the next ``train()`` of the same
 callback, or the session's garbage collection, finishes that folder.  Distributed: only the world process
 zero (``state.is_world_process_zero``) makes a Sonifier; the others do nothing.
 DeepSpeed and FSDP through the Trainer: their gradients (and ZeRO-3/FSDP
-weights) are shards, so the callback says so once and leaves gradients and
-weights out rather than sonify shard-local numbers.
+weights) are shards (under DeepSpeed, Accelerate's ``backward`` even runs the
+engine's step itself, before ``on_pre_optimizer_step``), so the callback says
+so once and leaves gradients and weights out rather than sonify shard-local
+or stale numbers; loss, learning rate and evaluations are heard.
 
 auralize never breaks training: a failure inside the callback (an unwritable
 folder, a dead audio device...) warns once, stops the sound, and the Trainer
