@@ -373,7 +373,7 @@ class Alarm(Mapping):
         super().__post_init__()
         self._recent: list[float] = []
         self._active: str | None = None
-        self.counts: dict[str, int] = {"nonfinite": 0, "spike": 0, "skipped": 0}
+        self.counts: dict[str, int] = {"nonfinite": 0, "spike": 0}   # "skipped" when any
 
     def diagnose(self, record: TrainingStep) -> str | None:
         """The reason this step should sound the alarm, or None."""
@@ -408,7 +408,7 @@ class Alarm(Mapping):
             return out
         kind = ("spike" if "spiked" in reason else
                 "skipped" if reason.startswith("optimizer step skipped") else "nonfinite")
-        self.counts[kind] += 1
+        self.counts[kind] = self.counts.get(kind, 0) + 1
         if self._active != kind:  # one line per onset, and when the trouble changes
             sound = ("one blip" if kind == "skipped" else
                      "the alarm sounds (audio stays finite)")
