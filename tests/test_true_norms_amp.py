@@ -391,3 +391,14 @@ def test_lightning_fp16_grad_scaler_skipped_step(tmp_path):
         if not ref["skipped"]:
             assert_norms(rec.grad_norms, ref["norms"], 1e-4)
             assert rec.loss_scale is not None and rec.clipped is False
+
+
+def test_old_telemetry_lines_still_read_and_new_fields_round_trip():
+    old = '{"step":3,"epoch":0,"wall_time_s":0.5,"loss":0.7,"metrics":{},"grad_norms":{"a":0.1},' \
+          '"weight_stats":{},"unit_means":{},"lr":0.01,"epoch_end":false}'
+    rec = TrainingStep.from_dict(json.loads(old))
+    assert (rec.skipped, rec.skip_reason, rec.clipped, rec.loss_scale, rec.micro_batches) == (
+        False, None, None, None, 1)
+    new = TrainingStep(step=4, loss=0.5, skipped=True, skip_reason="GradScaler found inf/NaN",
+                       clipped=False, loss_scale=65536.0, micro_batches=4)
+    assert TrainingStep.from_dict(json.loads(new.to_json())) == new

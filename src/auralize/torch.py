@@ -414,7 +414,7 @@ class Watch:
         :func:`watch` then.
         """
         if self.rank_zero and not self.closed:
-            self._pre_step(optimizer, (), {}, until_clip=True)
+            self._pre_step(optimizer, (), {}, True)   # until_clip
 
     def _on_forward(self, module, args) -> None:
         self._forwards += 1
@@ -613,8 +613,7 @@ class Watch:
                 units_step = [self.telemetry.linear[n]().float().reshape(-1)
                               for n in unit_layers]
         rec = self.buffer.new()
-        if read.segments or read.extra_keys:
-            rec.wall_time_s = read.t_s - self.buffer.t0   # when the step was taken
+        rec.wall_time_s = read.t_s - self.buffer.t0   # when the step was taken
         has_loss = bool(entries)
         n_parts = len(parts)
         extra_keys = read.extra_keys
