@@ -191,6 +191,7 @@ def test_grad_scaler_norms_are_unscaled(tmp_path, opt_kind, dtype):
     assert done and all(r.loss_scale is not None and r.loss_scale >= 1 for r in done)
 
 
+@pytest.mark.slow
 def test_gpt2_fused_adamw_bf16_against_fp32_replica(tmp_path):
     """2-block GPT-2, bf16 autocast, GradScaler + fused AdamW: exact against the same
     gradients (1e-4) and within 2 % of an fp32 replica's."""
@@ -205,6 +206,7 @@ def test_gpt2_fused_adamw_bf16_against_fp32_replica(tmp_path):
         assert_norms(rec.grad_norms, ref["fp32"], 0.02)
 
 
+@pytest.mark.slow
 def test_gpt2_fp16_grad_scaler_plain_adamw(tmp_path):
     model = gpt2()
     opt = OPTIMIZERS["adamw-plain"](model.parameters())
