@@ -206,6 +206,18 @@ def test_gpt2_fused_adamw_bf16_against_fp32_replica(tmp_path):
         assert_norms(rec.grad_norms, ref["fp32"], 0.02)
 
 
+def test_bf16_without_scaler_against_fp32_replica(tmp_path):
+    """bf16 autocast, no scaler (the usual bf16 recipe), foreach AdamW, accumulation x2."""
+    model = mlp()
+    refs = train(model, OPTIMIZERS["adamw-foreach"](model.parameters()), tmp_path / "run",
+                 dtype=torch.bfloat16, steps=4, accumulate=2, replica=mlp())
+    recs = records(tmp_path / "run")
+    check_steps(recs, refs, 1e-4)
+    for rec, ref in zip(recs, refs):
+        assert_norms(rec.grad_norms, ref["fp32"], 0.02)
+        assert rec.loss_scale is None
+
+
 @pytest.mark.slow
 def test_gpt2_fp16_grad_scaler_plain_adamw(tmp_path):
     model = gpt2()

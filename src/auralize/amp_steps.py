@@ -151,9 +151,13 @@ class ScalerStepWatch:
         def step(optimizer, *args, **kwargs):
             before = self.stepped()
             out = original(optimizer, *args, **kwargs)
-            if (id(optimizer) in self.ids and self.stepped() == before
-                    and scaler.is_enabled()):
-                self.on_skip(optimizer)
+            try:
+                if (id(optimizer) in self.ids and self.stepped() == before
+                        and scaler.is_enabled()):
+                    self.on_skip(optimizer)
+            except Exception as err:  # noqa: BLE001 - auralize never breaks training
+                warnings.warn(f"auralize: recording a skipped step failed: {err}; training "
+                              "goes on", RuntimeWarning, stacklevel=2)
             return out
 
         self._original = original
