@@ -11,7 +11,7 @@ Quick start::
                 loss = F.cross_entropy(model(x), y)
                 loss.backward()
                 optimizer.step()           # gradient norms are taken here (step pre-hook)
-                w.log_loss(loss, acc=acc)  # one call per step: loss and other scalars
+                w.log_loss(loss, acc=acc)  # one call per batch: loss and other scalars
             w.end_epoch(val_loss=val)      # marks the epoch's last step (WeightChord plays here)
     # leaving the block closes the Sonifier: run folder written, w.sonifier.result
 
