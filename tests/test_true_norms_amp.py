@@ -416,3 +416,21 @@ def test_old_telemetry_lines_still_read_and_new_fields_round_trip():
     new = TrainingStep(step=4, loss=0.5, skipped=True, skip_reason="GradScaler found inf/NaN",
                        clipped=False, loss_scale=65536.0, micro_batches=4)
     assert TrainingStep.from_dict(json.loads(new.to_json())) == new
+
+
+def test_a_failing_read_warns_once_and_training_goes_on(tmp_path, monkeypatch):
+    """A fault inside auralize (provoked: the device reduction raises) never stops the
+    loop, clipping and the scaler included; one warning, and the weights still move."""
+    from auralize.torch import LayerTelemetry
+
+    def broken(self, grads=True, weights=True):
+        raise RuntimeError("provoked")
+
+    monkeypatch.setattr(LayerTelemetry, "device_parts", broken)
+    model = mlp()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.warns(RuntimeWarning, match="auralize: .*provoked") as caught:
+        train(model, OPTIMIZERS["adamw-plain"](model.parameters()), tmp_path / "run",
+              scaler=torch.amp.GradScaler("cpu", init_scale=2.0 ** 8), steps=3, clip=0.5)
+    assert sum("provoked" in str(w.message) for w in caught) == 1
+    assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
