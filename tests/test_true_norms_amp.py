@@ -165,10 +165,12 @@ def check_steps(recs, refs, rel):
 
 def test_fp32_plain_matches_reference(tmp_path):
     model = mlp()
-    refs = train(model, OPTIMIZERS["adamw-plain"](model.parameters()), tmp_path / "run")
+    opt = torch.optim.AdamW(model.parameters(), lr=torch.tensor(1e-3), foreach=False)
+    refs = train(model, opt, tmp_path / "run")
     recs = records(tmp_path / "run")
     check_steps(recs, refs, 1e-4)
     assert all(r.loss_scale is None and r.clipped is None for r in recs)
+    assert all(math.isclose(r.lr, 1e-3, rel_tol=1e-6) for r in recs)    # a tensor lr too
 
 
 @pytest.mark.parametrize("opt_kind", list(OPTIMIZERS))

@@ -597,9 +597,8 @@ class Watch:
         for value, metrics in entries:
             pairs.append(("__loss__", value))
             pairs.extend(metrics.items())
-        lr = None
         if opt is not None and getattr(opt, "param_groups", None):
-            lr = opt.param_groups[0].get("lr")
+            pairs.append(("__lr__", opt.param_groups[0].get("lr")))   # may be a tensor
         tensor_keys: list[str] = []
         floats: list[tuple[str, float]] = []
         for key, value in pairs:
@@ -656,7 +655,7 @@ class Watch:
                 setattr(rec, name, value)
             means = mean_by_key(scalars)
             rec.loss = means.pop("__loss__", None) if has_loss else None
-            rec.lr = lr
+            rec.lr = means.pop("__lr__", None)
             rec.metrics = means
             rec.micro_batches = len(entries)
             self.buffer.push(rec)
