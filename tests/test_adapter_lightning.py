@@ -86,15 +86,20 @@ def test_grads_loss_and_epoch_metrics_match_reference():
     assert son.closed == 0
 
 
-def test_gradient_accumulation_loss_every_batch_grads_every_step():
+def test_gradient_accumulation_one_record_per_optimizer_step():
     son = RecordingSonifier()
     model = Digits()
     train, _ = loaders()
     fit(trainer(SonifyCallback(sonifier=son), max_epochs=1, accumulate_grad_batches=2),
         model, train)
     recs = son.records
-    assert len(recs) == 4 and all(r.loss is not None for r in recs)
-    assert [bool(r.grad_norms) for r in recs] == [False, True, False, True]
+    # 4 batches, 2 optimizer steps: one record each, with gradients and the mean of
+    # its 2 batches' losses (as training_step returned them)
+    assert len(recs) == 2 and all(r.grad_norms and r.micro_batches == 2 for r in recs)
+    for k, rec in enumerate(recs):
+        assert close(rec.loss, sum(model.losses[2 * k:2 * k + 2]) / 2, 1e-6)
+        for name, v in model.norms[k].items():
+            assert close(rec.grad_norms[name], v), (k, name)
 
 
 def test_end_to_end_run_folder(tmp_path):

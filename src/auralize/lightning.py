@@ -7,14 +7,17 @@ Quick start::
     trainer = L.Trainer(max_epochs=5, callbacks=[SonifyCallback(out_dir="runs/lit")])
     trainer.fit(model, train_loader, val_loader)   # runs/lit/sonification.wav, ...
 
-- Gradients: in ``on_before_optimizer_step``, i.e. after the backward pass and
-  after Lightning's precision plugin unscaled AMP gradients (gradient clipping
-  comes later, so the norms are the unclipped ones).  One fused reduction and,
-  together with the loss, one device->host transfer per step (see
-  :mod:`auralize.torch`).
-- Loss: the ``loss`` that ``training_step`` returned, in ``on_train_batch_end``
-  (with gradient accumulation, batches without an optimizer step have the loss
-  only).
+- Gradients: in ``on_before_optimizer_step``, i.e. after the backward pass
+  (of all accumulated batches) and after Lightning's precision plugin unscaled
+  AMP gradients; gradient clipping comes later, so the norms are the pre-clip
+  ones and ``clipped`` says whether ``gradient_clip_val`` scaled them.  A step
+  the ``16-mixed`` scaler skips is recorded as skipped, without gradient norms.
+  One fused reduction and, together with the loss, one device->host transfer
+  per step (see :mod:`auralize.torch` and :mod:`auralize.amp_steps`).
+- Loss: the ``loss`` that ``training_step`` returned, in ``on_train_batch_end``;
+  with ``accumulate_grad_batches=k`` one record per optimizer step, its loss
+  the mean of its k batches' losses (as ``training_step`` returned them, not
+  divided by k).
 - Epoch ends: ``on_train_epoch_end`` (after the epoch's validation), with the
   trainer's ``callback_metrics`` (``val_loss`` and whatever ``self.log`` logged).
 - Distributed: sound and files on global rank 0 only; other ranks make no
@@ -122,8 +125,10 @@ class SonifyCallback(pl.Callback):
                                grads=any(c.grads for c in peers),
                                weights=any(c.weights for c in peers),
                                weights_every=self.weights_every, rank_zero=True,
-                               close_sonifier=False)
-            self.watch.loss_closes_step = True
+                               close_sonifier=False,
+                               scaler=getattr(trainer.precision_plugin, "scaler", None))
+            # on_train_batch_end comes after the batch's optimizer step
+            self.watch.loss_after_step = True
             self._leads = True
         else:
             self.watch = first.watch
@@ -138,7 +143,9 @@ class SonifyCallback(pl.Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None:
             return
-        self.watch.log_loss(loss)
+        # Lightning hands back training_step's loss divided by accumulate_grad_batches
+        accumulate = getattr(trainer, "accumulate_grad_batches", 1) or 1
+        self.watch.log_loss(loss * accumulate if accumulate != 1 else loss)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not self._leads:

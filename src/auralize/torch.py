@@ -11,7 +11,7 @@ Quick start::
                 loss = F.cross_entropy(model(x), y)
                 loss.backward()
                 optimizer.step()           # gradient norms are taken here (step pre-hook)
-                w.log_loss(loss, acc=acc)  # one call per step: loss and other scalars
+                w.log_loss(loss, acc=acc)  # one call per batch: loss and other scalars
             w.end_epoch(val_loss=val)      # marks the epoch's last step (WeightChord plays here)
     # leaving the block closes the Sonifier: run folder written, w.sonifier.result
 
@@ -23,10 +23,8 @@ What is collected, and how cheaply
 looked through).  A layer's gradient norm is the L2 norm over all its parameters'
 gradients (weight and bias together).
 
-Gradients are read in an ``optimizer.register_step_pre_hook``: after
-``loss.backward()`` and, with ``torch.amp.GradScaler``, after unscaling (a step
-the scaler skips for inf/NaN gradients reaches no hook, so that step's record
-has the loss only).  All gradient norms come from one ``torch._foreach_norm``
+Gradients are read in an ``optimizer.register_step_pre_hook``, after
+``loss.backward()``.  All gradient norms come from one ``torch._foreach_norm``
 call, the weight norms from another, the weight sums from one small reduction per
 parameter (weights every step unless, on the CPU, that costs over 0.5% of a
 step: see ``weights_every``); everything — these, the loss and tensor metrics —
@@ -34,6 +32,16 @@ is stacked into one vector and brought to the host in **one** transfer per step 
 non-blocking copy into pinned memory, read a step or more later, so the training
 loop never waits for it).  Per-parameter numbers are combined into per-layer
 numbers on the host in float64.
+
+The numbers are those of the gradient the optimizer applies (details in
+:mod:`auralize.amp_steps`): with ``torch.amp.GradScaler`` the norms are
+unscaled (fused optimizers, which unscale inside ``step``, included; the scale
+travels in the vector and is divided out on the host); a step the scaler skips
+is recorded with ``skipped=True`` and no gradient norms (pass ``scaler=`` to
+see those of plain/foreach optimizers); with ``clip_grad_norm_`` the norms are
+the pre-clip ones that clipping saw, and ``clipped`` says whether it scaled
+them; with gradient accumulation there is one record per optimizer step, its
+loss the mean of the losses logged for its micro-batches.
 
 Distributed: on ranks other than 0 ``watch`` installs nothing and creates no
 Sonifier; ``log_loss`` and ``end_epoch`` return at once.  Rank 0 sonifies its own
@@ -51,6 +59,18 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from auralize.amp_steps import (
+    MAX_MICRO_BATCHES,
+    MicroBatches,
+    ScalerStepWatch,
+    decode_extras,
+    listen_to_clipping,
+    mean_by_key,
+    scale_extras,
+    snapshot,
+    stop_listening_to_clipping,
+    warn_once,
+)
 from auralize.errors import AuralizeError
 from auralize.sonify.session import Sonifier
 from auralize.step_records import (
@@ -294,6 +314,34 @@ class _Transfer:
         self.finish(self.host.tolist() if self.host is not None else [])
 
 
+class _StepRead:
+    """One optimizer step's device reads, held until its record is made.
+
+    ``segments``: ``(parts, layout)`` pairs from :meth:`LayerTelemetry.device_parts`
+    (gradients and weights, read at different moments when clipping is seen);
+    ``extra_keys``/``extra_vec``: the loss-scale scalars (:mod:`auralize.amp_steps`);
+    ``clips``: ``(total_norm tensor, max_norm)`` of each clipping call.
+    """
+
+    __slots__ = ("clips", "extra_keys", "extra_vec", "forwards", "group", "optimizer",
+                 "scaled_by", "segments", "t_s", "until_clip")
+
+    def __init__(self, optimizer, forwards: int, until_clip: bool = False):
+        self.optimizer = optimizer
+        self.segments: list = []
+        self.extra_keys: list[str] = []
+        self.extra_vec = None
+        self.clips: list = []
+        self.t_s = time.perf_counter()
+        self.forwards = forwards
+        self.until_clip = until_clip   # read before clipping (Lightning): clipping adds its flag
+        self.scaled_by = None          # read before the step: the scale its gradients carried
+        self.group = None              # its losses, when taken before the record is made
+
+    def set_extras(self, extras: dict) -> None:
+        self.extra_keys, self.extra_vec = snapshot(extras)
+
+
 class Watch:
     """Handle returned by :func:`watch`; see the module docstring.
 
@@ -305,15 +353,22 @@ class Watch:
     result : RunResult or None
         What :meth:`close` returned (the run folder's files), when this handle
         created the Sonifier.
+    loss_after_step : bool or None
+        Whether ``log_loss`` comes after the optimizer step of its micro-batch
+        (then the first loss logged after a step closes that step's record).
+        None: learned from the first two steps (logging before the step, each
+        step has as many losses before it as the first; logging after it, the
+        first step has one fewer); adapters that know set it.
     """
 
     def __init__(self, model, optimizer, sonifier=None, *, grads: bool = True,
                  weights: bool = True, weights_every: int | str = "auto",
                  rank_zero: bool | None = None, close_sonifier: bool | None = None,
-                 **sonifier_kwargs):
+                 scaler=None, **sonifier_kwargs):
         self.rank_zero = is_rank_zero() if rank_zero is None else bool(rank_zero)
         self.model = model
         self.optimizer = optimizer
+        self.scaler = scaler
         self.grads = grads
         self.weights = weights
         if not (weights_every == "auto" or (isinstance(weights_every, int)
@@ -327,12 +382,13 @@ class Watch:
         self.result = None
         self.closed = False
         self._hooks = []
-        self._pending_grads = None   # (parts, layout, lr) from the step pre-hook
-        self._pending_loss = None    # (loss tensor or float, metrics dict)
+        self._pending_grads: _StepRead | None = None   # the last step, until its record
+        self._before_clip: _StepRead | None = None     # gradients read as clipping saw them
+        self._micro = MicroBatches()                   # losses logged since the last record
+        self._forwards = 0
+        self._scaler_watch = None
         self._inflight: deque[_Transfer] = deque()
-        # True when the caller knows a step's gradients arrive before its loss
-        # (Lightning): then every log_loss closes its step at once.
-        self.loss_closes_step = False
+        self.loss_after_step: bool | None = None
         if not self.rank_zero:
             self.sonifier = None
             self.telemetry = None
@@ -340,6 +396,7 @@ class Watch:
             self.buffer = StepBuffer(None)
             return
         self.telemetry = LayerTelemetry.from_module(model)
+        self._param_ids = {id(p) for p in self.telemetry.params}
         self._owns = sonifier is None if close_sonifier is None else bool(close_sonifier)
         if sonifier is None:
             sonifier = Sonifier(**sonifier_kwargs)
@@ -350,53 +407,169 @@ class Watch:
         self._unit_epoch, self._unit_step = _unit_requests(sonifier, self.telemetry)
         self._units_started = False
         self.buffer = StepBuffer(sonifier)
-        if optimizer is not None and (grads or weights):
+        if isinstance(model, torch.nn.Module):
+            # counts forward passes: a pre-clip read from before the last forward
+            # belongs to a step that never came (skipped), not to the next one
+            self._hooks.append(model.register_forward_pre_hook(self._on_forward))
+        if optimizer is not None:
             opts = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer]
             for opt in opts:
                 self._hooks.append(hookable_optimizer(opt).register_step_pre_hook(self._pre_step))
+            if scaler is not None:
+                self._scaler_watch = ScalerStepWatch(scaler, opts, lambda: self._n_pre,
+                                                     self._skipped_step)
+        if self.grads:
+            listen_to_clipping(self)
+
+    @property
+    def loss_closes_step(self) -> bool:
+        """Former name of ``loss_after_step=True`` (kept for adapters written against it)."""
+        return bool(self.loss_after_step)
+
+    @loss_closes_step.setter
+    def loss_closes_step(self, value: bool) -> None:
+        self.loss_after_step = True if value else None
 
     # -- hooks and calls ----------------------------------------------------------------
     def take_gradients(self, optimizer=None) -> None:
         """Read gradient norms (and weights) now: what the step pre-hook does.
 
         For loops that call the optimizer themselves through a wrapper (Lightning's
-        ``on_before_optimizer_step``); pass ``optimizer=None`` to :func:`watch` then.
+        ``on_before_optimizer_step``, before clipping); pass ``optimizer=None`` to
+        :func:`watch` then.
         """
-        if self.rank_zero and not self.closed and (self.grads or self.weights):
-            self._pre_step(optimizer, (), {})
+        if self.rank_zero and not self.closed:
+            self._pre_step(optimizer, (), {}, True)   # until_clip
 
-    def _pre_step(self, optimizer, args, kwargs):
-        if self._pending_grads is not None:   # two optimizer steps without log_loss
+    def _on_forward(self, module, args) -> None:
+        self._forwards += 1
+
+    def _read(self, optimizer, grads: bool, weights: bool, until_clip=False) -> _StepRead:
+        read = _StepRead(optimizer, self._forwards, until_clip)
+        if grads:
+            read.segments.append(self.telemetry.device_parts(True, False))
+        if weights:
+            read.segments.append(self.telemetry.device_parts(False, True))
+        read.set_extras(scale_extras(optimizer, self.scaler))
+        return read
+
+    def _pre_step(self, optimizer, args, kwargs, until_clip=False):
+        if self.closed:
+            return
+        try:
+            now = time.perf_counter()
+            step_s = None if self._last_pre_t is None else now - self._last_pre_t
+            self._last_pre_t = now
+            do_weights = self.weights and self._n_pre % self._w_interval == 0
+            self._n_pre += 1
+            clip_read, self._before_clip = self._before_clip, None
+            if clip_read is not None and clip_read.forwards == self._forwards:
+                # clipping saw these gradients: keep its (pre-clip) norms, add the weights
+                read = clip_read
+                read.optimizer, read.t_s = optimizer, now
+                extras = scale_extras(optimizer, self.scaler)
+                extras.pop("scaled_by", None)
+                if read.scaled_by is not None:
+                    extras["scaled_by"] = read.scaled_by
+                read.set_extras(extras)
+                if do_weights:
+                    read.segments.append(self.telemetry.device_parts(False, True))
+            else:
+                read = self._read(optimizer, self.grads, do_weights, until_clip)
+            if do_weights and self.weights_every == "auto" and step_s:
+                # weight statistics at most every step, and no more often than keeps
+                # their cost under WEIGHTS_BUDGET of the step time
+                cost = self.telemetry.weights_cost_s
+                self._w_interval = max(1, min(1000, math.ceil(cost / (WEIGHTS_BUDGET * step_s))))
+            self._step_taken(read)
+        except Exception as err:  # noqa: BLE001 - auralize never breaks training
+            warn_once(self, f"reading the step's gradients failed: {err}")
+
+    def _skipped_step(self, optimizer) -> None:
+        """``scaler.step`` skipped ``optimizer``'s step (inf/NaN gradients): record it so."""
+        self._before_clip = None
+        read = _StepRead(optimizer, self._forwards)
+        extras = scale_extras(optimizer, self.scaler)
+        extras["found_inf"] = torch.ones((), device=extras["loss_scale"].device) if (
+            "loss_scale" in extras) else torch.ones(())
+        extras.pop("scaled_by", None)
+        read.set_extras(extras)
+        self._step_taken(read)
+
+    def _step_taken(self, read: _StepRead) -> None:
+        pending = self._pending_grads
+        if self.loss_after_step is None:
+            if pending is None:
+                if not self._micro:      # nothing logged before the first step: after it
+                    self.loss_after_step = True
+                else:                    # its losses; the next step says where the next goes
+                    read.group = self._micro.take()
+                self._pending_grads = read
+                return
+            # Second step.  Logging before the step, every step gets all its
+            # micro-batches' losses before it; logging after it, the first step lacks
+            # one (its last micro-batch's, logged right after it).
+            after = len(self._micro) == len(pending.group) + 1
+            self.loss_after_step = after
+            if after:
+                pending.group.append(self._micro.entries.pop(0))
+            self._flush(pending, [])
+            self._pending_grads = read
+            if not after:
+                self._flush()
+            return
+        if pending is not None:   # two optimizer steps without log_loss
             self._flush()
-        now = time.perf_counter()
-        step_s = None if self._last_pre_t is None else now - self._last_pre_t
-        self._last_pre_t = now
-        do_weights = self.weights and self._n_pre % self._w_interval == 0
-        self._n_pre += 1
-        parts, layout = self.telemetry.device_parts(self.grads, do_weights)
-        if do_weights and self.weights_every == "auto" and step_s:
-            # weight statistics at most every step, and no more often than keeps
-            # their cost under WEIGHTS_BUDGET of the step time
-            cost = self.telemetry.weights_cost_s
-            self._w_interval = max(1, min(1000, math.ceil(cost / (WEIGHTS_BUDGET * step_s))))
-        self._pending_grads = (parts, layout, optimizer)
-        if self._pending_loss is not None:
+        self._pending_grads = read
+        if self.loss_after_step is False:    # the step's losses came before it: complete
             self._flush()
+
+    def before_clip(self, params, max_norm: float, total_norm) -> None:
+        """Called by ``clip_grad_norm_`` before it scales the gradients (see amp_steps)."""
+        if self.closed or not self.rank_zero or not any(id(p) in self._param_ids
+                                                        for p in params):
+            return
+        pending = self._pending_grads
+        if pending is not None and pending.until_clip:    # read already, before clipping
+            pending.clips.append((total_norm.detach(), max_norm))
+            return
+        read = self._before_clip
+        if read is None or read.forwards != self._forwards:
+            read = _StepRead(None, self._forwards)
+            read.segments.append(self.telemetry.device_parts(True, False))
+            opts = self.optimizer if isinstance(self.optimizer, (list, tuple)) else [
+                self.optimizer]
+            scaled_by = scale_extras(opts[0], self.scaler).get("scaled_by")
+            read.scaled_by = None if scaled_by is None else scaled_by.detach().clone()
+            self._before_clip = read
+        read.clips.append((total_norm.detach(), max_norm))
+
+    def fail_once(self, message: str) -> None:
+        warn_once(self, message)
 
     def log_loss(self, loss, **metrics) -> None:
-        """Log this step's loss (a tensor or number) and other scalars.
+        """Log this micro-batch's loss (a tensor or number) and other scalars.
 
-        Call once per optimizer step, before or after ``optimizer.step()``.
-        Tensors are not read here: they travel to the host together with the
-        step's gradient norms, in one transfer.
+        Call once per batch, before or after ``optimizer.step()``.  With gradient
+        accumulation, call it every micro-batch: the losses (and metrics) logged
+        for one optimizer step are averaged into that step's record.  Tensors are
+        not read here: they travel to the host together with the step's gradient
+        norms, in one transfer.
         """
         if not self.rank_zero or self.closed:
             return
-        if self._pending_loss is not None:    # two log_loss calls without a step
+        if self.optimizer is None and not self.loss_after_step:
+            self._micro.add(loss, metrics)     # no optimizer steps to group by
             self._flush()
-        self._pending_loss = (loss, metrics)
-        if self._pending_grads is not None or self.loss_closes_step or (
-                self.optimizer is None or not (self.grads or self.weights)):
+            return
+        if self._pending_grads is not None and self.loss_after_step is not None:
+            if self.loss_after_step:
+                self._micro.add(loss, metrics)
+                self._flush()
+                return
+            self._flush()
+        self._micro.add(loss, metrics)
+        if len(self._micro) >= MAX_MICRO_BATCHES:
             self._flush()
 
     def end_epoch(self, **metrics) -> None:
@@ -418,36 +591,40 @@ class Watch:
         units = self.telemetry.unit_means(self._unit_epoch) if self._unit_epoch else None
         self.buffer.end_epoch(metrics, units)
 
-    def _flush(self) -> None:
-        """Send what is pending (loss and/or grads) as one step record."""
-        grads, loss = self._pending_grads, self._pending_loss
-        self._pending_grads = self._pending_loss = None
-        if grads is None and loss is None:
+    def _flush(self, read=None, entries=None) -> None:
+        """Send the held step and the losses logged for it as one step record."""
+        if entries is None:
+            read, entries = self._pending_grads, self._micro.take()
+            self._pending_grads = None
+        if read is not None and read.group is not None:
+            entries = read.group + entries
+        if read is None and not entries:
             return
-        parts, layout, opt = grads if grads is not None else ([], (False, [], False), None)
-        parts = list(parts)
-        opt = opt if opt is not None else (
+        if read is None:
+            read = _StepRead(None, self._forwards)
+        opt = read.optimizer if read.optimizer is not None else (
             self.optimizer[0] if isinstance(self.optimizer, (list, tuple)) else self.optimizer)
-        scalars: dict[str, object] = {}
-        tensor_keys: list[str] = []
-        if loss is not None:
-            value, metrics = loss
-            scalars["__loss__"] = value
-            scalars.update(metrics)
-        lr = None
+        parts: list[torch.Tensor] = []
+        for seg_parts, _ in read.segments:
+            parts.extend(seg_parts)
+        n_seg = [len(p) for p, _ in read.segments]
+        parts.extend(total for total, _ in read.clips)
+        pairs: list[tuple[str, object]] = []
+        for value, metrics in entries:
+            pairs.append(("__loss__", value))
+            pairs.extend(metrics.items())
         if opt is not None and getattr(opt, "param_groups", None):
-            lr = opt.param_groups[0].get("lr")
-            scalars["__lr__"] = lr
-        floats: dict[str, float] = {}
-        n_grad = len(parts)
-        for key, value in scalars.items():
+            pairs.append(("__lr__", opt.param_groups[0].get("lr")))   # may be a tensor
+        tensor_keys: list[str] = []
+        floats: list[tuple[str, float]] = []
+        for key, value in pairs:
             if torch.is_tensor(value):
                 parts.append(value.detach().reshape(-1)[0].float() if value.numel()
                              else torch.tensor(math.nan))
                 tensor_keys.append(key)
             elif value is not None:
                 try:
-                    floats[key] = float(value)
+                    floats.append((key, float(value)))
                 except (TypeError, ValueError):
                     continue
         # The first step also carries the per-epoch layers' unit means, so the
@@ -460,38 +637,58 @@ class Watch:
                 units_step = [self.telemetry.linear[n]().float().reshape(-1)
                               for n in unit_layers]
         rec = self.buffer.new()
-        has_loss = loss is not None
+        rec.wall_time_s = read.t_s - self.buffer.t0   # when the step was taken
+        has_loss = bool(entries)
+        n_parts = len(parts)
+        extra_keys = read.extra_keys
+        clip_max = [m for _, m in read.clips]
 
-        def finish(values, rec=rec, layout=layout, n_grad=n_grad, tensor_keys=tensor_keys,
+        def finish(values, rec=rec, read=read, n_seg=n_seg, tensor_keys=tensor_keys,
                    floats=floats, has_loss=has_loss, unit_layers=unit_layers):
-            g, w = self.telemetry.decode(values[:n_grad], layout)
-            for k, v in zip(tensor_keys, values[n_grad:n_grad + len(tensor_keys)]):
-                floats[k] = float(v)
-            tail = values[n_grad + len(tensor_keys):]
+            pos = 0
+            for (_, layout), n in zip(read.segments, n_seg):
+                g, w = self.telemetry.decode(values[pos:pos + n], layout)
+                pos += n
+                rec.grad_norms.update(g)
+                rec.weight_stats.update(w)
+            totals = values[pos:pos + len(clip_max)]
+            pos += len(clip_max)
+            scalars = floats + list(zip(tensor_keys, values[pos:pos + len(tensor_keys)]))
+            pos = n_parts
+            extras = dict(zip(extra_keys, values[pos:pos + len(extra_keys)]))
+            pos += len(extra_keys)
             if units_step:
-                pos = 0
                 for name, t in zip(unit_layers, units_step):
                     n = t.numel()
-                    rec.unit_means[name] = [float(v) for v in tail[pos:pos + n]]
+                    rec.unit_means[name] = [float(v) for v in values[pos:pos + n]]
                     pos += n
-            rec.grad_norms = g
-            rec.weight_stats = w
-            rec.loss = floats.pop("__loss__", None) if has_loss else None
-            rec.lr = floats.pop("__lr__", None)
-            rec.metrics = floats
+            if totals:   # several clipping calls (parameter groups): clipped if any was
+                over = [i for i, (t, m) in enumerate(zip(totals, clip_max)) if m < t + 1e-6]
+                i = over[0] if over else 0
+                extras["clip_total"], extras["clip_max"] = totals[i], clip_max[i]
+            rec.grad_norms, fields = decode_extras(extras, rec.grad_norms)
+            for name, value in fields.items():
+                setattr(rec, name, value)
+            means = mean_by_key(scalars)
+            rec.loss = means.pop("__loss__", None) if has_loss else None
+            rec.lr = means.pop("__lr__", None)
+            rec.metrics = means
+            rec.micro_batches = len(entries)
             self.buffer.push(rec)
 
-        if parts or units_step:
-            pieces = []
-            if parts:
-                dev = parts[0].device
-                pieces.append(torch.stack([p if p.device == dev else p.to(dev) for p in parts]))
-            if units_step:
-                dev = pieces[0].device if pieces else units_step[0].device
-                pieces.extend(u.to(dev) for u in units_step)
+        vec = None
+        pieces = []
+        if parts:
+            dev = parts[0].device
+            pieces.append(torch.stack([p if p.device == dev else p.to(dev) for p in parts]))
+        if read.extra_vec is not None:
+            dev = pieces[0].device if pieces else read.extra_vec.device
+            pieces.append(read.extra_vec.to(dev))
+        if units_step:
+            dev = pieces[0].device if pieces else units_step[0].device
+            pieces.extend(u.to(dev) for u in units_step)
+        if pieces:
             vec = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
-        else:
-            vec = None
         self._inflight.append(_Transfer(vec, finish))
         self._drain(block=False)
 
@@ -508,6 +705,9 @@ class Watch:
         for h in self._hooks:
             h.remove()
         self._hooks.clear()
+        stop_listening_to_clipping(self)
+        if self._scaler_watch is not None:
+            self._scaler_watch.remove()
         if not self.rank_zero:
             return None
         try:
@@ -555,13 +755,17 @@ def watch(model: torch.nn.Module, optimizer, sonifier=None, **sonifier_kwargs) -
         reduction costs more than 0.5% of the step time; then every n-th step
         with n chosen to keep that budget.  On a GPU they cost next to nothing
         and "auto" means every step.
+    scaler : torch.amp.GradScaler, keyword, optional
+        The loop's loss scaler.  Needed only to see the steps it skips with
+        plain/foreach optimizers (their ``step`` never runs then); the norms are
+        unscaled, and a fused optimizer's skipped steps are seen, without it.
     **sonifier_kwargs
         ``out_dir``, ``mappings``, ``clock``, ``live``... (see ``Sonifier``).
 
     Returns
     -------
     Watch
-        ``.log_loss(loss, **metrics)`` once per step, ``.end_epoch(**metrics)`` at
+        ``.log_loss(loss, **metrics)`` once per batch, ``.end_epoch(**metrics)`` at
         epoch ends, ``.sonifier``; leaving the ``with`` block closes it.
     """
     return Watch(model, optimizer, sonifier, **sonifier_kwargs)

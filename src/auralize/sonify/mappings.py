@@ -173,6 +173,12 @@ class GradientTones(Mapping):
     model order, then ``gap_tones * duration`` of silence.  One sine bank with a
     partial per layer keeps every tone's phase continuous; tone edges are 2 ms
     amplitude ramps, not clicks.
+
+    A step the optimizer skipped (``record.skipped``, e.g. GradScaler overflow)
+    has no gradient norms and no tones.  With ``mark_clipped=True`` a soft tick
+    (voice ``<voice>_clip``) starts each step whose gradients
+    ``clip_grad_norm_`` scaled down (``record.clipped``); the tones still give the
+    pre-clip norms.
     """
 
     kind = "gradients"
@@ -183,12 +189,15 @@ class GradientTones(Mapping):
     gap_tones: int = 2
     edge_s: float = 0.002
     voice: str = "gradients"
+    mark_clipped: bool = False
+    clip_level: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.duration <= 0:
             raise AuralizeError(f"duration must be positive, got {self.duration}")
         self.layers: list[str] = []
+        self._clip_voice = False
 
     def preferred_step_s(self, record):
         return (max(1, len(record.grad_norms)) + self.gap_tones) * self.duration
@@ -197,10 +206,22 @@ class GradientTones(Mapping):
         norms = np.array([record.grad_norms.get(name, np.nan) for name in self.layers], float)
         return self.freq + self.scale * norms
 
-    def events(self, record, t_s, step_s):
-        if not record.grad_norms:
+    def clip_events(self, record, t_s) -> list[Event]:
+        """The tick of a clipped step (``mark_clipped``)."""
+        if not (self.mark_clipped and getattr(record, "clipped", None)):
             return []
         out = []
+        if not self._clip_voice:
+            self._clip_voice = True
+            out.append(Event(t_s, f"{self.voice}_clip", "add", {"kind": "sampler"}))
+        out.append(Event(t_s, f"{self.voice}_clip", "play",
+                         {"earcon": "tick", "level": self.clip_level, "text": "clipped"}))
+        return out
+
+    def events(self, record, t_s, step_s):
+        if not record.grad_norms or getattr(record, "skipped", False):
+            return []
+        out = self.clip_events(record, t_s)
         if not self._started:
             self._started = True
             self.layers = list(record.grad_norms)
@@ -333,6 +354,11 @@ class Alarm(Mapping):
 
     A spike is a finite loss above ``spike_factor`` times the median of the last
     ``window`` finite losses.  Each onset logs one warning line.
+
+    A step the optimizer skipped (``record.skipped``: the AMP loss scaler found
+    inf/NaN gradients, routine while it finds its scale) is not an explosion:
+    one short, quieter blip of ``skip_s`` seconds and, at an onset, a log line
+    saying so.
     """
 
     kind = "alarm"
@@ -341,18 +367,22 @@ class Alarm(Mapping):
     hold_s: float = 0.4
     amp: float = 0.35
     voice: str = "alarm"
+    skip_s: float = 0.06
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._recent: list[float] = []
         self._active: str | None = None
-        self.counts: dict[str, int] = {"nonfinite": 0, "spike": 0}
+        self.counts: dict[str, int] = {"nonfinite": 0, "spike": 0}   # "skipped" when any
 
     def diagnose(self, record: TrainingStep) -> str | None:
         """The reason this step should sound the alarm, or None."""
         loss = record.loss
         if loss is not None and not math.isfinite(loss):
             return f"loss is {loss}"
+        if getattr(record, "skipped", False):
+            return (f"optimizer step skipped ({record.skip_reason or 'no reason given'}); "
+                    f"no gradient tones for it")
         bad = [k for k, v in record.grad_norms.items() if v is None or not math.isfinite(v)]
         if bad:
             return f"gradient norm of {bad[0]!r} is {record.grad_norms[bad[0]]}"
@@ -376,13 +406,21 @@ class Alarm(Mapping):
         if reason is None:
             self._active = None
             return out
-        kind = "spike" if "spiked" in reason else "nonfinite"
-        self.counts[kind] += 1
+        kind = ("spike" if "spiked" in reason else
+                "skipped" if reason.startswith("optimizer step skipped") else "nonfinite")
+        self.counts[kind] = self.counts.get(kind, 0) + 1
         if self._active != kind:  # one line per onset, and when the trouble changes
-            log.warning("step %d: %s: the alarm sounds (audio stays finite)", record.step, reason)
+            sound = ("one blip" if kind == "skipped" else
+                     "the alarm sounds (audio stays finite)")
+            log.warning("step %d: %s: %s", record.step, reason, sound)
         self._active = kind
-        out.append(Event(t_s, self.voice, "amp", [self.amp, self.amp * 0.8], 0.005))
-        out.append(Event(t_s + max(self.hold_s, step_s), self.voice, "amp", [0.0, 0.0], 0.05))
+        if kind == "skipped":
+            level, hold = 0.5 * self.amp, min(self.skip_s, self.hold_s)
+        else:
+            level, hold = self.amp, max(self.hold_s, step_s)
+        out.append(Event(t_s, self.voice, "amp", [level, level * 0.8], 0.005))
+        out.append(Event(t_s + hold, self.voice, "amp", [0.0, 0.0], 0.05 if kind != "skipped"
+                         else 0.01))
         return out
 
 

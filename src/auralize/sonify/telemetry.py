@@ -41,6 +41,19 @@ class TrainingStep:
         Learning rate in effect.
     epoch_end : bool
         True for the last step of an epoch.
+    skipped : bool
+        The optimizer did not apply this step (``GradScaler`` found inf/NaN
+        gradients); its ``grad_norms`` are left out and ``skip_reason`` says why.
+    skip_reason : str or None
+    clipped : bool or None
+        ``clip_grad_norm_`` scaled this step's gradients down (None: no clipping
+        seen).  ``grad_norms`` are the norms before clipping.
+    loss_scale : float or None
+        The ``GradScaler`` scale the loss was multiplied by (the gradient norms
+        are already divided by it).
+    micro_batches : int
+        How many ``log_loss`` calls (micro-batches) this record's loss and
+        metrics are the mean of.
     """
 
     step: int
@@ -53,6 +66,11 @@ class TrainingStep:
     unit_means: dict[str, list[float]] = field(default_factory=dict)
     lr: float | None = None
     epoch_end: bool = False
+    skipped: bool = False
+    skip_reason: str | None = None
+    clipped: bool | None = None
+    loss_scale: float | None = None
+    micro_batches: int = 1
 
     def to_json(self) -> str:
         """One line of JSON; NaN/Inf are written as strings so the line stays valid JSON
