@@ -1,10 +1,12 @@
 """One Keras ``fit`` with auralize's three callbacks on the backend KERAS_BACKEND names,
 and an independent reference computed in the same process.
 
-    KERAS_BACKEND=jax python tests/keras_backend_run.py OUT_DIR --model mlp|cnn|demo
-        [--precision float32|mixed_bfloat16] [--optimizer sgd|adam] [--loss-scale]
+    KERAS_BACKEND=jax python tests/keras_backend_run.py OUT_DIR \
+        --fit NAME:MODEL:PRECISION:OPTIMIZER[:lso] [--fit ...]
 
-Writes ``OUT_DIR/run`` (the run folder) and ``OUT_DIR/reference.json``:
+MODEL is mlp, cnn or demo (auralize's demo CNN), PRECISION float32 or
+mixed_bfloat16, OPTIMIZER sgd or adam; ``lso`` wraps it in a LossScaleOptimizer.
+Each fit writes ``OUT_DIR/NAME/run`` (the run folder) and ``OUT_DIR/NAME/reference.json``:
 
 - ``losses``: each batch's loss, and ``norms``: each layer's gradient L2 norm (all its
   trainable variables), both from the weights before the step, by the backend's own
@@ -32,34 +34,37 @@ BATCH = 32
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("out")
-    p.add_argument("--model", default="mlp", choices=["mlp", "cnn", "demo"])
-    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
-    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
-    p.add_argument("--loss-scale", action="store_true", help="wrap in LossScaleOptimizer")
+    p.add_argument("--fit", action="append", required=True)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--n", type=int, default=192)
     args = p.parse_args()
-    out = Path(args.out)
+    for spec in args.fit:
+        name, model, precision, optimizer, *lso = spec.split(":")
+        run_fit(Path(args.out) / name, model, precision, optimizer, lso == ["lso"],
+                args.epochs, args.n)
 
+
+def run_fit(out: Path, model_kind: str, precision: str, optimizer_name: str, loss_scale: bool,
+            epochs: int, n: int) -> None:
     from auralize.keras import GradientSonification, ListenToLoss, WeightsDense, keras
 
     backend = keras.backend.backend()
     assert backend == os.environ["KERAS_BACKEND"], backend
-    keras.mixed_precision.set_global_policy(args.precision)
+    keras.mixed_precision.set_global_policy(precision)
 
     sys.path.insert(0, str(Path(__file__).parent))
     from adapter_util import digits
 
-    x, labels = digits(args.n)
+    x, labels = digits(n)
     y = keras.utils.to_categorical(labels, 10).astype("float32")
     keras.utils.set_random_seed(0)
     layers = keras.layers
     head = layers.Dense(10, activation="softmax", name="out", dtype="float32")
-    if args.model == "mlp":
+    if model_kind == "mlp":
         model = keras.Sequential([keras.Input((64,)),
                                   layers.Dense(32, activation="relu", name="hidden"),
                                   layers.Dense(16, activation="tanh", name="mid"), head])
-    elif args.model == "cnn":
+    elif model_kind == "cnn":
         x = x.reshape(-1, 8, 8, 1)
         model = keras.Sequential([keras.Input((8, 8, 1)),
                                   layers.Conv2D(8, 3, activation="relu", name="conv"),
@@ -72,9 +77,9 @@ def main() -> None:
         model = build_keras_cnn(0)
     chord_layer = model.layers[-1].name
 
-    optimizer = (keras.optimizers.SGD(0.3) if args.optimizer == "sgd"
+    optimizer = (keras.optimizers.SGD(0.3) if optimizer_name == "sgd"
                  else keras.optimizers.Adam(1e-2))
-    if args.loss_scale:
+    if loss_scale:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     grad_son = GradientSonification(path=out / "grads", model=model, freq=2000.0, plot=False)
     model.compile(loss="categorical_crossentropy", optimizer=optimizer,
@@ -142,11 +147,12 @@ def main() -> None:
     callbacks = [Reference(), grad_son,
                  ListenToLoss(min_freq=700, max_freq=900, out_dir=out / "run", live=False, step_s=0.1),
                  WeightsDense(which_layer=chord_layer, harmony="minor")]
-    history = model.fit(x, y, batch_size=BATCH, epochs=args.epochs, shuffle=False, verbose=0,
+    history = model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0,
                         callbacks=callbacks)
     ref["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    ref["precision"] = precision
     (out / "reference.json").write_text(json.dumps(ref))
-    print("done", len(ref["losses"]), "steps")
+    print(out.name, "done:", len(ref["losses"]), "steps", flush=True)
 
 
 if __name__ == "__main__":

@@ -224,7 +224,9 @@ class StepTap:
 
         if isinstance(optimizer, LossScaleOptimizer):
             if optimizer_variables is None:
-                return optimizer.dynamic_scale.value
+                # as its scale_loss chose in this same step (tensorflow builds the
+                # optimizer inside the first traced apply)
+                return optimizer.dynamic_scale.value if optimizer.built else optimizer.initial_scale
             for ref, value in zip(optimizer.variables, optimizer_variables):
                 if ref is optimizer.dynamic_scale:
                     return value
