@@ -120,9 +120,14 @@ def run_fit(out: Path, model_kind: str, precision: str, optimizer_name: str, los
             return float(loss), [np.asarray(g) for g in grads]
         import tensorflow as tf
 
+        # the forward pass draws dropout masks from the seed generators' state: put it
+        # back, so that the train step draws the same masks
+        saved = [v.numpy() for v in model.non_trainable_variables]
         with tf.GradientTape() as tape:
             loss = loss_fn(yb, model(xb, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
+        for v, value in zip(model.non_trainable_variables, saved):
+            v.assign(value)
         return float(loss), [g.numpy() for g in grads]
 
     def kernel_means():

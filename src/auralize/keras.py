@@ -199,6 +199,7 @@ class _ModelTelemetry:
                                                    for vs in self.variables], linear)
             self.names = self._tel.names
         self._grad_cache = None     # (weakref to a grad tensor, its version, norms)
+        self._warned_untapped = False
 
     # per-unit weight means of Dense layers (WeightsDense)
     def dense_name(self, which) -> str:
@@ -241,6 +242,12 @@ class _ModelTelemetry:
             numbers = self.tap.take()
             if numbers is not None:
                 return numbers.loss, numbers.grad_norms, numbers.weight_stats
+            if not self._warned_untapped:
+                self._warned_untapped = True
+                warnings.warn("auralize: this fit's compiled train step did not report auralize's "
+                              "numbers (a train function Keras did not build from train_step?): "
+                              "the loss comes from Keras's running mean, gradients are left out",
+                              stacklevel=2)
             return self._step_numbers_numpy(loss, weights)
         import torch
 

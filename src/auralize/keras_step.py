@@ -90,6 +90,7 @@ class StepTap:
         self.latest = None               # the last step's vector (host or device array)
         self._saved: list = []           # (object, attribute) pairs to restore
         self._warned_missing = False
+        self._warned_failure = False
 
     @classmethod
     def of(cls, model, layers: list[tuple[str, list]] | None = None) -> StepTap:
@@ -151,8 +152,9 @@ class StepTap:
                 def stateless_apply(original):
                     def apply(optimizer_variables, grads, trainable_variables):
                         if tap.in_step:
-                            scale = tap._loss_scale(optimizer, optimizer_variables)
-                            tap.pending["grads"] = tap._layer_norms(grads, scale)
+                            tap._guard("gradient norms", lambda: tap.pending.__setitem__(
+                                "grads", tap._layer_norms(
+                                    grads, tap._loss_scale(optimizer, optimizer_variables))))
                         return original(optimizer_variables, grads, trainable_variables)
                     return apply
                 self._wrap(optimizer, "stateless_apply", stateless_apply)
@@ -161,8 +163,8 @@ class StepTap:
                     def apply(grads, trainable_variables=None):
                         if tap.in_step and "grads" not in tap.pending:
                             grads = list(grads)
-                            scale = tap._loss_scale(optimizer, None)
-                            tap.pending["grads"] = tap._layer_norms(grads, scale)
+                            tap._guard("gradient norms", lambda: tap.pending.__setitem__(
+                                "grads", tap._layer_norms(grads, tap._loss_scale(optimizer, None))))
                         return original(grads, trainable_variables)
                     return apply
                 self._wrap(optimizer, "apply", apply_hook)
@@ -175,15 +177,20 @@ class StepTap:
                 finally:
                     tap.in_step = False
                 pending, tap.pending = tap.pending, {}
-                if backend == "jax":
-                    logs, state = out
-                    new_weights = state[0] if isinstance(state, (tuple, list)) and state else None
-                else:
-                    logs, state = out, None
-                    new_weights = [v.value for v in model.trainable_variables]
-                logs = dict(logs)
-                logs[_LOG_KEY] = tap._pack(pending, new_weights)
-                return (logs, state) if backend == "jax" else logs
+
+                def pack():
+                    if backend == "jax":
+                        logs, state = out
+                        weights = state[0] if isinstance(state, (tuple, list)) and state else None
+                    else:
+                        logs, state = out, None
+                        weights = [v.value for v in model.trainable_variables]
+                    logs = dict(logs)
+                    logs[_LOG_KEY] = tap._pack(pending, weights)
+                    return (logs, state) if backend == "jax" else logs
+
+                packed = tap._guard("the step's numbers", pack)
+                return out if packed is None else packed
             return step
 
         self._wrap(model, "train_step", train_step)
@@ -199,6 +206,20 @@ class StepTap:
             return run
 
         self._wrap(model, "train_function", train_function)
+
+    def _guard(self, what: str, compute):
+        """Run ``compute`` (while the step is traced); a failure warns once and the
+        training goes on without that number."""
+        try:
+            return compute()
+        except Exception as exc:  # noqa: BLE001 - auralize never breaks training
+            if not self._warned_failure:
+                self._warned_failure = True
+                detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+                warnings.warn(f"auralize: could not compute {what} inside this Keras train step "
+                              f"({type(exc).__name__}: {detail}); training goes on without them",
+                              stacklevel=2)
+            return None
 
     def _restore(self) -> None:
         saved, self._saved = self._saved, []
