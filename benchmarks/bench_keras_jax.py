@@ -82,7 +82,7 @@ def _measure(name: str, model, data, steps: int) -> list[dict]:
     fb = model.train_function
     _, state_b = fb(state_b, iter([data]))            # the tapped step
     assert tap.take().grad_norms, "the tap gave no gradient norms"
-    _pairs(fa, fb, state_a, state_b, data, 5, tap.take)   # warm up
+    *_, state_a, state_b = _pairs(fa, fb, state_a, state_b, data, 5, tap.take)   # warm up
     cpu_a, cpu_b, wall_a, wall_b, _, _ = _pairs(fa, fb, state_a, state_b, data, steps, tap.take)
     tap.detach()
     rows = []

@@ -81,8 +81,7 @@ class StepTap:
                            for _, variables in layers]
         self.n_vars = len(position)
         self.counts = [int(np.prod(v.shape)) for v in model.trainable_variables]
-        owner = {p: i for i, ps in enumerate(self.layer_vars) for p in ps}
-        self.var_layer = [owner.get(p, -1) for p in range(self.n_vars)]
+        self.layer_counts = [sum(self.counts[p] for p in ps) for ps in self.layer_vars]
         self.users = 0
         self.grads = self.weights = False
         self.in_step = False
@@ -91,6 +90,7 @@ class StepTap:
         self._saved: list = []           # (object, attribute) pairs to restore
         self._warned_missing = False
         self._warned_failure = False
+        self._loss_scaled = False
 
     @classmethod
     def of(cls, model, layers: list[tuple[str, list]] | None = None) -> StepTap:
@@ -116,6 +116,9 @@ class StepTap:
             return
         self._restore()
         self.grads, self.weights = want
+        from keras.optimizers import LossScaleOptimizer
+
+        self._loss_scaled = isinstance(self.model.optimizer, LossScaleOptimizer)
         self._install()
 
     def detach(self) -> None:
@@ -285,19 +288,18 @@ class StepTap:
                      else ops.zeros((1,), "float32"))
         if self.grads:
             parts.append(grads if flags[1] else ops.zeros((len(self.names),), "float32"))
-        if self.weights:
-            norms, sums = [], []
-            for i in range(self.n_vars):
-                if flags[2]:
-                    w = ops.cast(new_weights[i], "float32")
-                    norms.append(ops.sqrt(ops.sum(w * w)))
-                    sums.append(ops.sum(w))
-                else:
-                    norms.append(ops.zeros((), "float32"))
-                    sums.append(ops.zeros((), "float32"))
-            if norms:
-                parts.append(ops.stack(norms))
-                parts.append(ops.stack(sums))
+        if self.weights and self.names:
+            squares, sums = [], []        # per layer, over its variables
+            for positions in self.layer_vars:
+                sq = total = ops.zeros((), "float32")
+                for p in positions if flags[2] else ():
+                    w = ops.cast(new_weights[p], "float32")
+                    sq = sq + ops.sum(w * w)
+                    total = total + ops.sum(w)
+                squares.append(sq)
+                sums.append(total)
+            parts.append(ops.stack(squares))
+            parts.append(ops.stack(sums))
         return ops.concatenate(parts)
 
     # -- the host side -------------------------------------------------------------------
@@ -306,7 +308,7 @@ class StepTap:
         vec, self.latest = self.latest, None
         if vec is None:
             return None
-        values = np.asarray(keras.ops.convert_to_numpy(vec), dtype=np.float64).reshape(-1)
+        values = np.asarray(vec, dtype=np.float64).reshape(-1)     # the one device-to-host copy
         has_loss, has_grads, has_weights = (bool(v) for v in values[:3])
         at = 3
         loss = float(values[at]) if has_loss else None
@@ -317,7 +319,7 @@ class StepTap:
             norms = values[at:at + n]
             at += n
             if has_grads:
-                if self._scaled() and not np.isfinite(norms).all():
+                if self._loss_scaled and not np.isfinite(norms).all():
                     skipped = True       # the loss-scale optimizer skipped this update
                 else:
                     grad_norms = {name: float(v) for name, v, ps in
@@ -328,20 +330,12 @@ class StepTap:
                               "apply as Keras's own train_step does; gradient norms are left out",
                               stacklevel=2)
         weight_stats = {}
-        if self.weights and has_weights and self.n_vars:
-            norms = values[at:at + self.n_vars]
-            sums = values[at + self.n_vars:at + 2 * self.n_vars]
-            keep = [i for i in range(self.n_vars) if self.var_layer[i] >= 0]
-            weight_stats = layer_weight_stats(
-                [norms[i] for i in keep], [sums[i] for i in keep], [self.counts[i] for i in keep],
-                [self.var_layer[i] for i in keep], self.names)
+        if self.weights and has_weights and self.names:
+            n = len(self.names)
+            norms = np.sqrt(values[at:at + n])
+            sums = values[at + n:at + 2 * n]
+            weight_stats = layer_weight_stats(norms, sums, self.layer_counts, range(n), self.names)
         return StepNumbers(loss, grad_norms, weight_stats, skipped)
-
-    def _scaled(self) -> bool:
-        from keras.optimizers import LossScaleOptimizer
-
-        model = self.model
-        return model is not None and isinstance(model.optimizer, LossScaleOptimizer)
 
     def pending_norm(self, name: str):
         """The traced gradient norm of layer ``name`` in the step being traced (None outside)."""
