@@ -52,7 +52,7 @@ already imported Keras).  All three callbacks work on ``torch``, ``jax`` and
 Batch loss: Keras 3 logs a running mean of the loss over the epoch; auralize
 sonifies each batch's own loss (soNNify's TF1 batch logs had that).  Other
 per-batch metrics in the records (``accuracy``...) are Keras's running means, as
-logged.  Tested with ``jit_compile`` off on torch (its default) and on on jax.
+logged.  Tested with each backend's default ``jit_compile`` (off on torch, on on jax and tensorflow).
 
 ``gradient_norm_<layer>`` metrics hold the latest training step's norms; with
 validation, Keras also reports ``val_gradient_norm_<layer>``: the same values
