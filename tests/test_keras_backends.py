@@ -172,6 +172,7 @@ def run_python(code: str, backend: str, tmp_path: Path, timeout: float = 300):
                           timeout=timeout, env=backend_env(backend), cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_missing_backend_is_one_line_naming_the_extra(tmp_path):
     """KERAS_BACKEND=jax without jax: auralize notices before Keras fails deep inside."""
     hide = "import sys; sys.modules['jax'] = None; sys.modules['tensorflow'] = None\n"
