@@ -2,10 +2,12 @@
 and an independent reference computed in the same process.
 
     KERAS_BACKEND=jax python tests/keras_backend_run.py OUT_DIR \
-        --fit NAME:MODEL:PRECISION:OPTIMIZER[:lso] [--fit ...]
+        --fit NAME:MODEL:PRECISION:OPTIMIZER[:lso[=EXP]][:x=FACTOR] [--fit ...]
 
 MODEL is mlp, cnn or demo (auralize's demo CNN), PRECISION float32 or
-mixed_bfloat16, OPTIMIZER sgd or adam; ``lso`` wraps it in a LossScaleOptimizer.
+mixed_bfloat16, OPTIMIZER sgd or adam; ``lso`` wraps it in a LossScaleOptimizer
+(initial scale 2**EXP); ``x=FACTOR`` multiplies the inputs (larger gradients: with
+2**127 some steps overflow, and the optimizer skips them).
 Each fit writes ``OUT_DIR/NAME/run`` (the run folder) and ``OUT_DIR/NAME/reference.json``:
 
 - ``losses``: each batch's loss, and ``norms``: each layer's gradient L2 norm (all its
@@ -39,13 +41,20 @@ def main() -> None:
     p.add_argument("--n", type=int, default=192)
     args = p.parse_args()
     for spec in args.fit:
-        name, model, precision, optimizer, *lso = spec.split(":")
-        run_fit(Path(args.out) / name, model, precision, optimizer, lso == ["lso"],
-                args.epochs, args.n)
+        name, model, precision, optimizer, *options = spec.split(":")
+        scale, factor = None, 1.0
+        for option in options:
+            key, _, value = option.partition("=")
+            if key == "lso":
+                scale = 2.0 ** int(value or 15)
+            elif key == "x":
+                factor = float(value)
+        run_fit(Path(args.out) / name, model, precision, optimizer, scale, args.epochs, args.n,
+                factor)
 
 
-def run_fit(out: Path, model_kind: str, precision: str, optimizer_name: str, loss_scale: bool,
-            epochs: int, n: int) -> None:
+def run_fit(out: Path, model_kind: str, precision: str, optimizer_name: str,
+            loss_scale: float | None, epochs: int, n: int, x_factor: float = 1.0) -> None:
     from auralize.keras import GradientSonification, ListenToLoss, WeightsDense, keras
 
     backend = keras.backend.backend()
@@ -56,6 +65,7 @@ def run_fit(out: Path, model_kind: str, precision: str, optimizer_name: str, los
     from adapter_util import digits
 
     x, labels = digits(n)
+    x = x * np.float32(x_factor)
     y = keras.utils.to_categorical(labels, 10).astype("float32")
     keras.utils.set_random_seed(0)
     layers = keras.layers
@@ -79,8 +89,8 @@ def run_fit(out: Path, model_kind: str, precision: str, optimizer_name: str, los
 
     optimizer = (keras.optimizers.SGD(0.3) if optimizer_name == "sgd"
                  else keras.optimizers.Adam(1e-2))
-    if loss_scale:
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    if loss_scale is not None:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=loss_scale)
     grad_son = GradientSonification(path=out / "grads", model=model, freq=2000.0, plot=False)
     model.compile(loss="categorical_crossentropy", optimizer=optimizer,
                   metrics=["accuracy"] + grad_son.metrics)
@@ -156,6 +166,9 @@ def run_fit(out: Path, model_kind: str, precision: str, optimizer_name: str, los
                         callbacks=callbacks)
     ref["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     ref["precision"] = precision
+    if loss_scale is not None:
+        ref["initial_loss_scale"] = loss_scale
+        ref["final_loss_scale"] = float(keras.ops.convert_to_numpy(optimizer.dynamic_scale.value))
     (out / "reference.json").write_text(json.dumps(ref))
     print(out.name, "done:", len(ref["losses"]), "steps", flush=True)
 

@@ -259,12 +259,15 @@ class StepTap:
 
     def _layer_norms(self, grads, scale):
         ops = keras.ops
+        scale = ops.cast(scale, "float32")
         squares = []
         for g in grads:
             if g is None:
                 squares.append(ops.zeros((), "float32"))
             else:
-                g32 = ops.cast(g, "float32")
+                # unscaled first, as the optimizer does: the square of a scaled
+                # gradient overflows float32 long before the gradient does
+                g32 = ops.cast(g, "float32") / scale
                 squares.append(ops.sum(g32 * g32))
         out = []
         for positions in self.layer_vars:
@@ -274,7 +277,7 @@ class StepTap:
             out.append(ops.sqrt(total))
         if not out:
             return None
-        return ops.stack(out) / ops.cast(scale, "float32")
+        return ops.stack(out)
 
     def _pack(self, pending: dict, new_weights):
         ops = keras.ops
