@@ -200,16 +200,6 @@ def test_listen_to_loss_end_to_end_run_folder(tmp_path):
     assert json.loads(lines[0])["loss"] == recs[0].loss
 
 
-def test_gradients_on_another_backend_is_a_clear_error(monkeypatch):
-    from auralize import keras as ak
-
-    monkeypatch.setattr(ak, "backend_gives_gradients", lambda: False)
-    model = mlp()
-    with pytest.raises(AuralizeError) as err:
-        GradientSonification("x", model)
-    assert "torch backend" in str(err.value) and "\n" not in str(err.value)
-
-
 # ---------------------------------------------------------------------------------
 # one session per fit
 # ---------------------------------------------------------------------------------

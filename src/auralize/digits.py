@@ -167,7 +167,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, data: DigitsData, 
             "result": getattr(w, "result", None)}
 
 
-# -- the same demo in Keras 3 (torch backend) ----------------------------------------
+# -- the same demo in Keras 3 (torch backend, or KERAS_BACKEND's) ----------------------
 
 KERAS_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop", "adadelta": "Adadelta"}
 
@@ -178,6 +178,11 @@ def _keras():
     from auralize import keras as auralize_keras
 
     return auralize_keras.keras
+
+
+def keras_backend() -> str:
+    """The backend Keras runs on (torch unless ``KERAS_BACKEND`` chose jax or tensorflow)."""
+    return _keras().backend.backend()
 
 
 def build_keras_cnn(seed: int = 0):
@@ -205,8 +210,8 @@ def train_keras(data: DigitsData, *, epochs: int, batch_size: int, optimizer: st
     """Train :func:`build_keras_cnn` with ``model.fit`` while soNNify's callbacks listen.
 
     ``ListenToLoss`` and ``WeightsDense`` share one Sonifier (``sonifier_kwargs``: its
-    ``out_dir``, ``mappings``, ``live``...), which also hears the gradient norms Keras's
-    torch backend leaves on the variables.  Categorical cross-entropy, as soNNify.
+    ``out_dir``, ``mappings``, ``live``...), which also hears the gradient norms (on every
+    backend: see :mod:`auralize.keras`).  Categorical cross-entropy, as soNNify.
 
     Returns
     -------

@@ -31,21 +31,28 @@ Backends
 --------
 Importing this module makes Keras use the **torch** backend unless
 ``KERAS_BACKEND`` is already set (an explicit choice is respected; so is an
-already imported Keras).  What each backend gives:
+already imported Keras).  All three callbacks work on ``torch``, ``jax`` and
+``tensorflow``:
 
-- ``torch``: everything.  Gradients are the variables' ``.grad`` tensors, which
-  Keras's torch ``train_step`` leaves in place after the optimizer step; their
-  norms come from one fused ``torch._foreach_norm`` per step.  The batch loss is
-  captured exactly from ``Model.compute_loss``.
-- ``jax``, ``tensorflow``: loss and weights (``ListenToLoss``, ``WeightsDense``);
-  the batch loss is recovered from Keras's running mean and its sample count.
-  Gradients are computed inside a compiled step that callbacks cannot see, so
-  ``GradientSonification`` raises :class:`~auralize.AuralizeError` there.
+- ``torch``: gradients are the variables' ``.grad`` tensors, which Keras's torch
+  ``train_step`` leaves in place after the optimizer step; their norms come from
+  one fused ``torch._foreach_norm`` per step.  The batch loss is captured exactly
+  from ``Model.compute_loss``.
+- ``jax``, ``tensorflow``: the step is compiled and its gradients never reach
+  Python, so :mod:`auralize.keras_step` computes what is heard inside it: the
+  per-layer norms of the gradients the optimizer is given, divided by the loss
+  scale (``LossScaleOptimizer``, ``loss_scale_factor``), the batch's unscaled
+  loss and the updated weights' statistics, returned in one vector per step
+  that is taken out of the logs before Keras sees them.  Attaching rebuilds the
+  train function once (one more trace at the first step of each ``fit``).  A
+  step the loss-scale optimizer skips (non-finite gradients) has no gradient
+  norms.  With ``gradient_accumulation_steps`` the norms are each batch's, not
+  the accumulated gradient's.
 
 Batch loss: Keras 3 logs a running mean of the loss over the epoch; auralize
 sonifies each batch's own loss (soNNify's TF1 batch logs had that).  Other
 per-batch metrics in the records (``accuracy``...) are Keras's running means, as
-logged.  Tested with ``jit_compile`` off, the torch backend's default.
+logged.  Tested with each backend's default ``jit_compile`` (off on torch, on on jax and tensorflow).
 
 ``gradient_norm_<layer>`` metrics hold the latest training step's norms; with
 validation, Keras also reports ``val_gradient_norm_<layer>``: the same values
@@ -70,20 +77,42 @@ from typing import ClassVar
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import keras
 import numpy as np
 
 from auralize.audio.files import read_audio, write_audio
 from auralize.audio.plots import save_spectrogram
 from auralize.errors import AuralizeError
 from auralize.fit_session import DEFAULT_MAPPINGS, FitSession
-from auralize.sonify.mappings import GradientTones, LossTone, WeightChord
+from auralize.sonify.mappings import GradientTones, LossTone, WeightChord, make_mapping
 from auralize.step_records import (
     StepBuffer,
     layer_weight_stats,
     resolve_layer,
     to_float,
 )
+
+_BACKEND_EXTRAS = {"jax": "jax", "tensorflow": "tensorflow"}
+
+
+def _import_keras():
+    """Keras, or a one-line error naming the extra when its chosen backend is not installed."""
+    import importlib.util
+    import sys
+
+    wanted = os.environ.get("KERAS_BACKEND", "torch")
+    if "keras" not in sys.modules and wanted in _BACKEND_EXTRAS \
+            and importlib.util.find_spec(wanted) is None:
+        raise AuralizeError(f"KERAS_BACKEND={wanted} needs {wanted}, which is not installed: "
+                            f"pip install auralize[{_BACKEND_EXTRAS[wanted]}] "
+                            f"(or unset KERAS_BACKEND for torch)")
+    import keras
+
+    return keras
+
+
+keras = _import_keras()
+
+from auralize.keras_step import StepTap, variable_value  # noqa: E402 - needs keras imported
 
 __all__ = [
     "GradientNormMetric",
@@ -95,9 +124,19 @@ __all__ = [
 ]
 
 
+TRAINING_BACKENDS = ("torch", "jax", "tensorflow")
+
+
 def backend_gives_gradients() -> bool:
-    """True when the Keras backend in use lets auralize read gradients (torch)."""
-    return keras.backend.backend() == "torch"
+    """True when auralize can hear gradients on the Keras backend in use (torch, jax, tensorflow)."""
+    return keras.backend.backend() in TRAINING_BACKENDS
+
+
+def _check_training_backend(what: str) -> None:
+    backend = keras.backend.backend()
+    if backend not in TRAINING_BACKENDS:
+        raise AuralizeError(f"{what} needs a Keras backend that trains (torch, jax or tensorflow); "
+                            f"this Keras runs on {backend!r}: set KERAS_BACKEND before importing keras")
 
 
 # ---------------------------------------------------------------------------------
@@ -147,9 +186,12 @@ class _ModelTelemetry:
         self.names = [n for n, _ in layers]
         self.variables = [_own_trainable(layer) for _, layer in layers]
         self.dense = dense_layers(model)
-        self.torch = backend_gives_gradients()
+        self.torch = keras.backend.backend() == "torch"
         self._tel = None
-        if self.torch:
+        self.tap = None
+        if not self.torch:
+            self.tap = StepTap.of(model, list(zip(self.names, self.variables)))
+        else:
             from auralize.torch import LayerTelemetry
 
             linear = {name: _dense_unit_mean_torch(layer) for name, layer in self.dense}
@@ -157,6 +199,7 @@ class _ModelTelemetry:
                                                    for vs in self.variables], linear)
             self.names = self._tel.names
         self._grad_cache = None     # (weakref to a grad tensor, its version, norms)
+        self._warned_untapped = False
 
     # per-unit weight means of Dense layers (WeightsDense)
     def dense_name(self, which) -> str:
@@ -169,7 +212,7 @@ class _ModelTelemetry:
         layers = dict(self.dense)
         out = {}
         for n in names:
-            kernel = keras.ops.convert_to_numpy(layers[n].kernel)
+            kernel = keras.ops.convert_to_numpy(variable_value(self.model, layers[n].kernel))
             out[n] = [float(v) for v in np.asarray(kernel, np.float64).mean(axis=0)]
         return out
 
@@ -182,11 +225,7 @@ class _ModelTelemetry:
         return None
 
     def grad_norms(self) -> dict[str, float]:
-        if not self.torch:
-            raise AuralizeError(
-                f"gradient sonification needs Keras's torch backend (KERAS_BACKEND=torch); "
-                f"this Keras runs on {keras.backend.backend()!r}, whose compiled train step "
-                f"keeps gradients from callbacks")
+        """This step's norms from the variables' ``.grad`` (torch backend)."""
         g = self._grad_key()
         if g is None:
             return {}
@@ -200,6 +239,15 @@ class _ModelTelemetry:
     def step_numbers(self, loss, weights: bool, grads: bool):
         """(loss, grad_norms, weight_stats) for the step just taken, one transfer."""
         if not self.torch:
+            numbers = self.tap.take()
+            if numbers is not None:
+                return numbers.loss, numbers.grad_norms, numbers.weight_stats
+            if not self._warned_untapped:
+                self._warned_untapped = True
+                warnings.warn("auralize: this fit's compiled train step did not report auralize's "
+                              "numbers (a train function Keras did not build from train_step?): "
+                              "the loss comes from Keras's running mean, gradients are left out",
+                              stacklevel=2)
             return self._step_numbers_numpy(loss, weights)
         import torch
 
@@ -237,7 +285,8 @@ class _ModelTelemetry:
             norms, sums, counts, layer_of = [], [], [], []
             for i, vs in enumerate(self.variables):
                 for v in vs:
-                    a = np.asarray(keras.ops.convert_to_numpy(v), np.float64)
+                    a = np.asarray(keras.ops.convert_to_numpy(variable_value(self.model, v)),
+                                   np.float64)
                     norms.append(float(np.sqrt((a * a).sum())))
                     sums.append(float(a.sum()))
                     counts.append(a.size)
@@ -330,7 +379,7 @@ class _RunningMeanLoss:
         count = getattr(tracker, "count", None)
         if count is None:
             return m
-        n = float(keras.ops.convert_to_numpy(count))
+        n = float(keras.ops.convert_to_numpy(variable_value(model, count)))
         total = m * n
         dn = n - self.prev_count
         value = (total - self.prev_total) / dn if dn > 0 else m
@@ -370,17 +419,26 @@ class _Recorder:
         self.leader = callback
         self.model = model
         self.tel = _ModelTelemetry(model)
-        if self.need_grads and not self.tel.torch:
-            self.tel.grad_norms()  # raises the backend error
         self.unit_epoch, self.unit_step = [], []
         for req in getattr(self.sonifier, "unit_means_requests", None) or []:
             which, when = req if isinstance(req, (tuple, list)) else (req, "epoch")
             name = self.tel.dense_name(which)
             (self.unit_step if when == "step" else self.unit_epoch).append(name)
         self.capture = _LossCapture.attach(model)
+        self.tap = self.tel.tap
+        if self.tap is not None:
+            # every member has joined by now (the session starts at the first epoch)
+            self.tap.attach(grads=self.need_grads or self._sonifier_hears_gradients(),
+                            weights=self.need_weights)
         self.running = _RunningMeanLoss()
         self.buffer = StepBuffer(self.sonifier)
         self.first = True
+
+    def _sonifier_hears_gradients(self) -> bool:
+        mappings = getattr(getattr(self.sonifier, "config", None), "mappings", None)
+        if mappings is None:
+            return True     # a stand-in without a config: give it everything
+        return any(make_mapping(m).config()["kind"] == "gradients" for m in mappings)
 
     def leave(self, callback) -> None:
         if callback in self.members:
@@ -388,6 +446,8 @@ class _Recorder:
         if callback is self.leader:
             self.buffer.close()
             self.capture.detach()
+            if self.tap is not None:
+                self.tap.detach()
             self.leader = None
         if not self.members:
             _Recorder._by_sonifier.pop(id(self.sonifier), None)
@@ -399,7 +459,7 @@ class _Recorder:
         captured = self.capture.take()
         loss, gn, ws = self.tel.step_numbers(captured, self.need_weights,
                                              self.need_grads or self.tel.torch)
-        if captured is None:
+        if loss is None:
             loss = self.running.batch_loss(self.model, logs.get("loss"))
         metrics = {}
         for k, v in logs.items():
@@ -609,9 +669,12 @@ class GradientNormMetric(keras.metrics.Metric):
     """``gradient_norm_<layer>``: the layer's gradient L2 norm at the latest step.
 
     Stateless across batches (the value is the current step's, not a mean).
-    Reads the gradients Keras's torch train step leaves on the variables; all
-    layers' norms are computed once per step, in one fused reduction, by the
-    first of these metrics that asks.
+    On torch it reads the gradients Keras's train step leaves on the variables
+    (all layers' norms in one fused reduction, by the first of these metrics
+    that asks).  On jax and tensorflow it is part of the compiled train step:
+    the norms come from the gradients the optimizer is given, unscaled
+    (:mod:`auralize.keras_step`), once a :class:`GradientSonification` of the
+    model listens; the value lives in a metric variable like any other metric.
     """
 
     def __init__(self, telemetry_source, layer: str, name: str | None = None):
@@ -619,13 +682,25 @@ class GradientNormMetric(keras.metrics.Metric):
         self._source = telemetry_source
         self.layer = layer
         self._value = math.nan
+        self._norm = None
+        if keras.backend.backend() != "torch":
+            self._norm = self.add_variable(shape=(), initializer=keras.initializers.Constant(math.nan),
+                                           dtype="float32", name="norm")
 
     def update_state(self, y_true=None, y_pred=None, sample_weight=None):
+        if self._norm is not None:
+            tap = self._source().tap
+            value = tap.pending_norm(self.layer) if tap is not None else None
+            if value is not None:       # a train step (evaluation keeps the last one)
+                self._norm.assign(value)
+            return
         norms = self._source().grad_norms()
         if self.layer in norms:
             self._value = norms[self.layer]
 
     def result(self):
+        if self._norm is not None:
+            return self._norm.value
         return self._value
 
     def reset_state(self):
@@ -646,7 +721,8 @@ class GradientSonification(SonifyCallback):
     ``WeightsDense`` in the same ``fit`` it holds their sound too.
     ``.metrics`` lists one :class:`GradientNormMetric` per trainable layer: compile
     with ``metrics=["accuracy"] + grad_son.metrics`` to see ``gradient_norm_<layer>``
-    in the logs and History.  Needs the torch backend.
+    in the logs and History.  On jax and tensorflow the norms are computed inside
+    the compiled train step (see the module docstring).
 
     ``out_dir=`` additionally keeps the full run folder; ``live=True`` plays it.
     Alone in a ``fit`` it does not play live unless asked (the seed wrote files
@@ -658,10 +734,7 @@ class GradientSonification(SonifyCallback):
 
     def __init__(self, path, model, fs: int | None = None, duration: float = 0.01,
                  freq: float = 200.0, plot: bool = True, sonifier=None, **sonifier_kwargs):
-        if not backend_gives_gradients():
-            raise AuralizeError(
-                f"GradientSonification needs Keras's torch backend (set KERAS_BACKEND=torch "
-                f"before importing keras); this Keras runs on {keras.backend.backend()!r}")
+        _check_training_backend("GradientSonification")
         self.path = Path(path)
         self.plot = bool(plot)
         self._model_ref = model

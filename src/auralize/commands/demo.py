@@ -11,7 +11,7 @@ EPILOG = """examples:
   auralize demo --clock wall            # sound follows training in real time
   auralize demo --lr 1.0 --optimizer sgd  # make it diverge and hear the alarm
   auralize demo --web --no-live         # listen in a browser: open the printed URL
-  auralize demo --framework keras       # the same CNN in Keras 3 (torch backend), model.fit
+  auralize demo --framework keras       # the same CNN in Keras 3, model.fit (KERAS_BACKEND=jax: on jax)
   auralize demo --sound eyes-free       # spoken epoch ends, a reference tone, octave ticks
 """
 
@@ -80,7 +80,11 @@ def run(args) -> int:
         **({"web": True, "web_host": args.web_host, "web_port": args.web_port}
            if args.web else {}),
     }
-    how = "Keras 3 (torch backend)" if args.framework == "keras" else "PyTorch"
+    how = "PyTorch"
+    if args.framework == "keras":
+        from auralize.digits import keras_backend
+
+        how = f"Keras 3 ({keras_backend()} backend)"
     print(f"training soNNify's demo CNN in {how} on {len(data.x_train)} digits "
           f"({args.epochs} epochs, batch {args.batch_size}); sound: {args.sound}")
     if args.framework == "keras":
