@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 from auralize.errors import AuralizeError
@@ -37,19 +38,27 @@ class TelemetryTail:
     """A ``telemetry.jsonl`` read as it grows: :meth:`poll` returns the new records.
 
     Only complete lines are read; a line still being written waits for the next
-    poll (and, in a killed run, is never read).
+    poll (and, in a killed run, is never read).  One poll reads at most
+    ``max_bytes`` (whole lines; at least one), so a long run's history comes in
+    pieces of bounded size.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = 1 << 22) -> None:
         self.path = Path(path)
         self.offset = 0
         self.line = 0
+        self.max_bytes = int(max_bytes)
 
     def poll(self) -> list[TrainingStep]:
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self.offset)
-                data = handle.read()
+                data = handle.read(self.max_bytes)
+                while data and b"\n" not in data:  # a line longer than max_bytes
+                    more = handle.read(self.max_bytes)
+                    if not more:
+                        break
+                    data += more
         except FileNotFoundError:
             return []
         complete = data[:data.rfind(b"\n") + 1]
@@ -66,10 +75,38 @@ class TelemetryTail:
                                     f"record ({exc})") from None
         return records
 
+    def skip_to_end(self) -> int:
+        """Move past every complete line now in the file without parsing it; return how many."""
+        skipped, pos = 0, self.offset
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(pos)
+                while chunk := handle.read(1 << 22):
+                    lines = chunk.count(b"\n")
+                    if lines:
+                        skipped += lines
+                        self.offset = pos + chunk.rfind(b"\n") + 1
+                    pos += len(chunk)
+        except FileNotFoundError:
+            return 0
+        self.line += skipped
+        return skipped
+
+    def __iter__(self) -> Iterator[TrainingStep]:
+        """Every record now in the file, read piece by piece."""
+        while True:
+            before = self.offset
+            yield from self.poll()
+            if self.offset == before:
+                return
+
 
 def read_telemetry(path: Path) -> list[TrainingStep]:
-    """Records of a ``telemetry.jsonl``; a truncated last line (killed run) is skipped."""
-    return TelemetryTail(path).poll()
+    """Records of a ``telemetry.jsonl``; a truncated last line (killed run) is skipped.
+
+    The whole run as a list: for long runs iterate a :class:`TelemetryTail` instead.
+    """
+    return list(TelemetryTail(path))
 
 
 class CsvTail:
