@@ -19,33 +19,24 @@ from auralize.errors import AuralizeError
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
 #: Default sample format per container (OGG is always Vorbis).
 DEFAULT_SUBTYPES = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}
-#: libsndfile's commands (sndfile.h) for the PEAK chunk and for RF64 files that stay
-#: plain WAVs below 4 GiB, which soundfile does not name.
+#: libsndfile's command (sndfile.h) for the PEAK chunk, which soundfile does not name.
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050
-_SFC_RF64_AUTO_DOWNGRADE = 0x1210
 
 
 def open_for_writing(path: str | Path, sample_rate: int, channels: int = 1,
-                     subtype: str | None = None, rf64: bool = False) -> sf.SoundFile:
+                     subtype: str | None = None) -> sf.SoundFile:
     """Open ``path`` for writing (format from the extension; default subtype per container).
 
     libsndfile adds a PEAK chunk to float WAVs that holds the time of writing, so
     the same samples written a second later made a different file (seen as a
     flaky "same seed, same files" test).  It is switched off here, before any
     sample is written; where soundfile's internals differ, the chunk stays.
-
-    ``rf64=True`` (WAV only): libsndfile writes RF64 with automatic downgrade,
-    a plain WAV unless the file passes 4 GiB.
     """
     container = format_for_path(path)
-    subtype = subtype or DEFAULT_SUBTYPES[container]
-    rf64 = rf64 and container == "WAV"
     f = sf.SoundFile(str(path), mode="w", samplerate=int(sample_rate), channels=int(channels),
-                     subtype=subtype, format="RF64" if rf64 else container)
+                     subtype=subtype or DEFAULT_SUBTYPES[container], format=container)
     try:
         sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, sf._snd.SF_FALSE)
-        if rf64:
-            sf._snd.sf_command(f._file, _SFC_RF64_AUTO_DOWNGRADE, sf._ffi.NULL, sf._snd.SF_TRUE)
     except AttributeError:  # pragma: no cover - a soundfile without these internals
         pass
     return f

@@ -51,7 +51,8 @@ class FileSink:
     riff_limit_bytes : int
         16-bit WAV files (the default) that pass this size become RF64
         (:mod:`auralize.audio.wav64`): a recording has no length limit.
-        Other WAV subtypes are written by libsndfile as RF64 when they pass 4 GiB.
+        Other subtypes are written by libsndfile (a float WAV stops at 4 GiB:
+        libsndfile's RF64 would stamp each file with its writing time).
     """
 
     def __init__(
@@ -75,8 +76,7 @@ class FileSink:
             self._file = Wav64Writer(self.path, self.sample_rate, self.channels,
                                      riff_limit_bytes=riff_limit_bytes)
         else:
-            self._file = open_for_writing(self.path, self.sample_rate, self.channels, subtype,
-                                          rf64=container == "WAV")
+            self._file = open_for_writing(self.path, self.sample_rate, self.channels, subtype)
         self._last_flush = time.monotonic()
         self._file.flush()  # a valid (empty) header from the first moment
 
