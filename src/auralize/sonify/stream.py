@@ -76,6 +76,28 @@ class ScoreStream:
                 schedule(event)
 
 
+def iter_stream_blocks(records: Iterable[TrainingStep], config: SonifyConfig,
+                       block_frames: int | None = None):
+    """Yield the rendering of ``records`` in blocks (the last one shorter); return the stream.
+
+    The generator's return value (``StopIteration.value``) is the finished
+    :class:`ScoreStream` and the engine's statistics.
+    """
+    from auralize.audio.engine import Engine
+
+    sr = int(config.sample_rate)
+    block = int(block_frames or sr // 2)
+    stream = ScoreStream(records, config)
+    engine = Engine(sr, **config.engine_kwargs())
+    while True:
+        stream.schedule_until(engine.frames_rendered + block, engine.schedule)
+        target = int(round(stream.end_s() * sr)) if stream.done else int(stream.frontier_frame())
+        while engine.frames_rendered < target:
+            yield engine.render(min(block, target - engine.frames_rendered))
+        if stream.done:
+            return stream, engine.stats.as_dict()
+
+
 def render_stream(records: Iterable[TrainingStep], config: SonifyConfig, sinks,
                   *, block_frames: int | None = None, progress=None) -> tuple[int, float, dict]:
     """Render ``records`` under ``config`` into ``sinks`` (closed at the end).
@@ -88,34 +110,22 @@ def render_stream(records: Iterable[TrainingStep], config: SonifyConfig, sinks,
     progress : callable, optional
         Called with the frames rendered after each block.
     """
-    from auralize.audio.engine import Engine
-
-    sr = int(config.sample_rate)
-    block = int(block_frames or sr // 2)
-    stream = ScoreStream(records, config)
-    engine = Engine(sr, **config.engine_kwargs())
     sinks = list(sinks)
+    blocks = iter_stream_blocks(records, config, block_frames)
     try:
         while True:
-            stream.schedule_until(engine.frames_rendered + block, engine.schedule)
-            if stream.done:
-                break
-            _write(engine, int(stream.frontier_frame()), block, sinks, progress)
-        end = int(round(stream.end_s() * sr))
-        _write(engine, end, block, sinks, progress)
+            try:
+                samples = next(blocks)
+            except StopIteration as done:
+                stream, stats = done.value
+                return stream.steps, stream.end_s(), stats
+            for sink in sinks:
+                sink.write(samples)
+            if progress is not None:
+                progress(len(samples))
     finally:
         for sink in sinks:
             sink.close()
-    return stream.steps, stream.end_s(), engine.stats.as_dict()
-
-
-def _write(engine, target: int, block: int, sinks, progress) -> None:
-    while engine.frames_rendered < target:
-        samples = engine.render(min(block, target - engine.frames_rendered))
-        for sink in sinks:
-            sink.write(samples)
-        if progress is not None:
-            progress(len(samples))
 
 
 def count_lines(path, chunk_bytes: int = 1 << 22) -> int:
@@ -127,4 +137,4 @@ def count_lines(path, chunk_bytes: int = 1 << 22) -> int:
     return lines
 
 
-__all__ = ["ScoreStream", "count_lines", "render_stream"]
+__all__ = ["ScoreStream", "count_lines", "iter_stream_blocks", "render_stream"]
