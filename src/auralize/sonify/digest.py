@@ -15,9 +15,11 @@ span, under the run's own mappings and step length.  What a span plays:
 - in both cases with the span's metrics (the last value of each, so an epoch's
   ``val_loss`` is not lost) and ``epoch_end`` if any step of it ended an epoch.
 
-:class:`DigestBuilder` does this in one pass and bounded memory (at most
-``2 * slots`` spans, merged pairwise as the run grows), so a session builds its
-digest while it logs and ``auralize render --digest`` while it reads.
+:func:`render_log_digest` counts the log's steps (telemetry: its lines, without
+parsing them), then reads it once through a :class:`DigestBuilder`, which holds
+one record per slot: memory depends on the digest's length, not the run's.  A
+session writes ``digest.wav`` at close the same way from its own telemetry, so
+it equals ``auralize render RUN --digest``.
 """
 
 from __future__ import annotations
@@ -98,55 +100,47 @@ class _Judge:
 
 
 class DigestBuilder:
-    """Merges a run's steps, as they come, into at most ``2 * slots`` spans.
+    """Merges a run's steps, as they come, into at most ``slots`` spans of equal width.
 
     Parameters
     ----------
     slots : int
-        Slots the digest will have (its length over the step length).
+        Slots the digest has (its length over the step length).
+    total_steps : int
+        Steps in the run (a telemetry file's lines, counted beforehand): each
+        span is ``ceil(total_steps / slots)`` steps, the last one possibly fewer.
     spike_factor, window : float, int
         The spike rule (as :class:`~auralize.sonify.mappings.Alarm`'s defaults).
     """
 
-    def __init__(self, slots: int, spike_factor: float = 3.0, window: int = 20) -> None:
+    def __init__(self, slots: int, total_steps: int, spike_factor: float = 3.0,
+                 window: int = 20) -> None:
         if slots < 1:
             raise AuralizeError(f"a digest needs at least one slot, got {slots}")
         self.slots = int(slots)
-        self.width = 1  # steps per span
+        self.width = max(1, math.ceil(int(total_steps) / self.slots))  # steps per span
         self.spans: list[_Span] = []
         self._open: _Span | None = None
         self.steps = 0
         self._judge = _Judge(spike_factor, window)
 
     def add(self, record: TrainingStep) -> None:
-        span = _Span(record, self._judge.score(record), 1,
-                     {k: v for k, v in record.metrics.items()}, bool(record.epoch_end))
+        span = _Span(record, self._judge.score(record), 1, dict(record.metrics),
+                     bool(record.epoch_end))
         self.steps += 1
         self._open = span if self._open is None else self._open.merge(span)
-        if self._open.steps < self.width:
-            return
-        self.spans.append(self._open)
-        self._open = None
-        if len(self.spans) >= 2 * self.slots:  # keep memory bounded: merge pairs
-            self.spans = [a.merge(b) for a, b in zip(self.spans[::2], self.spans[1::2])]
-            self.width *= 2
+        if self._open.steps >= self.width:
+            self.spans.append(self._open)
+            self._open = None
 
     def records(self) -> list[TrainingStep]:
-        """The digest's records: at most ``slots``, each standing for an equal run of steps."""
+        """The digest's records, one per span (more than ``slots`` only if the run grew)."""
         spans = self.spans + ([self._open] if self._open is not None else [])
-        group = max(1, math.ceil(len(spans) / self.slots))
-        out = []
-        for i in range(0, len(spans), group):
-            merged = spans[i]
-            for span in spans[i + 1:i + group]:
-                merged = merged.merge(span)
-            out.append(merged.as_record())
-        return out
+        return [span.as_record() for span in spans]
 
     @property
     def steps_per_slot(self) -> int:
-        spans = len(self.spans) + (self._open is not None)
-        return self.width * max(1, math.ceil(spans / self.slots))
+        return self.width
 
 
 def digest_config(config: SonifyConfig, step_s: float) -> SonifyConfig:
@@ -210,5 +204,24 @@ def write_digest(path: str | Path, records: list[TrainingStep], config: SonifyCo
     return Path(path), duration_s
 
 
+def render_log_digest(log, config: SonifyConfig, out: str | Path,
+                      length_s: float) -> tuple[int, float, int]:
+    """The digest of ``log`` (a :class:`~auralize.sonify.log_stream.LogStream`), about
+    ``length_s`` seconds long, into ``out``.
+
+    Returns ``(steps, duration_s, steps_per_slot)``.
+    """
+    from auralize.sonify.timeline import Timeline
+
+    timeline = Timeline(config)
+    timeline.advance(log.first())
+    step_s = float(timeline.step_s)
+    builder = DigestBuilder(slots_for(length_s, step_s, config.tail_s), log.count())
+    for record in log.records():
+        builder.add(record)
+    _, duration_s = write_digest(out, builder.records(), config, step_s)
+    return builder.steps, duration_s, builder.steps_per_slot
+
+
 __all__ = ["DIGEST_AFTER_S", "DIGEST_S", "DigestBuilder", "digest_config", "parse_duration_s",
-           "slots_for", "write_digest"]
+           "render_log_digest", "slots_for", "write_digest"]

@@ -39,6 +39,7 @@ class LogStream:
                  config: SonifyConfig | None, kind: str = "telemetry") -> None:
         self.path = path
         self.kind = kind
+        self.telemetry: Path | None = None  # the telemetry.jsonl read, if that is the kind
         self._reader = reader
         self.config = config
 
@@ -48,6 +49,14 @@ class LogStream:
 
     def first(self) -> TrainingStep:
         return next(self.records())
+
+    def count(self) -> int:
+        """Steps in the log: a telemetry file's lines (counted, not parsed), else the records."""
+        if self.telemetry is not None:
+            from auralize.sonify.stream import count_lines
+
+            return count_lines(self.telemetry)
+        return sum(1 for _ in self.records())
 
     def any(self, has: Callable[[TrainingStep], bool]) -> bool:
         """Whether some record satisfies ``has`` (reads only until the first that does)."""
@@ -129,6 +138,7 @@ def open_log(path: str | Path) -> LogStream:
         if telemetry.exists():
             config = _config(path)
             log = LogStream(path, lambda: iter(TelemetryTail(telemetry)), config)
+            log.telemetry = telemetry
         elif any(path.rglob("events.out.tfevents.*")):
             records = read_tensorboard(path)
             log = LogStream(path, lambda: iter(records), None, "tensorboard")
@@ -143,6 +153,7 @@ def open_log(path: str | Path) -> LogStream:
         log = LogStream(path, lambda: _csv_records(path), None, "csv")
     elif path.suffix.lower() == ".jsonl":
         log = LogStream(path, lambda: iter(TelemetryTail(path)), None)
+        log.telemetry = path
     else:
         raise AuralizeError(f"cannot tell what {str(path)!r} is: give a run folder, a .csv, "
                             "a .jsonl or a TensorBoard log folder")

@@ -57,18 +57,10 @@ def render_log(log: LogStream, config: SonifyConfig, out: Path, progress=None) -
 
 def render_log_digest(log: LogStream, config: SonifyConfig, out: Path,
                       length_s: float) -> tuple[int, float, int]:
-    """The log's digest of about ``length_s`` seconds into ``out`` (see :mod:`.digest`).
+    """The log's digest (:func:`auralize.sonify.digest.render_log_digest`)."""
+    from auralize.sonify.digest import render_log_digest as digest
 
-    Returns ``(steps, duration_s, steps_per_slot)``.
-    """
-    from auralize.sonify.digest import DigestBuilder, slots_for, write_digest
-
-    step_s = resolved_step_s(log, config)
-    builder = DigestBuilder(slots_for(length_s, step_s, config.tail_s))
-    for record in log.records():
-        builder.add(record)
-    _, duration_s = write_digest(out, builder.records(), config, step_s)
-    return builder.steps, duration_s, builder.steps_per_slot
+    return digest(log, config, out, length_s)
 
 
 __all__ = ["render_config", "render_log", "render_log_digest", "resolved_step_s"]

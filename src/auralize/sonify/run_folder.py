@@ -115,6 +115,12 @@ class RunFolder:
             self._telemetry.write(record.to_json() + "\n")
         self.rows.append(metrics_row(record))
 
+    def close_telemetry(self) -> None:
+        """Close ``telemetry.jsonl`` (complete on disk from here on)."""
+        if self._telemetry is not None:
+            self._telemetry.close()
+            self._telemetry = None
+
     def finish(self, result: RunResult, samples, sample_rate: int, *, plot: bool,
                tensorboard) -> RunResult:
         """Close the telemetry and write the end-of-run files into ``result``.

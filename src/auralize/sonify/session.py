@@ -30,7 +30,7 @@ import numpy as np
 from auralize.audio.live import LIVE_MARGIN_S, STEADY_LEAD_S
 from auralize.audio.live_clock import DEFAULT_MAX_LAG_S, LiveClock
 from auralize.errors import AuralizeError
-from auralize.sonify.digest import DIGEST_AFTER_S, DIGEST_S, DigestBuilder, slots_for
+from auralize.sonify.digest import DIGEST_AFTER_S, DIGEST_S
 from auralize.sonify.run_folder import DIGEST_NAME, RunFolder, RunResult
 from auralize.sonify.targets import FileRecording, MemoryRecording, PageTarget, SpeakerTarget
 from auralize.sonify.telemetry import TrainingStep
@@ -133,7 +133,6 @@ class Sonifier:
         self.rank_zero = bool(rank_zero)
         self.digest_s = None if digest_s is None else float(digest_s)
         self.digest_after_s = float(digest_after_s)
-        self._digest: DigestBuilder | None = None
         self.config = SonifyConfig(
             mappings=list(mappings), clock=clock, step_s=step_s, sample_rate=int(sample_rate),
             master_gain=float(master_gain), tail_s=float(tail_s),
@@ -205,11 +204,6 @@ class Sonifier:
             doc = self.config.to_dict(self.timeline.mappings)
             doc["step_s"] = self.timeline.step_s
             self.folder.write_config(doc)
-            if self.out_dir is not None and self.digest_s is not None:
-                self._digest = DigestBuilder(slots_for(self.digest_s, self.timeline.step_s,
-                                                       self.config.tail_s))
-        if self._digest is not None:
-            self._digest.add(record)
         self.recording.send(events, frontier)
         if self.recording.error is not None:
             raise AuralizeError(f"audio rendering failed: {self.recording.error}")
@@ -256,7 +250,7 @@ class Sonifier:
         result = RunResult(out_dir=self.out_dir, steps=self.timeline.steps, duration_s=end_s)
         result.stats = {"engine": engine_stats, "live": live_stats,
                         "alarms": self._alarm_counts(), "web": web_stats}
-        if self._digest is not None and end_s > self.digest_after_s:
+        if self.out_dir is not None and self.digest_s is not None and end_s > self.digest_after_s:
             result.digest_path = self._write_digest()
         self._result = self.folder.finish(result, lambda: self.samples, int(self.config.sample_rate),
                                           plot=self.plot, tensorboard=self.tensorboard)
@@ -265,14 +259,16 @@ class Sonifier:
         return self._result
 
     def _write_digest(self) -> Path | None:
-        """``digest.wav`` (see :mod:`auralize.sonify.digest`); a failure warns, never raises."""
-        from auralize.sonify.digest import write_digest
-        from auralize.sonify.timeline import SonifyConfig
+        """``digest.wav`` from the run's telemetry, as ``auralize render RUN --digest`` makes it
+        (see :mod:`auralize.sonify.digest`); a failure warns, never raises."""
+        from auralize.sonify.digest import render_log_digest
+        from auralize.sonify.log_stream import open_log
 
         try:
-            config = SonifyConfig.from_dict(self.config.to_dict(self.timeline.mappings))
-            path, _ = write_digest(self.out_dir / DIGEST_NAME, self._digest.records(), config,
-                                   self.timeline.step_s)
+            self.folder.close_telemetry()
+            log = open_log(self.out_dir)
+            path = self.out_dir / DIGEST_NAME
+            render_log_digest(log, log.config, path, self.digest_s)
             return path
         except Exception as exc:  # noqa: BLE001 - the run's own files come first
             warnings.warn(f"auralize: the digest was not written ({type(exc).__name__}: {exc})",
