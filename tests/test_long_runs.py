@@ -90,8 +90,10 @@ def test_wav_writer_makes_the_samples_libsndfile_makes(tmp_path):
     16-bit samples libsndfile writes for the same floats, clipping included."""
     import wave
 
-    x = np.concatenate([np.random.default_rng(1).uniform(-1.5, 1.5, 30_000),
-                        np.arange(-32768, 32768) / 32768.0]).astype(np.float32)
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.uniform(-1.5, 1.5, 30_000), rng.normal(0.0, 1e-9, 1000),
+                        rng.normal(0.0, 1e-5, 1000), np.arange(-65536, 65536) / 65536.0,
+                        (np.arange(-65536, 65536) + 0.5) / 65536.0]).astype(np.float32)
     with Wav64Writer(tmp_path / "ours.wav", SR, channels=1) as w:
         w.write(x[:1000])
         w.write(x[1000:])

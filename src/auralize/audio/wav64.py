@@ -12,9 +12,9 @@ soundfile), ffmpeg, sox and Audacity read RF64.
 
 The header is rewritten on every :meth:`Wav64Writer.flush`, so a process killed
 mid-run leaves a readable file, as with libsndfile.  Samples are converted as
-the libsndfile auralize uses converts floats to 16-bit (``floor(x * 32768)``,
-clipped; checked by a test), so the samples do not depend on which writer made
-the file.
+libsndfile converts floats to 16-bit (rounded to 32 bits, ``lrintf(x * 2^31)``
+clipped, then the top 16 bits; checked by a test), so the samples do not depend
+on which writer made the file.
 """
 
 from __future__ import annotations
@@ -90,7 +90,9 @@ class Wav64Writer:
             data = data[:, None]
         if data.shape[1] != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {data.shape[1]}")
-        pcm = np.clip(np.floor(data * np.float32(32768.0)), -32768, 32767).astype("<i2")
+        # libsndfile's way: to 32 bits rounded (lrintf(x * 2^31), clipped), then the top 16
+        wide = np.clip(np.rint(data.astype(np.float64) * 2.0 ** 31), -2.0 ** 31, 2.0 ** 31 - 1)
+        pcm = (wide.astype(np.int64) >> 16).astype("<i2")
         self._file.write(pcm.tobytes())
         self.data_bytes += pcm.nbytes
 
