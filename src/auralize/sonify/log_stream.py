@@ -18,7 +18,12 @@ from pathlib import Path
 from auralize.errors import AuralizeError
 from auralize.readers import read_json
 from auralize.sonify.logs import (
-    LOSS_COLUMNS, MAPPING_NEEDS, CsvTail, TelemetryTail, mappings_with_data, read_tensorboard,
+    LOSS_COLUMNS,
+    MAPPING_NEEDS,
+    CsvTail,
+    TelemetryTail,
+    mappings_with_data,
+    read_tensorboard,
 )
 from auralize.sonify.telemetry import TrainingStep
 from auralize.sonify.timeline import SonifyConfig

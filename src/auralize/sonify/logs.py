@@ -8,7 +8,6 @@ bit-identical.
 from __future__ import annotations
 
 import csv
-import io
 import math
 from collections.abc import Iterator
 from pathlib import Path
