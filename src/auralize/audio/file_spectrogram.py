@@ -18,7 +18,7 @@ DEFAULT_COLUMNS = 1600
 
 
 def file_spectrogram_db(path: str | Path, *, nperseg: int = 1024, columns: int = DEFAULT_COLUMNS,
-                        chunk_frames: int = 1 << 18) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                        chunk_frames: int = 1 << 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """STFT power of a file in dB re full scale, averaged into at most ``columns`` time columns.
 
     Returns
