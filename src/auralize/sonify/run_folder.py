@@ -6,10 +6,12 @@ here: ``telemetry.jsonl`` (a line per step, line-buffered so a killed run keeps
 its steps), ``sonifier.json`` (how to re-render), and at the end
 ``metrics.csv``, ``spectrogram.png`` and the optional TensorBoard summaries.
 
-Nothing here grows with the run's length: the metrics rows wait in a spool
-file until ``metrics.csv`` is written (its columns are the union of all rows'),
-and the spectrogram is computed from the WAV in chunks
-(:mod:`auralize.audio.file_spectrogram`).
+Nothing here grows with the run's length, and nothing but the telemetry line
+is done per step: ``metrics.csv`` is made at the end from ``telemetry.jsonl``
+in one streamed pass (its columns are the union of all rows'), and the
+spectrogram is computed from the WAV in chunks
+(:mod:`auralize.audio.file_spectrogram`).  Without a folder the rows wait in
+an anonymous spool file (for the TensorBoard summary).
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ class RunFolder:
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             self._telemetry = open(out_dir / TELEMETRY_NAME, "w", buffering=1)  # noqa: SIM115
-        self.rows = MetricsSpool(out_dir)
+        self.rows = MetricsSpool(None) if out_dir is None else None
 
     @property
     def wav_path(self) -> Path | None:
@@ -113,7 +115,8 @@ class RunFolder:
     def add_step(self, record: TrainingStep) -> None:
         if self._telemetry is not None:
             self._telemetry.write(record.to_json() + "\n")
-        self.rows.append(metrics_row(record))
+        else:
+            self.rows.append(metrics_row(record))
 
     def close_telemetry(self) -> None:
         """Close ``telemetry.jsonl`` (complete on disk from here on)."""
@@ -136,8 +139,8 @@ class RunFolder:
             if self.out_dir is not None:
                 result.wav_path = self.wav_path
                 result.telemetry_path = self.out_dir / TELEMETRY_NAME
-                result.metrics_path = write_metrics_csv(self.out_dir / METRICS_NAME, self.rows,
-                                                        self.rows.columns)
+                result.metrics_path = metrics_csv_from_telemetry(
+                    self.out_dir / METRICS_NAME, self.out_dir / TELEMETRY_NAME)
                 if plot and result.steps:
                     from auralize.audio.file_spectrogram import save_file_spectrogram
 
@@ -155,16 +158,55 @@ class RunFolder:
                     audio = samples()
                 logdir = (Path(tensorboard) if not isinstance(tensorboard, bool)
                           else (self.out_dir or Path(".")) / "tensorboard")
-                result.tensorboard_dir = write_tensorboard(logdir, self.rows, audio, sample_rate)
+                rows = self.rows if self.rows is not None else _telemetry_rows(
+                    self.out_dir / TELEMETRY_NAME)
+                result.tensorboard_dir = write_tensorboard(logdir, rows, audio, sample_rate)
         finally:
-            self.rows.close()
+            if self.rows is not None:
+                self.rows.close()
         return result
 
     def abandon(self) -> None:
         if self._telemetry is not None:
             self._telemetry.close()
             self._telemetry = None
-        self.rows.close()
+        if self.rows is not None:
+            self.rows.close()
+
+
+def _telemetry_rows(path: Path):
+    from auralize.sonify.logs import TelemetryTail
+
+    return (metrics_row(record) for record in TelemetryTail(path))
+
+
+def metrics_csv_from_telemetry(path: Path, telemetry: Path) -> Path:
+    """``metrics.csv`` from ``telemetry.jsonl`` in one streamed pass (what :func:`write_metrics_csv`
+    writes for the same rows, byte for byte).
+
+    Rows go to a spool file with the columns known so far (new ones are appended
+    at the end, so earlier rows keep their places); the CSV is the header of all
+    columns and each spooled row padded to its width.
+    """
+    columns: dict[str, int] = {}
+    with tempfile.TemporaryFile("w+", newline="") as spool:
+        writer = csv.writer(spool)
+        for row in _telemetry_rows(telemetry):
+            values = [""] * len(columns)
+            for key, value in row.items():
+                index = columns.setdefault(key, len(columns))
+                if index == len(values):
+                    values.append("")
+                values[index] = "" if value is None else value
+            writer.writerow(values)
+        spool.seek(0)
+        with open(path, "w", newline="") as handle:
+            csv.writer(handle).writerow(list(columns) or ["step"])
+            width = len(columns)
+            for line in spool:  # numbers only: a comma always separates fields
+                body = line.rstrip("\r\n")
+                handle.write(body + "," * (width - 1 - body.count(",")) + "\r\n")
+    return path
 
 
 def _jsonable(value):
