@@ -266,7 +266,10 @@ def _make_run(folder: Path, steps: int = 60) -> None:
             son.log(make_step(i))
 
 
-def test_serve_replays_exactly_the_engine_output(tmp_path):
+@pytest.mark.parametrize("streamed", [False, True], ids=["score", "streamed"])
+def test_serve_replays_exactly_the_engine_output(tmp_path, streamed):
+    """Play, pause and seek give the offline render's samples (``streamed``: what
+    ``auralize serve`` uses, events made from the log as it plays)."""
     from auralize.audio.score import iter_blocks
     from auralize.cli import main
     from auralize.commands.serve import load_replay
@@ -278,7 +281,14 @@ def test_serve_replays_exactly_the_engine_output(tmp_path):
                                               sample_rate=score.sample_rate, block_size=4096,
                                               **config.engine_kwargs())))
     assert main(["serve", "--run", str(tmp_path / "missing")]) == 1
-    w = InProcess(ReplaySource(score, duration_s, config.engine_kwargs(), docs))
+    if streamed:
+        from auralize.web.replay_stream import load_streamed_replay
+
+        source = load_streamed_replay(str(run))[0]
+        assert source.duration_s == duration_s
+    else:
+        source = ReplaySource(score, duration_s, config.engine_kwargs(), docs)
+    w = InProcess(source)
     try:
         url = w.url
 

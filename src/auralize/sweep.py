@@ -102,33 +102,32 @@ def repair_run_folder(run_dir: Path) -> int:
     """
     import soundfile as sf
 
-    from auralize.audio.files import write_audio
-    from auralize.sonify.logs import read_telemetry
+    from auralize.audio.sinks import FileSink
+    from auralize.sonify.logs import TelemetryTail
     from auralize.sonify.run_folder import CONFIG_NAME, SPECTROGRAM_NAME, TELEMETRY_NAME, WAV_NAME
+    from auralize.sonify.stream import count_lines, render_stream
     from auralize.sonify.timeline import SonifyConfig
-    from auralize.sweeps.compare import render_records
 
     telemetry = run_dir / TELEMETRY_NAME
-    records = read_telemetry(telemetry) if telemetry.exists() else []
-    if not records:
+    steps = count_lines(telemetry) if telemetry.exists() else 0
+    if not steps:
         return 0
     wav = run_dir / WAV_NAME
     try:
         complete = sf.info(str(wav)).frames > 0
     except (RuntimeError, sf.LibsndfileError):
         complete = False
-    if not complete:
+    if not complete:  # streamed: a killed run of any length is repaired in bounded memory
         config_path = run_dir / CONFIG_NAME
         config = (SonifyConfig.from_dict(json.loads(config_path.read_text()))
                   if config_path.exists() else SonifyConfig(mappings=list(RUN_MAPPINGS)))
-        write_audio(wav, render_records(records, config), int(config.sample_rate))
+        steps = render_stream(TelemetryTail(telemetry), config,
+                              [FileSink(wav, int(config.sample_rate))])[0]
     if not (run_dir / SPECTROGRAM_NAME).exists():
-        from auralize.audio.files import read_audio
-        from auralize.audio.plots import save_spectrogram
+        from auralize.audio.file_spectrogram import save_file_spectrogram
 
-        samples, rate = read_audio(wav, mono=True)
-        save_spectrogram(samples, rate, run_dir / SPECTROGRAM_NAME, title="training sonification")
-    return len(records)
+        save_file_spectrogram(wav, run_dir / SPECTROGRAM_NAME, title="training sonification")
+    return steps
 
 
 def run_sweep(specs: list[RunSpec], out_dir: Path, *, jobs: int, epochs: int, batch_size: int,

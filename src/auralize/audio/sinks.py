@@ -16,7 +16,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from auralize.audio.files import format_for_path, open_for_writing, safe_samples
+from auralize.audio.files import DEFAULT_SUBTYPES, format_for_path, open_for_writing, safe_samples
+from auralize.audio.wav64 import RIFF_LIMIT_BYTES, Wav64Writer
 
 
 @runtime_checkable
@@ -29,7 +30,7 @@ class Sink(Protocol):
 
 
 class FileSink:
-    """Stream audio to a WAV/FLAC/OGG file, flushed to disk at least once a second.
+    """Stream audio to a WAV/FLAC/OGG file, flushed to disk at least once a second; WAVs of any length.
 
     A process killed mid-run leaves a readable file holding all audio up to at
     most ``flush_interval_s`` before the kill: each flush rewrites the header's
@@ -47,6 +48,11 @@ class FileSink:
         libsndfile subtype (default 16-bit PCM for WAV/FLAC, Vorbis for OGG).
     flush_interval_s : float
         Longest time between flushes, in seconds.
+    riff_limit_bytes : int
+        16-bit WAV files (the default) that pass this size become RF64
+        (:mod:`auralize.audio.wav64`): a recording has no length limit.
+        Other subtypes are written by libsndfile (a float WAV stops at 4 GiB:
+        libsndfile's RF64 would stamp each file with its writing time).
     """
 
     def __init__(
@@ -57,15 +63,20 @@ class FileSink:
         channels: int = 1,
         subtype: str | None = None,
         flush_interval_s: float = 0.5,
+        riff_limit_bytes: int = RIFF_LIMIT_BYTES,
     ) -> None:
         self.path = Path(path)
-        format_for_path(self.path)  # a bad extension fails before any folder is made
+        container = format_for_path(self.path)  # a bad extension fails before any folder is made
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
         self.flush_interval_s = float(flush_interval_s)
         self.frames_written = 0
-        self._file = open_for_writing(self.path, self.sample_rate, self.channels, subtype)
+        if container == "WAV" and (subtype or DEFAULT_SUBTYPES["WAV"]) == "PCM_16":
+            self._file = Wav64Writer(self.path, self.sample_rate, self.channels,
+                                     riff_limit_bytes=riff_limit_bytes)
+        else:
+            self._file = open_for_writing(self.path, self.sample_rate, self.channels, subtype)
         self._last_flush = time.monotonic()
         self._file.flush()  # a valid (empty) header from the first moment
 

@@ -32,17 +32,17 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from auralize.audio.files import format_for_path, write_audio
+    from auralize.audio.files import format_for_path
     from auralize.errors import AuralizeError
-    from auralize.sweeps.compare import compare_runs
+    from auralize.sweeps.compare import compare_runs_to_file
 
     out = Path(args.out)
     format_for_path(out)
     if args.step_s is not None and not args.step_s > 0:
         raise AuralizeError(f"--step-s must be positive, got {args.step_s}")
-    stereo, sr, step_s = compare_runs(args.run_a, args.run_b, step_s=args.step_s)
-    write_audio(out, stereo, sr)
-    print(f"A (left) {args.run_a}, B (right) {args.run_b}: {len(stereo) / sr:.1f} s, "
+    duration_s, _sr, step_s = compare_runs_to_file(args.run_a, args.run_b, out,
+                                                   step_s=args.step_s)  # streamed
+    print(f"A (left) {args.run_a}, B (right) {args.run_b}: {duration_s:.1f} s, "
           f"{step_s:g} s per step")
     print(f"wrote {out}")
     return 0

@@ -9,6 +9,7 @@ EPILOG = """examples:
   auralize render runs/demo -o again.wav            # same settings: bit-identical audio
   auralize render metrics.csv -o loss.wav --mapping loss
   auralize render lightning_logs/version_0 -o run.flac --mapping all --step-s 0.05
+  auralize render runs/long --digest 3min -o digest.wav   # a long run in 3 minutes
 """
 
 MAPPING_CHOICES = {
@@ -37,54 +38,47 @@ def register(sub) -> None:
     p.add_argument("--step-s", type=float, default=None, help="audio seconds per step")
     p.add_argument("--sample-rate", type=int, default=None, help="Hz (default 44100)")
     p.add_argument("--no-plot", action="store_true", help="skip the spectrogram PNG")
+    p.add_argument("--digest", metavar="LENGTH", default=None,
+                   help="the whole run in about LENGTH (e.g. 3min, 90s): steps merged into "
+                        "equal spans, each playing its most alarming step (NaN, spike) or "
+                        "else its last")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from tqdm import tqdm
 
+    from auralize.audio.file_spectrogram import save_file_spectrogram
     from auralize.audio.files import format_for_path
-    from auralize.audio.plots import save_spectrogram
-    from auralize.audio.score import iter_blocks
-    from auralize.audio.sinks import FileSink, MemorySink, write_blocks
-    from auralize.sonify.logs import load_log, require_mapping_data
-    from auralize.sonify.presets import sound_mappings
-    from auralize.sonify.timeline import SonifyConfig, replay
+    from auralize.sonify.digest import parse_duration_s
+    from auralize.sonify.log_stream import open_log
+    from auralize.sonify.rerender import render_config, render_log, render_log_digest
 
     out = Path(args.out)
     format_for_path(out)  # a bad extension fails before any work
-    records, recorded = load_log(args.log)
+    digest_s = parse_duration_s(args.digest) if args.digest is not None else None
+    log = open_log(args.log)
     if args.mapping:
         # silence is not a rendering (the eyes-free sounds follow the loss)
-        require_mapping_data(records, "loss" if isinstance(MAPPING_CHOICES[args.mapping], str)
-                             else args.mapping, args.log)
-    config = recorded or SonifyConfig()
-    doc = config.to_dict()
-    if args.mapping:
-        choice = MAPPING_CHOICES[args.mapping]
-        doc["mappings"] = sound_mappings(choice) if isinstance(choice, str) else choice
-    if recorded is None or args.mapping:
-        doc["step_s"] = None  # let the chosen mappings pick
-    for key, value in (("clock", args.clock), ("step_s", args.step_s),
-                       ("sample_rate", args.sample_rate)):
-        if value is not None:
-            doc[key] = value
-    if doc["clock"] == "wall" and not any(r.wall_time_s for r in records):
-        doc["clock"] = "step"  # no wall times in this log
-    config = SonifyConfig.from_dict(doc)
-    score, duration_s = replay(records, config)
-    sr = int(config.sample_rate)
-    blocks = iter_blocks(score.events, duration_s, sample_rate=sr, block_size=sr // 2,
-                         **config.engine_kwargs())
-    memory = MemorySink(sr)
-    total = -(-int(round(duration_s * sr)) // (sr // 2))
-    write_blocks(tqdm(blocks, total=total, unit="block", desc="rendering", leave=False),
-                 [FileSink(out, sr), memory])
+        log.require_mapping_data("loss" if isinstance(MAPPING_CHOICES[args.mapping], str)
+                                 else args.mapping)
+    config = render_config(log, MAPPING_CHOICES[args.mapping] if args.mapping else None,
+                           args.clock, args.step_s, args.sample_rate)
+    if digest_s is not None:
+        steps, duration_s, per_slot = render_log_digest(log, config, out, digest_s)
+        print(f"digest of {steps} steps ({per_slot} per slot), {duration_s:.1f} s of audio")
+    else:
+        sr = int(config.sample_rate)
+        with tqdm(desc="rendering", leave=False,
+                  bar_format="{desc}: {n:.0f} s of audio [{elapsed}]") as bar:
+            steps, duration_s = render_log(log, config, out,
+                                           progress=lambda frames: bar.update(frames / sr))
+        print(f"rendered {steps} steps, {duration_s:.1f} s of audio")
     written = [out]
     if not args.no_plot:
-        written.append(save_spectrogram(memory.samples, sr, out.with_name(out.stem +
-                                        "_spectrogram.png"), title=f"re-sonified {args.log}"))
-    print(f"rendered {len(records)} steps, {duration_s:.1f} s of audio")
+        title = f"{'digest of' if digest_s is not None else 're-sonified'} {args.log}"
+        written.append(save_file_spectrogram(out, out.with_name(out.stem + "_spectrogram.png"),
+                                             title=title))
     for path in written:
         print(f"wrote {path}")
     return 0

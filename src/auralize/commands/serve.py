@@ -31,7 +31,11 @@ def register(sub) -> None:
 
 
 def load_replay(path: str):
-    """``(score, duration_s, records, config)`` of a run folder or log; records carry ``t_s``."""
+    """``(score, duration_s, records, config)`` of a run folder or log; records carry ``t_s``.
+
+    The whole score in memory: ``auralize serve`` streams instead
+    (:func:`auralize.web.replay_stream.load_streamed_replay`).
+    """
     from auralize.sonify.logs import load_log
     from auralize.sonify.timeline import SonifyConfig, Timeline, replay
     from auralize.web.server import compact_record
@@ -50,12 +54,13 @@ def run(args) -> int:
     import asyncio
 
     from auralize.errors import AuralizeError
-    from auralize.web.server import ReplaySource, WebServer
+    from auralize.web.replay_stream import load_streamed_replay
+    from auralize.web.server import WebServer
 
     if not 0 <= args.port <= 65535:
         raise AuralizeError(f"--port must be 0..65535, got {args.port}")
-    score, duration_s, docs, config = load_replay(args.run_dir)
-    source = ReplaySource(score, duration_s, config.engine_kwargs(), docs)
+    source, _config = load_streamed_replay(args.run_dir)  # memory bounded for any run length
+    duration_s = source.duration_s
     source.set_playing(args.play)
     server = WebServer(source, host=args.host, port=args.port, token=args.token,
                        title=str(args.run_dir))
@@ -65,7 +70,7 @@ def run(args) -> int:
             await server.start()
         except OSError as exc:
             raise AuralizeError(f"cannot listen on {args.host}:{args.port} ({exc})") from None
-        print(f"replaying {len(docs)} steps ({duration_s:.1f} s of sound) from {args.run_dir}")
+        print(f"replaying {source.steps} steps ({duration_s:.1f} s of sound) from {args.run_dir}")
         print(f"open {server.url}   (Ctrl+C to stop)", flush=True)
         try:
             await asyncio.Event().wait()

@@ -45,6 +45,25 @@ class ArrivalClock:
         return record
 
 
+def skip_history(tail: LogTail) -> int:
+    """Move ``tail`` past what the log holds now; return how many steps that was.
+
+    A ``telemetry.jsonl`` is skipped by counting lines, without parsing any; the
+    others are read through in pieces (nothing is kept).
+    """
+    from auralize.sonify.logs import TelemetryTail
+
+    if isinstance(tail.reader, TelemetryTail) or tail.reader is None and tail.kind is None \
+            and (tail.path / "telemetry.jsonl").exists():
+        if tail.reader is None:
+            tail.reader = TelemetryTail(tail.path / "telemetry.jsonl")
+        return tail.reader.skip_to_end()
+    skipped = 0
+    while batch := tail.poll():
+        skipped += len(batch)
+    return skipped
+
+
 @dataclass
 class FollowResult:
     """How following went: steps heard, history skipped, the kind of log."""
@@ -82,7 +101,7 @@ def follow(path, sonifier, *, poll_s: float = 0.2, from_start: bool = False,
     clock = ArrivalClock(min_gap_s)
     result = FollowResult()
     if not from_start:
-        result.skipped = len(tail.poll())
+        result.skipped = skip_history(tail)
     last_new = None  # the idle timer starts with the first step heard
     while stop is None or not stop.is_set():
         records = tail.poll()

@@ -8,8 +8,8 @@ bit-identical.
 from __future__ import annotations
 
 import csv
-import io
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 from auralize.errors import AuralizeError
@@ -37,19 +37,27 @@ class TelemetryTail:
     """A ``telemetry.jsonl`` read as it grows: :meth:`poll` returns the new records.
 
     Only complete lines are read; a line still being written waits for the next
-    poll (and, in a killed run, is never read).
+    poll (and, in a killed run, is never read).  One poll reads at most
+    ``max_bytes`` (whole lines; at least one), so a long run's history comes in
+    pieces of bounded size.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = 1 << 22) -> None:
         self.path = Path(path)
         self.offset = 0
         self.line = 0
+        self.max_bytes = int(max_bytes)
 
     def poll(self) -> list[TrainingStep]:
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self.offset)
-                data = handle.read()
+                data = handle.read(self.max_bytes)
+                while data and b"\n" not in data:  # a line longer than max_bytes
+                    more = handle.read(self.max_bytes)
+                    if not more:
+                        break
+                    data += more
         except FileNotFoundError:
             return []
         complete = data[:data.rfind(b"\n") + 1]
@@ -66,10 +74,38 @@ class TelemetryTail:
                                     f"record ({exc})") from None
         return records
 
+    def skip_to_end(self) -> int:
+        """Move past every complete line now in the file without parsing it; return how many."""
+        skipped, pos = 0, self.offset
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(pos)
+                while chunk := handle.read(1 << 22):
+                    lines = chunk.count(b"\n")
+                    if lines:
+                        skipped += lines
+                        self.offset = pos + chunk.rfind(b"\n") + 1
+                    pos += len(chunk)
+        except FileNotFoundError:
+            return 0
+        self.line += skipped
+        return skipped
+
+    def __iter__(self) -> Iterator[TrainingStep]:
+        """Every record now in the file, read piece by piece."""
+        while True:
+            before = self.offset
+            yield from self.poll()
+            if self.offset == before:
+                return
+
 
 def read_telemetry(path: Path) -> list[TrainingStep]:
-    """Records of a ``telemetry.jsonl``; a truncated last line (killed run) is skipped."""
-    return TelemetryTail(path).poll()
+    """Records of a ``telemetry.jsonl``; a truncated last line (killed run) is skipped.
+
+    The whole run as a list: for long runs iterate a :class:`TelemetryTail` instead.
+    """
+    return list(TelemetryTail(path))
 
 
 class CsvTail:
@@ -83,30 +119,40 @@ class CsvTail:
     every row is one.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_rows: int = 20000) -> None:
         self.path = Path(path)
+        self.max_rows = int(max_rows)  # rows one poll returns at most
         self.rows_seen = 0
         self.columns: list[str] = []
         self.loss_col: str | None = None
         self._stamp = None
 
     def _rows(self, complete_only: bool) -> list[dict]:
+        """Rows after the ``rows_seen`` first (at most ``max_rows``), read line by line."""
         stat = self.path.stat()
         if (stat.st_size, stat.st_mtime_ns) == self._stamp:
             return []
-        text = self.path.read_text(errors="replace")
-        if complete_only:
-            text = text[:text.rfind("\n") + 1]
-        try:
-            rows = list(csv.DictReader(io.StringIO(text, newline="")))
-        except csv.Error as exc:
-            raise AuralizeError(f"cannot read {str(self.path)!r} as CSV ({exc})") from None
-        if complete_only and rows:
+        new: list[dict] = []
+        total = 0
+        with open(self.path, newline="", errors="replace") as handle:
+            reader = csv.DictReader(_complete_lines(handle) if complete_only else handle)
+            try:
+                for row in reader:
+                    total += 1
+                    if total > self.rows_seen:
+                        new.append(row)
+                        if len(new) >= self.max_rows:
+                            break
+            except csv.Error as exc:
+                raise AuralizeError(f"cannot read {str(self.path)!r} as CSV ({exc})") from None
+            fieldnames = reader.fieldnames
+        if complete_only and total and len(new) < self.max_rows:
             self._stamp = (stat.st_size, stat.st_mtime_ns)
-        self.columns = [c for c in rows[0] if c is not None] if rows else self.columns
-        if rows and self.loss_col is None:
+        if total and fieldnames:
+            self.columns = [c for c in fieldnames if c is not None]
+        if total and self.loss_col is None:
             self.loss_col = next((c for c in LOSS_COLUMNS if c in self.columns), None)
-        new, self.rows_seen = rows[self.rows_seen:], max(self.rows_seen, len(rows))
+        self.rows_seen = self.rows_seen + len(new) if new else max(self.rows_seen, total)
         return new
 
     def _record(self, row: dict, index: int) -> TrainingStep | None:
@@ -142,10 +188,23 @@ class CsvTail:
         return [r for r in records if r is not None]
 
 
+def _complete_lines(handle):
+    """The lines of ``handle`` that end with a newline (a line being written waits)."""
+    for line in handle:
+        if not line.endswith(("\n", "\r")):
+            return
+        yield line
+
+
 def read_metrics_csv(path: Path) -> list[TrainingStep]:
     """Records from a CSV with a loss column (and optional step, epoch, grad-norm columns)."""
     tail = CsvTail(path)
-    records = tail.poll(complete_only=False)
+    records: list[TrainingStep] = []
+    while True:
+        seen = tail.rows_seen
+        records += tail.poll(complete_only=False)
+        if tail.rows_seen == seen:
+            break
     if not tail.columns:
         raise AuralizeError(f"{str(path)!r} holds no rows")
     if tail.loss_col is None:

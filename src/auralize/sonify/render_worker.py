@@ -1,35 +1,58 @@
-"""The recording's worker process: renders a session's events into its WAV.
+"""The recording's worker process: renders a session's run into its WAV.
+
+The child reads the steps from the run folder's ``telemetry.jsonl`` as it grows
+(the parent writes each step there anyway) and makes their events with its own
+:class:`~auralize.sonify.stream.ScoreStream`, the code ``auralize render`` runs.
+So nothing per step crosses between the processes and a renderer that falls
+behind (training faster than synthesis) leaves its backlog on disk, not in
+memory: the training process stays the same size for a run of any length.
 
 It only ever renders up to the timeline's frontier (on the engine's chunk
 grid), so an event at the frontier always arrives before its frame is
-synthesised: the file equals an offline render of the same events
+synthesised: the file equals an offline render of the same records
 (``auralize render`` of the run folder), bit for bit.
 """
 
 from __future__ import annotations
 
-import collections
+import time
 from pathlib import Path
 
 from auralize.audio.worker import Worker, WorkerChild
 from auralize.sonify.timeline import SonifyConfig
 
+#: seconds between looks at the telemetry file
+POLL_S = 0.05
+#: ``finish`` gives up on a renderer that made no progress for this long (s)
+STALL_S = 60.0
+
 
 class RenderWorker(Worker):
-    """Parent side: ``send_step`` never blocks; a renderer that falls behind makes a queue grow."""
+    """Parent side: costs the training loop nothing per step; ``finish`` waits for the backlog."""
 
     child = "auralize.sonify.render_worker:RenderChild"
     process_name = "auralize-renderer"
+    stats_fields = ("frames",)
 
-    def __init__(self, config: SonifyConfig, path: Path) -> None:
-        super().__init__({"config": config.to_dict(), "path": str(path)})
+    def __init__(self, config: SonifyConfig, path: Path, telemetry: Path,
+                 riff_limit_bytes: int | None = None) -> None:
+        super().__init__({"config": config.to_dict(), "path": str(path),
+                          "telemetry": str(telemetry), "riff_limit_bytes": riff_limit_bytes})
 
-    def send_step(self, events: list, frontier_s: float, final: bool = False) -> None:
-        self.put((events, frontier_s, final))
+    def finish(self, steps: int, final_events: list, end_s: float, timeout_s: float = 10.0) -> dict:
+        """Render the ``steps`` records and the final events up to ``end_s``; close the file.
 
-    def finish(self, end_s: float, timeout_s: float = 600.0) -> dict:
-        """Render up to ``end_s`` (score seconds), close the file; return the engine's statistics."""
-        self.send_step([], end_s, final=True)
+        Waits as long as the renderer makes progress (a fast synthetic run leaves
+        all its audio to render here), and gives up after :data:`STALL_S` without.
+        """
+        self.put(("final", int(steps), list(final_events), float(end_s)))
+        last, last_change = -1.0, time.monotonic()
+        while not self._done.wait(1.0) and self.alive:
+            frames = self.shared["frames"] if self.shared is not None else 0.0
+            if frames != last:
+                last, last_change = frames, time.monotonic()
+            elif time.monotonic() - last_change > STALL_S:
+                break
         return self.close(timeout_s)
 
 
@@ -37,37 +60,60 @@ class RenderChild(WorkerChild):
     def setup(self) -> dict:
         from auralize.audio.engine import Engine
         from auralize.audio.sinks import FileSink
+        from auralize.sonify.logs import TelemetryTail
+        from auralize.sonify.stream import ScoreStream
 
         cfg = SonifyConfig.from_dict(self.cfg["config"])
         self.engine = Engine(int(cfg.sample_rate), **cfg.engine_kwargs())
-        self.sink = FileSink(self.cfg["path"], int(cfg.sample_rate))
-        self.items: collections.deque = collections.deque()
+        limit = self.cfg.get("riff_limit_bytes")
+        self.sink = (FileSink(self.cfg["path"], int(cfg.sample_rate)) if limit is None
+                     else FileSink(self.cfg["path"], int(cfg.sample_rate), riff_limit_bytes=limit))
+        self.tail = TelemetryTail(Path(self.cfg["telemetry"]))
+        self.stream = ScoreStream((), cfg)
+        self.final: tuple | None = None
         return {}
 
     def receive(self, items: list) -> None:
-        self.items.extend(items)
+        for item in items:
+            if item[0] == "final":
+                self.final = item[1:]
 
     def _render_to(self, frame: int) -> None:
         while self.engine.frames_rendered < frame:
             self.sink.write(self.engine.render(min(frame - self.engine.frames_rendered, 16384)))
+            self.shared["frames"] = self.engine.frames_rendered
+
+    def _advance(self) -> bool:
+        """Render what the new telemetry lines allow; False when there were none."""
+        records = self.tail.poll()
+        stream = self.stream
+        for record in records:
+            events, _t_s, stream.frontier_s = stream.timeline.advance(record)
+            for event in events:
+                self.engine.schedule(event)
+            if self.engine.frames_rendered + 16384 <= stream.frontier_frame():
+                self._render_to(stream.frontier_frame())
+        if records:
+            self._render_to(stream.frontier_frame())
+        return bool(records)
 
     def loop(self) -> None:
-        engine, sr, chunk = self.engine, self.engine.sample_rate, self.engine.chunk_size
-        while not self.stop.is_set() or self.items:
-            self.wake.wait(0.5)
-            self.wake.clear()
-            frontier_s, final = None, False
-            while self.items:
-                events, frontier_s, final = self.items.popleft()
-                for event in events:
-                    engine.schedule(event)
-                if final:
-                    break
-            if final:
-                self._render_to(int(round(frontier_s * sr)))
+        waited_s = 0.0
+        while True:
+            progressed = self._advance()
+            if self.final is not None:
+                steps, final_events, end_s = self.final
+                if self.stream.steps >= steps or (not progressed and waited_s > 5.0):
+                    for event in final_events:
+                        self.engine.schedule(event)
+                    self._render_to(int(round(end_s * self.engine.sample_rate)))
+                    return
+                waited_s = 0.0 if progressed else waited_s + POLL_S
+            elif self.stop.is_set():
                 return
-            if frontier_s is not None:  # the newest frontier holds for everything received
-                self._render_to(int(frontier_s * sr) // chunk * chunk)
+            if not progressed:
+                self.wake.wait(POLL_S)
+                self.wake.clear()
 
     def on_loop_error(self, exc: BaseException) -> None:
         self.tell("error", f"{type(exc).__name__}: {exc}")

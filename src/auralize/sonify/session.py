@@ -30,7 +30,8 @@ import numpy as np
 from auralize.audio.live import LIVE_MARGIN_S, STEADY_LEAD_S
 from auralize.audio.live_clock import DEFAULT_MAX_LAG_S, LiveClock
 from auralize.errors import AuralizeError
-from auralize.sonify.run_folder import RunFolder, RunResult
+from auralize.sonify.digest import DIGEST_AFTER_S, DIGEST_S
+from auralize.sonify.run_folder import DIGEST_NAME, RunFolder, RunResult
 from auralize.sonify.targets import FileRecording, MemoryRecording, PageTarget, SpeakerTarget
 from auralize.sonify.telemetry import TrainingStep
 from auralize.sonify.timeline import SonifyConfig, Timeline
@@ -88,6 +89,12 @@ class Sonifier:
         Training faster than the step clock merges the steps that would wait
         longer (the recording keeps them all); training slower plays each step
         whole as soon as it arrives.  See :mod:`auralize.audio.live_clock`.
+    digest_s : float or None
+        A recording longer than ``digest_after_s`` also gets ``digest.wav``: the
+        whole run in ``digest_s`` seconds, steps merged so that every NaN and
+        spike is still heard (:mod:`auralize.sonify.digest`).  ``None``: never.
+    digest_after_s : float
+        Recording length (s) from which the digest is written (default 10 min).
     web_host, web_port, web_token : str, int, str
         Bind address (default 127.0.0.1; any other requires a token, generated
         when ``web_token`` is None and printed in the URL) and port (a busy one
@@ -120,8 +127,12 @@ class Sonifier:
         web_host: str = "127.0.0.1",
         web_port: int = 8765,
         web_token: str | None = None,
+        digest_s: float | None = DIGEST_S,
+        digest_after_s: float = DIGEST_AFTER_S,
     ) -> None:
         self.rank_zero = bool(rank_zero)
+        self.digest_s = None if digest_s is None else float(digest_s)
+        self.digest_after_s = float(digest_after_s)
         self.config = SonifyConfig(
             mappings=list(mappings), clock=clock, step_s=step_s, sample_rate=int(sample_rate),
             master_gain=float(master_gain), tail_s=float(tail_s),
@@ -229,7 +240,7 @@ class Sonifier:
             outlast_s = self.timeline.mappings.sounding_until_s() - self.timeline.next_t_s
             start_s = min((e.time_s for e in live_final if e.time_s is not None), default=now)
             live_end_s = max(live_end_s, start_s + outlast_s + self.config.tail_s)
-        engine_stats = self.recording.close(end_s)
+        engine_stats = self.recording.close(end_s, steps=self.timeline.steps, final=final)
         stats = {target.stats_key: target.close(live_end_s) for target in self._live_targets}
         live_stats, web_stats = stats.get("live", {}), stats.get("web", {})
         if live_stats:
@@ -239,11 +250,30 @@ class Sonifier:
         result = RunResult(out_dir=self.out_dir, steps=self.timeline.steps, duration_s=end_s)
         result.stats = {"engine": engine_stats, "live": live_stats,
                         "alarms": self._alarm_counts(), "web": web_stats}
+        if self.out_dir is not None and self.digest_s is not None and end_s > self.digest_after_s:
+            result.digest_path = self._write_digest()
         self._result = self.folder.finish(result, lambda: self.samples, int(self.config.sample_rate),
                                           plot=self.plot, tensorboard=self.tensorboard)
         if self.recording.error is not None:
             raise AuralizeError(f"audio rendering failed: {self.recording.error}")
         return self._result
+
+    def _write_digest(self) -> Path | None:
+        """``digest.wav`` from the run's telemetry, as ``auralize render RUN --digest`` makes it
+        (see :mod:`auralize.sonify.digest`); a failure warns, never raises."""
+        from auralize.sonify.digest import render_log_digest
+        from auralize.sonify.log_stream import open_log
+
+        try:
+            self.folder.close_telemetry()
+            log = open_log(self.out_dir)
+            path = self.out_dir / DIGEST_NAME
+            render_log_digest(log, log.config, path, self.digest_s)
+            return path
+        except Exception as exc:  # noqa: BLE001 - the run's own files come first
+            warnings.warn(f"auralize: the digest was not written ({type(exc).__name__}: {exc})",
+                          stacklevel=3)
+            return None
 
     def _alarm_counts(self) -> dict:
         for mapping in self.timeline.mappings.mappings:

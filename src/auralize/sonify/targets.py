@@ -29,23 +29,31 @@ from auralize.sonify.timeline import SonifyConfig
 
 
 class FileRecording:
-    """The recording, rendered into a WAV by a worker process (see :mod:`.render_worker`)."""
+    """The recording, rendered into a WAV by a worker process (see :mod:`.render_worker`).
 
-    def __init__(self, config: SonifyConfig, path: Path) -> None:
+    The worker reads the steps from the run folder's ``telemetry.jsonl``
+    (``telemetry``, default: beside ``path``), so :meth:`send` costs nothing;
+    :meth:`close` hands it the end-of-training events.
+    """
+
+    def __init__(self, config: SonifyConfig, path: Path, telemetry: Path | None = None,
+                 riff_limit_bytes: int | None = None) -> None:
         from auralize.sonify.render_worker import RenderWorker
+        from auralize.sonify.run_folder import TELEMETRY_NAME
 
         self.path = path
-        self._worker = RenderWorker(config, path).start(wait=False)
+        telemetry = telemetry or Path(path).parent / TELEMETRY_NAME
+        self._worker = RenderWorker(config, path, telemetry, riff_limit_bytes).start(wait=False)
 
     def send(self, events: list[Event], frontier_s: float) -> None:
-        self._worker.send_step(events, frontier_s)
+        """Nothing to do: the worker makes the same events from the telemetry line."""
 
     @property
     def error(self) -> str | None:
         return self._worker.error
 
-    def close(self, end_s: float) -> dict:
-        return self._worker.finish(end_s)
+    def close(self, end_s: float, steps: int = 0, final: list[Event] = ()) -> dict:
+        return self._worker.finish(steps, list(final), end_s)
 
     def samples(self) -> np.ndarray:
         from auralize.audio.files import read_audio
@@ -72,7 +80,7 @@ class MemoryRecording:
     def send(self, events: list[Event], frontier_s: float) -> None:
         self.score.events.extend(events)
 
-    def close(self, end_s: float) -> dict:
+    def close(self, end_s: float, steps: int = 0, final: list[Event] = ()) -> dict:
         from auralize.audio.engine import Engine
 
         kwargs = self.config.engine_kwargs()

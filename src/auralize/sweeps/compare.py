@@ -76,3 +76,47 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *,
     for i, channel in enumerate(channels):
         out[:len(channel), i] = channel
     return out, int(configs[0].sample_rate), float(step_s)
+
+
+def compare_runs_to_file(run_a: str | Path, run_b: str | Path, out: str | Path, *,
+                         step_s: float | None = None) -> tuple[float, int, float]:
+    """:func:`compare_runs` streamed into ``out``: memory does not grow with the runs' length.
+
+    Returns ``(duration_s, sample_rate, step_s)``.
+    """
+    from auralize.audio.sinks import FileSink
+    from auralize.sonify.log_stream import open_log
+    from auralize.sonify.rerender import resolved_step_s as log_step_s
+    from auralize.sonify.stream import iter_stream_blocks
+
+    logs = [open_log(run) for run in (run_a, run_b)]
+    configs = [step_config(log.config, step_s) for log in logs]
+    if configs[0].sample_rate != configs[1].sample_rate:
+        raise AuralizeError(f"the runs were recorded at {configs[0].sample_rate} and "
+                            f"{configs[1].sample_rate} Hz; pass --sample-rate to render both at one")
+    if step_s is None:
+        step_s = max(log_step_s(log, c) for log, c in zip(logs, configs))
+        configs = [step_config(log.config, step_s) for log in logs]
+    sr = int(configs[0].sample_rate)
+    streams = [iter_stream_blocks(log.records(), c, block_frames=sr // 2)
+               for log, c in zip(logs, configs)]
+    pending = [np.zeros(0, np.float32), np.zeros(0, np.float32)]
+    frames = 0
+    with FileSink(out, sr, channels=2) as sink:
+        while streams[0] is not None or streams[1] is not None:
+            for i in (0, 1):  # each side at least half a second ahead (or finished)
+                while streams[i] is not None and len(pending[i]) < sr // 2:
+                    try:
+                        pending[i] = np.concatenate([pending[i], next(streams[i])])
+                    except StopIteration:
+                        streams[i] = None
+            n = max(len(pending[0]), len(pending[1])) if any(s is None for s in streams) \
+                else min(len(pending[0]), len(pending[1]))
+            block = np.zeros((n, 2), np.float32)
+            for i in (0, 1):
+                take = pending[i][:n]
+                block[:len(take), i] = take
+                pending[i] = pending[i][n:]
+            sink.write(block)
+            frames += n
+    return frames / sr, sr, float(step_s)

@@ -43,6 +43,7 @@ from aiohttp import WSMsgType, web
 from auralize.audio.engine import Engine
 from auralize.audio.live_clock import FrameClock
 from auralize.audio.score import Event
+from auralize.web.history import ChartHistory
 
 log = logging.getLogger("auralize")
 
@@ -178,7 +179,7 @@ class _Source:
         self.engine = Engine(self.sample_rate, **self.engine_kwargs)
         self.mixer = Mixer()
         self.offset_s = 0.0  # engine time = score time + offset
-        self.records: collections.deque = collections.deque(maxlen=MAX_HISTORY)
+        self.records = ChartHistory()  # decimated: a fixed size for a run of any length
 
     @property
     def playing(self) -> bool:

@@ -266,9 +266,35 @@
   }
 
   // ---------------------------------------------------------------- records
+  // A live run of any length keeps at most MAX_RECORDS chart points: when full,
+  // each four neighbours become their lowest and highest loss (spikes stay visible),
+  // as the server's history does (web/history.py).
+  const MAX_RECORDS = 8000;
+  function thinRecords(rs) {
+    const out = [];
+    for (let i = 0; i < rs.length; i += 4) {
+      const group = rs.slice(i, i + 4);
+      const key = (r) => (r.loss == null ? NaN : r.loss);
+      let lo = group[0], hi = group[0];
+      for (const r of group) {
+        if (!(key(r) >= key(lo))) lo = r;
+        if (!(key(r) <= key(hi))) hi = r;
+      }
+      const bad = group.find((r) => r.nonfinite);
+      const keep = [...new Set([lo, hi, bad].filter(Boolean))].sort((a, b) => a.step - b.step);
+      const last = group[group.length - 1];
+      keep[keep.length - 1] = Object.assign({}, keep[keep.length - 1],
+        { metrics: Object.assign({}, ...group.map((r) => r.metrics || {})),
+          epoch_end: group.some((r) => r.epoch_end), epoch: last.epoch });
+      out.push(...keep);
+    }
+    return out;
+  }
+
   function addRecord(r) {
     A.records.push(r);
-    A.steps = A.records.length;
+    if (A.records.length > MAX_RECORDS) A.records = thinRecords(A.records);
+    A.steps = Math.max(A.steps + 1, A.records.length);
     for (const name of Object.keys(r.grad_norms || {})) {
       if (!A.gradNames.includes(name)) A.gradNames.push(name);
     }
