@@ -9,6 +9,7 @@ EPILOG = """examples:
   auralize render runs/demo -o again.wav            # same settings: bit-identical audio
   auralize render metrics.csv -o loss.wav --mapping loss
   auralize render lightning_logs/version_0 -o run.flac --mapping all --step-s 0.05
+  auralize render mlflow:RUN_ID -o run.wav --tracking-uri http://mlflow:5000
 """
 
 MAPPING_CHOICES = {
@@ -28,7 +29,10 @@ def register(sub) -> None:
         description="Turn a training log into sound again, offline and deterministically.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("log", help="run folder, metrics .csv, telemetry .jsonl or TensorBoard dir")
+    p.add_argument("log", help="run folder, metrics .csv, telemetry .jsonl, TensorBoard dir, or "
+                               "mlflow:RUN_ID")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking server for mlflow:RUN_ID (default $MLFLOW_TRACKING_URI)")
     p.add_argument("-o", "--out", required=True, help="output audio file (.wav/.flac/.ogg)")
     p.add_argument("--mapping", choices=sorted(MAPPING_CHOICES), default=None,
                    help="what to hear (default: as recorded, or all)")
@@ -53,7 +57,12 @@ def run(args) -> int:
 
     out = Path(args.out)
     format_for_path(out)  # a bad extension fails before any work
-    records, recorded = load_log(args.log)
+    if str(args.log).startswith("mlflow:"):
+        from auralize.trackers.mlflow_tail import read_mlflow
+
+        records, recorded = read_mlflow(args.log, args.tracking_uri)
+    else:
+        records, recorded = load_log(args.log)
     if args.mapping:
         # silence is not a rendering (the eyes-free sounds follow the loss)
         require_mapping_data(records, "loss" if isinstance(MAPPING_CHOICES[args.mapping], str)
