@@ -64,14 +64,13 @@ def notebook(cells: list[str]) -> dict:
 def jupyter_lab(tmp_path):
     """JupyterLab on a free port, its kernels importing this tree's auralize; yields (url, root)."""
     port, token = free_port(), "auralize-test-token"
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "set"),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"), JUPYTER_DATA_DIR=str(tmp_path / "data"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"))
     root = tmp_path / "nb"
     root.mkdir()
     log = open(tmp_path / "lab.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-                             "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
+                             "--ip=127.0.0.1", "--allow-root", f"--IdentityProvider.token={token}",
                              f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
                              "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -94,6 +93,19 @@ def jupyter_lab(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def wait_kernel_connected(url: str, token: str, timeout_s: float = 120.0) -> None:
+    """Until the notebook's kernel is idle with the page's websocket attached (before that,
+    JupyterLab drops a cell run silently)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as r:
+            kernels = json.loads(r.read())
+        if any(k.get("execution_state") == "idle" and k.get("connections", 0) >= 1 for k in kernels):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the kernel never became ready: {kernels}")
 
 
 def spectra_correlation(capture: list[dict], recording: np.ndarray, sr: int) -> list[float]:
@@ -132,11 +144,15 @@ def test_widget_in_jupyterlab_plays_the_runs_sound(jupyter_lab, browser, tmp_pat
     try:
         page.goto(f"{url}/lab/tree/train.ipynb?token={token}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        wait_kernel_connected(url, token)
         page.locator(".jp-Cell").nth(0).click()
         page.keyboard.press("Shift+Enter")
         start = page.locator(".auralize-widget .au-start")
-        start.wait_for(timeout=180_000)
+        try:
+            start.wait_for(timeout=180_000)
+        except Exception:
+            page.screenshot(path=str(tmp_path / "lab.png"))
+            raise AssertionError(f"no widget; the cell shows: {page.locator('.jp-Cell').nth(0).inner_text()}") from None
         start.click()
         page.wait_for_function("window.auralizeWidgets && window.auralizeWidgets[0].on",
                                timeout=30_000)
@@ -170,6 +186,9 @@ def test_widget_in_jupyterlab_plays_the_runs_sound(jupyter_lab, browser, tmp_pat
     print("per-step spectral correlation:", np.round(corr, 3))
     assert len(corr) >= STEPS - 2  # every step heard (the first may precede the start)
     assert np.median(corr) >= 0.95 and min(corr) >= 0.9, corr
+    # the measure tells steps apart: against the recording one step later it fails
+    shifted = spectra_correlation(capture, recording[int(STEP_S * sr):], sr)
+    assert np.median(shifted) < 0.9, shifted
     if violations is None:
         audio_unavailable(f"axe-core not found at {AXE} (npm install --prefix .node axe-core)")
     assert violations == [], violations
@@ -203,6 +222,8 @@ def test_widget_kernel_side_sends_stems_that_sum_to_the_live_mix(tmp_path):
     recording, sr = read_audio(result.wav_path, mono=True)
     corr = spectra_correlation(capture, recording, sr)[:12]
     assert len(corr) >= 10 and np.median(corr) >= 0.95, corr
+    shifted = spectra_correlation(capture, recording[int(STEP_S * sr):], sr)[:12]
+    assert np.median(shifted) < 0.9, shifted  # the measure tells steps apart
     closed = Sonifier(None, live=False, log_to=())
     closed.close()
     with pytest.raises(AuralizeError, match="session is closed"):

@@ -70,7 +70,11 @@ def test_offline_wandb_run_holds_each_epochs_audio_and_the_whole(tmp_path, monke
 
         with Image.open(image) as png:
             assert png.size == (item["auralize/spectrogram.width"], item["auralize/spectrogram.height"])
-    assert json.loads((files / "sonifier.json").read_text())["mappings"][0]["kind"] == "loss"
+    saved = [f["path"] for line in inspect(run_dir).splitlines() if '"type":"files"' in line
+             for f in json.loads(line)["files"]["files"]]
+    assert "auralize/sonifier.json" in saved
+    config = json.loads((files / "auralize/sonifier.json").read_text())
+    assert config == json.loads((tmp_path / "run/sonifier.json").read_text())
 
 
 def test_wandb_named_but_missing_is_a_one_line_error(monkeypatch):

@@ -89,18 +89,19 @@ def mlflow_server(tmp_path_factory):
 # A training process that knows nothing of auralize: it logs a loss to an MLflow run,
 # one step every INTERVAL seconds.  It prints the run's ID, waits for a line on stdin
 # (the follower is ready), then prints when each step was logged (perf_counter: the
-# JACK recorder's clock on Linux) and the loss.  Losses alternate every BLOCK steps
-# between 1.0 and 0.25, so the listener can tell blocks apart by pitch.
+# JACK recorder's clock on Linux) and the loss.  The loss changes every BLOCK steps,
+# cycling through four values, so the listener can tell blocks apart by pitch.
 LOGGER = """
 import sys, time
 import mlflow
 steps, interval, block = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+LOSSES = (1.0, 0.5, 0.25, 0.75)
 with mlflow.start_run() as run:
     print(run.info.run_id, flush=True)
     sys.stdin.readline()
     t0 = time.perf_counter()
     for step in range(steps):
-        loss = 1.0 if (step // block) % 2 == 0 else 0.25
+        loss = LOSSES[(step // block) % 4]
         mlflow.log_metric("loss", loss, step=step)
         print(step, time.perf_counter(), loss, flush=True)
         time.sleep(max(0.0, t0 + (step + 1) * interval - time.perf_counter()))

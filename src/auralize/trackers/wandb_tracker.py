@@ -38,5 +38,11 @@ class WandbTracker(Tracker):
         caption = f"epoch {epoch}" if kind == "epoch" else "whole run"
         self.run.log({AUDIO_KEY: wandb.Audio(samples, sample_rate=sample_rate, caption=caption),
                       IMAGE_KEY: wandb.Image(str(png), caption=caption)})
-        if config is not None:
-            self.run.save(str(config), base_path=str(config.parent), policy="now")
+        if config is not None:  # into the run's own folder: W&B links files, ours are temporary
+            import shutil
+            from pathlib import Path
+
+            kept = Path(self.run.dir) / "auralize" / "sonifier.json"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(config, kept)
+            self.run.save(str(kept), base_path=self.run.dir, policy="now")
