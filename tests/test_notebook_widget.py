@@ -152,7 +152,8 @@ def test_widget_in_jupyterlab_plays_the_runs_sound(jupyter_lab, browser, tmp_pat
             start.wait_for(timeout=180_000)
         except Exception:
             page.screenshot(path=str(tmp_path / "lab.png"))
-            raise AssertionError(f"no widget; the cell shows: {page.locator('.jp-Cell').nth(0).inner_text()}") from None
+            shown = page.locator(".jp-Cell").nth(0).inner_text()
+            raise AssertionError(f"no widget; the cell shows: {shown}") from None
         start.click()
         page.wait_for_function("window.auralizeWidgets && window.auralizeWidgets[0].on",
                                timeout=30_000)
@@ -217,7 +218,8 @@ def test_widget_kernel_side_sends_stems_that_sum_to_the_live_mix(tmp_path):
     assert [s["step"] for s in steps] == list(range(12))
     said = [c["text"] for c, _ in sent if c["type"] == "announce"]
     assert said[:2] == ["epoch 1, loss 0.1667", "epoch 2, loss 0.08333"] or len(said) == 3, said
-    capture = [{"t_s": c["t_s"], "step_t_s": c["step_t_s"], "samples": sum(np.frombuffer(x, "<i2") / 32767.0 for x in b)}
+    capture = [{"t_s": c["t_s"], "step_t_s": c["step_t_s"],
+                "samples": sum(np.frombuffer(x, "<i2") / 32767.0 for x in b)}
                for c, b in pcm]
     recording, sr = read_audio(result.wav_path, mono=True)
     corr = spectra_correlation(capture, recording, sr)[:12]
@@ -253,3 +255,41 @@ def test_example_notebook_runs(tmp_path):
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "heard" in text
     assert (tmp_path / "runs/notebook/sonification.wav").exists()
+
+
+def test_widget_follows_fast_training_by_the_live_clock():
+    """Steps every 5 ms (faster than the sound): the widget hears the same live clock as the
+    speaker, merging steps (counted) and never more than max_lag_s behind training."""
+    from auralize import Sonifier
+    from auralize.audio.analysis import pitch_track
+    from auralize.sonify.telemetry import TrainingStep
+
+    son = Sonifier(None, mappings=["loss"], live=False, step_s=STEP_S, plot=False, log_to=(),
+                   max_lag_s=0.5)
+    widget = son.widget()
+    sent = []
+    widget.send = lambda content, buffers=None: sent.append((time.perf_counter(), content, buffers))
+    losses = (1.0, 0.5, 0.25, 0.75)
+    logged = []
+    for step in range(400):  # 2 s; a new loss every 100 steps (0.5 s)
+        loss = losses[(step // 100) % 4]
+        son.log(TrainingStep(step=step, loss=loss))
+        if step % 100 == 0:
+            logged.append((time.perf_counter(), loss))
+        time.sleep(0.005)
+    son.close()
+    assert son.live_clock.stats.to_dict()["steps_merged"] > 0
+    steps = [s for _, c, _ in sent if c["type"] == "steps" for s in c["steps"]]
+    assert [s["step"] for s in steps] == list(range(400))
+    pcm = [(t, c, b) for t, c, b in sent if c["type"] == "pcm"]
+    audio = np.concatenate([sum(np.frombuffer(x, "<i2") / 32767.0 for x in b) for _, _, b in pcm])
+    sr, n = 44100, pcm[0][1]["frames"]
+    # each block is sent when due: its first frame is for wall time (send time - n / sr)
+    block_wall = np.array([t - n / sr for t, _, _ in pcm])
+    times, freqs = pitch_track(audio, sr, frame_s=0.02)
+    heard_at = block_wall[np.minimum((times * sr).astype(int) // n, len(block_wall) - 1)]
+    for logged_at, loss in logged:
+        target_hz = 200.0 + 800.0 * loss
+        hit = np.flatnonzero((heard_at > logged_at) & (np.abs(freqs - target_hz) < 15))
+        assert hit.size, f"loss {loss} logged at {logged_at:.2f} never played"
+        assert heard_at[hit[0]] - logged_at < 0.5 + 0.25, heard_at[hit[0]] - logged_at

@@ -40,7 +40,7 @@ def train(out_dir, steps_per_epoch: int, epochs: int, on_epoch=None, **kwargs):
     with watch(model, opt, out_dir=out_dir, mappings=["loss", "gradients", "alarm"], live=False,
                step_s=0.05, **kwargs) as w:
         for epoch in range(epochs):
-            for i in range(steps_per_epoch):
+            for _ in range(steps_per_epoch):
                 loss = model(data, labels=data).loss
                 opt.zero_grad()
                 loss.backward()

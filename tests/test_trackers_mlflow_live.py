@@ -4,7 +4,6 @@ in the run folder and each new loss is heard within a second of being logged."""
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
