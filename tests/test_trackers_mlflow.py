@@ -16,6 +16,8 @@ from auralize.errors import AuralizeError
 from auralize.sonify.logs import read_telemetry
 from trackerutil import MlflowLogger, MlflowServer, mlflow_server  # noqa: F401
 
+# a tracking server starts per module (~15-40 s) and real training runs: slow on a busy machine
+pytestmark = pytest.mark.slow
 mlflow = pytest.importorskip("mlflow")
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -28,6 +28,7 @@ def inspect(run_dir: Path, *args: str):
     return done.stdout
 
 
+@pytest.mark.slow
 def test_offline_wandb_run_holds_each_epochs_audio_and_the_whole(tmp_path, monkeypatch):
     from test_trackers_mlflow import train
 
