@@ -240,6 +240,7 @@ def test_notebook_extra_missing_is_a_one_line_error(monkeypatch):
         Sonifier(None, live=False, notebook=True, log_to=())
 
 
+@pytest.mark.slow
 def test_example_notebook_runs(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     from nbclient import NotebookClient

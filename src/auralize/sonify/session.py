@@ -290,10 +290,11 @@ class Sonifier:
                                           plot=self.plot, tensorboard=self.tensorboard)
         if self.recording.error is not None:
             raise AuralizeError(f"audio rendering failed: {self.recording.error}")
-        if self._trackers.names and self.timeline.steps:
+        if self._trackers.names:
             source = self._tracker_source()
             source.spectrogram_path = self._result.spectrogram_path
-            self._result.stats["trackers"] = self._trackers.close(source)
+            self._result.stats["trackers"] = self._trackers.close(source,
+                                                                  final=bool(self.timeline.steps))
         return self._result
 
     def _alarm_counts(self) -> dict:

@@ -104,15 +104,16 @@ class TrackerSet:
             tracker.epoch_end(source, epoch, start_s, end_s)
         self._say_warnings()
 
-    def close(self, source, timeout_s: float = 30.0) -> dict:
-        """Queue the whole recording, wait up to ``timeout_s`` for the uploads; per-tracker stats."""
+    def close(self, source, timeout_s: float = 30.0, final: bool = True) -> dict:
+        """Queue the whole recording (``final``: there is one), wait up to ``timeout_s`` for the
+        uploads; per-tracker stats."""
         trackers = self.refresh()
         if self.explicit:
             for name in self.names:
                 if name not in self.trackers:
                     warnings.warn(f"auralize: log_to names {name} but no {name} run was active: "
                                   "nothing logged to it", stacklevel=3)
-        for tracker in trackers:
+        for tracker in trackers if final else ():
             tracker.final(source)
         stats = {name: tracker.close(timeout_s) for name, tracker in self.trackers.items()}
         self._say_warnings()
