@@ -9,6 +9,7 @@ EPILOG = """examples:
   auralize follow runs/tb --sound eyes-free          # spoken epochs, reference tone, octave ticks
   auralize follow metrics.csv --sound earcons --web  # earcons; the accessible page too
   auralize follow /mnt/synced/run --from-start       # a run on another machine, from its start
+  auralize follow mlflow:RUN_ID --tracking-uri http://mlflow:5000   # an MLflow run's metrics
   Ctrl-C ends it; the recording in --out is complete.
 """
 
@@ -23,7 +24,10 @@ def register(sub) -> None:
                     "exists, into a run folder, and on the live page with --web.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("log", help="run folder, metrics .csv, .jsonl or TensorBoard event folder")
+    p.add_argument("log", help="run folder, metrics .csv, .jsonl, TensorBoard event folder, or "
+                               "mlflow:RUN_ID")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking server for mlflow:RUN_ID (default $MLFLOW_TRACKING_URI)")
     p.add_argument("-o", "--out", default="runs/follow",
                    help="run folder for the recording (default runs/follow)")
     p.add_argument("--sound", choices=sorted(SOUNDS), default="eyes-free",
@@ -58,7 +62,13 @@ def run(args) -> int:
 
     if not args.poll_s > 0:
         raise AuralizeError(f"--poll-s must be positive, got {args.poll_s}")
-    LogTail(args.log)  # a missing or unknown log fails before anything starts
+    if str(args.log).startswith("mlflow:"):
+        from auralize.trackers.mlflow_tail import MlflowTail
+
+        log = MlflowTail(args.log, args.tracking_uri)  # a wrong ID fails before anything starts
+    else:
+        log = args.log
+        LogTail(args.log)  # a missing or unknown log fails before anything starts
     live = {"auto": "auto", "on": True, "off": False}[args.live]
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     check_max_lag_s(args.max_lag_ms / 1000.0, "--max-lag-ms", 1000.0)
@@ -70,7 +80,7 @@ def run(args) -> int:
     print(f"following {args.log} (Ctrl-C to stop)", flush=True)
     result = None
     try:
-        result = follow(args.log, sonifier, poll_s=args.poll_s, from_start=args.from_start,
+        result = follow(log, sonifier, poll_s=args.poll_s, from_start=args.from_start,
                         idle_exit_s=args.idle_exit_s)
     except KeyboardInterrupt:
         print("stopped", flush=True)

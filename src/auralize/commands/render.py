@@ -10,6 +10,7 @@ EPILOG = """examples:
   auralize render metrics.csv -o loss.wav --mapping loss
   auralize render lightning_logs/version_0 -o run.flac --mapping all --step-s 0.05
   auralize render runs/long --digest 3min -o digest.wav   # a long run in 3 minutes
+  auralize render mlflow:RUN_ID -o run.wav --tracking-uri http://mlflow:5000
 """
 
 MAPPING_CHOICES = {
@@ -29,7 +30,10 @@ def register(sub) -> None:
         description="Turn a training log into sound again, offline and deterministically.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("log", help="run folder, metrics .csv, telemetry .jsonl or TensorBoard dir")
+    p.add_argument("log", help="run folder, metrics .csv, telemetry .jsonl, TensorBoard dir, or "
+                               "mlflow:RUN_ID")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking server for mlflow:RUN_ID (default $MLFLOW_TRACKING_URI)")
     p.add_argument("-o", "--out", required=True, help="output audio file (.wav/.flac/.ogg)")
     p.add_argument("--mapping", choices=sorted(MAPPING_CHOICES), default=None,
                    help="what to hear (default: as recorded, or all)")
@@ -57,7 +61,14 @@ def run(args) -> int:
     out = Path(args.out)
     format_for_path(out)  # a bad extension fails before any work
     digest_s = parse_duration_s(args.digest) if args.digest is not None else None
-    log = open_log(args.log)
+    if str(args.log).startswith("mlflow:"):
+        from auralize.sonify.log_stream import LogStream
+        from auralize.trackers.mlflow_tail import read_mlflow
+
+        records, recorded = read_mlflow(args.log, args.tracking_uri)
+        log = LogStream(Path(args.log), lambda: iter(records), recorded, "mlflow")
+    else:
+        log = open_log(args.log)
     if args.mapping:
         # silence is not a rendering (the eyes-free sounds follow the loss)
         log.require_mapping_data("loss" if isinstance(MAPPING_CHOICES[args.mapping], str)

@@ -80,8 +80,11 @@ def follow(path, sonifier, *, poll_s: float = 0.2, from_start: bool = False,
 
     Parameters
     ----------
-    path : str or Path
-        Run folder, metrics CSV, ``.jsonl``, or TensorBoard event folder.
+    path : str or Path, or a tail
+        Run folder, metrics CSV, ``.jsonl``, or TensorBoard event folder; or an
+        object with ``poll() -> list[TrainingStep]`` and ``kind`` (an MLflow run:
+        :class:`~auralize.trackers.mlflow_tail.MlflowTail`; following ends when
+        its ``finished`` turns true and nothing new came).
     sonifier : Sonifier
         Receives the records (not closed here).
     poll_s : float
@@ -97,7 +100,7 @@ def follow(path, sonifier, *, poll_s: float = 0.2, from_start: bool = False,
     on_step : callable, optional
         Called with each record after it was logged.
     """
-    tail = LogTail(path)
+    tail = path if hasattr(path, "poll") else LogTail(path)
     clock = ArrivalClock(min_gap_s)
     result = FollowResult()
     if not from_start:
@@ -114,6 +117,9 @@ def follow(path, sonifier, *, poll_s: float = 0.2, from_start: bool = False,
         if records:
             last_new = now
         elif idle_exit_s is not None and last_new is not None and now - last_new > idle_exit_s:
+            break
+        elif getattr(tail, "finished", False):  # the run ended and all of it was heard
+            result.kind = tail.kind
             break
         result.kind = tail.kind
         if stop is not None:

@@ -99,6 +99,12 @@ class Sonifier:
         Bind address (default 127.0.0.1; any other requires a token, generated
         when ``web_token`` is None and printed in the URL) and port (a busy one
         falls back to a free port; 0: any).
+    log_to : "auto", str, sequence of str, or ()
+        Experiment trackers that get the sound (:mod:`auralize.trackers`): each
+        epoch's recording and spectrogram at its end, the whole recording,
+        spectrogram and ``sonifier.json`` at close.  ``"auto"``: the MLflow run
+        (``mlflow.active_run()``) and the W&B run (``wandb.run``) that are
+        active; ``("mlflow",)`` or ``"wandb"``: only those; ``()``: none.
 
     Examples
     --------
@@ -129,6 +135,8 @@ class Sonifier:
         web_token: str | None = None,
         digest_s: float | None = DIGEST_S,
         digest_after_s: float = DIGEST_AFTER_S,
+        log_to="auto",
+        notebook: bool = False,
     ) -> None:
         self.rank_zero = bool(rank_zero)
         self.digest_s = None if digest_s is None else float(digest_s)
@@ -158,10 +166,19 @@ class Sonifier:
         self.folder = RunFolder(self.out_dir)
         self.recording = (FileRecording(self.config, self.folder.wav_path) if self.out_dir is not None
                           else MemoryRecording(self.config))
+        from auralize.trackers import TrackerSet  # above sonify/: found at run time, like the page
+
+        self._trackers = TrackerSet(log_to)
+        self._config_doc: dict | None = None
+        self._epoch_start_s = 0.0
         if live:
             self._start_speaker(required=live is True)
         if web:
             self._start_page(web_host, web_port, web_token)
+        if notebook:
+            from IPython.display import display
+
+            display(self.widget())
 
     # -- live targets ---------------------------------------------------------
     def _start_speaker(self, required: bool) -> None:
@@ -180,6 +197,22 @@ class Sonifier:
             self._live_targets.append(page)
             self.web_url = page.url
             print(f"auralize: live page at {self.web_url}", flush=True)
+
+    def widget(self):
+        """The notebook widget playing this session live (made on the first call).
+
+        Requires ``pip install auralize[notebook]``; see :mod:`auralize.notebook`.
+        """
+        from auralize.notebook.target import NotebookTarget
+
+        target = next((t for t in self._live_targets if isinstance(t, NotebookTarget)), None)
+        if target is None:
+            if self._closed:
+                raise AuralizeError("the session is closed: make the widget before training ends")
+            title = self.out_dir.name if self.out_dir is not None else "training"
+            target = NotebookTarget(self.config, title)
+            self._live_targets.append(target)
+        return target.widget
 
     @property
     def _web(self):
@@ -204,6 +237,7 @@ class Sonifier:
             doc = self.config.to_dict(self.timeline.mappings)
             doc["step_s"] = self.timeline.step_s
             self.folder.write_config(doc)
+            self._config_doc = doc
         self.recording.send(events, frontier)
         if self.recording.error is not None:
             raise AuralizeError(f"audio rendering failed: {self.recording.error}")
@@ -213,6 +247,17 @@ class Sonifier:
             for target in self._live_targets:
                 target.send(live_events, now, record, t_s)
         self.folder.add_step(record)
+        if record.epoch_end and self._trackers.names:
+            self._trackers.epoch_end(self._tracker_source(), record.epoch, self._epoch_start_s,
+                                     frontier)
+            self._epoch_start_s = frontier
+
+    def _tracker_source(self):
+        from auralize.trackers.uploader import RecordingSource
+
+        title = self.out_dir.name if self.out_dir is not None else "training"
+        return RecordingSource(int(self.config.sample_rate), self.folder.wav_path,
+                               lambda: self._config_doc, lambda: self.samples, title=title)
 
     # -- the end ------------------------------------------------------------------
     def close(self) -> RunResult:
@@ -252,10 +297,17 @@ class Sonifier:
                         "alarms": self._alarm_counts(), "web": web_stats}
         if self.out_dir is not None and self.digest_s is not None and end_s > self.digest_after_s:
             result.digest_path = self._write_digest()
+        if "notebook" in stats:
+            result.stats["notebook"] = stats["notebook"]
         self._result = self.folder.finish(result, lambda: self.samples, int(self.config.sample_rate),
                                           plot=self.plot, tensorboard=self.tensorboard)
         if self.recording.error is not None:
             raise AuralizeError(f"audio rendering failed: {self.recording.error}")
+        if self._trackers.names:
+            source = self._tracker_source()
+            source.spectrogram_path = self._result.spectrogram_path
+            self._result.stats["trackers"] = self._trackers.close(source,
+                                                                  final=bool(self.timeline.steps))
         return self._result
 
     def _write_digest(self) -> Path | None:
