@@ -132,6 +132,7 @@ class Engine:
     def _apply(self, event) -> None:
         if event.param == "add":
             self.add_voice(event.voice, event.value)
+            self.voices[event.voice].align_phase(self._synth_pos)
             return
         if event.param == "remove":
             self.voices.pop(event.voice, None)
@@ -144,6 +145,8 @@ class Engine:
         voice = self.voices.get(event.voice)
         if voice is None or not voice.set(event.param, event.value, event.glide_s):
             self.stats.unknown_events += 1
+        elif voice.clock_phase and event.param in ("freq_hz", "shift_hz"):
+            voice.align_phase(self._synth_pos)
 
     # -- rendering ----------------------------------------------------------
     def _apply_due_events(self) -> None:

@@ -27,11 +27,13 @@ from auralize.audio.voices import (
     AMP,
     CENTS,
     RATE,
+    TWO_PI,
     VOICE_KINDS,
     BandPass,
     Tremolo,
     Voice,
     unit_phasors,
+    wrap_phase,
 )
 
 _NO_ROWS = np.empty((0, 4, 0))  # a small bank defers no span to BLAS
@@ -60,6 +62,13 @@ class SineBank(Voice):
         Per-partial LFO moving the band-pass centre between lo and hi
         (soNNify's falling-saw filter sweep); a rate of 0 leaves the centre
         at ``bp_center_hz``.
+
+    ``clock_phase=True`` (spec only): when the voice is created, and whenever a
+    partial's frequency is set without a glide, its phase becomes that of a sine
+    of its frequency running since frame 0.  Identical sounds (earcons) started a
+    few frames apart then add up instead of cancelling: two 1760 Hz notes 12
+    frames (half a period) apart at pans -0.25 and +0.25 vanish from the mono mix
+    with phases that start at 0.
 
     Notes
     -----
@@ -102,8 +111,10 @@ class SineBank(Voice):
         sweep_hi_hz: float = 2200.0,
         sweep_shape: str = "saw_down",
         sub_block: int = 32,
+        clock_phase: bool = False,
     ) -> None:
         super().__init__(sample_rate, stats, glide_s, gain)
+        self.clock_phase = bool(clock_phase)
         n = int(np.size(freq_hz))
         if n < 1:
             raise ValueError("a sine bank needs at least one partial")
@@ -181,6 +192,21 @@ class SineBank(Voice):
         elif not (self.tremolo.set(param, value) or self.bandpass.set(param, value, frames)):
             return super().set(param, value, glide_s)
         return True
+
+    def align_phase(self, frame: int) -> None:
+        """Phases of a sine of each steady partial's frequency running since frame 0."""
+        if not self.clock_phase:
+            return
+        steady = self.freq.remaining == 0 and self.shift.remaining == 0
+        if not steady:
+            return
+        hz = self.freq.value + self.shift.value
+        # whole seconds of frames first: exact cycles for integer Hz, small products
+        seconds, rest = divmod(int(frame), self.sample_rate)
+        cycles = np.mod(hz * seconds, 1.0) + hz * (rest / self.sample_rate)
+        self.phase[:] = wrap_phase(TWO_PI * cycles)
+        self._weighted = None
+        self._still[0] = 0
 
     # -- rendering --------------------------------------------------------
     def render_spans(self, lengths: np.ndarray, span_frames: int, out: np.ndarray,

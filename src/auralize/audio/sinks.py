@@ -65,6 +65,7 @@ class FileSink:
         self.channels = int(channels)
         self.flush_interval_s = float(flush_interval_s)
         self.frames_written = 0
+        self.frames_flushed = 0  # frames on disk with their header length: survive a kill
         self._file = open_for_writing(self.path, self.sample_rate, self.channels, subtype)
         self._last_flush = time.monotonic()
         self._file.flush()  # a valid (empty) header from the first moment
@@ -79,14 +80,13 @@ class FileSink:
             data = np.repeat(data[:, None], self.channels, axis=1)
         self._file.write(data)
         self.frames_written += len(data)
-        now = time.monotonic()
-        if now - self._last_flush >= self.flush_interval_s:
-            self._file.flush()
-            self._last_flush = now
+        if time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self.flush()
 
     def flush(self) -> None:
         self._file.flush()
         self._last_flush = time.monotonic()
+        self.frames_flushed = self.frames_written
 
     def close(self) -> None:
         if not self._file.closed:

@@ -150,6 +150,8 @@ class Voice:
     """Base class: a named sound source with a gliding output gain and mute."""
 
     kind = "voice"
+    #: partials whose phase follows the engine's clock (see SineBank ``clock_phase``)
+    clock_phase = False
 
     def __init__(self, sample_rate: int, stats: EngineStats, glide_s: float, gain: float) -> None:
         self.sample_rate = int(sample_rate)
@@ -184,6 +186,9 @@ class Voice:
         else:
             return False
         return True
+
+    def align_phase(self, frame: int) -> None:
+        """Set phases from the engine frame ``frame`` (only voices with ``clock_phase``)."""
 
     def render(self, frames: int, span_frames: int = 512) -> np.ndarray | None:  # pragma: no cover
         """Render one span of ``frames`` samples (mono); ``None`` when silent."""
