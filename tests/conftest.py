@@ -32,7 +32,8 @@ PRETEND_MISSING = set(os.environ.get("AURALIZE_TEST_PRETEND_MISSING", "").split(
 # (`-m "not audio and not realtime"`) has no reruns: its tests wait for conditions, never
 # for durations.
 REALTIME_FILES = {"test_devices.py", "test_live.py", "test_sonify_live.py", "test_generate_live.py",
-                  "test_web_page.py", "test_web_server.py", "test_web_access.py"}
+                  "test_web_page.py", "test_web_server.py", "test_web_access.py",
+                  "test_stereo_live.py"}
 
 
 def pytest_collection_modifyitems(config, items):

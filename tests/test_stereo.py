@@ -157,3 +157,28 @@ def test_bad_pans_are_clamped_and_counted():
     assert np.all(np.isfinite(audio))
     assert engine.stats.nonfinite_params == 1 and engine.stats.clipped_params == 1
     assert not audio[SR // 10 + 1:, 0].any()  # 7 is hard right
+
+
+def test_depth_pans_put_the_input_left_and_the_output_right():
+    from auralize.sonify.scales import depth_pans
+
+    assert depth_pans(0) == [] and depth_pans(1) == [0.0]
+    assert depth_pans(5) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    pans = depth_pans(48)  # a 48-block transformer's groups
+    assert pans[0] == -1.0 and pans[-1] == 1.0 and all(np.diff(pans) > 0)
+
+
+def test_gradient_groups_panned_by_depth_are_heard_by_depth():
+    """The score API the gradient mapping can use: one bank, one partial per group,
+    each at its depth pan; the first group's tone is loudest on the left."""
+    from auralize.sonify.scales import depth_pans
+
+    freqs = [300.0, 500.0, 700.0, 900.0]
+    score = Score(SR, [Event(0.0, "gradients", "add", {"kind": "sines", "freq_hz": freqs,
+                                                        "amp": [0.1] * 4, "pan": depth_pans(4)})])
+    audio = render_score(score, 0.5, channels=2).astype(np.float64)
+    spec = np.abs(np.fft.rfft(audio * np.hanning(len(audio))[:, None], axis=0))
+    bins = [round(f * len(audio) / SR) for f in freqs]
+    right_over_left = [spec[b, 1] / max(spec[b, 0], 1e-12) for b in bins]
+    assert right_over_left[0] < 1e-6 and right_over_left[-1] > 1e6
+    assert all(np.diff(right_over_left) > 0)

@@ -70,6 +70,16 @@ def test_the_sweep_plays_live_on_the_driver(jack_server, jack_recorder, tmp_path
     assert loud.size, "nothing audible reached JACK"
     held = played[loud[0] + int(0.5 * cap.sample_rate): loud[0] + int(1.2 * cap.sample_rate)]
     assert dominant_frequency(held, cap.sample_rate) == pytest.approx(130.81, abs=2)
+    # the speaker places the trial where the file and sweep.json do (equal power, 1 dB)
+    trial = summary["trials"][0]
+    both = cap.data[loud[0] + int(0.5 * cap.sample_rate): loud[0] + int(1.2 * cap.sample_rate)]
+    stereo, sr = sf.read(str(tmp_path / "sweep.wav"), dtype="float32")
+    start = next(e["t_s"] for e in summary["events"] if e["event"] == "start")
+    for audio, rate in ((both, cap.sample_rate), (stereo, sr)):
+        freq, ratio = voice_at(audio, rate, 0.0 if audio is both else start + 0.5,
+                               len(audio) / rate if audio is both else start + 1.2,
+                               trial["base_hz"])
+        assert abs(20 * np.log10(ratio / expected_ratio(trial["pan"]))) < 1.0, (ratio, trial)
 
 
 def test_the_page_mixes_trials_one_by_one(tmp_path):
