@@ -507,19 +507,19 @@ def run(quick: bool = False) -> list[dict]:
         if pyo_bench:
             pyo_bench.stereo()
         for n in SIZES:
-            dur = durations[n]
+            s_dur = durations[n]
             freqs, amps = bank(n, seed=n)
             pans = spread_pans(n)
-            events = glide_targets(n, dur, seed=n)
-            amp_events = glide_targets(n, dur, seed=n, param="amp")
+            s_events = glide_targets(n, s_dur, seed=n)
+            s_amp_events = glide_targets(n, s_dur, seed=n, param="amp")
             pan_note = "stereo, partials panned left to right"
-            for label, evs in (("", ()), ("+glides", events), ("+amp events", amp_events)):
+            for label, evs in (("", ()), ("+glides", s_events), ("+amp events", s_amp_events)):
                 if pyo_bench:
-                    measure(f"pyo stereo{label}", n, dur,
-                            partial(pyo_bench.time, freqs, amps, dur, evs, pans),
+                    measure(f"pyo stereo{label}", n, s_dur,
+                            partial(pyo_bench.time, freqs, amps, s_dur, evs, pans),
                             f"{pan_note}: SPan per partial")
-                measure(f"auralize stereo{label}", n, dur,
-                        partial(time_auralize, freqs, amps, dur, evs, pans=pans),
+                measure(f"auralize stereo{label}", n, s_dur,
+                        partial(time_auralize, freqs, amps, s_dur, evs, pans=pans),
                         f"ratio: vs pyo stereo{label}; {pan_note}",
                         f"pyo stereo{label}" if pyo_bench else None)
                 mono = xrt.get((f"auralize{label}", n))
