@@ -83,8 +83,8 @@ class SweepSound:
     master_gain : float
         Engine gain in [0, 1] before the limiter.
     web, web_host, web_port, web_token
-        Also serve the live page (:class:`~auralize.web.bridge.WebSink`: its stream
-        is still the mono mix): its mixer lists every trial's voice (``trial<k>``) and its
+        Also serve the live page (:class:`~auralize.web.bridge.WebSink`, in stereo
+        like the speaker): its mixer lists every trial's voice (``trial<k>``) and its
         earcons (``trial<k>.events``), to mute or solo.  ``web_url`` holds its URL.
 
     Examples
@@ -158,7 +158,8 @@ class SweepSound:
         from auralize.web.bridge import WebSink
 
         self._web = WebSink(self.sample_rate, host=host, port=port, token=token,
-                            engine_kwargs={"master_gain": self.master_gain}, title="sweep")
+                            engine_kwargs={"master_gain": self.master_gain, "channels": 2},
+                            title="sweep")
         self.web_url = self._web.start()
         if self.web_url is None:
             self._web = None
