@@ -12,7 +12,8 @@ Every page gets, over one WebSocket: a ``hello`` (voices, mode, sample rate),
 the telemetry history, then ``step`` records as they come, ``stats`` twice a
 second, ``mix`` acknowledgements, and binary PCM packets (``PCM_HEADER`` +
 int16 samples, frames interleaved: ``hello``'s ``channels`` per frame).  Each
-page has its own bounded queue: when it does not read, its oldest audio blocks are dropped and counted; nothing else waits.
+page has its own bounded queue: when it does not read, its oldest audio blocks
+are dropped and counted; nothing else waits.
 
 Safety: a bind to anything but 127.0.0.1/localhost/::1 requires a token on every
 HTTP request and socket (query ``?token=``, then a same-site cookie); loopback
