@@ -28,12 +28,13 @@ demo: $(STAMP)
 $(AXE):
 	-npm install --prefix .node --no-save --no-audit --no-fund axe-core@4.14.1 >/dev/null
 
-# Real-time tests (JACK, marked `audio`) run in a fresh pytest process: after
+# Real-time tests (JACK, marked `audio`; a browser playing live, `realtime`: see
+# tests/conftest.py) run in a fresh pytest process: after
 # hundreds of training tests the test process carries torch/keras/lightning
 # threads that can make a real-time JACK graph late.
 test: $(STAMP) $(AXE)
-	$(PY) -m pytest -q -m "not audio"
-	$(PY) -m pytest -q -m audio
+	$(PY) -m pytest -q -m "not audio and not realtime"
+	$(PY) -m pytest -q -m "audio or realtime"
 
 test-fast: $(STAMP) $(AXE)
 	$(PY) -m pytest -q -m "not slow"

@@ -46,6 +46,7 @@ import io
 import os
 import tempfile
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -159,16 +160,26 @@ def glide_targets(n: int, duration_s: float, seed: int, param: str = "freq_hz"):
     return [((k + 1) * EVENT_EVERY_S, param, v) for k, v in enumerate(values)]
 
 
-def time_auralize(freqs, amps, duration_s, events=(), *, block=BLOCK, chunk=LIVE_CHUNK) -> Clock:
-    """Build an engine with one sine voice, schedule ``events``, render ``duration_s``."""
+def spread_pans(n: int) -> np.ndarray:
+    """Per-partial pans for the stereo rows: partial k of n at -1 + 2k/(n-1) (left to right)."""
+    return np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(1)
+
+
+def time_auralize(freqs, amps, duration_s, events=(), *, block=BLOCK, chunk=LIVE_CHUNK,
+                  pans=None) -> Clock:
+    """Build an engine with one sine voice, schedule ``events``, render ``duration_s``.
+
+    ``pans``: a stereo engine, each partial at its pan (None: mono)."""
     from auralize.audio.engine import Engine
     from auralize.audio.score import Event
 
     evs = [Event(t, "bank", param, v) for t, param, v in events]
     total = round(duration_s * SR)
-    engine = Engine(SR, chunk_size=chunk)
-    engine.add_voice("bank", {"kind": "sines", "freq_hz": freqs, "amp": amps,
-                              "glide_s": GLIDE_S})
+    engine = Engine(SR, chunk_size=chunk, channels=1 if pans is None else 2)
+    spec = {"kind": "sines", "freq_hz": freqs, "amp": amps, "glide_s": GLIDE_S}
+    if pans is not None:
+        spec["pan"] = pans
+    engine.add_voice("bank", spec)
     for ev in evs:
         engine.schedule(ev)
     return render_timed(engine, total, block)
@@ -217,8 +228,24 @@ class PyoBench:
         self.path = str(Path(tmpdir) / "pyo-render.wav")
         self.event_calls = 0
 
-    def time(self, freqs, amps, duration_s, events=()) -> Clock:
-        """Render the bank (one Sine, one stream per partial) to a float WAV."""
+    def stereo(self) -> None:
+        """Reboot the server with two output channels (for the stereo rows)."""
+        self.server.shutdown()
+        self.server.reinit(audio="offline", nchnls=2, sr=SR, duplex=0)
+        self.server.boot()
+        self.channels = 2
+
+    def _out(self, osc, pans):
+        """``osc`` out mono, or each stream through an equal-power SPan at its pan."""
+        if pans is None:
+            return osc.out(), []
+        # SPan: equal power, 0 = left .. 1 = right; one pan per stream
+        panned = self.pyo.SPan(osc, outs=2, pan=((np.asarray(pans) + 1) / 2).tolist()).out()
+        return panned, [osc]
+
+    def time(self, freqs, amps, duration_s, events=(), pans=None) -> Clock:
+        """Render the bank (one Sine, one stream per partial) to a float WAV
+        (``pans``: in stereo, each partial through an equal-power panner)."""
         pyo = self.pyo
         # fileformat 0 = WAV, sampletype 3 = 32-bit float
         self.server.recordOptions(dur=duration_s, filename=self.path, fileformat=0,
@@ -229,9 +256,9 @@ class PyoBench:
             init = (freqs if param == "freq_hz" else amps).tolist()
             sig = pyo.SigTo(init, time=GLIDE_S, init=init)
             if param == "freq_hz":
-                osc = pyo.Sine(freq=sig, mul=amps.tolist()).out()
+                osc, extra = self._out(pyo.Sine(freq=sig, mul=amps.tolist()), pans)
             else:
-                osc = pyo.Sine(freq=freqs.tolist(), mul=sig).out()
+                osc, extra = self._out(pyo.Sine(freq=freqs.tolist(), mul=sig), pans)
             pending = [v.tolist() for _, _, v in events]
 
             def change():
@@ -241,9 +268,9 @@ class PyoBench:
 
             # first call after EVENT_EVERY_S, as the auralize events
             pattern = pyo.Pattern(change, time=EVENT_EVERY_S).play(delay=EVENT_EVERY_S)
-            keep = [sig, pattern]
+            keep = [sig, pattern, *extra]
         else:
-            osc = pyo.Sine(freq=freqs.tolist(), mul=amps.tolist()).out()
+            osc, keep = self._out(pyo.Sine(freq=freqs.tolist(), mul=amps.tolist()), pans)
         with Clock() as clock:
             self.server.start()  # offline: returns when the file is rendered
         osc.stop()
@@ -325,7 +352,13 @@ class PyoVoice:
             self.sweep = pyo.Phasor(freq=rates, mul=lo - hi, add=hi)
             osc = pyo.Biquad(osc, freq=self.sweep, q=q, type=2)
             self.objects += [self.sweep, osc]
-        self.out = osc.out()
+        pan = spec.get("pan")
+        if pan is None:
+            self.out = osc.out()
+        else:  # equal power, 0 = left .. 1 = right, per partial
+            pans = ((np.broadcast_to(np.asarray(pan, float), (n,)) + 1) / 2).tolist()
+            self.objects.append(osc)
+            self.out = pyo.SPan(osc, outs=2, pan=pans).out()
 
     def set(self, param, value, glide_s) -> None:
         if param == "sweep_hz" and self.sweep is not None:
@@ -366,12 +399,13 @@ def demo_events(tmp: str, quick: bool):
     return score.events, duration_s, config, run_dir
 
 
-def time_events(events, duration_s, config, *, block=BLOCK) -> Clock:
+def time_events(events, duration_s, config, *, block=BLOCK, channels=1) -> Clock:
     """Render an event stream as ``auralize render`` does (engine settings of the run)."""
     from auralize.audio.engine import Engine
 
     total = round(duration_s * SR)
-    engine = Engine.from_events(events, sample_rate=SR, **config.engine_kwargs())
+    engine = Engine.from_events(events, sample_rate=SR, **{**config.engine_kwargs(),
+                                                          "channels": channels})
     return render_timed(engine, total, block)
 
 
@@ -465,6 +499,49 @@ def run(quick: bool = False) -> list[dict]:
                 f"ratio: vs pyo; {density}; from {Path(run_dir).name}/telemetry.jsonl",
                 "pyo" if pyo_bench else None)
         rows[-1]["events_per_cpu_s"] = n_events * xrt["auralize", "demo"] / dur
+        for row in rows[-2:]:
+            row["name"] = row["name"].replace("demo sines", "demo event stream")
+
+        # Stereo: the same banks, each partial at its own pan (left to right), in a
+        # two-channel engine and in pyo with an equal-power SPan per partial.
+        if pyo_bench:
+            pyo_bench.stereo()
+        for n in SIZES:
+            s_dur = durations[n]
+            freqs, amps = bank(n, seed=n)
+            pans = spread_pans(n)
+            s_events = glide_targets(n, s_dur, seed=n)
+            s_amp_events = glide_targets(n, s_dur, seed=n, param="amp")
+            pan_note = "stereo, partials panned left to right"
+            for label, evs in (("", ()), ("+glides", s_events), ("+amp events", s_amp_events)):
+                if pyo_bench:
+                    measure(f"pyo stereo{label}", n, s_dur,
+                            partial(pyo_bench.time, freqs, amps, s_dur, evs, pans),
+                            f"{pan_note}: SPan per partial")
+                measure(f"auralize stereo{label}", n, s_dur,
+                        partial(time_auralize, freqs, amps, s_dur, evs, pans=pans),
+                        f"ratio: vs pyo stereo{label}; {pan_note}",
+                        f"pyo stereo{label}" if pyo_bench else None)
+                mono = xrt.get((f"auralize{label}", n))
+                if mono:
+                    cost = mono / xrt[f"auralize stereo{label}", n]
+                    rows[-1]["notes"] += f"; stereo costs {cost:.2g}x the mono render"
+
+        # The demo's events in stereo: voice k of V at -1 + 2k/(V-1), in both engines.
+        adds = [e for e in events if e.param == "add"]
+        voice_pan = dict(zip((e.voice for e in adds), spread_pans(len(adds)).tolist()))
+        stereo_events = [replace(e, value={**e.value, "pan": voice_pan[e.voice]})
+                         if e.param == "add" else e for e in events]
+        if pyo_bench:
+            measure("pyo stereo", "demo", dur, partial(pyo_bench.time_events, stereo_events, dur),
+                    f"pyo {pyo_bench.version}, same events, voices panned left to right "
+                    "(SPan per voice)")
+        measure("auralize stereo", "demo", dur,
+                partial(time_events, stereo_events, dur, config, channels=2),
+                "ratio: vs pyo stereo; voices panned left to right",
+                "pyo stereo" if pyo_bench else None)
+        cost = xrt["auralize", "demo"] / xrt["auralize stereo", "demo"]
+        rows[-1]["notes"] += f"; stereo costs {cost:.2g}x the mono render"
         for row in rows[-2:]:
             row["name"] = row["name"].replace("demo sines", "demo event stream")
 

@@ -26,8 +26,23 @@ def expected_ratio(pan: float) -> float:
     return right / left
 
 
-def earcon_onsets(stereo: np.ndarray, sr: int, kind: str, merge_s: float = 0.3) -> list[float]:
-    """Times (s) where earcon ``kind``'s signature frequency starts sounding."""
+def signature_offset_s(kind: str) -> float:
+    """Seconds from the start of earcon ``kind`` to its signature note."""
+    offset = 0.0
+    for freqs, dur in EARCONS[kind]:
+        if SIGNATURE_HZ[kind] in freqs:
+            return offset
+        offset += dur
+    raise ValueError(kind)
+
+
+def signature_length_s(kind: str) -> float:
+    return next(dur for freqs, dur in EARCONS[kind] if SIGNATURE_HZ[kind] in freqs)
+
+
+def earcon_onsets(stereo: np.ndarray, sr: int, kind: str, merge_s: float = 0.05) -> list[float]:
+    """Start times (s) of earcon ``kind``: where its signature note starts sounding,
+    less the signature note's offset in the earcon ("best" signs with its third note)."""
     mono = stereo.mean(axis=1).astype(np.float64)
     frame, hop = int(0.04 * sr), int(0.01 * sr)
     starts = np.arange(0, len(mono) - frame, hop)
@@ -41,24 +56,33 @@ def earcon_onsets(stereo: np.ndarray, sr: int, kind: str, merge_s: float = 0.3) 
     on = level > 0.3 * quietest / 2 * np.hanning(frame).sum()
     onsets: list[float] = []
     for i in np.flatnonzero(on[1:] & ~on[:-1]) + 1:
-        time_s = (starts[i] + frame / 2) / sr
+        time_s = (starts[i] + frame / 2) / sr - signature_offset_s(kind)
         if not onsets or time_s - onsets[-1] > merge_s:
             onsets.append(time_s)
     return onsets
 
 
-def merged(times: list[float], merge_s: float = 0.3) -> list[float]:
-    out: list[float] = []
-    for time_s in sorted(times):
-        if not out or time_s - out[-1] > merge_s:
-            out.append(time_s)
-    return out
+def assert_earcons_at(stereo, sr, kind: str, times_s: list[float], tol_s: float = 0.08) -> None:
+    """Earcon ``kind`` starts within ``tol_s`` of each time, and nowhere else.
 
-
-def assert_earcons_at(stereo, sr, kind: str, times_s: list[float], tol_s: float = 0.15) -> None:
-    """Earcon ``kind`` starts within ``tol_s`` of each time, and nowhere else."""
+    Onsets and times are paired in order, one to one, with no merging threshold on
+    either side (a threshold both sides must agree on fails whenever two earcons
+    fall near it: two trials' starts three 0.1 s storage polls apart were 0.30 s
+    apart in the log and 0.29 s in the audio).  The one allowance: an earcon that
+    starts while an earlier one of its kind still sounds its signature note (plus
+    the 40 ms analysis window and the release) may be heard as that one.
+    """
     found = earcon_onsets(stereo, sr, kind)
-    want = merged(times_s)
-    assert len(found) == len(want), (kind, found, want)
-    for f, w in zip(found, want):
-        assert abs(f - w) < tol_s, (kind, found, want)
+    want = sorted(times_s)
+    overlap_s = signature_length_s(kind) + 0.1
+    used = [False] * len(found)
+    for i, w in enumerate(want):
+        match = next((j for j, f in enumerate(found) if not used[j] and abs(f - w) < tol_s), None)
+        if match is not None:
+            used[match] = True
+            continue
+        heard_as_one = i > 0 and w - want[i - 1] < overlap_s
+        assert heard_as_one, (f"earcon {kind!r} expected at {w:.3f} s is not in the audio",
+                              found, want)
+    spurious = [f for f, u in zip(found, used) if not u]
+    assert not spurious, (f"earcon {kind!r} sounds where none was played", spurious, want)

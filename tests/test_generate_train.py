@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -185,18 +184,19 @@ def test_cached_state_matches_rerun_and_cost_is_flat():
     seed = np.random.default_rng(0).standard_normal((4, 254)).astype(np.float32)
     np.testing.assert_allclose(generate(model, seed, 12), generate_rerun(model, seed, 12),
                                atol=1e-4)
+    from torch.utils.flop_counter import FlopCounterMode
+
     s = Streamer(model)
     x = seed[0]
-    cost = {}
-    for i in range(1, 1021):
-        t = time.perf_counter()
-        x = np.tanh(s.step(x))
-        dt = time.perf_counter() - t
-        for mark in (10, 1000):
-            if mark <= i < mark + 20:
-                cost.setdefault(mark, []).append(dt)
-    c10, c1000 = np.median(cost[10]), np.median(cost[1000])
-    assert c1000 < 3 * c10, (c10, c1000)
+    work = {}
+    for i in range(1, 1001):
+        with FlopCounterMode(display=False) as flops:
+            x = np.tanh(s.step(x))
+        if i in (10, 1000):  # what a step does: its counted FLOPs and the state it carries
+            work[i] = (flops.get_total_flops(), [tuple(t.shape) for t in s.state])
+    # the cost is flat: step 1000 does the work of step 10 (counted, not timed: a
+    # wall-clock comparison flaked under load; the speed is in bench_generate)
+    assert work[1000] == work[10] and work[10][0] > 0 and s.blocks == 1000
 
 
 def test_sample_without_run(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -20,15 +21,24 @@ def test_study_trials_are_voices_and_their_ends_are_earcons(tmp_path):
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     first_report: dict[int, float] = {}
+    torch_rng = threading.Lock()
 
     def objective(trial):
         lr = trial.suggest_float("lr", 1e-6, 1.0, log=True)
-        torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+        with torch_rng:  # two trials run at once: seed and draw without the other's draws
+            torch.manual_seed(0)
+            model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(),
+                                        torch.nn.Linear(16, 1))
+            x = torch.randn(128, 8)
         opt = torch.optim.SGD(model.parameters(), lr=lr)
-        x = torch.randn(128, 8)
         y = x[:, :1] * 2
-        time.sleep(0.8)  # setting up: the voice holds its base pitch meanwhile
+        # the sound hears a trial start at its next storage poll: wait for that (a loaded
+        # machine polls late), then "set up" for 0.8 s while the voice holds its base pitch
+        deadline = time.monotonic() + 30
+        while not any(e["event"] == "start" and e["trial_id"] == str(trial.number)
+                      for e in list(sound.sound.log)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.8)
         with watch(model, opt, out_dir=tmp_path / f"trial{trial.number}", live=False, plot=False,
                    mappings=["loss"]) as w:
             for step in range(12):

@@ -22,7 +22,6 @@ from test_web_page import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 AXE = Path(os.environ.get("AURALIZE_AXE", ROOT / ".node/node_modules/axe-core/axe.min.js"))
-pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
 
 # Two series far apart in pitch, so the page's own spectrum tells them apart:
 # the loss tone at 1500..2000 Hz, gradient tones at 200..350 Hz.

@@ -71,6 +71,16 @@ def levels(port: int, n: int = 6, every_s: float = 0.08) -> list[float]:
     return out
 
 
+def wait_levels(port: int, ok, timeout_s: float = 15.0) -> list[float]:
+    """Levels once ``ok(levels)`` holds: a mixer change reaches the server's output
+    after the blocks already rendered (a condition, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    got = levels(port)
+    while not ok(got) and time.monotonic() < deadline:
+        got = levels(port)
+    return got
+
+
 def test_page_plays_charts_mixes_and_looks_like_a_dashboard(browser):
     son = Sonifier(None, mappings=["loss", "gradients", "alarm"], live=False, plot=False,
                    web=True, web_port=0)
@@ -106,22 +116,19 @@ def test_page_plays_charts_mixes_and_looks_like_a_dashboard(browser):
             wait_for(page, "'loss' in auralize.mix && 'gradients' in auralize.mix")
             page.click("[data-voice='loss'] .solo")
             wait_for(page, "auralize.mix.loss.solo && auralize.mix.gradients.effective_gain === 0")
-            time.sleep(0.3)
-            soloed = levels(port)
+            soloed = wait_levels(port, lambda x: min(x) > 1e-3)
             assert min(soloed) > 1e-3, soloed
             page.click("[data-voice='loss'] .mute")
             wait_for(page, "auralize.mix.loss.mute === true")
             acks = page.evaluate("auralize.acks.filter(a => a.of === 'mix')")
             assert acks and all(a["ok"] for a in acks)
-            time.sleep(0.3)
-            muted = levels(port)
+            muted = wait_levels(port, lambda x: max(x) == 0.0)
             assert max(muted) == 0.0, muted
             assert state(port)["mix"]["loss"]["effective_gain"] == 0.0
             page.click("[data-voice='loss'] .mute")
             page.click("[data-voice='loss'] .solo")
             wait_for(page, "!auralize.mix.loss.mute && !auralize.mix.loss.solo")
-            time.sleep(0.4)
-            assert max(levels(port)) > 1e-3
+            assert max(wait_levels(port, lambda x: max(x) > 1e-3)) > 1e-3
 
             # the artefact: the dashboard during a run
             time.sleep(1.5)

@@ -27,6 +27,7 @@ from auralize.audio.kernels import (
     FREQ,
     GAIN,
     N_PARAMS,
+    PAN,
     SHIFT,
     SWEEP,
     TREMOLO,
@@ -38,8 +39,14 @@ from auralize.audio.kernels import (
     jit,
     jit_sum,
     lfo_shape,
+    pan_gain,
     wrap,
 )
+
+# Rows of the per-span scratch ``sw`` (per sounding partial): start phase, w0, w1,
+# a0, a1, four rows of recurrence state, pan at the span's start and end, and five
+# rows for one channel's copy of w0, w1, a0, a1 (synth_span overwrites w1 and a1).
+SW_ROWS = 15
 
 
 @jit_sum
@@ -85,7 +92,50 @@ def synth_span(out, offset, frames, count, phase0, w0, w1, a0, a1, zr, zi, rr, r
 
 
 @jit
-def _synth_compact(out, offset, frames, phase0, last, sw):
+def _emit(outs, offset, frames, count, sw, scratch):
+    """Synthesise the ``count`` compacted partials of ``sw`` into the channels ``outs``.
+
+    One channel: the partials' sum (``pan`` ignored).  More: a bank whose
+    partials share one pan is synthesised once and panned (gains exact at the
+    span's edges, linear inside); partials at different pans are synthesised
+    per channel with amplitudes scaled by their channel gains.
+    """
+    channels = outs.shape[0]
+    if channels == 1:
+        synth_span(outs[0], offset, frames, count, sw[0], sw[1], sw[2], sw[3], sw[4], sw[5],
+                   sw[6], sw[7], sw[8])
+        return
+    uniform = True
+    for j in range(1, count):
+        if sw[9, j] != sw[9, 0] or sw[10, j] != sw[10, 0]:
+            uniform = False
+            break
+    if uniform:
+        for n in range(frames):
+            scratch[n] = 0.0
+        synth_span(scratch, 0, frames, count, sw[0], sw[1], sw[2], sw[3], sw[4], sw[5], sw[6],
+                   sw[7], sw[8])
+        for c in range(channels):
+            g0 = pan_gain(sw[9, 0], c, channels)
+            g1 = pan_gain(sw[10, 0], c, channels)
+            if g0 == 0.0 and g1 == 0.0:
+                continue
+            slope = (g1 - g0) / frames
+            for n in range(frames):
+                outs[c, offset + n] += scratch[n] * (g0 + slope * n)
+        return
+    for c in range(channels):
+        for j in range(count):
+            sw[11, j] = sw[1, j]
+            sw[12, j] = sw[2, j]
+            sw[13, j] = sw[3, j] * pan_gain(sw[9, j], c, channels)
+            sw[14, j] = sw[4, j] * pan_gain(sw[10, j], c, channels)
+        synth_span(outs[c], offset, frames, count, sw[0], sw[11], sw[12], sw[13], sw[14], sw[5],
+                   sw[6], sw[7], sw[8])
+
+
+@jit
+def _synth_compact(outs, offset, frames, phase0, last, pan, sw, scratch):
     """Synthesise the sounding partials of a span whose controls are ``last``."""
     count = 0
     for k in range(phase0.size):
@@ -95,23 +145,25 @@ def _synth_compact(out, offset, frames, phase0, last, sw):
             sw[2, count] = last[1, k]
             sw[3, count] = last[2, k]
             sw[4, count] = last[3, k]
+            sw[9, count] = pan[k]
+            sw[10, count] = pan[k]
             count += 1
-    synth_span(out, offset, frames, count, sw[0], sw[1], sw[2], sw[3], sw[4], sw[5], sw[6],
-               sw[7], sw[8])
+    _emit(outs, offset, frames, count, sw, scratch)
 
 
 @jit
 def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, blas_min,
-               out, flags, state, rows):
-    """Advance a sine bank over consecutive spans and synthesise them into ``out``.
+               outs, flags, state, rows):
+    """Advance a sine bank over consecutive spans and synthesise them into ``outs``.
 
     Parameters
     ----------
     lengths : int64 (S,)
-        Span lengths in frames; ``out`` holds their sum.
-    params : float64 (5, 3, P)
-        Packed gliding parameters (rows :data:`GAIN` ... :data:`CENTER`).
-    clocks : int64 (5, 2)
+        Span lengths in frames; ``outs`` (C, N) holds their sum per channel
+        (C = 1: mono, the pan row ignored; see :func:`_emit`).
+    params : float64 (6, 3, P)
+        Packed gliding parameters (rows :data:`GAIN` ... :data:`PAN`).
+    clocks : int64 (6, 2)
         Their glide clocks.
     lfos : float64 (3, 2, P)
         Vibrato, tremolo and band-pass sweep LFOs (rate Hz, phase cycles).
@@ -130,7 +182,8 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
         path: its frequencies (rad/frame), amplitudes at both ends and start
         phases go to ``rows[s]`` (S, 4, P; (0, 4, 0) for banks below
         ``blas_min`` partials); for a span in which nothing moved only the
-        phases (the rest is ``last``).
+        phases (the rest is ``last``).  With channels, only spans in which all
+        partials share one steady pan are deferred.
     flags : bool (2, >= S)
         Written for each span: [0] deferred, [1] its frequencies and
         amplitudes equal the previous span's (nothing glides or modulates),
@@ -160,8 +213,11 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
     modulated = ((cents > 0.0 and lfos[VIBRATO, 0, 0] != 0.0)
                  or (depth > 0.0 and lfos[TREMOLO, 0, 0] != 0.0) or (q > 0.0 and sweeping))
     previous_still = state[0] == 1
-    # per sounding partial: start phase, w0, w1, a0, a1, then recurrence state
-    sw = np.empty((9, size))
+    sw = np.empty((SW_ROWS, size))  # per sounding partial (see SW_ROWS)
+    longest = 0
+    for s in range(lengths.size):
+        longest = max(longest, lengths[s])
+    scratch = np.empty(longest if outs.shape[0] > 1 else 0)
     dense = blas_min <= size
     dw1 = np.empty(size if dense else 0)
     offset = 0
@@ -199,6 +255,14 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
             trem1 = 1.0 - depth * lfo_shape(trem_shape, lfos[TREMOLO, 1, 0])
         repeat = same[s]
         deferred[s] = False
+        # BLAS renders one mono sum: with channels, only while all partials share one
+        # steady pan (the caller pans it); decided per span, never per call
+        blas_ok = True
+        if outs.shape[0] > 1:
+            for k in range(size):
+                if pb[PAN, k] != pb[PAN, 0] or pe[PAN, k] != pb[PAN, 0]:
+                    blas_ok = False
+                    break
         if repeat and dense and synthesize and not sweeping:
             # The steady state of a big bank: only phases move (a tight loop).
             for k in range(size):
@@ -206,10 +270,10 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
                 phase[k] = wrap(start + last[0, k] * frames)  # = the general update, w0 == w1
                 rows[s, 3, k] = start
                 count += last[2, k] > 0.0
-            if count >= blas_min:
+            if count >= blas_min and blas_ok:
                 deferred[s] = True
             elif count > 0:
-                _synth_compact(out, offset, frames, rows[s, 3], last, sw)
+                _synth_compact(outs, offset, frames, rows[s, 3], last, pb[PAN], sw, scratch)
             offset += frames
             continue
         for k in range(size):
@@ -291,9 +355,11 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
                 sw[2, count] = w1
                 sw[3, count] = a0
                 sw[4, count] = a1
+                sw[9, count] = pb[PAN, k]
+                sw[10, count] = pe[PAN, k]
                 count += 1
         if count > 0:
-            if dense and steady and count >= blas_min:
+            if dense and steady and count >= blas_min and blas_ok:
                 deferred[s] = True
             else:
                 if dense:  # compact the sounding partials for the recurrence
@@ -305,9 +371,10 @@ def bank_spans(lengths, params, clocks, lfos, consts, phase, last, synthesize, b
                             sw[2, count] = dw1[k]
                             sw[3, count] = rows[s, 1, k]
                             sw[4, count] = rows[s, 2, k]
+                            sw[9, count] = pb[PAN, k]
+                            sw[10, count] = pe[PAN, k]
                             count += 1
-                synth_span(out, offset, frames, count, sw[0], sw[1], sw[2], sw[3], sw[4],
-                           sw[5], sw[6], sw[7], sw[8])
+                _emit(outs, offset, frames, count, sw, scratch)
         offset += frames
     state[0] = 1 if previous_still else 0
 

@@ -28,12 +28,18 @@ MASTER_GAIN = Range(0.0, 1.0, 0.0)
 
 
 class Engine:
-    """Mono synthesis engine with sample-accurate events.
+    """Synthesis engine with sample-accurate events, mono or any channel count.
 
     Parameters
     ----------
     sample_rate : int
         Sample rate in Hz.
+    channels : int
+        Output channels.  1 (default): mono, every voice's ``pan`` ignored
+        (the same samples as before panning existed).  2: stereo, each voice
+        (each sine partial) placed by its ``pan`` with the equal-power law;
+        more: the pan runs across the channels in order
+        (:func:`auralize.audio.kernels.pan_gain`).
     chunk_size : int
         Longest internal span in frames (control period).  Parameter changes
         scheduled with time ``None`` take effect at the next span, so this is
@@ -59,6 +65,7 @@ class Engine:
         self,
         sample_rate: int = 44100,
         *,
+        channels: int = 1,
         chunk_size: int = 512,
         master_gain: float = 0.5,
         limiter_threshold: float = 0.9,
@@ -68,7 +75,10 @@ class Engine:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
         if chunk_size < 16:
             raise ValueError(f"chunk_size must be at least 16 frames, got {chunk_size}")
+        if int(channels) < 1:
+            raise ValueError(f"channels must be at least 1, got {channels}")
         self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
         self.chunk_size = int(chunk_size)
         self.stats = EngineStats()
         self.voices: dict[str, Voice] = {}
@@ -86,7 +96,11 @@ class Engine:
         self._seq = itertools.count()
         self._synth_pos = 0  # frames synthesised
         self._out_pos = 0  # frames handed out
-        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer = self._empty()
+
+    def _empty(self) -> np.ndarray:
+        shape = (0,) if self.channels == 1 else (0, self.channels)
+        return np.zeros(shape, dtype=np.float32)
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -132,10 +146,13 @@ class Engine:
     def _apply(self, event) -> None:
         if event.param == "add":
             self.add_voice(event.voice, event.value)
+            self.voices[event.voice].align_phase(self._synth_pos)
             return
         if event.param == "remove":
             self.voices.pop(event.voice, None)
             return
+        if event.param == "pan" and self.channels == 1:
+            return  # mono: nowhere to place a voice (nor a glide to cut spans at)
         if event.voice == MASTER and event.param == "gain":
             seconds = 0.05 if event.glide_s is None else event.glide_s
             frames = int(round(max(0.0, seconds) * self.sample_rate))
@@ -144,6 +161,8 @@ class Engine:
         voice = self.voices.get(event.voice)
         if voice is None or not voice.set(event.param, event.value, event.glide_s):
             self.stats.unknown_events += 1
+        elif voice.clock_phase and event.param in ("freq_hz", "shift_hz"):
+            voice.align_phase(self._synth_pos)
 
     # -- rendering ----------------------------------------------------------
     def _apply_due_events(self) -> None:
@@ -179,13 +198,20 @@ class Engine:
         self._apply_due_events()
         lengths = self._spans_until(target)
         total = int(lengths.sum())
-        mix = np.zeros(total)
+        channels = self.channels
+        mix = np.zeros((channels, total))
+        scratch = np.empty(total) if channels > 1 else None
         for voice in self.voices.values():
-            voice.render_spans(lengths, self.chunk_size, mix)
-        out = np.empty(total, dtype=np.float32)
+            voice.render_channels(lengths, self.chunk_size, mix, scratch)
         counts = np.zeros(3, dtype=np.int64)
-        kernels.finish_spans(mix, lengths, self.master.store[None], self.master.clock[None],
-                             self._limiter, counts, out)
+        if channels == 1:
+            out = np.empty(total, dtype=np.float32)
+            kernels.finish_spans(mix[0], lengths, self.master.store[None],
+                                 self.master.clock[None], self._limiter, counts, out)
+        else:
+            out = np.empty((total, channels), dtype=np.float32)
+            kernels.finish_spans_multi(mix, lengths, self.master.store[None],
+                                       self.master.clock[None], self._limiter, counts, out)
         if counts[0] or counts[1] or counts[2]:
             self.stats.nonfinite_params += int(counts[0])
             self.stats.limiter_engaged_blocks += int(counts[1])
@@ -223,7 +249,10 @@ class Engine:
             self.render(target - self._out_pos)
 
     def render(self, n_frames: int) -> np.ndarray:
-        """Return the next ``n_frames`` samples: float32, mono, finite, in (-1, 1)."""
+        """Return the next ``n_frames`` samples: float32, finite, in (-1, 1).
+
+        Shape ``(n_frames,)`` for a mono engine, ``(n_frames, channels)`` otherwise.
+        """
         n_frames = int(n_frames)
         parts = [self._buffer]
         have = len(self._buffer)

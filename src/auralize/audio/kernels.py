@@ -12,12 +12,18 @@ synthesising a small bank.  Here one call handles all spans between two events:
   big banks back to the BLAS path in :mod:`auralize.audio.sine_bank`; it uses the
   parameter and LFO kernels here;
 - :func:`finish_spans` applies the master gain, the limiter and the soft clip
-  per span and converts to float32.
+  per span and converts to float32 (:func:`finish_spans_multi`: any channel
+  count, one limiter gain linked across channels);
+- :func:`pan_gain` is the equal-power pan law over any channel count and
+  :func:`pan_spans` pans a voice's mono spans into the channels.
 
 Every span is computed by the same arithmetic whatever the grouping of spans
 into calls, so output stays bit-identical at any block size.  Functions are
 compiled on first use and cached on disk (``cache=True``), so only the first
-run on a machine pays the compile time.
+run on a machine pays the compile time.  Numba's cache checks only the
+calling function's own file: after editing a kernel here that
+:mod:`auralize.audio.bank_kernels` calls, delete ``__pycache__/*.nb[ic]`` (or
+touch bank_kernels.py), or its cached callers keep the old code.
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ import numpy as np
 TWO_PI = 2.0 * math.pi
 
 # Rows of a sine bank's packed parameter array (params[slot] = value, start, target).
-GAIN, FREQ, AMP, SHIFT, CENTER = range(5)
-N_PARAMS = 5
+GAIN, FREQ, AMP, SHIFT, CENTER, PAN = range(6)
+N_PARAMS = 6
 # Rows of its packed LFO array (lfos[slot] = rate Hz, phase cycles).
 VIBRATO, TREMOLO, SWEEP = range(3)
 N_LFOS = 3
@@ -193,4 +199,105 @@ def finish_spans(mix, lengths, master, master_clock, limiter, counts, out):
                 shaped = knee + (ceiling - knee) * math.tanh((abs(x) - knee) / (ceiling - knee))
                 x = shaped if x > 0 else -shaped
             out[offset + n] = x
+        offset += frames
+
+
+@jit
+def pan_gain(pan, channel, channels):
+    """Equal-power gain of ``channel`` (of ``channels``) for ``pan`` in [-1, 1].
+
+    The position runs from channel 0 (pan -1) to the last channel (pan +1); a
+    sound between two neighbouring channels gets ``cos`` and ``sin`` of its
+    fraction of the way x pi/2 (their squares sum to 1: constant power).  Two
+    channels: left ``cos((pan + 1) pi / 4)``, right ``sin((pan + 1) pi / 4)``.
+    One channel: 1.
+    """
+    if channels == 1:
+        return 1.0
+    p = min(max(pan, -1.0), 1.0)
+    x = (p + 1.0) * 0.5 * (channels - 1)
+    pair = min(int(math.floor(x)), channels - 2)
+    frac = x - pair
+    if frac >= 1.0:  # exactly on the next channel (cos(pi/2) is not exactly 0)
+        return 1.0 if channel == pair + 1 else 0.0
+    if channel == pair:
+        return math.cos(frac * 0.5 * math.pi)
+    if channel == pair + 1:
+        return math.sin(frac * 0.5 * math.pi)
+    return 0.0
+
+
+@jit
+def pan_spans(mono, lengths, pan, pan_clock, outs):
+    """Add ``mono`` (N,) to ``outs`` (C, N) at the gliding pan ``pan`` (1, 3, 1).
+
+    Each channel's gain is exact (:func:`pan_gain`) at every span's edges and
+    moves linearly inside it (spans end at every glide end and at the chunk
+    grid, so this depends on the events only, never on block sizes).
+    """
+    p_begin = np.empty((1, 1))
+    p_end = np.empty((1, 1))
+    channels = outs.shape[0]
+    offset = 0
+    for s in range(lengths.size):
+        frames = lengths[s]
+        advance_params(pan, pan_clock, frames, p_begin, p_end)
+        for c in range(channels):
+            g0 = pan_gain(p_begin[0, 0], c, channels)
+            g1 = pan_gain(p_end[0, 0], c, channels)
+            if g0 == 0.0 and g1 == 0.0:
+                continue
+            slope = (g1 - g0) / frames
+            for n in range(frames):
+                outs[c, offset + n] += mono[offset + n] * (g0 + slope * n)
+        offset += frames
+
+
+@jit
+def finish_spans_multi(mix, lengths, master, master_clock, limiter, counts, out):
+    """:func:`finish_spans` for ``mix`` (C, N) into ``out`` (N, C) float32.
+
+    One limiter gain for all channels (from the peak over all of them), so a
+    loud sound on one side does not move the stereo image.
+    """
+    m_begin = np.empty((1, 1))
+    m_end = np.empty((1, 1))
+    knee, release_frames, ceiling = limiter[1], limiter[2], limiter[3]
+    channels = mix.shape[0]
+    offset = 0
+    for s in range(lengths.size):
+        frames = lengths[s]
+        advance_params(master, master_clock, frames, m_begin, m_end)
+        m0, m1 = m_begin[0, 0], m_end[0, 0]
+        peak = 0.0
+        for n in range(frames):
+            gain = m0 + (m1 - m0) * (n / frames)
+            for c in range(channels):
+                x = mix[c, offset + n] * gain
+                if not math.isfinite(x):
+                    counts[0] += 1
+                    x = 0.0
+                mix[c, offset + n] = x
+                peak = max(peak, abs(x))
+        g0 = limiter[0]
+        wanted = knee / peak if peak > knee else 1.0
+        if wanted < g0:
+            g1 = wanted
+        else:
+            release = min(1.0, frames / release_frames)
+            g1 = min(wanted, g0 + (1.0 - g0) * release)
+        ramp = g1 < 1.0 or g0 < 1.0
+        if ramp:
+            counts[1] += 1
+        limiter[0] = g1
+        for n in range(frames):
+            for c in range(channels):
+                x = mix[c, offset + n]
+                if ramp:
+                    x *= g0 + (g1 - g0) * (n / frames)
+                if abs(x) > knee:
+                    counts[2] += 1
+                    shaped = knee + (ceiling - knee) * math.tanh((abs(x) - knee) / (ceiling - knee))
+                    x = shaped if x > 0 else -shaped
+                out[offset + n, c] = x
         offset += frames

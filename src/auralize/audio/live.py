@@ -127,8 +127,9 @@ class LiveOutput(Worker):
     block_size : int
         Frames per device callback (0: let PortAudio choose).
     channels : int
-        Device channels; the mono engine output is duplicated to each (capped at
-        what the device has).
+        Device channels (capped at what the device has): device channel k plays
+        engine channel k mod C (a mono engine on every channel); a mono device
+        gets the mix of a multichannel engine.
     device : int or str, optional
         Output device index or name substring; default: the automatic choice of
         :func:`auralize.audio.devices.choose_output_device`.
@@ -144,9 +145,10 @@ class LiveOutput(Worker):
     live : bool
         ``False``: no device at all, only the file at real-time pace.
     engine_kwargs : dict, optional
-        Passed to :class:`~auralize.audio.engine.Engine` (``chunk_size``,
+        Passed to :class:`~auralize.audio.engine.Engine` (``channels``: 2 for a
+        stereo engine whose voices are placed by their ``pan``; ``chunk_size``,
         ``master_gain``...).  Use the same ones as an offline ``render_score``
-        to get identical samples.
+        to get identical samples (the file has the engine's channels).
     file_subtype : str, optional
         libsndfile subtype of the file (default 16-bit PCM; ``"FLOAT"`` keeps the
         exact samples).

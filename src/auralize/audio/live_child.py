@@ -10,8 +10,9 @@ Inside the child:
 - the main thread synthesises: it keeps ``lead_s`` seconds of engine output in a
   :class:`~auralize.audio.ringbuffer.RingBuffer` and writes every rendered block
   to the optional file sink;
-- the PortAudio callback only copies from the ring buffer to the device (mono
-  duplicated to every channel), counting underruns, and tells the
+- the PortAudio callback only copies from the ring buffer to the device (the
+  engine's channels in order, repeated over a wider device; a mono device gets
+  their mix, the mean), counting underruns, and tells the
   :class:`~auralize.audio.live_clock.FrameClock` which frame it hands out when;
 - the inbox thread takes events from the parent.
 
@@ -53,6 +54,7 @@ class LiveChild(WorkerChild):
         cfg = self.cfg
         self.sr = sr = int(cfg["sample_rate"])
         self.engine = Engine(sr, **cfg["engine_kwargs"])
+        self.engine_channels = self.engine.channels
         for name, spec in cfg["voices"].items():
             self.engine.add_voice(name, spec)
         for event in cfg["events"]:
@@ -63,7 +65,8 @@ class LiveChild(WorkerChild):
         self.probes: collections.deque = collections.deque()
         self.lead_frames = max(self.chunk, round(cfg["lead_s"] * sr))
         block = int(cfg["block_size"])
-        self.ring = RingBuffer(max(4 * (self.lead_frames + max(block, 1024) + self.chunk), 8192))
+        self.ring = RingBuffer(max(4 * (self.lead_frames + max(block, 1024) + self.chunk), 8192),
+                               self.engine_channels)
         self.cb = {"frames_start": 0, "time": 0.0, "count": 0, "underflows": 0}
         self.wall_clock = FrameClock(sr)
         self.device_info, self.stream, self.channels = None, None, 0
@@ -89,7 +92,8 @@ class LiveChild(WorkerChild):
         try:
             from auralize.audio.sinks import BackgroundWriter, FileSink
 
-            return BackgroundWriter(FileSink(self.cfg["out"], self.sr, channels=1,
+            return BackgroundWriter(FileSink(self.cfg["out"], self.sr,
+                                             channels=self.engine.channels,
                                              subtype=self.cfg["file_subtype"]))
         except Exception as exc:  # noqa: BLE001
             self.warn("file", f"live output: cannot write {self.cfg['out']!r}: {exc}")
@@ -115,7 +119,10 @@ class LiveChild(WorkerChild):
         # PortAudio's teardown, which aborts once JACK is gone).
         sd._initialize()  # noqa: SLF001
         self.channels = max(1, min(int(self.cfg["channels"]), self.device_info.max_output_channels))
-        self.mono = np.zeros(1 << 16, dtype=np.float32)
+        shape = (1 << 16,) if self.engine_channels == 1 else (1 << 16, self.engine_channels)
+        self.mono = np.zeros(shape, dtype=np.float32)  # the callback's block of engine frames
+        # device channel k plays engine channel k mod C (mono: every channel the same)
+        self.route = [k % self.engine_channels for k in range(self.channels)]
         try:
             self.stream = sd.OutputStream(samplerate=self.sr, blocksize=block,
                                           device=self.device_info.index, channels=self.channels,
@@ -140,9 +147,17 @@ class LiveChild(WorkerChild):
         if cb_status.output_underflow:
             self.cb["underflows"] += 1
         start = self.ring.frames_read
-        buf = self.mono[:frames] if frames <= self.mono.shape[0] else np.zeros(frames, np.float32)
+        buf = (self.mono[:frames] if frames <= self.mono.shape[0]
+               else np.zeros((frames, *self.mono.shape[1:]), np.float32))
         self.ring.read_into(buf)
-        outdata[:] = buf[:, None]
+        if buf.ndim == 1:
+            outdata[:] = buf[:, None]
+        elif outdata.shape[1] == 1:  # a mono device: the mix
+            np.mean(buf, axis=1, out=outdata[:, 0])
+        elif self.route == list(range(buf.shape[1])):
+            outdata[:] = buf
+        else:
+            outdata[:] = buf[:, self.route]
         now = time.perf_counter()
         self.cb["frames_start"], self.cb["time"] = start, now
         self.cb["count"] += 1

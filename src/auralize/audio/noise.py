@@ -63,7 +63,7 @@ class Noise(Voice):
         self.zi = np.zeros(2)
 
     def params(self) -> list[Param]:
-        return [self.gain, self.amp, self.bandpass.center]
+        return [self.gain, self.pan, self.amp, self.bandpass.center]
 
     def set(self, param: str, value, glide_s: float | None) -> bool:
         frames = self.glide_frames(glide_s)

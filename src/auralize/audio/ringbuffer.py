@@ -12,12 +12,15 @@ import numpy as np
 
 
 class RingBuffer:
-    """Single-producer single-consumer ring of mono float32 samples.
+    """Single-producer single-consumer ring of float32 frames (mono or interleaved channels).
 
     Parameters
     ----------
     capacity_frames : int
-        Number of samples the ring can hold; rounded up to a power of two.
+        Number of frames the ring can hold; rounded up to a power of two.
+    channels : int
+        Samples per frame: 1 takes and gives ``(frames,)`` arrays, more
+        ``(frames, channels)``.
 
     Attributes
     ----------
@@ -27,11 +30,13 @@ class RingBuffer:
         Totals since creation (they only grow; their difference is the fill).
     """
 
-    def __init__(self, capacity_frames: int) -> None:
+    def __init__(self, capacity_frames: int, channels: int = 1) -> None:
         if capacity_frames < 1:
             raise ValueError("capacity_frames must be >= 1")
         cap = 1 << (int(capacity_frames) - 1).bit_length()
-        self._buf = np.zeros(cap, dtype=np.float32)
+        self.channels = int(channels)
+        self._frame_shape = () if self.channels == 1 else (self.channels,)
+        self._buf = np.zeros((cap, *self._frame_shape), dtype=np.float32)
         self._mask = cap - 1
         self.capacity = cap
         self.frames_written = 0  # producer-owned
@@ -51,7 +56,7 @@ class RingBuffer:
 
     def write(self, samples: np.ndarray) -> int:
         """Append as many of ``samples`` as fit; return how many were written."""
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1, *self._frame_shape)
         n = min(samples.shape[0], self.space)
         if n <= 0:
             return 0
@@ -84,5 +89,6 @@ class RingBuffer:
             self.frames_missing += want - n
             fade = min(n, 32)
             if fade:
-                out[n - fade : n] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+                ramp = np.linspace(1.0, 0.0, fade, dtype=np.float32)
+                out[n - fade : n] *= ramp.reshape(fade, *(1,) * (out.ndim - 1))
         return n

@@ -145,7 +145,7 @@ def render_score(
     tail_s: float = 0.5,
     **engine_kwargs,
 ) -> np.ndarray:
-    """Render ``score`` offline; return float32 mono samples.
+    """Render ``score`` offline; return float32 samples, (frames,) or (frames, channels).
 
     Parameters
     ----------
@@ -156,8 +156,8 @@ def render_score(
     block_size : int
         Frames per engine call.  The result is bit-identical for any value.
     **engine_kwargs
-        Passed to :class:`~auralize.audio.engine.Engine` (``chunk_size``,
-        ``master_gain``...).
+        Passed to :class:`~auralize.audio.engine.Engine` (``channels``,
+        ``chunk_size``, ``master_gain``...).
     """
     if duration_s is None:
         duration_s = score.end_s + tail_s
@@ -167,4 +167,7 @@ def render_score(
             **engine_kwargs,
         )
     )
-    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    if blocks:
+        return np.concatenate(blocks)
+    channels = int(engine_kwargs.get("channels", 1))
+    return np.zeros((0,) if channels == 1 else (0, channels), dtype=np.float32)

@@ -26,12 +26,15 @@ from auralize.audio.params import EngineStats, Param, Range, sanitize
 from auralize.audio.voices import (
     AMP,
     CENTS,
+    PAN,
     RATE,
+    TWO_PI,
     VOICE_KINDS,
     BandPass,
     Tremolo,
     Voice,
     unit_phasors,
+    wrap_phase,
 )
 
 _NO_ROWS = np.empty((0, 4, 0))  # a small bank defers no span to BLAS
@@ -50,6 +53,10 @@ class SineBank(Voice):
         Frequency shift added to every partial (soNNify's detuning); glides.
     gain : float
         Voice level; glides.  ``mute`` silences without losing the level.
+    pan : float or array (P,)
+        Position of each partial, -1 (left) .. +1 (right), equal-power; glides.
+        Partials sharing one pan are synthesised once and panned; different
+        pans cost one synthesis per channel.
     vibrato_hz, vibrato_cents : float
         Sine LFO on frequency.
     tremolo_hz, tremolo_depth : float
@@ -60,6 +67,13 @@ class SineBank(Voice):
         Per-partial LFO moving the band-pass centre between lo and hi
         (soNNify's falling-saw filter sweep); a rate of 0 leaves the centre
         at ``bp_center_hz``.
+
+    ``clock_phase=True`` (spec only): when the voice is created, and whenever a
+    partial's frequency is set without a glide, its phase becomes that of a sine
+    of its frequency running since frame 0.  Identical sounds (earcons) started a
+    few frames apart then add up instead of cancelling: two 1760 Hz notes 12
+    frames (half a period) apart at pans -0.25 and +0.25 vanish from the mono mix
+    with phases that start at 0.
 
     Notes
     -----
@@ -102,8 +116,10 @@ class SineBank(Voice):
         sweep_hi_hz: float = 2200.0,
         sweep_shape: str = "saw_down",
         sub_block: int = 32,
+        clock_phase: bool = False,
     ) -> None:
         super().__init__(sample_rate, stats, glide_s, gain)
+        self.clock_phase = bool(clock_phase)
         n = int(np.size(freq_hz))
         if n < 1:
             raise ValueError("a sine bank needs at least one partial")
@@ -122,6 +138,7 @@ class SineBank(Voice):
         self.freq = packed(kernels.FREQ, sanitize(freq_hz, n, self.freq_range, stats))
         self.amp = packed(kernels.AMP, sanitize(0.0 if amp is None else amp, n, AMP, stats))
         self.shift = packed(kernels.SHIFT, sanitize(shift_hz, n, Range(-1e5, 1e5, 0.0), stats))
+        self.pan = packed(kernels.PAN, 0.0)
         self.vibrato = LFO(sample_rate, vibrato_hz, "sine", self._lfos[kernels.VIBRATO])
         self.vibrato_cents = float(sanitize(vibrato_cents, 1, CENTS, stats)[0])
         self.tremolo = Tremolo(sample_rate, stats, tremolo_hz, tremolo_depth,
@@ -158,7 +175,7 @@ class SineBank(Voice):
 
     # -- events -----------------------------------------------------------
     def params(self) -> list[Param]:
-        return [self.gain, self.freq, self.amp, self.shift, self.bandpass.center]
+        return [self.gain, self.freq, self.amp, self.shift, self.bandpass.center, self.pan]
 
     def glide_remainders(self) -> list[int]:
         return [glide - elapsed for glide, elapsed in self._clocks.tolist() if glide > elapsed]
@@ -174,6 +191,8 @@ class SineBank(Voice):
             self.amp.set(sanitize(value, n, AMP, stats), frames)
         elif param == "shift_hz":
             self.shift.set(sanitize(value, n, Range(-1e5, 1e5, 0.0), stats), frames)
+        elif param == "pan":
+            self.pan.set(sanitize(value, n, PAN, stats), frames)
         elif param == "vibrato_hz":
             self.vibrato.set_rate(sanitize(value, 1, RATE, stats))
         elif param == "vibrato_cents":
@@ -182,14 +201,37 @@ class SineBank(Voice):
             return super().set(param, value, glide_s)
         return True
 
+    def align_phase(self, frame: int) -> None:
+        """Phases of a sine of each steady partial's frequency running since frame 0."""
+        if not self.clock_phase:
+            return
+        steady = self.freq.remaining == 0 and self.shift.remaining == 0
+        if not steady:
+            return
+        hz = self.freq.value + self.shift.value
+        # whole seconds of frames first: exact cycles for integer Hz, small products
+        seconds, rest = divmod(int(frame), self.sample_rate)
+        cycles = np.mod(hz * seconds, 1.0) + hz * (rest / self.sample_rate)
+        self.phase[:] = wrap_phase(TWO_PI * cycles)
+        self._weighted = None
+        self._still[0] = 0
+
     # -- rendering --------------------------------------------------------
+    def render_channels(self, lengths: np.ndarray, span_frames: int, outs: np.ndarray,
+                        scratch: np.ndarray | None) -> None:
+        """Add consecutive spans to ``outs`` (C, N), each partial at its own pan."""
+        self.render_spans(lengths, span_frames, outs)
+
     def render_spans(self, lengths: np.ndarray, span_frames: int, out: np.ndarray,
                      *, synthesize: bool = True) -> None:
         """Add consecutive spans to ``out``: one compiled call for all of them.
 
-        ``synthesize=False`` moves parameters, LFOs and phases exactly as
-        rendering would (a sine's phase follows from its frequencies alone).
+        ``out`` is (N,) (mono) or (C, N) (channels, see
+        :func:`auralize.audio.bank_kernels.bank_spans`).  ``synthesize=False``
+        moves parameters, LFOs and phases exactly as rendering would (a sine's
+        phase follows from its frequencies alone).
         """
+        outs = out if out.ndim == 2 else out.reshape(1, -1)
         spans = lengths.size
         big = self.n_partials >= self.BLAS_MIN_PARTIALS
         if big and spans > self.MAX_BIG_SPANS:  # bound the per-span rows kept for BLAS
@@ -198,7 +240,7 @@ class SineBank(Voice):
                 part = lengths[start:start + self.MAX_BIG_SPANS]
                 frames = int(part.sum())
                 self.render_spans(part, span_frames,
-                                  out[offset:offset + frames] if synthesize else out,
+                                  outs[:, offset:offset + frames] if synthesize else out,
                                   synthesize=synthesize)
                 offset += frames
             return
@@ -211,22 +253,31 @@ class SineBank(Voice):
                 self.sample_rate, self.muted, self.vibrato_cents, self.tremolo.depth, bp.q,
                 bp.lo_hz, bp.hi_hz, self.vibrato.shape_code, self.tremolo.lfo.shape_code,
                 bp.sweep.shape_code])
+        if not synthesize:
+            outs = np.empty((1, 0))
         bank_kernels.bank_spans(lengths, self._params, self._clocks, self._lfos, self._consts,
                            self.phase, self._last_controls, synthesize,
-                           self.BLAS_MIN_PARTIALS if big else 1 << 62, out, self._flags,
+                           self.BLAS_MIN_PARTIALS if big else 1 << 62, outs, self._flags,
                            self._still, self._rows)
         deferred, same = self._flags
         if not (big and synthesize and deferred[:spans].any()):
             self._weighted = None
             return
+        channels = outs.shape[0]
+        gains = [kernels.pan_gain(float(self.pan.value[0]), c, channels) for c in range(channels)]
         offset = 0
         for s, frames in enumerate(lengths.tolist()):
             if deferred[s]:
                 w, a0, a1, phase = self._rows[s]
                 if same[s]:  # nothing moved: the kernel left w and a in _last_controls
                     w, _, a0, a1 = self._last_controls
-                out[offset:offset + frames] += self._render_steady(
-                    frames, span_frames, w, a0, a1, phase, same[s])
+                mono = self._render_steady(frames, span_frames, w, a0, a1, phase, same[s])
+                if channels == 1:
+                    outs[0, offset:offset + frames] += mono
+                else:  # deferred spans have one steady pan: the last (constant gains)
+                    for c, gain in enumerate(gains):
+                        if gain != 0.0:
+                            outs[c, offset:offset + frames] += mono * gain
             else:
                 self._weighted = None  # the rotated phasors no longer follow on
             offset += frames

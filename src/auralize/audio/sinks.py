@@ -72,6 +72,7 @@ class FileSink:
         self.channels = int(channels)
         self.flush_interval_s = float(flush_interval_s)
         self.frames_written = 0
+        self.frames_flushed = 0  # frames on disk with their header length: survive a kill
         if container == "WAV" and (subtype or DEFAULT_SUBTYPES["WAV"]) == "PCM_16":
             self._file = Wav64Writer(self.path, self.sample_rate, self.channels,
                                      riff_limit_bytes=riff_limit_bytes)
@@ -90,14 +91,13 @@ class FileSink:
             data = np.repeat(data[:, None], self.channels, axis=1)
         self._file.write(data)
         self.frames_written += len(data)
-        now = time.monotonic()
-        if now - self._last_flush >= self.flush_interval_s:
-            self._file.flush()
-            self._last_flush = now
+        if time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self.flush()
 
     def flush(self) -> None:
         self._file.flush()
         self._last_flush = time.monotonic()
+        self.frames_flushed = self.frames_written
 
     def close(self) -> None:
         if not self._file.closed:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from auralize.audio import kernels
 from auralize.audio.lfo import LFO
 from auralize.audio.params import EngineStats, Param, Range, sanitize
 
@@ -25,6 +26,7 @@ GAIN = Range(0.0, 4.0, 0.0)
 RATE = Range(0.0, 1000.0, 0.0)
 DEPTH = Range(0.0, 1.0, 0.0)
 CENTS = Range(0.0, 2400.0, 0.0)
+PAN = Range(-1.0, 1.0, 0.0)
 Q_RANGE = Range(0.0, 100.0, 0.0)
 
 
@@ -147,15 +149,24 @@ class BandPass:
 
 
 class Voice:
-    """Base class: a named sound source with a gliding output gain and mute."""
+    """Base class: a named sound source with a gliding output gain, pan and mute.
+
+    ``pan`` (event and spec) places the voice from -1 (first channel, left) to
+    +1 (last channel, right) by the equal-power law
+    (:func:`auralize.audio.kernels.pan_gain`); it glides like any parameter.  A
+    mono engine ignores it.
+    """
 
     kind = "voice"
+    #: partials whose phase follows the engine's clock (see SineBank ``clock_phase``)
+    clock_phase = False
 
     def __init__(self, sample_rate: int, stats: EngineStats, glide_s: float, gain: float) -> None:
         self.sample_rate = int(sample_rate)
         self.stats = stats
         self.glide_s = float(glide_s)
         self.gain = Param(sanitize(gain, 1, GAIN, stats))
+        self.pan = Param(0.0)
         self.muted = False
 
     def glide_frames(self, glide_s: float | None) -> int:
@@ -167,7 +178,7 @@ class Voice:
 
     def params(self) -> list[Param]:
         """Every gliding parameter, so the engine can cut spans at glide ends."""
-        return [self.gain]
+        return [self.gain, self.pan]
 
     def glide_remainders(self) -> list[int]:
         """Frames until each running glide ends, so the engine can cut spans there."""
@@ -177,6 +188,8 @@ class Voice:
         """Apply one event; return False if ``param`` is unknown."""
         if param == "gain":
             self.gain.set(sanitize(value, 1, GAIN, self.stats), self.glide_frames(glide_s))
+        elif param == "pan":
+            self.pan.set(sanitize(value, 1, PAN, self.stats), self.glide_frames(glide_s))
         elif param == "mute":
             self.muted = bool(value)
         elif param == "glide_s":
@@ -184,6 +197,9 @@ class Voice:
         else:
             return False
         return True
+
+    def align_phase(self, frame: int) -> None:
+        """Set phases from the engine frame ``frame`` (only voices with ``clock_phase``)."""
 
     def render(self, frames: int, span_frames: int = 512) -> np.ndarray | None:  # pragma: no cover
         """Render one span of ``frames`` samples (mono); ``None`` when silent."""
@@ -202,10 +218,30 @@ class Voice:
                 out[offset:offset + frames] += samples
             offset += frames
 
+    def render_channels(self, lengths: np.ndarray, span_frames: int, outs: np.ndarray,
+                        scratch: np.ndarray) -> None:
+        """Add consecutive spans to ``outs`` (C, N), panned; ``scratch`` (N,) is free.
+
+        ``C == 1``: the mono sum, as :meth:`render_spans` (the pan is ignored).
+        This default renders mono and pans it; sine banks pan per partial.
+        """
+        if outs.shape[0] == 1:
+            self.render_spans(lengths, span_frames, outs[0])
+            self._advance_pan(lengths)
+            return
+        scratch[:] = 0.0
+        self.render_spans(lengths, span_frames, scratch)
+        kernels.pan_spans(scratch, lengths, self.pan.store[None], self.pan.clock[None], outs)
+
+    def _advance_pan(self, lengths: np.ndarray) -> None:
+        if self.pan.remaining:  # a glide no channel hears still ends on time
+            kernels.advance_params_spans(self.pan.store[None], self.pan.clock[None], lengths)
+
     def skip_spans(self, lengths: np.ndarray, span_frames: int) -> None:
         """Advance over consecutive spans as :meth:`render_spans` would (seeking)."""
         for frames in lengths.tolist():
             self.skip(frames, span_frames)
+        self._advance_pan(lengths)
 
     def skip(self, frames: int, span_frames: int = 512) -> None:
         """Advance ``frames`` as :meth:`render` would, output discarded (seeking).
@@ -230,15 +266,19 @@ def make_voice(spec: dict, sample_rate: int, stats: EngineStats) -> Voice:
     """
     spec = dict(spec)
     kind = spec.pop("kind", None)
+    pan = spec.pop("pan", None)
     cls = VOICE_KINDS.get(kind)
     if cls is None:
         raise ValueError(
             f"unknown voice kind {kind!r}; choose one of {', '.join(sorted(VOICE_KINDS))}"
         )
     try:
-        return cls(sample_rate, stats, **spec)
+        voice = cls(sample_rate, stats, **spec)
     except TypeError as exc:
         raise ValueError(f"bad {kind!r} voice spec: {exc}") from None
+    if pan is not None:
+        voice.set("pan", pan, 0.0)
+    return voice
 
 
 # The built-in kinds register themselves; they import this module's base class, so

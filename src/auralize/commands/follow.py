@@ -77,11 +77,13 @@ def run(args) -> int:
                         clock="wall", live=live, device=device, web=args.web,
                         max_lag_s=args.max_lag_ms / 1000.0,
                         web_port=args.port)
-    print(f"following {args.log} (Ctrl-C to stop)", flush=True)
     result = None
     try:
+        # "following" once the history is read: a line appended after it is a new step
         result = follow(log, sonifier, poll_s=args.poll_s, from_start=args.from_start,
-                        idle_exit_s=args.idle_exit_s)
+                        idle_exit_s=args.idle_exit_s,
+                        on_started=lambda: print(f"following {args.log} (Ctrl-C to stop)",
+                                                 flush=True))
     except KeyboardInterrupt:
         print("stopped", flush=True)
     finally:

@@ -75,7 +75,8 @@ class FollowResult:
 
 def follow(path, sonifier, *, poll_s: float = 0.2, from_start: bool = False,
            min_gap_s: float = 0.05, idle_exit_s: float | None = None,
-           stop: threading.Event | None = None, on_step=None) -> FollowResult:
+           stop: threading.Event | None = None, on_step=None,
+           on_started=None) -> FollowResult:
     """Feed ``sonifier`` (clock ``"wall"``) every step that appears in the log at ``path``.
 
     Parameters
@@ -99,12 +100,17 @@ def follow(path, sonifier, *, poll_s: float = 0.2, from_start: bool = False,
         Set it to end following.
     on_step : callable, optional
         Called with each record after it was logged.
+    on_started : callable, optional
+        Called once the log is open and its history read (skipped or queued):
+        a step appended after that call is heard as a new step.
     """
     tail = path if hasattr(path, "poll") else LogTail(path)
     clock = ArrivalClock(min_gap_s)
     result = FollowResult()
     if not from_start:
         result.skipped = skip_history(tail)
+    if on_started is not None:
+        on_started()
     last_new = None  # the idle timer starts with the first step heard
     while stop is None or not stop.is_set():
         records = tail.poll()

@@ -173,3 +173,21 @@ def fold_into_range(freqs_hz: np.ndarray, max_freq_hz: float, low_freq_hz: float
         octaves = np.ceil(np.log2(f[high] / max_freq_hz))
         f[high] = f[high] / 2.0 ** octaves
     return f
+
+
+def depth_pans(n: int) -> list[float]:
+    """Stereo positions for ``n`` groups in model order: input left, output right.
+
+    Evenly spaced from -1 (the first group, nearest the input) to +1 (the last,
+    nearest the output), so a problem's place in the network is heard as a place
+    between the speakers; one group sits in the centre.  For the engine's ``pan``
+    (a sine bank takes one per partial).
+
+    >>> depth_pans(3)
+    [-1.0, 0.0, 1.0]
+    """
+    if n < 1:
+        return []
+    if n == 1:
+        return [0.0]
+    return [-1.0 + 2.0 * k / (n - 1) for k in range(n)]

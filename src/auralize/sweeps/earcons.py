@@ -48,13 +48,16 @@ def earcon_events(kind: str, t_s: float, voice: str | None = None) -> list[Event
     ``voice``: the voice to (re)create for it, left in place, silent, afterwards
     (so that a page's mixer keeps one entry per trial); default: a voice of its
     own, removed after.  The voice spec carries ``"gain": 1.0``; a stereo caller
-    scales it per channel.
+    scales it per channel.  Its partials follow the engine's clock
+    (``clock_phase``): two trials' identical earcons started a fraction of a
+    period apart (two trials seen starting in one storage poll) sum instead of
+    cancelling in a mono mix.
     """
     notes = EARCONS[kind]
     name = voice or f"earcon-{kind}-{next(_ids)}"
     n = max(len(freqs) for freqs, _ in notes)
     events = [Event(t_s, name, "add", {"kind": "sines", "freq_hz": list(notes[0][0]) * (n // len(
-        notes[0][0])), "amp": [0.0] * n, "gain": 1.0, "glide_s": 0.0})]
+        notes[0][0])), "amp": [0.0] * n, "gain": 1.0, "glide_s": 0.0, "clock_phase": True})]
     t = t_s
     for freqs, dur in notes:
         freqs = list(freqs) * (n // len(freqs))

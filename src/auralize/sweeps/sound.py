@@ -6,15 +6,15 @@ a loss / gradient norm, stopped early, failed, completed.  It turns that into
 events (:mod:`~auralize.sweeps.trial_voices`, :mod:`~auralize.sweeps.earcons`)
 on the driver's wall clock and
 
-- records them as a **stereo** WAV: two engines, one per channel, each trial's
-  voice and earcons at its own position (constant-power pan through the voice
-  gain); a thread renders up to "now" every ``RENDER_EVERY_S``, and every event
-  is scheduled ``LEAD_S`` after the moment it was reported, under one lock, so
-  nothing lands in audio already written: the file equals an offline render of
-  ``events`` (:func:`render_events`);
-- plays them live, when a sound device exists, through
-  :class:`~auralize.audio.live.LiveOutput` (mono: its engine duplicates one
-  channel to every output, so the live mix has no positions);
+- records them as a **stereo** WAV: one two-channel engine, each trial's voice
+  and earcons at its own position (the voices' ``pan``, equal-power); a thread
+  renders up to "now" every ``RENDER_EVERY_S``, and every event is scheduled
+  ``LEAD_S`` after the moment it was reported, under one lock, so nothing lands
+  in audio already written: the file equals an offline render of ``events``
+  (:func:`render_events`);
+- plays the same events live, when a sound device exists, through
+  :class:`~auralize.audio.live.LiveOutput` with a two-channel engine: the
+  speaker pans like the file (a mono device gets the mix);
 - writes ``<wav stem>.json`` next to the WAV: the trials (voice, register,
   position) and every trial event with its time, to find them in the audio.
 
@@ -37,7 +37,7 @@ from auralize.audio.live import LIVE_MARGIN_S, STEADY_LEAD_S
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 from auralize.sweeps.earcons import EARCONS, duration_s, earcon_events
-from auralize.sweeps.trial_voices import TrialVoice, pan_gains
+from auralize.sweeps.trial_voices import TrialVoice
 
 LEAD_S = 0.05
 RENDER_EVERY_S = 0.1
@@ -47,26 +47,20 @@ BEST_MIN_GAIN = 0.01
 EVENT_KINDS = ("start", "stopped", "error", "best", "complete")
 
 
-def _channel_event(event: Event, gain: float) -> Event:
-    """``event`` for one channel: a voice's spec gain scaled by that channel's pan gain."""
+def _placed(event: Event, pan: float) -> Event:
+    """``event`` with a voice it creates placed at ``pan``."""
     if event.param != "add":
         return event
-    spec = dict(event.value)
-    spec["gain"] = float(spec.get("gain", 1.0)) * gain
-    return replace(event, value=spec)
+    return replace(event, value={**event.value, "pan": float(pan)})
 
 
 def render_events(events: list[tuple[Event, float]], duration_s: float, *, sample_rate: int = 44100,
                   master_gain: float = 0.5) -> np.ndarray:
     """Offline stereo render of ``(event, pan)`` pairs: float32 array (frames, 2)."""
-    frames = int(round(duration_s * sample_rate))
-    out = []
-    for channel in (0, 1):
-        engine = Engine(sample_rate, master_gain=master_gain)
-        for event, pan in events:
-            engine.schedule(_channel_event(event, pan_gains(pan)[channel]))
-        out.append(engine.render(frames))
-    return np.stack(out, axis=1)
+    engine = Engine(sample_rate, channels=2, master_gain=master_gain)
+    for event, pan in events:
+        engine.schedule(_placed(event, pan))
+    return engine.render(int(round(duration_s * sample_rate)))
 
 
 class SweepSound:
@@ -89,8 +83,8 @@ class SweepSound:
     master_gain : float
         Engine gain in [0, 1] before the limiter.
     web, web_host, web_port, web_token
-        Also serve the live page (:class:`~auralize.web.bridge.WebSink`, mono like
-        the speaker): its mixer lists every trial's voice (``trial<k>``) and its
+        Also serve the live page (:class:`~auralize.web.bridge.WebSink`, in stereo
+        like the speaker): its mixer lists every trial's voice (``trial<k>``) and its
         earcons (``trial<k>.events``), to mute or solo.  ``web_url`` holds its URL.
 
     Examples
@@ -120,7 +114,7 @@ class SweepSound:
         self.best_trial: str | None = None
         self._best_heard: tuple[float, float] = (math.nan, -math.inf)  # (value, time)
         self._lock = threading.Lock()
-        self._engines = [Engine(self.sample_rate, master_gain=self.master_gain) for _ in (0, 1)]
+        self._engine = Engine(self.sample_rate, channels=2, master_gain=self.master_gain)
         self._sink = None
         self._closed = False
         self._live = None
@@ -157,13 +151,15 @@ class SweepSound:
         from auralize.audio.live import LiveOutput
 
         self._live = LiveOutput(self.sample_rate, device=device, lead_s=STEADY_LEAD_S,
-                                engine_kwargs={"master_gain": self.master_gain}).start()
+                                engine_kwargs={"master_gain": self.master_gain,
+                                               "channels": 2}).start()
 
     def _start_web(self, host: str, port: int, token: str | None) -> None:
         from auralize.web.bridge import WebSink
 
         self._web = WebSink(self.sample_rate, host=host, port=port, token=token,
-                            engine_kwargs={"master_gain": self.master_gain}, title="sweep")
+                            engine_kwargs={"master_gain": self.master_gain, "channels": 2},
+                            title="sweep")
         self.web_url = self._web.start()
         if self.web_url is None:
             self._web = None
@@ -171,20 +167,18 @@ class SweepSound:
             print(f"auralize: live page of the sweep at {self.web_url}", flush=True)
 
     def _emit(self, events: list[Event], pan: float) -> None:
-        """Schedule ``events`` (times on the sweep clock) in both channels and live."""
-        gains = pan_gains(pan)
+        """Schedule ``events`` (times on the sweep clock) at ``pan``, in the file and live."""
+        placed = [_placed(e, pan) for e in events]
         self.events.extend((e, pan) for e in events)
-        for engine, gain in zip(self._engines, gains):
-            for event in events:
-                engine.schedule(_channel_event(event, gain))
+        for event in placed:
+            self._engine.schedule(event)
         if self._web is None and self._live is None:
             return
         # Live: each event at its wall-clock moment (sweep time + start), a lead later so
         # that it reaches the synthesis in time (see auralize.audio.live_clock).
-        mono = (gains[0] + gains[1]) / 2
         at_wall = self._t0 + LIVE_MARGIN_S - LEAD_S  # events are already LEAD_S after "now"
-        live = [replace(_channel_event(e, mono), time_s=None if e.time_s is None else e.time_s + at_wall)
-                for e in events]
+        live = [replace(e, time_s=None if e.time_s is None else e.time_s + at_wall)
+                for e in placed]
         if self._web is not None:
             self._web.send_events(live)
         if self._live is not None:
@@ -193,11 +187,11 @@ class SweepSound:
     def _render_to(self, t_s: float) -> None:
         if self._sink is None:
             return
-        chunk = self._engines[0].chunk_size
+        chunk = self._engine.chunk_size
         target = int(t_s * self.sample_rate) // chunk * chunk
-        n = target - self._engines[0].frames_rendered
+        n = target - self._engine.frames_rendered
         if n > 0:
-            self._sink.write(np.stack([e.render(n) for e in self._engines], axis=1))
+            self._sink.write(self._engine.render(n))
 
     def _render_loop(self) -> None:
         while not self._stop.wait(RENDER_EVERY_S):
@@ -314,9 +308,9 @@ class SweepSound:
         self._stop.set()
         self._thread.join(5)
         if self._sink is not None:
-            tail = int(round(end_s * self.sample_rate)) - self._engines[0].frames_rendered
+            tail = int(round(end_s * self.sample_rate)) - self._engine.frames_rendered
             if tail > 0:
-                self._sink.write(np.stack([e.render(tail) for e in self._engines], axis=1))
+                self._sink.write(self._engine.render(tail))
             self._sink.close()
         web = self._web.close() if self._web is not None else {}
         live = {}

@@ -11,8 +11,9 @@ One :class:`WebServer` serves one source of sound:
 Every page gets, over one WebSocket: a ``hello`` (voices, mode, sample rate),
 the telemetry history, then ``step`` records as they come, ``stats`` twice a
 second, ``mix`` acknowledgements, and binary PCM packets (``PCM_HEADER`` +
-int16 mono samples).  Each page has its own bounded queue: when it does not
-read, its oldest audio blocks are dropped and counted; nothing else waits.
+int16 samples, frames interleaved: ``hello``'s ``channels`` per frame).  Each
+page has its own bounded queue: when it does not read, its oldest audio blocks
+are dropped and counted; nothing else waits.
 
 Safety: a bind to anything but 127.0.0.1/localhost/::1 requires a token on every
 HTTP request and socket (query ``?token=``, then a same-site cookie); loopback
@@ -553,7 +554,8 @@ class WebServer:
 
     def state(self) -> dict:
         src = self.source
-        doc = {"mode": src.mode, "sample_rate": src.sample_rate, "steps": self.steps,
+        doc = {"mode": src.mode, "sample_rate": src.sample_rate,
+               "channels": src.engine.channels, "steps": self.steps,
                "seq": self.seq, "engine_time_s": src.engine.time_s,
                "score_time_s": src.score_time_s(), "playing": src.playing,
                "finished": self.finished, "mix": src.mixer.state(),
@@ -605,7 +607,8 @@ class WebServer:
     def _hello(self, client: Client) -> dict:
         src = self.source
         doc = {"type": "hello", "client": client.id, "mode": src.mode, "title": self.title,
-               "sample_rate": src.sample_rate, "block_frames": self.block_frames,
+               "sample_rate": src.sample_rate, "channels": src.engine.channels,
+               "block_frames": self.block_frames,
                "mix": src.mixer.state(), "playing": src.playing,
                "score_time_s": src.score_time_s(), "finished": self.finished,
                "queue_blocks": self.client_queue_blocks}

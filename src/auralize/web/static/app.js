@@ -82,6 +82,8 @@
     switch (m.type) {
       case "hello":
         A.hello = m; A.mode = m.mode; A.sampleRate = m.sample_rate; A.finished = m.finished;
+        A.channels = m.channels || 1;
+        if (net) net.postMessage({ type: "channels", n: A.channels });
         A.playing = m.playing; A.durationS = m.duration_s ?? null;
         A.records = []; A.steps = 0; A.gradNames = [];
         $("mode").textContent = m.mode;

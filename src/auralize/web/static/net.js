@@ -6,7 +6,8 @@
 "use strict";
 
 const HEADER_BYTES = 24; // "<4sIdII": magic, seq, t_s, frames, sample rate
-let ws = null, audioPort = null, audioOn = false, lastSeq = null;
+// then frames x channels int16 samples, frames interleaved (channels: from "hello")
+let ws = null, audioPort = null, audioOn = false, lastSeq = null, channels = 1;
 let blocks = 0, gaps = 0, lastBlockEnd = 0, lastReport = 0;
 
 self.onmessage = (e) => {
@@ -15,6 +16,7 @@ self.onmessage = (e) => {
   else if (m.type === "port") audioPort = m.port;
   else if (m.type === "audio") { audioOn = !!m.on; lastSeq = null; }
   else if (m.type === "resync") lastSeq = null;
+  else if (m.type === "channels") channels = Math.max(1, m.n | 0);
   else if (m.type === "send" && ws && ws.readyState === 1) ws.send(m.text);
 };
 
@@ -43,11 +45,19 @@ function pcm(buf) {
   }
   lastSeq = seq;
   blocks += 1;
-  const src = new Int16Array(buf, HEADER_BYTES, frames);
-  const f = new Float32Array(frames);
-  for (let i = 0; i < frames; i++) f[i] = src[i] / 32767;
+  const c = channels;
+  if (buf.byteLength < HEADER_BYTES + 2 * frames * c) return;
+  const src = new Int16Array(buf, HEADER_BYTES, frames * c);
+  // the worklet plays two channels: mono goes to both, a third and more are dropped
+  const used = Math.min(c, 2);
+  const out = [];
+  for (let k = 0; k < used; k++) {
+    const f = new Float32Array(frames);
+    for (let i = 0; i < frames; i++) f[i] = src[i * c + k] / 32767;
+    out.push(f);
+  }
   lastBlockEnd = t + frames / rate;
-  audioPort.postMessage({ type: "pcm", samples: f }, [f.buffer]);
+  audioPort.postMessage({ type: "pcm", samples: out }, out.map((f) => f.buffer));
   const now = performance.now();
   if (now - lastReport > 50) {
     lastReport = now;

@@ -1,6 +1,7 @@
 // auralize PCM player: a jitter buffer in an AudioWorklet.
 //
-// The page posts Float32Array blocks; this processor plays them in order.
+// The page posts blocks (an array of one Float32Array per channel: one is mono,
+// played on both outputs; two is stereo); this processor plays them in order.
 // It starts (and restarts after running dry) only once `targetS` of audio is
 // buffered, fading in; when the buffer is about to run dry it fades the last
 // quantum out, so a network gap is a short fade, never a click.  When the
@@ -12,7 +13,7 @@ class PcmPlayer extends AudioWorkletProcessor {
     super();
     const o = (options && options.processorOptions) || {};
     this.cap = Math.max(1 << 16, Math.round((o.capacityS || 8) * sampleRate));
-    this.buf = new Float32Array(this.cap);
+    this.bufs = [new Float32Array(this.cap), new Float32Array(this.cap)]; // left, right
     this.r = 0;
     this.n = 0;
     this.target = Math.round((o.targetS || 0.25) * sampleRate);
@@ -39,8 +40,8 @@ class PcmPlayer extends AudioWorkletProcessor {
     else if (m.type === "target") this.target = Math.round(m.seconds * sampleRate);
   }
 
-  push(s) {
-    const len = s.length;
+  push(list) {
+    const len = list[0].length;
     this.received += len;
     if (this.n + len > this.cap) { // should not happen: max << cap
       const drop = this.n + len - this.cap;
@@ -48,28 +49,40 @@ class PcmPlayer extends AudioWorkletProcessor {
       this.n -= drop;
       this.overflow += drop;
     }
-    let w = (this.r + this.n) % this.cap;
+    const w = (this.r + this.n) % this.cap;
     const first = Math.min(len, this.cap - w);
-    this.buf.set(s.subarray(0, first), w);
-    if (first < len) this.buf.set(s.subarray(first), 0);
+    for (let c = 0; c < 2; c++) {
+      const s = list[Math.min(c, list.length - 1)];
+      this.bufs[c].set(s.subarray(0, first), w);
+      if (first < len) this.bufs[c].set(s.subarray(first), 0);
+    }
     this.n += len;
     if (this.n > this.max && this.state === "playing") this.skipPending = true;
   }
 
-  read(out, count) {
+  read(outs, count) {
     const first = Math.min(count, this.cap - this.r);
-    out.set(this.buf.subarray(this.r, this.r + first), 0);
-    if (first < count) out.set(this.buf.subarray(0, count - first), first);
+    for (let c = 0; c < outs.length; c++) {
+      const buf = this.bufs[Math.min(c, 1)];
+      outs[c].set(buf.subarray(this.r, this.r + first), 0);
+      if (first < count) outs[c].set(buf.subarray(0, count - first), first);
+    }
     this.r = (this.r + count) % this.cap;
     this.n -= count;
   }
 
+  scale(outs, gain) { // gain(i): the factor of frame i, on every channel
+    for (let c = 0; c < outs.length; c++) {
+      const ch = outs[c];
+      for (let i = 0; i < ch.length; i++) ch[i] *= gain(i);
+    }
+  }
+
   process(inputs, outputs) {
     const out = outputs[0];
-    const ch = out[0];
-    const N = ch.length;
+    const N = out[0].length;
     if (this.state === "buffering") {
-      ch.fill(0);
+      for (const ch of out) ch.fill(0);
       if (this.n >= this.target) {
         this.state = "playing";
         this.fadeIn = this.fadeLen * 2;
@@ -77,17 +90,16 @@ class PcmPlayer extends AudioWorkletProcessor {
     }
     if (this.state === "playing") {
       if (this.n >= N) {
-        this.read(ch, N);
+        this.read(out, N);
         this.framesPlayed += N;
         if (this.fadeIn > 0) {
-          const total = this.fadeLen * 2;
-          for (let i = 0; i < N && this.fadeIn > 0; i++, this.fadeIn--) {
-            ch[i] *= 1 - this.fadeIn / total;
-          }
+          const total = this.fadeLen * 2, left = this.fadeIn;
+          this.scale(out, (i) => (i < left ? 1 - (left - i) / total : 1));
+          this.fadeIn = Math.max(0, left - N);
         }
         const runningDry = this.n < N;
         if (runningDry || this.skipPending) {
-          for (let i = 0; i < N; i++) ch[i] *= 1 - (i + 1) / N; // fade out this quantum
+          this.scale(out, (i) => 1 - (i + 1) / N); // fade out this quantum
           if (this.skipPending) {
             const drop = Math.max(0, this.n - this.target);
             this.r = (this.r + drop) % this.cap;
@@ -102,12 +114,11 @@ class PcmPlayer extends AudioWorkletProcessor {
           }
         }
       } else { // cannot happen after the look-ahead above, kept for safety
-        ch.fill(0);
+        for (const ch of out) ch.fill(0);
         this.state = "buffering";
         if (!this.idle) this.underruns += 1;
       }
     }
-    for (let c = 1; c < out.length; c++) out[c].set(ch);
     this.sinceReport += N;
     if (this.sinceReport >= sampleRate / 10) {
       this.sinceReport = 0;
