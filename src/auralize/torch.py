@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections import deque
 
 import numpy as np
@@ -52,6 +53,7 @@ import torch
 import torch.distributed as dist
 
 from auralize.errors import AuralizeError
+from auralize.sharded_norms import install_step_hook, sharded_telemetry
 from auralize.sonify.session import Sonifier
 from auralize.step_records import (
     StepBuffer,
@@ -118,6 +120,8 @@ class LayerTelemetry:
         means: name -> function returning the per-output-unit mean as a 1-D tensor.
     """
 
+    sharded = None   # a sharded_norms.ShardedNorms where gradients are sharded (FSDP, ZeRO)
+
     def __init__(self, names, params, linear=None):
         self.names: list[str] = []
         self.params: list[torch.Tensor] = []
@@ -182,6 +186,9 @@ class LayerTelemetry:
         Returns ``(parts, layout)``: ``parts`` a list of 0-d float32 tensors to be
         stacked with other scalars; ``layout`` what :meth:`decode` needs.
         """
+        if self.sharded is not None:   # one all-reduce over the shard group, every rank
+            with torch.no_grad():
+                return self.sharded.device_parts(grads, weights)
         parts: list[torch.Tensor] = []
         present: list[int] = []
         with torch.no_grad():
@@ -317,13 +324,19 @@ class Watch:
         # True when the caller knows a step's gradients arrive before its loss
         # (Lightning): then every log_loss closes its step at once.
         self.loss_closes_step = False
+        # FSDP / HSDP / ZeRO: norms from one all-reduce that every rank joins
+        sharded = sharded_telemetry(model, weights_every, weights) if (
+            dist.is_available() and dist.is_initialized() and (grads or weights)) else None
         if not self.rank_zero:
             self.sonifier = None
-            self.telemetry = None
+            self.telemetry = sharded
             self._owns = False
             self.buffer = StepBuffer(None)
+            if sharded is not None and optimizer is not None:
+                self._hooks.extend(install_step_hook(model, _as_list(optimizer),
+                                                     self._peer_step))
             return
-        self.telemetry = LayerTelemetry.from_module(model)
+        self.telemetry = sharded or LayerTelemetry.from_module(model)
         self._owns = sonifier is None if close_sonifier is None else bool(close_sonifier)
         if sonifier is None:
             sonifier = Sonifier(**sonifier_kwargs)
@@ -331,13 +344,11 @@ class Watch:
             raise AuralizeError("pass either sonifier= or Sonifier keyword arguments, not both: "
                                 + ", ".join(sorted(sonifier_kwargs)))
         self.sonifier = sonifier
-        self._unit_epoch, self._unit_step = _unit_requests(sonifier, self.telemetry)
+        self._unit_epoch, self._unit_step = _unit_requests(sonifier, self.telemetry, sharded)
         self._units_started = False
         self.buffer = StepBuffer(sonifier)
         if optimizer is not None and (grads or weights):
-            opts = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer]
-            for opt in opts:
-                self._hooks.append(opt.register_step_pre_hook(self._pre_step))
+            self._hooks.extend(install_step_hook(model, _as_list(optimizer), self._pre_step))
 
     # -- hooks and calls ----------------------------------------------------------------
     def take_gradients(self, optimizer=None) -> None:
@@ -348,6 +359,12 @@ class Watch:
         """
         if self.rank_zero and not self.closed and (self.grads or self.weights):
             self._pre_step(optimizer, (), {})
+        elif self.telemetry is not None and not self.closed:
+            self._peer_step(optimizer, (), {})
+
+    def _peer_step(self, optimizer, args, kwargs):
+        """A non-zero rank's part in the sharded norms' all-reduce (results unused)."""
+        self.telemetry.device_parts(self.grads, self.weights)
 
     def _pre_step(self, optimizer, args, kwargs):
         if self._pending_grads is not None:   # two optimizer steps without log_loss
@@ -551,10 +568,20 @@ def watch(model: torch.nn.Module, optimizer, sonifier=None, **sonifier_kwargs) -
     return Watch(model, optimizer, sonifier, **sonifier_kwargs)
 
 
-def _unit_requests(sonifier, telemetry: LayerTelemetry):
+def _as_list(optimizer) -> list:
+    return list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+
+
+def _unit_requests(sonifier, telemetry: LayerTelemetry, sharded=None):
     """Split the Sonifier's unit-mean requests into per-epoch and per-step layer names."""
     per_epoch: list[str] = []
     per_step: list[str] = []
+    if sharded is not None:
+        if getattr(sonifier, "unit_means_requests", None):
+            warnings.warn(f"auralize: per-unit weight means (WeightChord) are not available "
+                          f"under {sharded.sharded.stack} (weights are sharded); left out",
+                          RuntimeWarning, stacklevel=4)
+        return per_epoch, per_step
     for req in getattr(sonifier, "unit_means_requests", None) or []:
         which, when = (req if isinstance(req, (tuple, list)) else (req, "epoch"))
         name = telemetry.linear_name(which)
