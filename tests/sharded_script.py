@@ -43,11 +43,12 @@ def wrap(cfg: str, model, world: int):
         fully_shard(model, mesh=mesh)
         return model
     if cfg in ("fsdp1-orig", "fsdp1-flat"):
+        import torch
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
         from torch.distributed.fsdp.wrap import ModuleWrapPolicy
         from transformers.models.gpt2.modeling_gpt2 import GPT2Block
         return FSDP(model, auto_wrap_policy=ModuleWrapPolicy({GPT2Block}),
-                    use_orig_params=cfg == "fsdp1-orig", device_id=None)
+                    use_orig_params=cfg == "fsdp1-orig", device_id=torch.device("cpu"))
     raise SystemExit(f"unknown config {cfg} ({dist.get_rank()})")
 
 

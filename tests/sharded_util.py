@@ -27,7 +27,7 @@ def tiny_gpt2(n_layer: int = 2):
 
     cfg = GPT2Config(n_layer=n_layer, n_embd=32, n_head=2, vocab_size=VOCAB, n_positions=SEQ,
                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                     bos_token_id=0, eos_token_id=0, loss_type="ForCausalLM")
+                     bos_token_id=0, eos_token_id=0)
     torch.manual_seed(0)
     return GPT2LMHeadModel(cfg)
 
