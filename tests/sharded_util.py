@@ -19,6 +19,7 @@ GLOBAL_BATCH = 8
 SEQ = 8
 VOCAB = 100
 LR = 0.1
+CLIP = 1.0   # DeepSpeed's gradient_clipping in its tests (and the reference's)
 
 
 def tiny_gpt2(n_layer: int = 2):
@@ -43,10 +44,12 @@ def local_batch(step: int, rank: int, world: int):
     return global_batch(step)[rank::world]
 
 
-def reference(n_layer: int = 2, steps: int = STEPS) -> list[dict]:
+def reference(n_layer: int = 2, steps: int = STEPS, clip: float | None = None) -> list[dict]:
     """Per step: {"grads": {layer: norm}, "weights": {layer: {"norm", "mean"}}, "loss"}.
 
-    Weights are read before the step (where auralize's pre-step hook reads them).
+    Weights are read before the step (where auralize's pre-step hook reads them);
+    gradient norms before clipping (``clip``: the total-norm clipping the
+    optimizer step then applies, as DeepSpeed's ``gradient_clipping``).
     """
     import torch
 
@@ -71,10 +74,12 @@ def reference(n_layer: int = 2, steps: int = STEPS) -> list[dict]:
             wsq[name] = wsq.get(name, 0.0) + float((w * w).sum())
             wsum[name] = wsum.get(name, 0.0) + float(w.sum())
             wn[name] = wn.get(name, 0) + p.numel()
-        out.append({"loss": float(loss),
+        out.append({"loss": loss.item(),
                     "grads": {k: math.sqrt(v) for k, v in sq.items()},
                     "weights": {k: {"norm": math.sqrt(wsq[k]), "mean": wsum[k] / wn[k]}
                                 for k in wsq}})
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
     return out
 
