@@ -36,7 +36,8 @@ import warnings
 import torch
 import torch.distributed as dist
 
-__all__ = ["ShardedNorms", "sharded_telemetry", "stack_name"]
+__all__ = ["ShardedNorms", "deepspeed_engine", "install_step_hook", "sharded_telemetry",
+           "stack_name"]
 
 WEIGHTS_BUDGET = 0.005   # as auralize.torch: weight statistics cost <= 0.5% of a step
 _WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.",
@@ -208,7 +209,8 @@ class ShardedNorms:
 
 
 # -- which stack ---------------------------------------------------------------------
-def _deepspeed_engine(model):
+def deepspeed_engine(model):
+    """The ``deepspeed.DeepSpeedEngine`` that ``model`` is or wraps, else None."""
     ds = sys.modules.get("deepspeed")
     if ds is not None and isinstance(model, getattr(ds, "DeepSpeedEngine", ())):
         return model
@@ -234,7 +236,7 @@ def stack_name(model) -> str | None:
     """The sharded stack ``model`` trains on ("FSDP2", "HSDP", "FSDP1", "DeepSpeed
     ZeRO-n"), or None for a model whose ranks each hold whole gradients (one
     process, DDP)."""
-    engine = _deepspeed_engine(model)
+    engine = deepspeed_engine(model)
     if engine is not None:
         stage = int(engine.zero_optimization_stage())
         return f"DeepSpeed ZeRO-{stage}" if stage > 0 else None
@@ -259,7 +261,7 @@ def sharded_telemetry(model, weights_every="auto", weights=True):
     stack = stack_name(model)
     if stack is None:
         return None
-    engine = _deepspeed_engine(model)
+    engine = deepspeed_engine(model)
     try:
         if engine is not None:
             tel, pieces, groups, scale = _deepspeed(engine, LayerTelemetry)
@@ -479,7 +481,7 @@ def install_step_hook(model, optimizers, fn) -> list:
     (the hook runs first).  Everything else: ``register_step_pre_hook``.
     Returns handles with ``remove()``.
     """
-    engine = _deepspeed_engine(model)
+    engine = deepspeed_engine(model)
     if engine is not None and int(engine.zero_optimization_stage()) > 0:
         return [_WrappedStep(engine.optimizer, fn)]
     return [opt.register_step_pre_hook(fn) for opt in optimizers]
