@@ -16,7 +16,7 @@ AXE := .node/node_modules/axe-core/axe.min.js
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check torch==2.13.0
-	$(PIP) install -q --disable-pip-version-check -e '.[test,sweep]'
+	$(PIP) install -q --disable-pip-version-check -e '.[test,sweep,deepspeed]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

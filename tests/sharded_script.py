@@ -4,7 +4,7 @@
 
 Spawns WORLD ranks (``torch.multiprocessing.spawn``, gloo, CPU) once and runs
 each CONFIG (``ddp``, ``fsdp2-layer``, ``fsdp2-model``, ``hsdp``, ``fsdp1-orig``,
-``fsdp1-flat``) in turn under ``auralize.torch.watch`` on every rank.  Rank 0
+``fsdp1-flat``, ``fsdp2-two-meshes``) in turn under ``auralize.torch.watch`` on every rank.  Rank 0
 writes the run folder ``OUT_DIR/CONFIG/run``; every rank writes
 ``OUT_DIR/CONFIG/rank<r>.json`` (did it make a Sonifier, which warnings it saw,
 its losses).
@@ -30,6 +30,13 @@ def wrap(cfg: str, model, world: int):
     if cfg == "ddp":
         from torch.nn.parallel import DistributedDataParallel as DDP
         return DDP(model)
+    if cfg == "fsdp2-two-meshes":   # a layout auralize does not read: said once, left out
+        from torch.distributed.fsdp import fully_shard
+        for block in model.transformer.h:
+            fully_shard(block, mesh=init_device_mesh("cpu", (world,)))
+        fully_shard(model, mesh=init_device_mesh("cpu", (1, world),
+                                                 mesh_dim_names=("replicate", "shard")))
+        return model
     if cfg in ("fsdp2-layer", "fsdp2-model", "hsdp"):
         from torch.distributed.fsdp import fully_shard
         if cfg == "hsdp":

@@ -242,9 +242,9 @@ def stack_name(model) -> str | None:
         return f"DeepSpeed ZeRO-{stage}" if stage > 0 else None
     if _fsdp1_units(model):
         return "FSDP1"
-    for p in model.parameters():
-        if _is_dtensor(p):
-            return "HSDP" if p.device_mesh.ndim > 1 else "FSDP2"
+    meshes = [p.device_mesh.ndim for p in model.parameters() if _is_dtensor(p)]
+    if meshes:
+        return "HSDP" if min(meshes) > 1 else "FSDP2"
     return None
 
 

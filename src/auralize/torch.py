@@ -35,9 +35,14 @@ non-blocking copy into pinned memory, read a step or more later, so the training
 loop never waits for it).  Per-parameter numbers are combined into per-layer
 numbers on the host in float64.
 
-Distributed: on ranks other than 0 ``watch`` installs nothing and creates no
-Sonifier; ``log_loss`` and ``end_epoch`` return at once.  Rank 0 sonifies its own
-local loss and the (already all-reduced) gradients.
+Distributed: rank 0 alone creates a Sonifier and writes files; on other ranks
+``log_loss`` and ``end_epoch`` return at once.  The gradient norms are the
+global ones of the gradient the optimizer applies.  Under DDP they are already
+all-reduced: rank 0 reads them alone and other ranks install nothing.  Where
+gradients are sharded (FSDP2 / HSDP, FSDP1, DeepSpeed ZeRO 1-3) every rank
+installs the hook and joins one all-reduce per step over the shard group
+(:mod:`auralize.sharded_norms`); a layout it cannot read is said once and the
+gradients are left out.  The loss heard is rank 0's own (local batch) loss.
 """
 
 from __future__ import annotations
