@@ -81,7 +81,7 @@ def _worker(rank, world, port, steps, k, out):
                 parts = w.telemetry.sharded
                 orig = w.telemetry.device_parts
 
-                def timed(grads=True, weights=True, orig=orig):
+                def timed(grads=True, weights=True, orig=orig, parts=parts):
                     t0 = time.perf_counter()
                     res = orig(grads, weights)
                     inside.append(time.perf_counter() - t0)

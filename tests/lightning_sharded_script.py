@@ -5,8 +5,8 @@
 STRATEGY is ``ddp`` or ``deepspeed`` (ZeRO-2; DeepSpeed needs ``DS_ACCELERATOR=cpu``).
 Lightning starts the second process itself.  The tiny GPT-2 of sharded_util is
 trained for ``STEPS`` steps; each rank's batches are its slices of the global
-batches (a DistributedSampler without shuffling: Lightning's own one shuffles).  Rank 0 writes ``OUT_DIR/run``;
-every rank writes ``OUT_DIR/rank<r>.json``.
+batches (a DistributedSampler without shuffling: Lightning's own one shuffles).
+Rank 0 writes ``OUT_DIR/run``; every rank writes ``OUT_DIR/rank<r>.json``.
 """
 
 from __future__ import annotations

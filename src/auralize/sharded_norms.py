@@ -172,8 +172,8 @@ class ShardedNorms:
                     wl.append(w.detach().reshape(-1))
                     wi.append(i)
         dev = (gl or wl or [torch.zeros(())])[0].device
-        if any(getattr(g, "is_cuda", False) for g in self.groups):  # pragma: no cover
-            dev = torch.device("cuda", torch.cuda.current_device())
+        if dev.type == "cpu" and any(dist.get_backend(g) == "nccl" for g in self.groups):
+            dev = torch.device("cuda", torch.cuda.current_device())  # NCCL reduces on GPU
         vec = torch.zeros(2 * n + (2 * n if do_w else 0) + 2, dtype=torch.float64, device=dev)
         if gl:
             idx = torch.tensor(gi, device=dev)
