@@ -12,8 +12,11 @@ model, same batches, same machine load):
   (``watch(..., rank_zero=False)`` on all ranks: the hook, the local norms and
   the collective, without any sound: what training pays for the numbers);
 - *inside auralize*: the median time of the pre-step work itself
-  (``LayerTelemetry.device_parts``, local norms + all-reduce, slowest rank),
-  measured directly, and the all-reduce alone.
+  (``LayerTelemetry.device_parts``: local norms + all-reduce), measured
+  directly on the rank that arrives last at the all-reduce (the others also
+  wait there for it: that is the ranks' skew, not auralize's work, and the
+  next FSDP all-gather would wait it out anyway; it is reported too), and the
+  all-reduce alone.
 
 The A/B difference is noisy on a shared machine (a step is 50-200 ms, the
 work ~1 ms); the direct time is the figure to trust, the A/B one shows it is
@@ -97,26 +100,42 @@ def _worker(rank, world, port, steps, k, out):
     dist.destroy_process_group()
 
 
-def measure(world: int, steps: int, k: int) -> dict:
-    import json
-
+def _spawn(world: int, steps: int, k: int, out: str) -> None:
     import torch.multiprocessing as mp
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    mp.spawn(_worker, args=(world, port, steps, k, out), nprocs=world, join=True)
+
+
+def measure(world: int, steps: int, k: int) -> dict:
+    import json
+    import subprocess
+
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([src] + ([env["PYTHONPATH"]] if env.get(
+        "PYTHONPATH") else []))
     with tempfile.TemporaryDirectory(prefix="auralize-bench-sharded-") as out:
-        mp.spawn(_worker, args=(world, port, steps, k, out), nprocs=world, join=True)
+        # spawned ranks import their function from a file run as __main__
+        subprocess.run([sys.executable, __file__, "--ranks", str(world), str(steps), str(k),
+                        out], env=env, check=True)
         ranks = [json.loads(Path(out, f"rank{r}.json").read_text()) for r in range(world)]
     # a step ends when the slowest rank's does: per step, the max over ranks
     plain = [max(v) for v in zip(*(r["times"]["plain"] for r in ranks))]
     watched = [max(v) for v in zip(*(r["times"]["watched"] for r in ranks))]
-    inside = [max(v) for v in zip(*(r["inside"] for r in ranks))]
-    coll = [max(v) for v in zip(*(r["collective"] for r in ranks))]
+    # inside the collective a rank also waits for the slowest one to arrive (the
+    # ranks' skew, which the next FSDP collective would wait out anyway): the
+    # last rank to arrive waits least, its time is the work itself
+    inside = [min(v) for v in zip(*(r["inside"] for r in ranks))]
+    coll = [min(v) for v in zip(*(r["collective"] for r in ranks))]
+    skew = [max(v) for v in zip(*(r["collective"] for r in ranks))]
     return {"plain_ms": 1e3 * statistics.median(plain),
             "watched_ms": 1e3 * statistics.median(watched),
             "inside_ms": 1e3 * statistics.median(inside),
             "collective_ms": 1e3 * statistics.median(coll),
+            "wait_ms": 1e3 * statistics.median(skew),
             "params": ranks[0]["params"], "tensors": ranks[0]["tensors"], "steps": len(plain)}
 
 
@@ -136,12 +155,16 @@ def run(quick: bool) -> list[dict]:
                      "value": round(m["inside_ms"], 3), "unit": "ms",
                      "baseline": round(m["plain_ms"], 2),
                      "ratio": round(m["inside_ms"] / m["plain_ms"], 5),
-                     "notes": f"local norms + one all-reduce; the all-reduce alone "
-                              f"{m['collective_ms']:.3f} ms"})
+                     "notes": f"local norms + one all-reduce, the rank arriving last; "
+                              f"the all-reduce alone {m['collective_ms']:.3f} ms (the first "
+                              f"rank to arrive waits {m['wait_ms']:.1f} ms in it)"})
     return rows
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    if sys.argv[1:2] == ["--ranks"]:
+        _spawn(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+        sys.exit(0)
     for row in run("--quick" in sys.argv):
         print(row)

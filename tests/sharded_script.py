@@ -4,7 +4,8 @@
 
 Spawns WORLD ranks (``torch.multiprocessing.spawn``, gloo, CPU) once and runs
 each CONFIG (``ddp``, ``fsdp2-layer``, ``fsdp2-model``, ``hsdp``, ``fsdp1-orig``,
-``fsdp1-flat``, ``fsdp2-two-meshes``) in turn under ``auralize.torch.watch`` on every rank.  Rank 0
+``fsdp1-flat``, ``fsdp2-two-meshes``, ``fsdp2-rank0-only``) in turn under
+``auralize.torch.watch`` on every rank (but the last one).  Rank 0
 writes the run folder ``OUT_DIR/CONFIG/run``; every rank writes
 ``OUT_DIR/CONFIG/rank<r>.json`` (did it make a Sonifier, which warnings it saw,
 its losses).
@@ -37,7 +38,7 @@ def wrap(cfg: str, model, world: int):
         fully_shard(model, mesh=init_device_mesh("cpu", (1, world),
                                                  mesh_dim_names=("replicate", "shard")))
         return model
-    if cfg in ("fsdp2-layer", "fsdp2-model", "hsdp"):
+    if cfg in ("fsdp2-layer", "fsdp2-model", "hsdp", "fsdp2-rank0-only"):
         from torch.distributed.fsdp import fully_shard
         if cfg == "hsdp":
             mesh = init_device_mesh("cpu", (2, world // 2),
@@ -71,8 +72,11 @@ def run(cfg: str, rank: int, world: int, out: Path) -> None:
     losses = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with watch(model, opt, out_dir=folder / "run", clock="step", live=False,
-                   mappings=("loss", "gradients", "alarm")) as w:
+        # fsdp2-rank0-only: a user who guards watch() with "if rank == 0"
+        only_zero = cfg == "fsdp2-rank0-only" and rank != 0
+        with (_Unwatched() if only_zero else watch(
+                model, opt, out_dir=folder / "run", clock="step", live=False,
+                mappings=("loss", "gradients", "alarm"))) as w:
             for step in range(STEPS):
                 opt.zero_grad()
                 ids = local_batch(step, rank, world)
@@ -86,6 +90,20 @@ def run(cfg: str, rank: int, world: int, out: Path) -> None:
             "warnings": [str(c.message) for c in caught if "auralize" in str(c.message)]}
     dist.barrier()
     (folder / f"rank{rank}.json").write_text(json.dumps(info))
+
+
+class _Unwatched:
+    sonifier = telemetry = None
+    _hooks = ()
+
+    def log_loss(self, loss):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
 
 
 def worker(rank: int, world: int, out: str, configs: list[str], port: int) -> None:

@@ -33,6 +33,7 @@ HERE = Path(__file__).parent
 TOL = 1e-4
 TWO_RANKS = ["ddp", "fsdp2-layer", "fsdp2-model", "fsdp1-orig", "fsdp1-flat"]
 UNREAD = "fsdp2-two-meshes"     # parameters on two device meshes: not read
+ZERO_ONLY = "fsdp2-rank0-only"   # watch() on rank 0 alone (``if rank == 0: watch(...)``)
 FOUR_RANKS = ["fsdp2-layer", "fsdp2-model", "hsdp"]
 ZERO = [1, 2, 3]
 
@@ -66,7 +67,7 @@ def spawned(tmp_path_factory):
     def get(world: int) -> Path:
         if world not in cache:
             out = tmp_path_factory.mktemp(f"world{world}")
-            configs = [*TWO_RANKS, UNREAD] if world == 2 else FOUR_RANKS
+            configs = [*TWO_RANKS, UNREAD, ZERO_ONLY] if world == 2 else FOUR_RANKS
             try:
                 _launch([sys.executable, str(HERE / "sharded_script.py"), str(out),
                          str(world), *configs], _env())
@@ -139,6 +140,18 @@ def test_a_layout_it_cannot_read_is_said_once_and_left_out(spawned):
     for rec, loss in zip(recs, ranks[0]["losses"]):
         assert not rec.get("grad_norms") and not rec.get("weight_stats")
         assert abs(rec["loss"] - loss) < 1e-6
+
+
+def test_watch_on_rank_zero_alone_says_so_and_does_not_hang(spawned):
+    # the all-reduce would wait for ever for rank 1: rank 0 sees that rank 1 never
+    # registered, warns once and leaves gradients out; the launch's timeout is the hang test
+    folder = spawned(2) / ZERO_ONLY
+    ranks = [json.loads((folder / f"rank{r}.json").read_text()) for r in range(2)]
+    assert len(ranks[0]["losses"]) == len(ranks[1]["losses"]) == STEPS
+    assert len(ranks[0]["warnings"]) == 1
+    assert "watch() was not called on rank(s) [1]" in ranks[0]["warnings"][0]
+    recs = read_telemetry(folder / "run")
+    assert len(recs) == STEPS and not any(r.get("grad_norms") for r in recs)
 
 
 @pytest.mark.parametrize("config", FOUR_RANKS)

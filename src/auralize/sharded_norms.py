@@ -98,6 +98,7 @@ class ShardedNorms:
         self._last_t: float | None = None
         self.weights_cost_s = 0.0
         self.collective_s = 0.0     # wall time of the last all-reduce (benchmark)
+        self._roll_call = _RollCall() if self.groups else None
 
     # -- what LayerTelemetry.device_parts returns ---------------------------------
     def device_parts(self, grads: bool, weights: bool):
@@ -111,6 +112,13 @@ class ShardedNorms:
         none = ([], (False, [], False))
         if not grads or self.broken is not None:
             return none
+        if self._roll_call is not None:
+            call, self._roll_call = self._roll_call, None
+            missing = call.missing(self.groups)
+            if missing:    # those ranks would never join: the all-reduce would hang
+                self._give_up(f"watch() was not called on rank(s) {missing}; call it on "
+                              "every rank")
+                return none
         now = time.perf_counter()
         step_s = None if self._last_t is None else now - self._last_t
         self._last_t = now
@@ -206,6 +214,40 @@ class ShardedNorms:
         warnings.warn(f"auralize: gradient norms under {self.stack} are not available "
                       f"({reason}); the records leave gradients out, training goes on",
                       RuntimeWarning, stacklevel=4)
+
+
+class _RollCall:
+    """Which ranks made a ShardedNorms: each says so in the process group's store.
+
+    Checked at the first step, without waiting: every rank registers when it
+    makes its ``watch()``, before its first forward pass, and a sharded forward
+    or backward pass needs every rank, so by any rank's first optimizer step
+    all those that will ever register have; all ranks see the same answer.  A
+    rank that never called ``watch()`` (``if rank == 0: watch(...)``) would
+    leave the others waiting in the all-reduce for ever: they give up instead.
+    """
+
+    _made = 0
+
+    def __init__(self):
+        _RollCall._made += 1
+        self.key = f"auralize/sharded-norms/{_RollCall._made}"
+        try:
+            from torch.distributed.distributed_c10d import _get_default_store
+            self.store = _get_default_store()
+            self.store.set(f"{self.key}/{dist.get_rank()}", "1")
+        except Exception:  # noqa: BLE001 - no store to ask: no check
+            self.store = None
+
+    def missing(self, groups) -> list[int]:
+        if self.store is None:
+            return []
+        ranks = sorted({r for g in groups for r in dist.get_process_group_ranks(
+            g if g is not None else dist.group.WORLD)})
+        try:
+            return [r for r in ranks if not self.store.check([f"{self.key}/{r}"])]
+        except Exception:  # noqa: BLE001
+            return []
 
 
 # -- which stack ---------------------------------------------------------------------
