@@ -36,6 +36,8 @@ import warnings
 import torch
 import torch.distributed as dist
 
+from auralize.deepspeed_zero import deepspeed_engine, install_step_hook, zero_layout
+
 __all__ = ["ShardedNorms", "deepspeed_engine", "install_step_hook", "sharded_telemetry",
            "stack_name"]
 
@@ -144,14 +146,16 @@ class ShardedNorms:
         except Exception as err:  # noqa: BLE001
             self._give_up(f"the all-reduce failed ({type(err).__name__}: {err})")
             return none
+        # the host needs which parameters have gradients, the failure flag and the
+        # interval now: one small read (on a GPU it waits for the all-reduce)
+        host = vec[n:2 * n].tolist() + vec[-2:].tolist()
         self.collective_s = time.perf_counter() - t0
-        if float(vec[-1]) > 0:
+        if host[-1] > 0:
             self._give_up(getattr(self, "_reason", "reading a rank's gradient shard failed"))
             return none
         if self.weights_every == "auto":
-            self._interval = max(1, int(round(float(vec[-2]))))
-        have = vec[n:2 * n].cpu()
-        present = [i for i in range(n) if have[i] > 0]
+            self._interval = max(1, int(round(host[-2])))
+        present = [i for i in range(n) if host[i] > 0]
         g = vec[:n].clamp_min(0).sqrt()
         if self.grad_scale is not None:
             g = g / float(self.grad_scale())
@@ -251,17 +255,6 @@ class _RollCall:
 
 
 # -- which stack ---------------------------------------------------------------------
-def deepspeed_engine(model):
-    """The ``deepspeed.DeepSpeedEngine`` that ``model`` is or wraps, else None."""
-    ds = sys.modules.get("deepspeed")
-    if ds is not None and isinstance(model, getattr(ds, "DeepSpeedEngine", ())):
-        return model
-    inner = getattr(model, "module", None)    # e.g. an Accelerate / Lightning wrapper
-    if ds is not None and isinstance(inner, getattr(ds, "DeepSpeedEngine", ())):
-        return inner
-    return None
-
-
 def _fsdp1_units(model):
     if "torch.distributed.fsdp" not in sys.modules:
         return []
@@ -306,7 +299,8 @@ def sharded_telemetry(model, weights_every="auto", weights=True):
     engine = deepspeed_engine(model)
     try:
         if engine is not None:
-            tel, pieces, groups, scale = _deepspeed(engine, LayerTelemetry)
+            tel, readers, groups, scale = zero_layout(engine, LayerTelemetry)
+            pieces = [_Piece(*r) for r in readers]
         elif stack == "FSDP1":
             tel, pieces, groups, scale = _fsdp1(model, LayerTelemetry)
         else:
@@ -440,108 +434,3 @@ def _orig_grad(p, counts):
 
 def _orig_weight(p, counts):
     return lambda: p.detach() if counts else None
-
-
-# -- DeepSpeed ZeRO -------------------------------------------------------------------
-def _deepspeed(engine, LayerTelemetry):
-    tel = LayerTelemetry.from_module(engine.module)
-    stage = int(engine.zero_optimization_stage())
-    zero = engine.optimizer
-    pieces = []
-    if stage >= 3:
-        group = zero.dp_process_group
-        tel.counts = [int(getattr(p, "ds_numel", p.numel())) for p in tel.params]
-        for p, n in zip(tel.params, tel.counts):
-            pieces.append(_Piece(n, _z3_grad(zero, p), _z3_weight(p)))
-    else:
-        group = None
-        for p in tel.params:
-            if not hasattr(p, "_hp_mapping"):
-                raise ValueError(f"parameter of shape {tuple(p.shape)} has no ZeRO "
-                                 "fragment mapping")
-            group = p._dp_group if group is None else group
-            pieces.append(_Piece(p.numel(), _z12_grad(p), _z12_weight(p)))
-    return tel, pieces, [group], _loss_scale(zero)
-
-
-def _loss_scale(zero):
-    def scale():
-        value = getattr(zero, "loss_scale", 1.0)
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            return 1.0
-        return value if value > 0 and math.isfinite(value) else 1.0
-    return scale
-
-
-def _z3_grad(zero, p):
-    def grad():
-        return zero.get_local_fp32_grad_for_param(p) if p.requires_grad else None
-    return grad
-
-
-def _z3_weight(p):
-    def weight():
-        local = p.ds_tensor
-        # the last partition is padded to an equal size: only real elements count
-        start = local.numel() * dist.get_rank(p.ds_process_group) if hasattr(
-            p, "ds_process_group") else None
-        if start is None:
-            return local
-        real = max(0, min(local.numel(), int(p.ds_numel) - start))
-        return local.reshape(-1).narrow(0, 0, real)
-    return weight
-
-
-def _z12_fragment(p, grad: bool):
-    mapping = p._hp_mapping
-    if mapping is None:
-        return None
-    if not grad:
-        return mapping.hp_fragment
-    frag = mapping.get_lp_grad_fragment(p._index_in_param_group).reshape(-1)
-    address = mapping.lp_fragment_address
-    if frag.numel() == p.numel() and frag.numel() != address.numel:
-        frag = frag.narrow(0, address.start, address.numel)
-    return frag
-
-
-def _z12_grad(p):
-    return lambda: _z12_fragment(p, True)
-
-
-def _z12_weight(p):
-    return lambda: _z12_fragment(p, False)
-
-
-def install_step_hook(model, optimizers, fn) -> list:
-    """Hook ``fn(optimizer, args, kwargs)`` before each optimizer step, for this stack.
-
-    DeepSpeed's ZeRO optimizers are no ``torch.optim.Optimizer`` and free the
-    reduced gradient partitions inside their ``step``: their ``step`` is wrapped
-    (the hook runs first).  Everything else: ``register_step_pre_hook``.
-    Returns handles with ``remove()``.
-    """
-    engine = deepspeed_engine(model)
-    if engine is not None and int(engine.zero_optimization_stage()) > 0:
-        return [_WrappedStep(engine.optimizer, fn)]
-    return [opt.register_step_pre_hook(fn) for opt in optimizers]
-
-
-class _WrappedStep:
-    """``optimizer.step`` replaced by one that calls a hook first; ``remove()`` undoes it."""
-
-    def __init__(self, optimizer, fn):
-        self.optimizer = optimizer
-        self.original = optimizer.step
-
-        def step(*args, **kwargs):
-            fn(optimizer, args, kwargs)
-            return self.original(*args, **kwargs)
-
-        optimizer.step = step
-
-    def remove(self) -> None:
-        if "step" in vars(self.optimizer):
-            del self.optimizer.step
