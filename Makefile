@@ -16,7 +16,7 @@ AXE := .node/node_modules/axe-core/axe.min.js
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check torch==2.13.0
-	$(PIP) install -q --disable-pip-version-check -e '.[test,sweep,hf,jax,mlflow,wandb,notebook]'
+	$(PIP) install -q --disable-pip-version-check -e '.[test,sweep,hf,jax,mlflow,wandb,notebook,deepspeed]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -21,7 +21,10 @@ Quick start::
 - Epoch ends: ``on_train_epoch_end`` (after the epoch's validation), with the
   trainer's ``callback_metrics`` (``val_loss`` and whatever ``self.log`` logged).
 - Distributed: sound and files on global rank 0 only; other ranks make no
-  Sonifier at all.
+  Sonifier at all.  Where gradients are sharded (``strategy="deepspeed"``,
+  FSDP) every rank takes part in the one all-reduce per step that gives the
+  global norms (:mod:`auralize.sharded_norms`); under DDP rank 0 reads its
+  already all-reduced gradients alone.
 - Several ``SonifyCallback`` instances in one Trainer share one Sonifier (one
   recording, run folder and live stream; their mappings and keyword arguments
   combine as :mod:`auralize.fit_session` says) and send one record per step.
@@ -112,16 +115,26 @@ class SonifyCallback(pl.Callback):
         return self._session if self._session is not None else self._given
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if not trainer.is_global_zero:
-            return
-        # One Watch per Sonifier, made by the first of the callbacks sharing it: one
-        # record per step, with what any of them collects.
         peers = [c for c in trainer.callbacks
                  if isinstance(c, SonifyCallback) and c._target() is self._target()]
         first = peers[0]
+        # under DeepSpeed the gradients live in the engine, not in pl_module
+        model = _engine(trainer) or pl_module
+        if not trainer.is_global_zero:
+            # sharded gradients (FSDP, ZeRO): every rank joins the one all-reduce per
+            # step; this Watch makes no Sonifier and writes nothing
+            if first is self:
+                watch = Watch(model, None, None, grads=any(c.grads for c in peers),
+                              weights=any(c.weights for c in peers),
+                              weights_every=self.weights_every, rank_zero=False)
+                if watch.telemetry is not None:
+                    self.watch, self._leads = watch, True
+            return
+        # One Watch per Sonifier, made by the first of the callbacks sharing it: one
+        # record per step, with what any of them collects.
         if first is self:
             sonifier = self._session.start() if self._session is not None else self._given
-            self.watch = Watch(pl_module, None, sonifier,
+            self.watch = Watch(model, None, sonifier,
                                grads=any(c.grads for c in peers),
                                weights=any(c.weights for c in peers),
                                weights_every=self.weights_every, rank_zero=True,
@@ -138,7 +151,7 @@ class SonifyCallback(pl.Callback):
             self.watch.take_gradients(optimizer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if not self._leads:
+        if not self._leads or not self._rank_zero:
             return
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None:
@@ -148,7 +161,7 @@ class SonifyCallback(pl.Callback):
         self.watch.log_loss(loss * accumulate if accumulate != 1 else loss)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if not self._leads:
+        if not self._leads or not self._rank_zero:
             return
         metrics = {}
         for key, value in trainer.callback_metrics.items():
@@ -185,3 +198,9 @@ class SonifyCallback(pl.Callback):
 
     def _session_closed(self, result) -> None:
         self.result = result
+
+
+def _engine(trainer):
+    """The DeepSpeed engine under Lightning's DeepSpeed strategy, else None."""
+    from auralize.sharded_norms import deepspeed_engine
+    return deepspeed_engine(getattr(trainer.strategy, "model", None))

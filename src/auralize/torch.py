@@ -43,9 +43,14 @@ the pre-clip ones that clipping saw, and ``clipped`` says whether it scaled
 them; with gradient accumulation there is one record per optimizer step, its
 loss the mean of the losses logged for its micro-batches.
 
-Distributed: on ranks other than 0 ``watch`` installs nothing and creates no
-Sonifier; ``log_loss`` and ``end_epoch`` return at once.  Rank 0 sonifies its own
-local loss and the (already all-reduced) gradients.
+Distributed: rank 0 alone creates a Sonifier and writes files; on other ranks
+``log_loss`` and ``end_epoch`` return at once.  The gradient norms are the
+global ones of the gradient the optimizer applies.  Under DDP they are already
+all-reduced: rank 0 reads them alone and other ranks install nothing.  Where
+gradients are sharded (FSDP2 / HSDP, FSDP1, DeepSpeed ZeRO 1-3) every rank
+installs the hook and joins one all-reduce per step over the shard group
+(:mod:`auralize.sharded_norms`); a layout it cannot read is said once and the
+gradients are left out.  The loss heard is rank 0's own (local batch) loss.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections import deque
 
 import numpy as np
@@ -72,6 +78,7 @@ from auralize.amp_steps import (
     warn_once,
 )
 from auralize.errors import AuralizeError
+from auralize.sharded_norms import install_step_hook, sharded_telemetry
 from auralize.sonify.session import Sonifier
 from auralize.step_records import (
     StepBuffer,
@@ -154,6 +161,8 @@ class LayerTelemetry:
         means: name -> function returning the per-output-unit mean as a 1-D tensor.
     """
 
+    sharded = None   # a sharded_norms.ShardedNorms where gradients are sharded (FSDP, ZeRO)
+
     def __init__(self, names, params, linear=None):
         self.names: list[str] = []
         self.params: list[torch.Tensor] = []
@@ -218,6 +227,9 @@ class LayerTelemetry:
         Returns ``(parts, layout)``: ``parts`` a list of 0-d float32 tensors to be
         stacked with other scalars; ``layout`` what :meth:`decode` needs.
         """
+        if self.sharded is not None:   # one all-reduce over the shard group, every rank
+            with torch.no_grad():
+                return self.sharded.device_parts(grads, weights)
         parts: list[torch.Tensor] = []
         present: list[int] = []
         with torch.no_grad():
@@ -389,14 +401,20 @@ class Watch:
         self._scaler_watch = None
         self._inflight: deque[_Transfer] = deque()
         self.loss_after_step: bool | None = None
+        # FSDP / HSDP / ZeRO: norms from one all-reduce that every rank joins
+        sharded = sharded_telemetry(model, weights_every, weights) if (
+            dist.is_available() and dist.is_initialized() and (grads or weights)) else None
         if not self.rank_zero:
             self.sonifier = None
-            self.telemetry = None
+            self.telemetry = sharded
             self._owns = False
             self.buffer = StepBuffer(None)
+            if sharded is not None and optimizer is not None:
+                self._hooks.extend(install_step_hook(model, _as_list(optimizer),
+                                                     self._peer_step))
             return
-        self.telemetry = LayerTelemetry.from_module(model)
-        self._param_ids = {id(p) for p in self.telemetry.params}
+        self.telemetry = sharded or LayerTelemetry.from_module(model)
+        self._param_ids = {id(p) for p in getattr(self.telemetry, "params", ())}
         self._owns = sonifier is None if close_sonifier is None else bool(close_sonifier)
         if sonifier is None:
             sonifier = Sonifier(**sonifier_kwargs)
@@ -404,7 +422,7 @@ class Watch:
             raise AuralizeError("pass either sonifier= or Sonifier keyword arguments, not both: "
                                 + ", ".join(sorted(sonifier_kwargs)))
         self.sonifier = sonifier
-        self._unit_epoch, self._unit_step = _unit_requests(sonifier, self.telemetry)
+        self._unit_epoch, self._unit_step = _unit_requests(sonifier, self.telemetry, sharded)
         self._units_started = False
         self.buffer = StepBuffer(sonifier)
         if isinstance(model, torch.nn.Module):
@@ -413,8 +431,8 @@ class Watch:
             self._hooks.append(model.register_forward_pre_hook(self._on_forward))
         if optimizer is not None:
             opts = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer]
-            for opt in opts:
-                self._hooks.append(hookable_optimizer(opt).register_step_pre_hook(self._pre_step))
+            self._hooks.extend(install_step_hook(model, [hookable_optimizer(o) for o in opts],
+                                                 self._pre_step))
             if scaler is not None:
                 self._scaler_watch = ScalerStepWatch(scaler, opts, lambda: self._n_pre,
                                                      self._skipped_step)
@@ -440,6 +458,12 @@ class Watch:
         """
         if self.rank_zero and not self.closed:
             self._pre_step(optimizer, (), {}, True)   # until_clip
+        elif self.telemetry is not None and not self.closed:
+            self._peer_step(optimizer, (), {})
+
+    def _peer_step(self, optimizer, args, kwargs):
+        """A non-zero rank's part in the sharded norms' all-reduce (results unused)."""
+        self.telemetry.device_parts(self.grads, self.weights)
 
     def _on_forward(self, module, args) -> None:
         self._forwards += 1
@@ -526,8 +550,9 @@ class Watch:
 
     def before_clip(self, params, max_norm: float, total_norm) -> None:
         """Called by ``clip_grad_norm_`` before it scales the gradients (see amp_steps)."""
-        if self.closed or not self.rank_zero or not any(id(p) in self._param_ids
-                                                        for p in params):
+        if self.closed or not self.rank_zero or getattr(self.telemetry, "sharded", False) or not any(
+                id(p) in self._param_ids for p in params):
+            # sharded stacks: a read here would be a collective on rank 0 alone
             return
         pending = self._pending_grads
         if pending is not None and pending.until_clip:    # read already, before clipping
@@ -771,10 +796,20 @@ def watch(model: torch.nn.Module, optimizer, sonifier=None, **sonifier_kwargs) -
     return Watch(model, optimizer, sonifier, **sonifier_kwargs)
 
 
-def _unit_requests(sonifier, telemetry: LayerTelemetry):
+def _as_list(optimizer) -> list:
+    return list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+
+
+def _unit_requests(sonifier, telemetry: LayerTelemetry, sharded=None):
     """Split the Sonifier's unit-mean requests into per-epoch and per-step layer names."""
     per_epoch: list[str] = []
     per_step: list[str] = []
+    if sharded is not None:
+        if getattr(sonifier, "unit_means_requests", None):
+            warnings.warn(f"auralize: per-unit weight means (WeightChord) are not available "
+                          f"under {sharded.sharded.stack} (weights are sharded); left out",
+                          RuntimeWarning, stacklevel=4)
+        return per_epoch, per_step
     for req in getattr(sonifier, "unit_means_requests", None) or []:
         which, when = (req if isinstance(req, (tuple, list)) else (req, "epoch"))
         name = telemetry.linear_name(which)
