@@ -269,8 +269,8 @@ def test_resnet50_style_explosion_is_highest_and_vanishing_lowest(tmp_path):
     # statistics moves its gradient norms by tens of percent a step (heard as such), so
     # "the others hold still" needs a steady regime to be testable
     model.eval()
-    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(2))
-    y = torch.arange(8) % 10
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(4)
 
     def loss_fn(m, batch):
         return nn.functional.cross_entropy(m(batch), y)

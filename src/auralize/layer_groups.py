@@ -26,7 +26,7 @@ Automatic grouping (``groups="auto"``, the default):
 
 So a GPT-2 of 12 blocks has 14 voices (embeddings, 12 blocks, final norm; the LM
 head is tied to the embedding and owns nothing), one of 48 blocks has 18
-(blocks in spans of three), a ResNet-50 has 18 (stem conv and norm, 16
+(blocks in spans of three), a ResNet-50 has 19 (stem conv and norm, 16
 bottleneck blocks, the classifier).
 """
 

@@ -29,10 +29,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from auralize.audio import sampler
+from auralize.audio.sampler import midi_to_hz
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 from auralize.sonify.announce import KINDS, Announcement, Announcer
-from auralize.audio.sampler import midi_to_hz
 from auralize.sonify.scales import (
     AUDITORY_GRAPH_MIDI,
     CHORDS,
