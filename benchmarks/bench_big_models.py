@@ -19,8 +19,9 @@ of the training process.  Rows per model:
   weight statistics every step, the chord on the LM head with all its units),
   for comparison in the same run.
 
-Target: overhead of the default mappings <= 3 %.  Full run ~8 min on 2 busy
-cores (``--quick``: ~2 min, 6-block model only, no "before" rows).
+Target: overhead of the default mappings <= 3 %.  Full run ~15 min on 2 cores
+shared with other work (``--quick``: ~4 min, 6-block model only, no "before"
+rows); pass ``--timeout 1800`` to ``run.py`` on a busy machine.
 """
 
 from __future__ import annotations
@@ -151,15 +152,17 @@ def run(quick: bool) -> list[dict]:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     rows = []
-    n_steps, warmup = (40, 5) if quick else (125, 5)
+    plan = [(6, 40, None)] if quick else [(6, 80, None), (6, 40, BEFORE), (12, 60, None),
+                                          (12, 30, BEFORE)]
     with tempfile.TemporaryDirectory(prefix="auralize-bench-big-") as tmp:
-        for n_layer in ((6,) if quick else (6, 12)):
-            data = batches(n_steps)
-            rows.extend(overhead(f"{n_layer} blocks, default mappings", n_layer, data, warmup,
-                                 40, tmp))
-            if not quick:
-                rows.extend(overhead(f"{n_layer} blocks, settings before issue 19", n_layer,
-                                     data, warmup, 40, tmp, BEFORE))
+        for n_layer, n_steps, settings in plan:
+            label = f"{n_layer} blocks, " + ("settings before issue 19" if settings
+                                              else "default mappings")
+            new = overhead(label, n_layer, batches(n_steps), 5, 20, tmp, settings)
+            for row in new:     # as they come: a long run on a busy machine shows progress
+                print(f"{row['name']}: {row['value']:+.2f} {row['unit']}; {row['notes']}",
+                      file=sys.stderr, flush=True)
+            rows.extend(new)
     return rows
 
 

@@ -53,7 +53,10 @@ validation, Keras also reports ``val_gradient_norm_<layer>``: the same values
 
 Layers: those that own trainable variables, in model order, under their Keras
 names; a layer's gradient norm is the L2 norm over all its trainable variables
-(kernel and bias; the seed used the kernel alone).  ``which_layer`` of
+(kernel and bias; the seed used the kernel alone).  Records are keyed by
+gradient *voices*, groups of layers (``groups=`` on every callback, see
+:mod:`auralize.layer_groups`): a model of at most 24 layers without repeated
+blocks has one voice per layer, under the layer's name.  ``which_layer`` of
 ``WeightsDense`` indexes the model's ``Dense`` layers (-1: the last) or names one.
 """
 
