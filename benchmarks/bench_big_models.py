@@ -148,12 +148,15 @@ def overhead(label: str, n_layer: int, data, warmup: int, epoch_every: int, out_
     }]
 
 
-def run(quick: bool) -> list[dict]:
+FULL_PLAN = [(6, 80, None), (12, 60, None), (6, 40, BEFORE), (12, 30, BEFORE)]
+
+
+def run(quick: bool, plan=None) -> list[dict]:
+    """Rows for ``plan``: (blocks, steps, settings or None for the defaults) per measurement."""
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     rows = []
-    plan = [(6, 40, None)] if quick else [(6, 80, None), (6, 40, BEFORE), (12, 60, None),
-                                          (12, 30, BEFORE)]
+    plan = plan or ([(6, 40, None)] if quick else FULL_PLAN)
     with tempfile.TemporaryDirectory(prefix="auralize-bench-big-") as tmp:
         for n_layer, n_steps, settings in plan:
             label = f"{n_layer} blocks, " + ("settings before issue 19" if settings
@@ -167,5 +170,9 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for row in run(quick="--quick" in sys.argv):
+    # python benchmarks/bench_big_models.py [--quick] [BLOCKS:STEPS[:before] ...]
+    chosen = [(int(p.split(":")[0]), int(p.split(":")[1]),
+               BEFORE if p.endswith(":before") else None)
+              for p in sys.argv[1:] if not p.startswith("--")]
+    for row in run(quick="--quick" in sys.argv, plan=chosen or None):
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
