@@ -247,7 +247,7 @@ def lm_loss(model, ids):
     return model(ids, labels=ids).loss
 
 
-@pytest.mark.parametrize("n_layer", [2, 12, pytest.param(48, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("n_layer", [2, 12, 48])
 def test_gpt2_explosion_is_highest_and_vanishing_lowest(n_layer, tmp_path):
     model = gpt2(n_layer)
     ids = torch.randint(0, 2000, (4, 16), generator=torch.Generator().manual_seed(1))
@@ -262,7 +262,6 @@ def test_gpt2_explosion_is_highest_and_vanishing_lowest(n_layer, tmp_path):
     assert not any(r.weight_stats for r in records)      # no mapping needs them: not computed
 
 
-@pytest.mark.slow
 def test_resnet50_style_explosion_is_highest_and_vanishing_lowest(tmp_path):
     torch.manual_seed(0)
     model = TinyResNet50()
