@@ -83,7 +83,7 @@ def test_loss_tone_on_epoch_uses_val_loss():
 
 
 def test_gradient_tones_play_each_layer_in_its_slot():
-    tones = GradientTones(freq=200.0, duration=0.01)
+    tones = GradientTones(freq=200.0, duration=0.01, scale="linear")   # Perone's numbers
     record = TrainingStep(step=0, grad_norms={"a": 1.0, "b": 2.5, "c": math.inf})
     assert tones.preferred_step_s(record) == pytest.approx(0.05)
     events = tones.events(record, 1.0, 0.05)
@@ -159,7 +159,8 @@ def test_gradient_pitches_tracked_from_the_wav_recover_each_layer(tmp_path):
     steps = 200
     norms = {"conv": 1 + np.cumsum(rng.normal(0, 0.1, steps)) ** 2,
              "fc": 2 + np.sin(np.arange(steps) / 9)}
-    with Sonifier(tmp_path, mappings=["gradients"], live=False, plot=False) as son:
+    linear = {"kind": "gradients", "scale": "linear"}   # Perone's pitch: linear in the norm
+    with Sonifier(tmp_path, mappings=[linear], live=False, plot=False) as son:
         for step in range(steps):
             son.log(TrainingStep(step=step, grad_norms={k: float(v[step])
                                                         for k, v in norms.items()}))

@@ -60,7 +60,10 @@ validation, Keras also reports ``val_gradient_norm_<layer>``: the same values
 
 Layers: those that own trainable variables, in model order, under their Keras
 names; a layer's gradient norm is the L2 norm over all its trainable variables
-(kernel and bias; the seed used the kernel alone).  ``which_layer`` of
+(kernel and bias; the seed used the kernel alone).  Records are keyed by
+gradient *voices*, groups of layers (``groups=`` on every callback, see
+:mod:`auralize.layer_groups`): a model of at most 24 layers without repeated
+blocks has one voice per layer, under the layer's name.  ``which_layer`` of
 ``WeightsDense`` indexes the model's ``Dense`` layers (-1: the last) or names one.
 """
 
@@ -83,12 +86,18 @@ from auralize.audio.files import read_audio, write_audio
 from auralize.audio.plots import save_spectrogram
 from auralize.errors import AuralizeError
 from auralize.fit_session import DEFAULT_MAPPINGS, FitSession
+from auralize.layer_groups import group_layers
 from auralize.sonify.mappings import GradientTones, LossTone, WeightChord, make_mapping
 from auralize.step_records import (
+    UNIT_POOL_MAX,
     StepBuffer,
     layer_weight_stats,
+    pick_chord_layer,
+    pool_means,
     resolve_layer,
     to_float,
+    unit_request,
+    wants_weight_stats,
 )
 
 _BACKEND_EXTRAS = {"jax": "jax", "tensorflow": "tensorflow"}
@@ -178,25 +187,45 @@ def _torch_param(variable):
 
 
 class _ModelTelemetry:
-    """Per-layer numbers of a Keras model (fused torch reductions on the torch backend)."""
+    """Per-group numbers of a Keras model (fused torch reductions on the torch backend).
 
-    def __init__(self, model):
+    Layers are grouped as :mod:`auralize.layer_groups` says (``groups``); the
+    records' ``grad_norms`` and ``weight_stats`` are keyed by group name (a
+    model without repeated blocks and at most 24 layers: one group per layer,
+    under the layer's name).
+    """
+
+    def __init__(self, model, groups=None):
         self.model = model
         layers = trainable_layers(model)
-        self.names = [n for n, _ in layers]
+        layer_names = [n for n, _ in layers]
+        kinds = [type(layer).__name__ for _, layer in layers]
         self.variables = [_own_trainable(layer) for _, layer in layers]
         self.dense = dense_layers(model)
+        vocab = max((getattr(layer, "input_dim", -1) for layer in _all_layers(model)
+                     if isinstance(layer, keras.layers.Embedding)), default=-1)
+        self.vocab_heads = {name for name, layer in self.dense
+                            if layer.units == vocab or layer.units >= 30000}
+        self.unit_pool: dict[str, int] = {}
         self.torch = keras.backend.backend() == "torch"
         self._tel = None
         self.tap = None
         if not self.torch:
-            self.tap = StepTap.of(model, list(zip(self.names, self.variables)))
+            # the compiled step reduces each voice's variables together: true group norms
+            self.layer_group = group_layers(layer_names, groups, kinds=kinds)
+            self.names = list(dict.fromkeys(self.layer_group))
+            by_group: dict[str, list] = {name: [] for name in self.names}
+            for group, vs in zip(self.layer_group, self.variables):
+                by_group[group].extend(vs)
+            self.tap = StepTap.of(model, list(by_group.items()))
         else:
             from auralize.torch import LayerTelemetry
 
             linear = {name: _dense_unit_mean_torch(layer) for name, layer in self.dense}
-            self._tel = LayerTelemetry(self.names, [[_torch_param(v) for v in vs]
-                                                   for vs in self.variables], linear)
+            self._tel = LayerTelemetry(layer_names, [[_torch_param(v) for v in vs]
+                                                    for vs in self.variables], linear,
+                                       groups=groups, kinds=kinds, vocab_heads=self.vocab_heads)
+            self.unit_pool = self._tel.unit_pool
             self.names = self._tel.names
         self._grad_cache = None     # (weakref to a grad tensor, its version, norms)
         self._warned_untapped = False
@@ -204,16 +233,20 @@ class _ModelTelemetry:
     # per-unit weight means of Dense layers (WeightsDense)
     def dense_name(self, which) -> str:
         names = [n for n, _ in self.dense]
+        if isinstance(which, str) and which == "auto":
+            return pick_chord_layer(names, getattr(self, "vocab_heads", ()))
         return names[resolve_layer(which, names, "Dense layer")]
 
     def unit_means(self, names) -> dict[str, list[float]]:
+        """Per-unit kernel means of the named Dense layers, pooled to at most the request's size."""
         if self._tel is not None:
             return self._tel.unit_means(names)
         layers = dict(self.dense)
         out = {}
         for n in names:
             kernel = keras.ops.convert_to_numpy(variable_value(self.model, layers[n].kernel))
-            out[n] = [float(v) for v in np.asarray(kernel, np.float64).mean(axis=0)]
+            out[n] = pool_means(np.asarray(kernel, np.float64).mean(axis=0),
+                                self.unit_pool.get(n, UNIT_POOL_MAX))
         return out
 
     # gradient norms, computed at most once per optimizer step
@@ -283,7 +316,9 @@ class _ModelTelemetry:
         ws = {}
         if weights:
             norms, sums, counts, layer_of = [], [], [], []
-            for i, vs in enumerate(self.variables):
+            index = {g: i for i, g in enumerate(self.names)}
+            for group, vs in zip(self.layer_group, self.variables):
+                i = index[group]
                 for v in vs:
                     a = np.asarray(keras.ops.convert_to_numpy(variable_value(self.model, v)),
                                    np.float64)
@@ -399,7 +434,8 @@ class _Recorder:
         self.members: list = []
         self.model = None
         self.need_grads = False
-        self.need_weights = True
+        # per-group weight statistics only when the Sonifier's mappings use them
+        self.need_weights = wants_weight_stats(sonifier)
 
     @classmethod
     def for_sonifier(cls, sonifier) -> _Recorder:
@@ -418,11 +454,12 @@ class _Recorder:
             return
         self.leader = callback
         self.model = model
-        self.tel = _ModelTelemetry(model)
+        self.tel = _ModelTelemetry(model, groups=callback._groups)
         self.unit_epoch, self.unit_step = [], []
         for req in getattr(self.sonifier, "unit_means_requests", None) or []:
-            which, when = req if isinstance(req, (tuple, list)) else (req, "epoch")
+            which, when, most = unit_request(req)
             name = self.tel.dense_name(which)
+            self.tel.unit_pool[name] = most
             (self.unit_step if when == "step" else self.unit_epoch).append(name)
         self.capture = _LossCapture.attach(model)
         self.tap = self.tel.tap
@@ -529,6 +566,9 @@ class SonifyCallback(keras.callbacks.Callback):
     close_sonifier : bool, optional
         Close the Sonifier at train end (default: yes for the fit's shared one,
         no for a ``sonifier=`` you pass in).
+    groups : optional
+        Which layers sound as one gradient voice (:func:`auralize.layer_groups.group_layers`;
+        default: by structure, at most 24); the first callback of a session decides.
     **sonifier_kwargs
         ``out_dir``, ``clock``, ``live``, ``sample_rate``... (see ``Sonifier``), for
         the fit's shared Sonifier.
@@ -544,8 +584,9 @@ class SonifyCallback(keras.callbacks.Callback):
     _needs_grads = False
 
     def __init__(self, mappings=DEFAULT_MAPPINGS, sonifier=None,
-                 close_sonifier: bool | None = None, **sonifier_kwargs):
+                 close_sonifier: bool | None = None, groups=None, **sonifier_kwargs):
         super().__init__()
+        self._groups = groups
         if sonifier is not None and sonifier_kwargs:
             raise AuralizeError("pass either sonifier= or Sonifier keyword arguments, not both: "
                                 + ", ".join(sorted(sonifier_kwargs)))
@@ -719,10 +760,14 @@ class GradientSonification(SonifyCallback):
     Sonifier's 44100) and, with ``plot``, ``<path>_spectrogram.png``:
     the recording of the fit's whole session, so with ``ListenToLoss`` or
     ``WeightsDense`` in the same ``fit`` it holds their sound too.
-    ``.metrics`` lists one :class:`GradientNormMetric` per trainable layer: compile
+    ``.metrics`` lists one :class:`GradientNormMetric` per gradient voice: compile
     with ``metrics=["accuracy"] + grad_son.metrics`` to see ``gradient_norm_<layer>``
     in the logs and History.  On jax and tensorflow the norms are computed inside
     the compiled train step (see the module docstring).
+    Voices are the layers'
+    groups (``groups=``, see :func:`auralize.layer_groups.group_layers`): one per
+    layer for a model of at most 24 layers without repeated blocks, as the seed
+    had; Perone's linear pitch (``scale="linear"``) is kept.
 
     ``out_dir=`` additionally keeps the full run folder; ``live=True`` plays it.
     Alone in a ``fit`` it does not play live unless asked (the seed wrote files
@@ -733,24 +778,29 @@ class GradientSonification(SonifyCallback):
     _needs_grads = True
 
     def __init__(self, path, model, fs: int | None = None, duration: float = 0.01,
-                 freq: float = 200.0, plot: bool = True, sonifier=None, **sonifier_kwargs):
+                 freq: float = 200.0, plot: bool = True, sonifier=None, groups=None,
+                 **sonifier_kwargs):
         _check_training_backend("GradientSonification")
         self.path = Path(path)
         self.plot = bool(plot)
         self._model_ref = model
         self._telemetry = None
+        self._groups = groups
         layers = trainable_layers(model)
-        self.layer_names = [n for n, _ in layers]
+        # the voices' names (the telemetry itself is made at the first step, as the metrics ask)
+        self.layer_names = list(dict.fromkeys(group_layers(
+            [n for n, _ in layers], groups, kinds=[type(layer).__name__ for _, layer in layers])))
         self.metrics = [GradientNormMetric(self._source, n) for n in self.layer_names]
         if fs is not None and sonifier is None:
             sonifier_kwargs.setdefault("sample_rate", int(fs))
-        mapping = GradientTones(freq=freq, duration=duration)
-        super().__init__(mappings=[mapping, "alarm"], sonifier=sonifier, **sonifier_kwargs)
+        mapping = GradientTones(freq=freq, duration=duration, scale="linear")
+        super().__init__(mappings=[mapping, "alarm"], sonifier=sonifier, groups=groups,
+                         **sonifier_kwargs)
         self._sonifier_defaults = {"live": False, "plot": self.plot, "clock": "step"}
 
     def _source(self) -> _ModelTelemetry:
         if self._telemetry is None:
-            self._telemetry = _ModelTelemetry(self._model_ref)
+            self._telemetry = _ModelTelemetry(self._model_ref, groups=self._groups)
         return self._telemetry
 
     def _start_recording(self, sonifier) -> None:

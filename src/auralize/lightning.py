@@ -57,9 +57,15 @@ class SonifyCallback(pl.Callback):
     sonifier : Sonifier, optional
         Use this session instead of the Trainer's shared one (then closed only
         with ``close_sonifier=True``).
-    grads, weights : bool
-        Collect per-layer gradient norms / weight statistics each step (callbacks
-        sharing a Sonifier collect what any of them asks for).
+    grads : bool
+        Collect per-group gradient norms each step.
+    weights : bool or "auto"
+        Collect per-group weight statistics (``"auto"``: when the Sonifier's
+        mappings use them; see :func:`auralize.torch.watch`).  Callbacks sharing
+        a Sonifier collect what any of them asks for.
+    groups : optional
+        Which layers sound as one gradient voice (see :func:`auralize.torch.watch`);
+        the first of the callbacks sharing a Sonifier decides.
     weights_every : int or "auto"
         Weight statistics every n-th step (see :func:`auralize.torch.watch`); the
         first of the callbacks sharing a Sonifier decides.
@@ -77,9 +83,9 @@ class SonifyCallback(pl.Callback):
         The run folder's files, after training ends (rank 0).
     """
 
-    def __init__(self, sonifier=None, *, grads: bool = True, weights: bool = True,
-                 weights_every: int | str = "auto", close_sonifier: bool | None = None,
-                 **sonifier_kwargs):
+    def __init__(self, sonifier=None, *, grads: bool = True, weights: bool | str = "auto",
+                 weights_every: int | str = "auto", groups=None,
+                 close_sonifier: bool | None = None, **sonifier_kwargs):
         super().__init__()
         if sonifier is not None and sonifier_kwargs:
             raise AuralizeError("pass either sonifier= or Sonifier keyword arguments, not both: "
@@ -94,6 +100,7 @@ class SonifyCallback(pl.Callback):
         self.grads = grads
         self.weights = weights
         self.weights_every = weights_every
+        self.groups = groups
         self.watch: Watch | None = None
         self.result = None
 
@@ -136,9 +143,9 @@ class SonifyCallback(pl.Callback):
             sonifier = self._session.start() if self._session is not None else self._given
             self.watch = Watch(model, None, sonifier,
                                grads=any(c.grads for c in peers),
-                               weights=any(c.weights for c in peers),
-                               weights_every=self.weights_every, rank_zero=True,
-                               close_sonifier=False,
+                               weights=_combined_weights([c.weights for c in peers]),
+                               weights_every=self.weights_every, groups=self.groups,
+                               rank_zero=True, close_sonifier=False,
                                scaler=getattr(trainer.precision_plugin, "scaler", None))
             # on_train_batch_end comes after the batch's optimizer step
             self.watch.loss_after_step = True
@@ -204,3 +211,10 @@ def _engine(trainer):
     """The DeepSpeed engine under Lightning's DeepSpeed strategy, else None."""
     from auralize.sharded_norms import deepspeed_engine
     return deepspeed_engine(getattr(trainer.strategy, "model", None))
+
+
+def _combined_weights(wishes: list) -> bool | str:
+    """True if any callback asks for weight statistics, else "auto" if any leaves it to the mappings."""
+    if any(w is True for w in wishes):
+        return True
+    return "auto" if any(w == "auto" for w in wishes) else False

@@ -23,12 +23,94 @@ from auralize.errors import AuralizeError
 from auralize.sonify.telemetry import TrainingStep
 
 __all__ = [
+    "UNIT_POOL_MAX",
     "StepBuffer",
     "combine_layer_norms",
     "layer_weight_stats",
+    "pick_chord_layer",
+    "pool_edges",
+    "pool_means",
     "resolve_layer",
     "to_float",
+    "unit_request",
+    "wants_weight_stats",
 ]
+
+#: Per-unit weight means of a dense layer wider than this are pooled (contiguous
+#: runs of units averaged) to this many values: the chord's partials and the
+#: record's size stay small for a 50k-unit layer.
+UNIT_POOL_MAX = 48
+
+
+def pool_edges(n_units: int, max_units: int) -> np.ndarray:
+    """Boundaries of ``min(n_units, max_units)`` contiguous, nearly equal runs of units.
+
+    Examples
+    --------
+    >>> pool_edges(10, 4).tolist()
+    [0, 2, 5, 7, 10]
+    """
+    m = max(1, min(int(n_units), int(max_units)))
+    return (np.arange(m + 1, dtype=np.int64) * int(n_units)) // m
+
+
+def pool_means(values, max_units: int = UNIT_POOL_MAX) -> list[float]:
+    """Per-unit means pooled to at most ``max_units`` values (host, float64)."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size <= max_units:
+        return [float(x) for x in v]
+    edges = pool_edges(v.size, max_units)
+    csum = np.concatenate([[0.0], np.cumsum(v)])
+    return [float(x) for x in (csum[edges[1:]] - csum[edges[:-1]]) / np.diff(edges)]
+
+
+def pick_chord_layer(dense_names: Sequence[str], vocab_heads=()) -> str:
+    """The weight chord's default layer: the last dense layer that is not a vocabulary head.
+
+    A vocabulary head (an LM head: tied to an embedding, as wide as the
+    vocabulary) has tens of thousands of units that say little one by one; the
+    last hidden dense layer before it is what the chord plays.  With only heads,
+    the last one.
+
+    Raises
+    ------
+    AuralizeError
+        The model has no dense layer.
+    """
+    names = list(dense_names)
+    if not names:
+        raise AuralizeError("the model has no Dense/Linear layer for the weight chord; "
+                            "leave out the 'weights' mapping")
+    hidden = [n for n in names if n not in set(vocab_heads)]
+    return (hidden or names)[-1]
+
+
+def unit_request(req) -> tuple:
+    """``(which_layer, when, max_units)`` of a unit-means request.
+
+    Requests are ``which`` alone, ``(which, when)`` or ``(which, when,
+    max_units)``; ``when`` is ``"epoch"`` (default) or ``"step"``.
+    """
+    if not isinstance(req, (tuple, list)):
+        return req, "epoch", UNIT_POOL_MAX
+    which = req[0]
+    when = req[1] if len(req) > 1 else "epoch"
+    most = int(req[2]) if len(req) > 2 and req[2] else UNIT_POOL_MAX
+    return which, when, most
+
+
+def wants_weight_stats(sonifier) -> bool:
+    """Whether ``sonifier``'s mappings use per-layer weight statistics.
+
+    A :class:`~auralize.sonify.session.Sonifier` says so through its mappings'
+    ``needs_weight_stats``; any other receiver of records (a stand-in, a
+    user's logger) gets them.
+    """
+    timeline = getattr(sonifier, "timeline", None)
+    mappings = getattr(getattr(timeline, "mappings", None), "mappings", None)
+    if mappings is None:
+        return True
+    return any(getattr(m, "needs_weight_stats", False) for m in mappings)
 
 
 def combine_layer_norms(param_norms: Sequence[float], layer_of: Sequence[int],

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from auralize.errors import AuralizeError
 
-#: what each run of the sweep sonifies (its run folder's sonification.wav)
-RUN_MAPPINGS = ("gradients", "alarm")
+#: what each run of the sweep sonifies (its run folder's sonification.wav): the gradient
+#: seed's sound, Perone's linear pitch, so runs compare by absolute gradient size
+RUN_MAPPINGS = ({"kind": "gradients", "scale": "linear"}, "alarm")
 
 
 @dataclass(frozen=True)

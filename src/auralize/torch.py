@@ -20,13 +20,20 @@ What is collected, and how cheaply
 *Layers* are the modules that own trainable parameters directly, in
 ``named_modules()`` order, named by their qualified names (``"conv1"``,
 ``"layer1.0.bn1"``; a ``DistributedDataParallel`` or ``torch.compile`` wrapper is
-looked through).  A layer's gradient norm is the L2 norm over all its parameters'
-gradients (weight and bias together).
+looked through).  Layers are heard in *groups* (:mod:`auralize.layer_groups`):
+by default one per repeated block (``transformer.h.3``, ``layer2.1``), the
+embeddings together, every other layer alone, at most 24 (blocks merge into
+spans beyond that); ``groups=`` chooses ("layers": one per layer, a list of
+names or glob patterns, or a callable name -> group).  A group's gradient norm
+is the L2 norm over all its parameters' gradients together (weights and biases
+of all its layers), and the records' ``grad_norms`` and ``weight_stats`` are
+keyed by group name.
 
 Gradients are read in an ``optimizer.register_step_pre_hook``, after
 ``loss.backward()``.  All gradient norms come from one ``torch._foreach_norm``
 call, the weight norms from another, the weight sums from one small reduction per
-parameter (weights every step unless, on the CPU, that costs over 0.5% of a
+parameter (only when the Sonifier's mappings need weight statistics, or
+``weights=True``; then every step unless, on the CPU, that costs over 0.5% of a
 step: see ``weights_every``); everything — these, the loss and tensor metrics —
 is stacked into one vector and brought to the host in **one** transfer per step (on CUDA a
 non-blocking copy into pinned memory, read a step or more later, so the training
@@ -78,16 +85,23 @@ from auralize.amp_steps import (
     warn_once,
 )
 from auralize.errors import AuralizeError
+from auralize.layer_groups import group_layers
 from auralize.sharded_norms import install_step_hook, sharded_telemetry
 from auralize.sonify.session import Sonifier
 from auralize.step_records import (
+    UNIT_POOL_MAX,
     StepBuffer,
     combine_layer_norms,
     layer_weight_stats,
+    pick_chord_layer,
+    pool_edges,
     resolve_layer,
+    unit_request,
+    wants_weight_stats,
 )
 
 WEIGHTS_BUDGET = 0.005   # weights_every="auto": weight statistics cost <= 0.5% of a step
+VOCAB_UNITS = 30000      # a dense layer this wide is a vocabulary head (GPT-2 50257, BERT 30522)
 
 __all__ = ["LayerTelemetry", "Watch", "hookable_optimizer", "unwrap_model", "watch"]
 
@@ -148,7 +162,7 @@ def _dense(g: torch.Tensor) -> torch.Tensor:
 
 
 class LayerTelemetry:
-    """Per-layer gradient norms and weight statistics from one fused reduction.
+    """Per-group gradient norms and weight statistics from one fused reduction.
 
     Parameters
     ----------
@@ -157,68 +171,122 @@ class LayerTelemetry:
     params : list of list of torch.Tensor
         Each layer's trainable parameters (the tensors whose ``.grad`` is read).
     linear : dict of str -> callable, optional
-        Dense/Linear layers (all of them, in model order) for per-unit weight
-        means: name -> function returning the per-output-unit mean as a 1-D tensor.
+        Dense layers (``nn.Linear``, transformers' ``Conv1D``, Keras ``Dense``;
+        all of them, in model order) for per-unit weight means: name -> function
+        returning the per-output-unit mean as a 1-D tensor.
+    groups : optional
+        How layers are grouped into voices (:func:`auralize.layer_groups.group_layers`:
+        ``"auto"`` by default, ``"layers"``, names/patterns or a callable).
+    kinds : list of str, optional
+        Each layer's class name (finds embeddings for the automatic grouping).
+    vocab_heads : set of str, optional
+        Dense layers that are vocabulary heads (never the default chord layer).
+
+    Attributes
+    ----------
+    names : list of str
+        Group names, in model order: the keys of ``grad_norms`` and ``weight_stats``.
+    layer_names, layer_group : list of str
+        Every layer (a tied parameter counted once, in its first layer) and its group.
+    params, layer_of : list
+        Parameters in model order and the group index of each (what
+        :meth:`device_parts` reduces and :meth:`decode` combines).
     """
 
     sharded = None   # a sharded_norms.ShardedNorms where gradients are sharded (FSDP, ZeRO)
 
-    def __init__(self, names, params, linear=None):
-        self.names: list[str] = []
-        self.params: list[torch.Tensor] = []
-        self.layer_of: list[int] = []
+    def __init__(self, names, params, linear=None, groups=None, kinds=None, vocab_heads=None):
+        self.layer_names: list[str] = []
+        layer_params: list[list[torch.Tensor]] = []
+        layer_kinds: list[str] = []
+        kinds = list(kinds) if kinds is not None else [""] * len(names)
         seen: set[int] = set()
-        for name, group in zip(names, params):
+        for name, group, kind in zip(names, params, kinds):
             # tied weights: counted once, in their first layer (a layer left empty goes)
             own = [p for p in group if id(p) not in seen]
             if not own:
                 continue
             seen.update(id(p) for p in own)
+            self.layer_names.append(name)
+            layer_params.append(own)
+            layer_kinds.append(kind)
+        self.layer_group = group_layers(self.layer_names, groups, kinds=layer_kinds)
+        self.names: list[str] = list(dict.fromkeys(self.layer_group))
+        index = {g: i for i, g in enumerate(self.names)}
+        self.params: list[torch.Tensor] = []
+        self.layer_of: list[int] = []
+        for group, own in zip(self.layer_group, layer_params):
             for p in own:
                 self.params.append(p)
-                self.layer_of.append(len(self.names))
-            self.names.append(name)
+                self.layer_of.append(index[group])
         self.counts = [int(p.numel()) for p in self.params]
         self.linear = dict(linear or {})
+        self.vocab_heads = set(vocab_heads or ())
+        self.unit_pool: dict[str, int] = {}      # dense layer -> most partials (pooled units)
         self.weights_cost_s = 0.0
 
     # -- construction -------------------------------------------------------------
     @classmethod
-    def from_module(cls, model: torch.nn.Module) -> LayerTelemetry:
-        """Layers of a torch module: modules owning trainable parameters directly."""
+    def from_module(cls, model: torch.nn.Module, groups=None) -> LayerTelemetry:
+        """Layers of a torch module (modules owning trainable parameters directly), grouped."""
         model = unwrap_model(model)
-        names, params = [], []
+        names, params, kinds = [], [], []
         linear = {}
+        heads = set()
+        embedding_weights = {id(m.weight): m.num_embeddings for m in model.modules()
+                             if isinstance(m, torch.nn.Embedding)}
+        vocab = max(embedding_weights.values(), default=-1)
         for name, mod in model.named_modules():
             own = [p for p in mod.parameters(recurse=False) if p.requires_grad]
             label = name or type(mod).__name__
             if own:
                 names.append(label)
                 params.append(own)
-            if isinstance(mod, torch.nn.Linear) and not isinstance(
-                    getattr(mod, "weight", None), torch.nn.parameter.UninitializedParameter):
+                kinds.append(type(mod).__name__)
+            weight = getattr(mod, "weight", None)
+            if weight is None or isinstance(weight, torch.nn.parameter.UninitializedParameter):
+                continue
+            if isinstance(mod, torch.nn.Linear):
                 linear[label] = _linear_unit_mean(mod)
+                units = mod.out_features
+            elif _is_gpt2_conv1d(mod):
+                linear[label] = _conv1d_unit_mean(mod)
+                units = mod.nf
+            else:
+                continue
+            # a vocabulary head: tied to an embedding, as wide as the largest one, or huge
+            if id(weight) in embedding_weights or units == vocab or units >= VOCAB_UNITS:
+                heads.add(label)
         if not names:
             raise AuralizeError("the model has no trainable parameters to sonify")
-        return cls(names, params, linear)
+        return cls(names, params, linear, groups=groups, kinds=kinds, vocab_heads=heads)
 
     # -- requests -----------------------------------------------------------------
     def linear_name(self, which) -> str:
-        """Name of the Dense/Linear layer ``which`` (index among them, or a name)."""
+        """Name of the dense layer ``which``: an index among them, a name, or ``"auto"``.
+
+        ``"auto"``: the last dense layer that is not a vocabulary head (see
+        :func:`auralize.step_records.pick_chord_layer`).
+        """
         names = list(self.linear)
+        if isinstance(which, str) and which == "auto":
+            return pick_chord_layer(names, self.vocab_heads)
         if isinstance(which, str) and which not in names:
             raise AuralizeError(
                 f"no Dense/Linear layer named {which!r}; the model's Dense/Linear layers: "
-                f"{', '.join(names) or '(none)'}; all layers: {', '.join(self.names)}")
+                f"{', '.join(names) or '(none)'}; all layers: {', '.join(self.layer_names)}")
         return names[resolve_layer(which, names, "Dense/Linear layer")]
 
-    def unit_means(self, layer_names) -> dict[str, list[float]]:
-        """Per-unit weight means of the named Dense/Linear layers (host lists)."""
-        out = {}
+    def unit_mean_tensor(self, name: str) -> torch.Tensor:
+        """Per-unit weight means of dense layer ``name``, pooled to its partial budget (device)."""
         with torch.no_grad():
-            for name in layer_names:
-                out[name] = [float(v) for v in self.linear[name]().float().cpu().tolist()]
-        return out
+            return _pool_units(self.linear[name]().float().reshape(-1),
+                               self.unit_pool.get(name, UNIT_POOL_MAX))
+
+    def unit_means(self, layer_names) -> dict[str, list[float]]:
+        """Per-unit weight means of the named dense layers (host lists, pooled)."""
+        return {name: [float(v) for v in self.unit_mean_tensor(name).cpu().tolist()]
+                for name in layer_names}
 
     # -- the fused reduction --------------------------------------------------------
     def device_parts(self, grads: bool = True, weights: bool = True):
@@ -286,6 +354,28 @@ class LayerTelemetry:
 def _linear_unit_mean(mod: torch.nn.Linear):
     def f():
         return mod.weight.detach().mean(dim=1)  # (out, in): mean over the input axis
+    return f
+
+
+def _pool_units(means: torch.Tensor, max_units: int) -> torch.Tensor:
+    """Means of contiguous runs of units (:func:`auralize.step_records.pool_edges`), on the device."""
+    n = int(means.numel())
+    if n <= max_units:
+        return means
+    edges = torch.as_tensor(pool_edges(n, max_units), device=means.device)
+    csum = torch.cat([means.new_zeros(1, dtype=torch.float64), means.double().cumsum(0)])
+    return ((csum[edges[1:]] - csum[edges[:-1]]) / (edges[1:] - edges[:-1])).float()
+
+
+def _is_gpt2_conv1d(mod) -> bool:
+    """transformers' ``Conv1D`` (GPT-2's dense layers), found without importing transformers."""
+    return type(mod).__name__ == "Conv1D" and hasattr(mod, "nf") and \
+        getattr(mod, "weight", None) is not None and mod.weight.dim() == 2
+
+
+def _conv1d_unit_mean(mod):
+    def f():
+        return mod.weight.detach().mean(dim=0)  # (in, out): mean over the input axis
     return f
 
 
@@ -374,14 +464,17 @@ class Watch:
     """
 
     def __init__(self, model, optimizer, sonifier=None, *, grads: bool = True,
-                 weights: bool = True, weights_every: int | str = "auto",
-                 rank_zero: bool | None = None, close_sonifier: bool | None = None,
-                 scaler=None, **sonifier_kwargs):
+                 weights: bool | str = "auto", weights_every: int | str = "auto",
+                 groups=None, rank_zero: bool | None = None,
+                 close_sonifier: bool | None = None, scaler=None,
+                 **sonifier_kwargs):
         self.rank_zero = is_rank_zero() if rank_zero is None else bool(rank_zero)
         self.model = model
         self.optimizer = optimizer
         self.scaler = scaler
         self.grads = grads
+        if not (isinstance(weights, bool) or weights == "auto"):
+            raise AuralizeError(f"weights must be True, False or 'auto', not {weights!r}")
         self.weights = weights
         if not (weights_every == "auto" or (isinstance(weights_every, int)
                                               and weights_every >= 1)):
@@ -413,7 +506,7 @@ class Watch:
                 self._hooks.extend(install_step_hook(model, _as_list(optimizer),
                                                      self._peer_step))
             return
-        self.telemetry = sharded or LayerTelemetry.from_module(model)
+        self.telemetry = sharded or LayerTelemetry.from_module(model, groups=groups)
         self._param_ids = {id(p) for p in getattr(self.telemetry, "params", ())}
         self._owns = sonifier is None if close_sonifier is None else bool(close_sonifier)
         if sonifier is None:
@@ -422,6 +515,8 @@ class Watch:
             raise AuralizeError("pass either sonifier= or Sonifier keyword arguments, not both: "
                                 + ", ".join(sorted(sonifier_kwargs)))
         self.sonifier = sonifier
+        if self.weights == "auto":    # only when a mapping uses them: they cost a pass over the weights
+            self.weights = wants_weight_stats(sonifier)
         self._unit_epoch, self._unit_step = _unit_requests(sonifier, self.telemetry, sharded)
         self._units_started = False
         self.buffer = StepBuffer(sonifier)
@@ -658,9 +753,7 @@ class Watch:
         self._units_started = True
         units_step = None
         if unit_layers:
-            with torch.no_grad():
-                units_step = [self.telemetry.linear[n]().float().reshape(-1)
-                              for n in unit_layers]
+            units_step = [self.telemetry.unit_mean_tensor(n) for n in unit_layers]
         rec = self.buffer.new()
         rec.wall_time_s = read.t_s - self.buffer.t0   # when the step was taken
         has_loss = bool(entries)
@@ -772,8 +865,19 @@ def watch(model: torch.nn.Module, optimizer, sonifier=None, **sonifier_kwargs) -
         then not closed by this handle (pass ``close_sonifier=True`` to change
         that).  Without it, a ``Sonifier(**sonifier_kwargs)`` is made and closed
         when the block ends.
-    grads, weights : bool, keyword
-        Collect gradient norms / weight statistics (default both).
+    grads : bool, keyword
+        Collect gradient norms (default True).
+    weights : bool or "auto", keyword
+        Collect per-group weight statistics (mean, std, norm).  ``"auto"``
+        (default): only when the Sonifier's mappings use them (the built-in
+        ones do not; the weight chord reads per-unit means, taken at epoch
+        ends only).
+    groups : optional, keyword
+        Which layers sound as one gradient voice (:mod:`auralize.layer_groups`):
+        ``None``/``"auto"`` by structure, at most 24 (one per repeated block,
+        embeddings together); ``"layers"`` one per layer; a list of names or
+        glob patterns (``["transformer.h.*", "lm_head"]``); or a callable
+        ``name -> group name``.
     weights_every : int or "auto", keyword
         Weight statistics every n-th step (and always on an epoch's last
         record).  ``"auto"`` (default): every step unless, on the CPU, their
@@ -811,8 +915,9 @@ def _unit_requests(sonifier, telemetry: LayerTelemetry, sharded=None):
                           RuntimeWarning, stacklevel=4)
         return per_epoch, per_step
     for req in getattr(sonifier, "unit_means_requests", None) or []:
-        which, when = (req if isinstance(req, (tuple, list)) else (req, "epoch"))
+        which, when, most = unit_request(req)
         name = telemetry.linear_name(which)
+        telemetry.unit_pool[name] = most
         target = per_step if when == "step" else per_epoch
         if name not in target:
             target.append(name)

@@ -29,16 +29,21 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from auralize.audio import sampler
+from auralize.audio.sampler import midi_to_hz
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 from auralize.sonify.announce import KINDS, Announcement, Announcer
 from auralize.sonify.scales import (
     AUDITORY_GRAPH_MIDI,
     CHORDS,
+    RunningBaseline,
     chord_pitches,
+    depth_pans,
     fold_into_range,
+    home_pitches,
     in_auditory_graph_range,
     loss_to_freq,
+    relative_log_midi,
 )
 from auralize.sonify.telemetry import TrainingStep
 
@@ -54,6 +59,8 @@ class Mapping:
     """Base class; subclasses are dataclasses whose fields are their whole config."""
 
     kind = "mapping"
+    #: True when :meth:`events` reads ``record.weight_stats`` (adapters compute them only then)
+    needs_weight_stats = False
 
     def __post_init__(self) -> None:
         self._started = False
@@ -167,12 +174,32 @@ class LossTone(Mapping):
 
 @dataclass
 class GradientTones(Mapping):
-    """Gradient sonification (Perone 2019): one tone per layer per step.
+    """Gradient sonification: a short sweep, one tone per gradient voice per step.
 
-    Layer i sounds for ``duration`` seconds at ``freq + scale * ||g_i||`` Hz, in
-    model order, then ``gap_tones * duration`` of silence.  One sine bank with a
-    partial per layer keeps every tone's phase continuous; tone edges are 2 ms
-    amplitude ramps, not clicks.
+    Voices are what the adapter records in ``grad_norms``: groups of layers
+    (one per repeated block, at most 24 by default; :mod:`auralize.layer_groups`).
+    Voice i sounds for one slot in model order, then ``gap_tones * duration``
+    of silence (the gradient seed's rhythm, after Perone 2019).  A slot is
+    ``duration`` seconds, shortened when there are more than ``max_slots``
+    voices, so **a step never needs more than** ``(max_slots + gap_tones) *
+    duration`` **seconds** on the step clock (0.26 s at the defaults) whatever
+    the layer count.  One sine bank with a partial per voice keeps every tone's
+    phase continuous; tone edges are 2 ms amplitude ramps, not clicks.
+
+    Pitch (``scale``):
+
+    - ``"log"`` (default): each voice against its own baseline, the median of
+      its first ``baseline_steps`` norms
+      (:func:`~auralize.sonify.scales.relative_log_midi`): the baseline sounds at
+      the voice's home pitch, ten times larger an octave
+      (``semitones_per_decade``) higher, ten times smaller an octave lower,
+      within MIDI 35..100.  Home pitches rise through ``band_midi`` in model
+      order (input low, output high), so a healthy step is a rising contour and
+      a voice that explodes (x1000: three octaves up) or vanishes (x1e-4: to
+      the bottom of the range) leaves it, for norms of any magnitude.
+    - ``"linear"``: Perone's ``freq + hz_per_norm * ||g_i||`` Hz, unchanged
+      (a number given as ``scale``, as configurations before this option had
+      it, means ``"linear"`` with that many Hz per unit norm).
 
     A step the optimizer skipped (``record.skipped``, e.g. GradScaler overflow)
     has no gradient norms and no tones.  With ``mark_clipped=True`` a soft tick
@@ -184,27 +211,75 @@ class GradientTones(Mapping):
     kind = "gradients"
     freq: float = 200.0
     duration: float = 0.01
-    scale: float = 100.0
+    scale: str = "log"
+    hz_per_norm: float = 100.0
     amp: float = 0.25
     gap_tones: int = 2
     edge_s: float = 0.002
     voice: str = "gradients"
     mark_clipped: bool = False
     clip_level: float = 0.5
+    max_slots: int = 24
+    baseline_steps: int = 10
+    semitones_per_decade: float = 12.0
+    band_midi: tuple = (57.0, 76.0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.scale, str):     # the old field: Perone's Hz per unit norm
+            self.hz_per_norm, self.scale = float(self.scale), "linear"
+        if self.scale not in ("log", "linear"):
+            raise AuralizeError(f"scale must be 'log' or 'linear', not {self.scale!r}")
         if self.duration <= 0:
             raise AuralizeError(f"duration must be positive, got {self.duration}")
+        if int(self.max_slots) < 1:
+            raise AuralizeError(f"max_slots must be at least 1, got {self.max_slots}")
+        lo, hi = (float(v) for v in self.band_midi)
+        low, high = AUDITORY_GRAPH_MIDI
+        if not low <= lo <= hi <= high:
+            raise AuralizeError(f"band_midi must lie within MIDI {low}..{high}, got {self.band_midi}")
+        self.band_midi = (lo, hi)
         self.layers: list[str] = []
         self._clip_voice = False
+        self._home = np.zeros(0)
+        self._baselines = RunningBaseline(self.baseline_steps)
+
+    # -- timing ---------------------------------------------------------------------
+    def slot_s(self, n_voices: int) -> float:
+        """One voice's tone length at full speed: ``duration``, shorter beyond ``max_slots`` voices."""
+        return self.duration * min(1.0, self.max_slots / max(1, n_voices))
 
     def preferred_step_s(self, record):
-        return (max(1, len(record.grad_norms)) + self.gap_tones) * self.duration
+        n = max(1, len(record.grad_norms))
+        return n * self.slot_s(n) + self.gap_tones * self.duration
+
+    # -- pitch --------------------------------------------------------------------------
+    def group_depths(self) -> np.ndarray:
+        """Each voice's depth in the model, 0 (input side) .. 1 (output side).
+
+        The voices' stereo pans are ``depth_pans`` of the same order (a mono
+        engine ignores them).
+        """
+        n = len(self.layers)
+        return np.linspace(0.0, 1.0, n) if n > 1 else np.full(n, 0.5)
+
+    def tone_midis(self, norms: np.ndarray) -> np.ndarray:
+        """MIDI pitch of each voice's norm on the log scale (updates the baselines)."""
+        out = np.empty(len(norms))
+        for i, (name, x) in enumerate(zip(self.layers, norms)):
+            base = self._baselines.update(name, float(x))
+            out[i] = relative_log_midi(float(x), base, float(self._home[i]),
+                                       semitones_per_decade=self.semitones_per_decade)
+        return out
 
     def tone_freqs(self, record: TrainingStep) -> np.ndarray:
+        """Frequency of each voice's tone this step (NaN: silent)."""
         norms = np.array([record.grad_norms.get(name, np.nan) for name in self.layers], float)
-        return self.freq + self.scale * norms
+        if self.scale == "linear":
+            return self.freq + self.hz_per_norm * norms
+        midi = self.tone_midis(norms)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isfinite(midi), midi_to_hz(np.nan_to_num(midi, nan=60.0)), np.nan)
 
     def clip_events(self, record, t_s) -> list[Event]:
         """The tick of a clipped step (``mark_clipped``)."""
@@ -225,16 +300,20 @@ class GradientTones(Mapping):
         if not self._started:
             self._started = True
             self.layers = list(record.grad_norms)
+            self._home = home_pitches(len(self.layers), self.band_midi)
             out.append(Event(t_s, self.voice, "add", {
                 "kind": "sines", "freq_hz": [self.freq] * len(self.layers),
                 "amp": [0.0] * len(self.layers), "glide_s": 0.0,
+                # stereo engines place each voice by its depth (input left, output right)
+                "pan": depth_pans(len(self.layers)),
             }))
         freqs = self.tone_freqs(record)
         audible = np.isfinite(freqs)
         # Silent partials may jump in pitch (glide 0): nobody hears the jump.
         out.append(Event(t_s, self.voice, "freq_hz", np.where(audible, freqs, self.freq), 0.0))
         n = len(self.layers)
-        slot = min(self.duration, step_s / (n + self.gap_tones))
+        full = self.slot_s(n)
+        slot = min(full, step_s * full / (n * full + self.gap_tones * self.duration))
         for i in range(n):
             amps = np.zeros(n)
             amps[i] = self.amp if audible[i] else 0.0
@@ -254,10 +333,18 @@ class WeightChord(Mapping):
     Hz.  At each epoch end every unit is detuned by
     ``(mean_now - mean_before) * detune_scale`` Hz, released after
     ``detune_hold`` of the previous epoch's length.
+
+    ``which_layer``: ``"auto"`` (default) is the last dense layer that is not
+    a vocabulary head (an LM head tied to an embedding or as wide as the
+    vocabulary), so a transformer plays its last hidden layer; an index among
+    the dense layers (-1: the last, soNNify's choice) or a name picks one.  A
+    layer of more than ``max_partials`` units is heard pooled: contiguous runs
+    of units averaged (on the device) into ``max_partials`` partials, so the
+    chord and the telemetry rows stay small for any width.
     """
 
     kind = "weights"
-    which_layer: int | str = -1
+    which_layer: int | str = "auto"
     base_freq: float = 100.0
     harmony: str = "major"
     amp: float = 0.4
@@ -270,6 +357,7 @@ class WeightChord(Mapping):
     max_freq: float = 4000.0
     chorus_cents: float = 25.0
     voice: str = "weights"
+    max_partials: int = 48
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -277,17 +365,19 @@ class WeightChord(Mapping):
             raise AuralizeError(
                 f"unknown harmony {self.harmony!r}; choose one of {', '.join(CHORDS)}"
             )
+        if int(self.max_partials) < 1:
+            raise AuralizeError(f"max_partials must be at least 1, got {self.max_partials}")
         self._previous: np.ndarray | None = None
         self._epoch_start_s = 0.0
         self._last_epoch_s: float | None = None
 
     def unit_means_requests(self):
-        return [self.which_layer]
+        return [(self.which_layer, "epoch", int(self.max_partials))]
 
     def layer_means(self, record: TrainingStep) -> np.ndarray | None:
         if not record.unit_means:
             return None
-        if isinstance(self.which_layer, str):
+        if isinstance(self.which_layer, str) and self.which_layer != "auto":
             if self.which_layer not in record.unit_means:
                 return None
             values = record.unit_means[self.which_layer]

@@ -49,6 +49,85 @@ def in_auditory_graph_range(freq_hz: float) -> bool:
     return low * 0.999 <= freq_hz <= high * 1.001
 
 
+def relative_log_midi(norm: float, baseline: float, home_midi: float, *,
+                      semitones_per_decade: float = 12.0,
+                      midi_range: tuple[float, float] = AUDITORY_GRAPH_MIDI) -> float:
+    """Pitch (MIDI note, fractional) of a value relative to its own baseline, on a log axis.
+
+    ``home_midi + semitones_per_decade * log10(norm / baseline)``, clipped to
+    ``midi_range``: the baseline sounds at ``home_midi``, ten times larger an
+    octave higher (at the default 12 semitones per decade), ten times smaller an
+    octave lower.  Only the ratio counts, so norms of 1e-6 and of 1e4 behave
+    alike: vanishing goes down, exploding goes up.
+
+    Parameters
+    ----------
+    norm : float
+        The value now (a gradient norm).  0 gives the bottom of the range;
+        NaN/Inf give NaN (the caller keeps that voice silent; the alarm speaks).
+    baseline : float
+        The value's reference (e.g. the median of its first steps); not
+        positive or not finite: ``home_midi``.
+    home_midi : float
+        The pitch of the baseline.
+    semitones_per_decade : float
+        Pitch change for a factor of ten.
+    midi_range : (float, float)
+        Lowest and highest note (default MIDI 35..100, :data:`AUDITORY_GRAPH_MIDI`).
+
+    Examples
+    --------
+    >>> relative_log_midi(1e-3, 1e-6, 60.0)     # 1000x its baseline: three octaves up, clipped
+    96.0
+    >>> relative_log_midi(2.0, 20.0, 60.0)      # a tenth: an octave down
+    48.0
+    """
+    lo, hi = midi_range
+    if not math.isfinite(norm):
+        return math.nan
+    if norm <= 0:
+        return float(lo)
+    if not (math.isfinite(baseline) and baseline > 0):
+        return float(min(hi, max(lo, home_midi)))
+    midi = home_midi + semitones_per_decade * math.log10(norm / baseline)
+    return float(min(hi, max(lo, midi)))
+
+
+def home_pitches(n: int, band_midi: tuple[float, float] = (57.0, 76.0)) -> np.ndarray:
+    """Baseline pitches (MIDI) of ``n`` voices: rising through ``band_midi`` in model order.
+
+    Input-side voices sit low, output-side voices high, on whole semitones, so
+    a healthy step sounds as a rising contour and each voice has its own
+    register.  One voice sits in the band's middle.
+    """
+    lo, hi = band_midi
+    if n <= 1:
+        return np.array([round((lo + hi) / 2)] * max(n, 0), dtype=np.float64)
+    return np.round(np.linspace(lo, hi, n))
+
+
+class RunningBaseline:
+    """Per-key baseline: the median of the first ``steps`` finite positive values.
+
+    Until ``steps`` values are in, the median of those seen so far (the first
+    value is its own baseline).  Deterministic: the same values in the same
+    order give the same baselines, so a re-render is identical.
+    """
+
+    def __init__(self, steps: int = 10) -> None:
+        self.steps = max(1, int(steps))
+        self._seen: dict[str, list[float]] = {}
+        self._value: dict[str, float] = {}
+
+    def update(self, key: str, x: float) -> float:
+        """Add ``x`` (if it counts) and return the key's baseline (NaN when none yet)."""
+        seen = self._seen.setdefault(key, [])
+        if len(seen) < self.steps and math.isfinite(x) and x > 0:
+            seen.append(float(x))
+            self._value[key] = float(np.median(seen))
+        return self._value.get(key, math.nan)
+
+
 def cents_to_ratio(cents: float) -> float:
     """Frequency ratio of an interval in cents (1200 cents = one octave)."""
     return 2.0 ** (cents / 1200.0)
