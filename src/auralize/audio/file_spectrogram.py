@@ -53,9 +53,10 @@ def file_spectrogram_db(path: str | Path, *, nperseg: int = 1024, columns: int =
                 starts = np.arange(usable) * hop
                 segments = x[starts[:, None] + np.arange(nperseg)] * window
                 spec = np.abs(np.fft.rfft(segments, axis=1)) * scale
-                cols = (frame + np.arange(usable)) * n_cols // n_frames
-                np.add.at(power, (slice(None), cols), (spec ** 2).T)
-                np.add.at(count, cols, 1)
+                cols = (frame + np.arange(usable)) * n_cols // n_frames  # non-decreasing
+                used, starts = np.unique(cols, return_index=True)
+                power[:, used] += np.add.reduceat(spec ** 2, starts, axis=0).T
+                count[used] += np.diff(np.r_[starts, usable])
                 frame += usable
                 x = x[usable * hop:]
             carry = x
