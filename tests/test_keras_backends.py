@@ -109,8 +109,12 @@ def test_gradient_norms_are_the_unscaled_norms_the_optimizer_applies(fits, name)
     history = ref["history"]
     assert not any(k.startswith("_auralize") for k in history)
     for layer in ref["layers"]:
-        assert len(history[f"gradient_norm_{layer}"]) == 2
-        assert rel(history[f"gradient_norm_{layer}"][-1], ref["norms"][-1][layer]) <= tol
+        epochs = history[f"gradient_norm_{layer}"]
+        assert len(epochs) == 2
+        if recs[-1].grad_norms:
+            assert rel(epochs[-1], ref["norms"][-1][layer]) <= tol
+        else:
+            assert math.isnan(epochs[-1])     # a skipped step: no norm, not inf
 
 
 @pytest.mark.slow

@@ -345,7 +345,12 @@ class StepTap:
         grads = self.pending.get("grads") if self.in_step else None
         if grads is None or name not in self.names:
             return None
-        return grads[self.names.index(name)]
+        value = grads[self.names.index(name)]
+        if self._loss_scaled:
+            # non-finite here means a step the optimizer skipped: no norm (NaN), not inf
+            ops = keras.ops
+            value = ops.where(ops.isfinite(value), value, ops.convert_to_tensor(float("nan")))
+        return value
 
 
 def variable_value(model, variable):
