@@ -44,7 +44,8 @@ def run(stage: int, out: Path) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with watch(engine, optimizer, out_dir=folder / "run", clock="step", live=False,
-                   mappings=("loss", "gradients", "alarm")) as w:
+                   mappings=("loss", "gradients", "alarm"),
+                groups="layers", weights=True) as w:
             for step in range(STEPS):
                 ids = local_batch(step, rank, world)
                 loss = engine(ids, labels=ids).loss

@@ -48,7 +48,8 @@ def main() -> None:
             return torch.optim.SGD(self.parameters(), lr=LR)
 
     cb = SonifyCallback(out_dir=out / "run", clock="step", live=False,
-                        mappings=("loss", "gradients", "alarm"))
+                        mappings=("loss", "gradients", "alarm"),
+                groups="layers", weights=True)
     kwargs = {}
     if strategy == "deepspeed":
         from lightning.pytorch.strategies import DeepSpeedStrategy

@@ -76,7 +76,8 @@ def run(cfg: str, rank: int, world: int, out: Path) -> None:
         only_zero = cfg == "fsdp2-rank0-only" and rank != 0
         with (_Unwatched() if only_zero else watch(
                 model, opt, out_dir=folder / "run", clock="step", live=False,
-                mappings=("loss", "gradients", "alarm"))) as w:
+                mappings=("loss", "gradients", "alarm"),
+                groups="layers", weights=True)) as w:
             for step in range(STEPS):
                 opt.zero_grad()
                 ids = local_batch(step, rank, world)

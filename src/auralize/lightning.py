@@ -133,7 +133,8 @@ class SonifyCallback(pl.Callback):
             if first is self:
                 watch = Watch(model, None, None, grads=any(c.grads for c in peers),
                               weights=any(c.weights for c in peers),
-                              weights_every=self.weights_every, rank_zero=False)
+                              weights_every=self.weights_every, groups=self.groups,
+                              rank_zero=False)
                 if watch.telemetry is not None:
                     self.watch, self._leads = watch, True
             return

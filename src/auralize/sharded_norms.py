@@ -283,7 +283,23 @@ def stack_name(model) -> str | None:
     return None
 
 
-def sharded_telemetry(model, weights_every="auto", weights=True):
+class _GroupedTelemetry:
+    """``LayerTelemetry`` with the user's ``groups=`` bound (the layouts build it two ways)."""
+
+    def __init__(self, groups) -> None:
+        from auralize.torch import LayerTelemetry
+
+        self._cls = LayerTelemetry
+        self.groups = groups
+
+    def from_module(self, model):
+        return self._cls.from_module(model, groups=self.groups)
+
+    def __call__(self, names, params, linear=None):
+        return self._cls(names, params, linear, groups=self.groups)
+
+
+def sharded_telemetry(model, weights_every="auto", weights=True, groups=None):
     """A LayerTelemetry whose norms come from :class:`ShardedNorms`, or None.
 
     None when the gradients are not sharded (one process, DDP, DeepSpeed without
@@ -291,11 +307,10 @@ def sharded_telemetry(model, weights_every="auto", weights=True):
     ``sharded`` set otherwise; when the layout is one this module cannot read, the
     same with a ``ShardedNorms`` already given up (one warning, no gradients).
     """
-    from auralize.torch import LayerTelemetry
-
     stack = stack_name(model)
     if stack is None:
         return None
+    LayerTelemetry = _GroupedTelemetry(groups)
     engine = deepspeed_engine(model)
     try:
         if engine is not None:

@@ -495,7 +495,7 @@ class Watch:
         self._inflight: deque[_Transfer] = deque()
         self.loss_after_step: bool | None = None
         # FSDP / HSDP / ZeRO: norms from one all-reduce that every rank joins
-        sharded = sharded_telemetry(model, weights_every, weights) if (
+        sharded = sharded_telemetry(model, weights_every, weights, groups) if (
             dist.is_available() and dist.is_initialized() and (grads or weights)) else None
         if not self.rank_zero:
             self.sonifier = None
