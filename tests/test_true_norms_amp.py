@@ -94,8 +94,9 @@ def train(model, opt, run_dir, *, scaler=None, dtype=None, steps=6, accumulate=1
     data = batches(model, steps * accumulate)
     refs = []
     kw = {"scaler": scaler} if (scaler is not None and use_scaler_arg) else {}
+    # per layer (groups="layers"): the references are per layer; grouping has its own tests
     with watch(model, opt, out_dir=run_dir, mappings=list(mappings), clock="step",
-               live=False, **kw) as w:
+               live=False, groups="layers", **kw) as w:
         losses = []
         for i, (x, y) in enumerate(data):
             with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -278,7 +279,9 @@ def test_skipped_step_is_marked_and_not_heard_as_an_explosion(tmp_path, opt_kind
     opt = OPTIMIZERS[opt_kind](model.parameters())
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 12)
     run = tmp_path / "run"
-    refs = train(model, opt, run, scaler=scaler, steps=8, inf_at=(4,), mappings=("gradients",),
+    # Perone's linear pitch: the range a scaled (x4096) norm would leave is known
+    refs = train(model, opt, run, scaler=scaler, steps=8, inf_at=(4,),
+                 mappings=({"kind": "gradients", "scale": "linear"},),
                  use_scaler_arg=opt_kind == "adamw-plain")     # fused: seen without it
     recs = records(run)
     assert [r.skipped for r in recs] == [ref["skipped"] for ref in refs]
