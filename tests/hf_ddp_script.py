@@ -26,7 +26,7 @@ def main() -> None:
     out = Path(sys.argv[1])
     model = tiny_gpt2()
     replay = Replay(model)
-    sound = SonifyCallback(out / "run", live=False, plot=False, step_s=0.05)
+    sound = SonifyCallback(out / "run", live=False, plot=False, step_s=0.05, groups="layers")
     args = TrainingArguments(output_dir=str(out / "trainer"), per_device_train_batch_size=BATCH,
                              gradient_accumulation_steps=2, num_train_epochs=1, use_cpu=True,
                              report_to=[], save_strategy="no", disable_tqdm=True,

@@ -154,7 +154,7 @@ def relative_errors(records, replay, max_norm: float) -> tuple[list[float], list
 
 
 def test_bf16_accumulation_norms_equal_the_fp32_reference(tmp_path):
-    sound = SonifyCallback(live=False, plot=False, step_s=0.05)
+    sound = SonifyCallback(live=False, plot=False, step_s=0.05, groups="layers")
     trainer, replay = train(tmp_path, sound, bf16=True, logging_steps=2)
     steps = trainer.state.global_step
     assert steps == 128 // (BATCH * ACCUM) == len(replay.windows)
@@ -183,12 +183,15 @@ def test_bf16_accumulation_norms_equal_the_fp32_reference(tmp_path):
 @pytest.mark.slow  # 12 blocks: ~25 s of CPU
 def test_fp32_clipped_norms_equal_the_reference_and_clipping_is_marked(tmp_path):
     max_norm = 0.7      # amid the gradients' norms: some steps are clipped, some not
-    sound = SonifyCallback(tmp_path / "run", live=False, plot=False, step_s=0.05)
+    sound = SonifyCallback(tmp_path / "run", live=False, plot=False, step_s=0.05, groups="layers")
     trainer, replay = train(tmp_path, sound, max_grad_norm=max_norm, logging_steps=1,
                             n_layer=12)  # 12 blocks: 75 layers
     records = telemetry(tmp_path / "run")
     assert len(records) == trainer.state.global_step == len(replay.windows) == 8
-    assert max(relative_errors(records, replay, max_norm)[0]) < 1e-4
+    # the pre-clip norms (what clipping saw: auralize reads them inside clip_grad_norm_)
+    assert max(relative_errors(records, replay, 0.0)[0]) < 1e-4
+    assert [r.clipped for r in records] == [
+        reference(w, max_norm, replay.tokens)[1] > max_norm for w in replay.windows]
     logged = [h for h in trainer.state.log_history if "grad_norm" in h]
     assert len(logged) == len(records)
     clipped = 0
@@ -263,7 +266,8 @@ class Crash(TrainerCallback):
 
 
 def test_each_train_gets_its_own_run_folder_and_a_crashed_one_is_finished(tmp_path):
-    sound = SonifyCallback(mappings=["loss", "gradients"], live=False, plot=False, step_s=0.05)
+    sound = SonifyCallback(mappings=["loss", "gradients"], live=False, plot=False, step_s=0.05,
+                           groups="layers")
     with pytest.raises(RuntimeError, match="data loader died"):
         train(tmp_path, [Crash(at=3), sound], n_train=64)      # dies after 3 of 4 steps
     root = tmp_path / "trainer" / "auralize"
@@ -313,7 +317,7 @@ def test_watch_hears_a_loop_prepared_by_accelerate(tmp_path):
     start = {k: v.detach().clone() for k, v in model.state_dict().items()}
     data = Tokens(32).ids.split(BATCH)
     windows, step_ids = [], []
-    with watch(model, optimizer, out_dir=tmp_path / "run", live=False, plot=False,
+    with watch(model, optimizer, out_dir=tmp_path / "run", live=False, plot=False, groups="layers",
                step_s=0.05) as w:
         for ids in data:
             if not step_ids:

@@ -172,7 +172,8 @@ class SonifyCallback(TrainerCallback):
 
     def __init__(self, out_dir: str | Path | None = None, *, mappings=DEFAULT_MAPPINGS,
                  grads: bool = True, weights: bool = True, weights_every: int | str = "auto",
-                 **sonifier_kwargs) -> None:
+                 groups=None, **sonifier_kwargs) -> None:
+        self.groups = groups   # gradient voices (auralize.layer_groups.group_layers)
         # config dicts: each train() gets fresh mapping objects (they hold per-run state)
         self.mappings = [make_mapping(m).config() for m in mappings]
         if "out_dir" in sonifier_kwargs:
@@ -236,7 +237,8 @@ class SonifyCallback(TrainerCallback):
         sonifier = Sonifier(out_dir, mappings=self.mappings, **self.sonifier_kwargs)
         try:
             watch = Watch(model, None, sonifier, grads=grads, weights=weights,
-                          weights_every=self.weights_every, rank_zero=True, close_sonifier=True)
+                          weights_every=self.weights_every, groups=self.groups,
+                          rank_zero=True, close_sonifier=True)
         except BaseException:
             sonifier.close()
             raise
