@@ -115,7 +115,7 @@ function render({ model, el: host }) {
     });
     if (window.auralizeCapture) window.auralizeCapture.push({ t_s: msg.t_s, step_t_s: msg.step_t_s,
                                                                 samples: Array.from(mix) });
-    A.node.port.postMessage({ type: "pcm", samples: mix }, [mix.buffer]);
+    A.node.port.postMessage({ type: "pcm", samples: [mix] }, [mix.buffer]); // one channel: mono
   }
 
   function drawChart() {
