@@ -16,13 +16,13 @@ One record per optimizer step (a :class:`~auralize.sonify.TrainingStep`):
   ``gradient_accumulation_steps`` micro-batches and, under DDP, all-reduced),
   after Accelerate unscaled fp16 gradients (inside ``accelerator.clip_grad_norm_``,
   which the Trainer calls every step, with ``max_norm=inf`` when clipping is
-  off) and **after clipping** (``args.max_grad_norm``, default 1.0), just before
-  ``optimizer.step()``.  So the per-layer norms are those of the gradient the
-  optimizer applies.  No callback event lies between the backward pass and
-  clipping, so the pre-clip per-layer norms cannot be read; the Trainer's own
-  pre-clip total norm arrives with its logs (metric ``grad_norm``, below), and a
-  step whose gradient was clipped carries ``grad_clipped = 1`` (its total norm
-  reached ``max_grad_norm`` within 1e-5), other steps ``grad_clipped = 0``.
+  off), and before clipping: the Watch reads the gradients inside
+  ``clip_grad_norm_`` as it is about to scale them (:mod:`auralize.amp_steps`),
+  so the per-layer norms are the pre-clip ones, what clipping saw, of the gradient
+  the optimizer then applies clipped.  The Trainer's own pre-clip total norm
+  arrives with its logs (metric ``grad_norm``, below), and a step whose gradient
+  was clipped carries ``grad_clipped = 1`` (its total norm reached
+  ``max_grad_norm`` within 1e-5), other steps ``grad_clipped = 0``.
 - **Loss and metrics** from ``on_log``: the Trainer logs every ``logging_steps``
   optimizer steps (default 500) the *mean* loss since its last log; that value
   goes to the record of the step at which it was logged (steps between logs
