@@ -347,9 +347,11 @@ class StepTap:
             return None
         value = grads[self.names.index(name)]
         if self._loss_scaled:
-            # non-finite here means a step the optimizer skipped: no norm (NaN), not inf
+            # any layer's norm non-finite: the optimizer skips this step; no norm (NaN)
+            # for every layer, as the telemetry leaves them all out
             ops = keras.ops
-            value = ops.where(ops.isfinite(value), value, ops.convert_to_tensor(float("nan")))
+            value = ops.where(ops.all(ops.isfinite(grads)), value,
+                              ops.convert_to_tensor(float("nan"), "float32"))
         return value
 
 
