@@ -45,7 +45,7 @@ def run(stage: int, out: Path) -> None:
         warnings.simplefilter("always")
         with watch(engine, optimizer, out_dir=folder / "run", clock="step", live=False,
                    mappings=("loss", "gradients", "alarm"),
-                groups="layers", weights=True) as w:
+                groups="layers", weights=True, weights_every=1) as w:
             for step in range(STEPS):
                 ids = local_batch(step, rank, world)
                 loss = engine(ids, labels=ids).loss

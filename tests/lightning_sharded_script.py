@@ -49,7 +49,7 @@ def main() -> None:
 
     cb = SonifyCallback(out_dir=out / "run", clock="step", live=False,
                         mappings=("loss", "gradients", "alarm"),
-                groups="layers", weights=True)
+                groups="layers", weights=True, weights_every=1)
     kwargs = {}
     if strategy == "deepspeed":
         from lightning.pytorch.strategies import DeepSpeedStrategy

@@ -77,7 +77,7 @@ def run(cfg: str, rank: int, world: int, out: Path) -> None:
         with (_Unwatched() if only_zero else watch(
                 model, opt, out_dir=folder / "run", clock="step", live=False,
                 mappings=("loss", "gradients", "alarm"),
-                groups="layers", weights=True)) as w:
+                groups="layers", weights=True, weights_every=1)) as w:
             for step in range(STEPS):
                 opt.zero_grad()
                 ids = local_batch(step, rank, world)
