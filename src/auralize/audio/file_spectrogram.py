@@ -74,26 +74,11 @@ def save_file_spectrogram(path: str | Path, png: str | Path, *, title: str | Non
                           columns: int = DEFAULT_COLUMNS, min_freq_hz: float = 20.0,
                           dynamic_range_db: float = 90.0) -> Path:
     """Save the spectrogram of the audio file ``path`` as a PNG (see :func:`file_spectrogram_db`)."""
-    from auralize.audio.plots import pyplot
+    from auralize.audio.plots import save_spectrogram_db
 
-    plt = pyplot()
     freqs, times, db = file_spectrogram_db(path, columns=columns)
-    keep = freqs >= min(min_freq_hz, freqs[1] if len(freqs) > 1 else 0.0)
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
-    vmax = float(db.max()) if db.size else 0.0
-    mesh = ax.pcolormesh(times, freqs[keep], db[keep], shading="auto", cmap="magma",
-                         vmin=vmax - dynamic_range_db, vmax=vmax)
-    ax.set_yscale("log")
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("frequency (Hz)")
-    ax.set_title(title or "spectrogram")
-    fig.colorbar(mesh, ax=ax, label="level (dB FS)")
-    fig.tight_layout()
-    png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png)
-    plt.close(fig)
-    return png
+    return save_spectrogram_db(freqs, times, db, png, title=title, min_freq_hz=min_freq_hz,
+                               dynamic_range_db=dynamic_range_db)
 
 
 __all__ = ["DEFAULT_COLUMNS", "file_spectrogram_db", "save_file_spectrogram"]

@@ -144,6 +144,17 @@ def wrap(phase):
 
 
 @jit
+def limiter_gain(g0, peak, knee, frames, release_frames):
+    """The limiter's gain at a span's end: attack within the span, release over
+    ``release_frames`` (the gain ramps linearly from ``g0`` to it across the span)."""
+    wanted = knee / peak if peak > knee else 1.0
+    if wanted < g0:
+        return wanted
+    release = min(1.0, frames / release_frames)
+    return min(wanted, g0 + (1.0 - g0) * release)
+
+
+@jit
 def finish_spans(mix, lengths, master, master_clock, limiter, counts, out):
     """Master gain, limiter and soft clip, span by span; float32 into ``out``.
 
@@ -178,12 +189,7 @@ def finish_spans(mix, lengths, master, master_clock, limiter, counts, out):
             mix[offset + n] = x
             peak = max(peak, abs(x))
         g0 = limiter[0]
-        wanted = knee / peak if peak > knee else 1.0
-        if wanted < g0:
-            g1 = wanted  # attack within the span
-        else:
-            release = min(1.0, frames / release_frames)
-            g1 = min(wanted, g0 + (1.0 - g0) * release)
+        g1 = limiter_gain(g0, peak, knee, frames, release_frames)
         ramp = g1 < 1.0 or g0 < 1.0
         if ramp:
             counts[1] += 1
@@ -280,12 +286,7 @@ def finish_spans_multi(mix, lengths, master, master_clock, limiter, counts, out)
                 mix[c, offset + n] = x
                 peak = max(peak, abs(x))
         g0 = limiter[0]
-        wanted = knee / peak if peak > knee else 1.0
-        if wanted < g0:
-            g1 = wanted
-        else:
-            release = min(1.0, frames / release_frames)
-            g1 = min(wanted, g0 + (1.0 - g0) * release)
+        g1 = limiter_gain(g0, peak, knee, frames, release_frames)
         ramp = g1 < 1.0 or g0 < 1.0
         if ramp:
             counts[1] += 1

@@ -54,10 +54,23 @@ def save_spectrogram(
     dynamic_range_db: float = 90.0,
 ) -> Path:
     """Save a log-frequency spectrogram in dB with a colour bar as a PNG."""
-    plt = pyplot()
     freqs, times, db = spectrogram_db(samples, sample_rate, nperseg)
+    return save_spectrogram_db(freqs, times, db, path, title=title, min_freq_hz=min_freq_hz,
+                               dynamic_range_db=dynamic_range_db)
+
+
+def save_spectrogram_db(freqs: np.ndarray, times: np.ndarray, db: np.ndarray, path: str | Path,
+                        *, title: str | None = None, min_freq_hz: float = 20.0,
+                        dynamic_range_db: float = 90.0, figsize=(10, 4.5)) -> Path:
+    """Draw a computed spectrogram (``db``: frequencies x times, dB FS) as a PNG, log frequency.
+
+    A bare ``Figure`` (no pyplot state), so it is safe off the main thread (tracker uploads).
+    """
+    from matplotlib.figure import Figure
+
     keep = freqs >= min(min_freq_hz, freqs[1] if len(freqs) > 1 else 0.0)
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
+    fig = Figure(figsize=figsize, dpi=100)
+    ax = fig.add_subplot()
     vmax = float(db.max()) if db.size else 0.0
     mesh = ax.pcolormesh(
         times, freqs[keep], db[keep], shading="auto", cmap="magma",
@@ -72,7 +85,6 @@ def save_spectrogram(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

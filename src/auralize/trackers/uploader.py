@@ -75,25 +75,10 @@ class RecordingSource:
 
 def spectrogram_png(samples: np.ndarray, sample_rate: int, path: Path, title: str) -> Path:
     """A small log-frequency spectrogram PNG, safe off the main thread (no pyplot state)."""
-    from matplotlib.figure import Figure
-
-    from auralize.audio.plots import spectrogram_db
+    from auralize.audio.plots import save_spectrogram_db, spectrogram_db
 
     freqs, times, db = spectrogram_db(samples, sample_rate, 1024)
-    keep = freqs >= min(20.0, freqs[1] if len(freqs) > 1 else 0.0)
-    fig = Figure(figsize=(8, 3.5), dpi=100)
-    ax = fig.add_subplot()
-    vmax = float(db.max()) if db.size else 0.0
-    mesh = ax.pcolormesh(times, freqs[keep], db[keep], shading="auto", cmap="magma",
-                         vmin=vmax - 90.0, vmax=vmax)
-    ax.set_yscale("log")
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("frequency (Hz)")
-    ax.set_title(title)
-    fig.colorbar(mesh, ax=ax, label="level (dB FS)")
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return save_spectrogram_db(freqs, times, db, path, title=title, figsize=(8, 3.5))
 
 
 def write_wav(samples: np.ndarray, sample_rate: int, path: Path) -> Path:
