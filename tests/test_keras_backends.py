@@ -124,12 +124,9 @@ def test_weights_are_the_trained_weights_not_the_purged_variables(fits, name):
     statistics must follow the training state, not re-drawn initial values."""
     backend, out = fits
     ref, recs = load(out, name)
-    # per-layer weight statistics are computed only for a mapping that plays them
-    # (none of these does): the chord's per-unit means below carry the check
-    for rec, norms in zip(recs, ref["weight_norms"]):
-        for layer, value in norms.items():
-            if rec.weight_stats:
-                assert rel(rec.weight_stats[layer]["norm"], value) <= 1e-5, (rec.step, layer)
+    # per-layer weight statistics are computed only for a mapping that plays them (none
+    # of these does: telemetry rows stay small); the chord's per-unit means carry the check
+    assert not any(rec.weight_stats for rec in recs)
     chords = [rec.unit_means[ref["chord_layer"]] for rec in recs if rec.unit_means]
     assert len(chords) == len(ref["unit_means"]) == 3      # after step 0, at both epoch ends
     for got, want in zip(chords, ref["unit_means"]):

@@ -534,15 +534,6 @@ class Watch:
         if self.grads:
             listen_to_clipping(self)
 
-    @property
-    def loss_closes_step(self) -> bool:
-        """Former name of ``loss_after_step=True`` (kept for adapters written against it)."""
-        return bool(self.loss_after_step)
-
-    @loss_closes_step.setter
-    def loss_closes_step(self, value: bool) -> None:
-        self.loss_after_step = True if value else None
-
     # -- hooks and calls ----------------------------------------------------------------
     def take_gradients(self, optimizer=None) -> None:
         """Read gradient norms (and weights) now: what the step pre-hook does.
