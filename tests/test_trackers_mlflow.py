@@ -108,9 +108,6 @@ def test_log_to_turns_mlflow_off(mlflow_server, tmp_path):  # noqa: F811
     assert artifact_paths(MlflowClient(mlflow_server.uri), run.info.run_id) == set()
 
 
-@pytest.mark.xfail(reason="since the streamed recording (issue 19) merged, no upload reaches the "
-                   "dying server before the kill and no warning is given; cause not found yet "
-                   "(see the closing note of 2026-12-02)", strict=False)
 def test_a_tracking_server_that_dies_mid_run_costs_one_warning(tmp_path, monkeypatch):
     # the user's MLflow settings for a server that may vanish: no minutes of retries
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -121,10 +118,8 @@ def test_a_tracking_server_that_dies_mid_run_costs_one_warning(tmp_path, monkeyp
         mlflow.start_run()
 
         def kill_after_first(epoch, son):
-            # After epoch 1 (not 0): an epoch's last step is rendered once the next step
-            # is logged (the recording never renders past what later steps could change),
-            # so epoch 0's upload can only finish while training goes on.
-            if epoch == 1:
+            # training waits here: epoch 0's upload needs the recording's idle flush
+            if epoch == 0:
                 import time
 
                 uploads = son._trackers.trackers["mlflow"].stats

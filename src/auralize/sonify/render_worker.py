@@ -112,6 +112,11 @@ class RenderChild(WorkerChild):
             elif self.stop.is_set():
                 return
             if not progressed:
+                # Idle: put what is rendered on disk with its length in the header now, not
+                # at the next write (a paused or waiting run's file would lag; readers such
+                # as the tracker uploads wait for it).
+                if self.sink.frames_flushed < self.sink.frames_written:
+                    self.sink.flush()
                 self.wake.wait(POLL_S)
                 self.wake.clear()
 
