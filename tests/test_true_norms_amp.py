@@ -89,8 +89,12 @@ def assert_norms(rec_norms, ref, rel):
 
 def train(model, opt, run_dir, *, scaler=None, dtype=None, steps=6, accumulate=1,
           clip=None, inf_at=(), log_after_step=True, mappings=("loss", "gradients"),
-          replica=None, use_scaler_arg=True):
-    """A typical loop; returns one reference dict per optimizer step."""
+          replica=None, use_scaler_arg=True, two_part_clip=False):
+    """A typical loop; returns one reference dict per optimizer step.
+
+    ``two_part_clip``: clip with torch's public ``get_total_norm`` and
+    ``clip_grads_with_norm_`` (as Accelerate >= 1.16 does), not ``clip_grad_norm_``.
+    """
     data = batches(model, steps * accumulate)
     refs = []
     kw = {"scaler": scaler} if (scaler is not None and use_scaler_arg) else {}
@@ -121,7 +125,12 @@ def train(model, opt, run_dir, *, scaler=None, dtype=None, steps=6, accumulate=1
                 if clip is not None:
                     if scaler is not None:
                         scaler.unscale_(opt)
-                    total = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                    if two_part_clip:
+                        params = [p for p in model.parameters() if p.grad is not None]
+                        total = torch.nn.utils.get_total_norm([p.grad for p in params])
+                        torch.nn.utils.clip_grads_with_norm_(params, clip, total)
+                    else:
+                        total = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
                     ref["clipped"] = bool(total > clip)
                     ref["post_clip"] = reference_norms(model)
                 if scaler is not None:
@@ -243,13 +252,14 @@ def test_accumulation_one_record_per_optimizer_step(tmp_path, log_after_step):
     assert [r.micro_batches for r in recs] == [4] * 5
 
 
-def test_clipping_records_pre_clip_norms_and_the_clipped_flag(tmp_path):
+@pytest.mark.parametrize("two_part_clip", [False, True], ids=["clip_grad_norm_", "two-part"])
+def test_clipping_records_pre_clip_norms_and_the_clipped_flag(tmp_path, two_part_clip):
     for clip, expect in ((1e-3, True), (1e3, False)):
         model = mlp()
         opt = OPTIMIZERS["adamw-plain"](model.parameters())
         run = tmp_path / f"clip{clip:g}"
         refs = train(model, opt, run, scaler=torch.amp.GradScaler("cpu"), dtype=torch.bfloat16,
-                     steps=4, clip=clip, accumulate=2)
+                     steps=4, clip=clip, accumulate=2, two_part_clip=two_part_clip)
         recs = records(run)
         check_steps(recs, refs, 1e-4)          # the pre-clip norms
         assert [r.clipped for r in recs] == [ref["clipped"] for ref in refs] == [expect] * 4

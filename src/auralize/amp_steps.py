@@ -18,8 +18,9 @@ are and what the numbers mean, without any host synchronisation:
   scaler's ``step`` returned without calling the optimizer's).
 - **Clipping.**  ``torch.nn.utils.clip_grad_norm_`` scales the gradients in
   place before the step.  While a Watch listens, :func:`listen_to_clipping`
-  routes the clipping half of it (``clip_grad._clip_grads_with_norm_``, which
-  every ``clip_grad_norm_`` call goes through) past the Watch first, so the
+  routes the clipping half of it (``clip_grads_with_norm_``, which every
+  ``clip_grad_norm_`` call goes through, and which Accelerate >= 1.16 calls
+  directly after ``get_total_norm``) past the Watch first, so the
   norms are read as clipping saw them, with the total norm and ``max_norm``
   (whether the step was clipped).
 - **Accumulation.**  :class:`MicroBatches` gathers the losses logged between
@@ -187,29 +188,44 @@ def _clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
     return _ORIGINAL_CLIP(parameters, max_norm, total_norm, foreach)
 
 
+def _clip_bindings():
+    """The module attributes through which code reaches torch's clipping half.
+
+    ``clip_grad_norm_`` calls ``clip_grad._clip_grads_with_norm_``; the public
+    ``torch.nn.utils.clip_grads_with_norm_`` (with ``get_total_norm``, the two-part
+    API that Accelerate >= 1.16 uses) is a second name for the same function.
+    """
+    import torch.nn.utils as nn_utils
+    from torch.nn.utils import clip_grad
+    return [(clip_grad, "_clip_grads_with_norm_"), (nn_utils, "clip_grads_with_norm_")]
+
+
 def listen_to_clipping(listener) -> None:
     """Have ``listener.before_clip(params, max_norm, total_norm)`` called before each clip.
 
-    Installs the routing on the first listener; :func:`stop_listening_to_clipping`
+    Installs the routing on the first listener (on every name the clipping function
+    is reached by, see :func:`_clip_bindings`); :func:`stop_listening_to_clipping`
     removes it with the last.
     """
     global _ORIGINAL_CLIP
-    from torch.nn.utils import clip_grad
     if not _LISTENERS:
+        from torch.nn.utils import clip_grad
         _ORIGINAL_CLIP = clip_grad._clip_grads_with_norm_
-        clip_grad._clip_grads_with_norm_ = _clip_grads_with_norm_
+        for module, name in _clip_bindings():
+            if getattr(module, name, None) is _ORIGINAL_CLIP:
+                setattr(module, name, _clip_grads_with_norm_)
     if listener not in _LISTENERS:
         _LISTENERS.append(listener)
 
 
 def stop_listening_to_clipping(listener) -> None:
     global _ORIGINAL_CLIP
-    from torch.nn.utils import clip_grad
     if listener in _LISTENERS:
         _LISTENERS.remove(listener)
     if not _LISTENERS and _ORIGINAL_CLIP is not None:
-        if clip_grad._clip_grads_with_norm_ is _clip_grads_with_norm_:
-            clip_grad._clip_grads_with_norm_ = _ORIGINAL_CLIP
+        for module, name in _clip_bindings():
+            if getattr(module, name, None) is _clip_grads_with_norm_:
+                setattr(module, name, _ORIGINAL_CLIP)
         _ORIGINAL_CLIP = None
 
 
