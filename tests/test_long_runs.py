@@ -222,7 +222,7 @@ def test_file_spectrogram_equals_the_in_memory_one_and_has_fixed_width(tmp_path)
 
 def test_chart_history_is_bounded_and_keeps_spikes_nans_and_epoch_values():
     from auralize.web.history import ChartHistory
-    from auralize.web.server import compact_record
+    from auralize.web.records import compact_record
 
     steps = 100_000
     history = ChartHistory(max_points=4000)

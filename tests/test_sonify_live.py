@@ -117,7 +117,7 @@ def test_speaker_and_page_make_the_same_onsets(jack_server, jack_recorder, tmp_p
 
     import aiohttp
 
-    from auralize.web.server import PCM_HEADER
+    from auralize.web.clients import PCM_HEADER
 
     rec = jack_recorder()
     son = Sonifier(tmp_path / "run", mappings=["gradients"], live=True, plot=False,

@@ -60,7 +60,7 @@ class WebSink(Worker):
                  lead_s: float = 0.1, block_frames: int = 1024, client_queue_s: float = 1.0,
                  title: str = "training", linger_s: float = 10.0,
                  start_timeout_s: float = 30.0) -> None:
-        from auralize.web.server import new_token, token_required
+        from auralize.web.auth import new_token, token_required
 
         if token is None and token_required(host):
             token = new_token()
@@ -117,13 +117,14 @@ class WebSink(Worker):
 
 
 class WebChild(WorkerChild):
-    """The server on a :class:`~auralize.web.server.LiveSource`, on its own event loop."""
+    """The server on a :class:`~auralize.web.sources.LiveSource`, on its own event loop."""
 
     priority = "high"  # a real-time producer: ahead of batch work when the machine is busy
     name = "live page"
 
     def setup(self) -> dict:
-        from auralize.web.server import LiveSource, WebServer
+        from auralize.web.server import WebServer
+        from auralize.web.sources import LiveSource
 
         cfg = self.cfg
         self.aloop = asyncio.new_event_loop()
