@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audio_analysis import band_envelope
 from auralize import Sonifier, TrainingStep
-from auralize.audio.analysis import band_envelope
 from auralize.audio.sinks import FileSink
 from auralize.audio.wav64 import Wav64Writer
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audio_analysis import dominant_frequency
 from auralize import Sonifier, TrainingStep
-from auralize.audio.analysis import dominant_frequency
 from auralize.cli import main
 from auralize.errors import AuralizeError
 from auralize.sonify import Alarm, GradientTones, LossTone, WeightChord, make_mapping

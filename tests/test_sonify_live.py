@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
+from audio_analysis import dominant_frequency
 from auralize import Sonifier, TrainingStep
-from auralize.audio.analysis import dominant_frequency
 from jackutil import sound_bursts
 
 pytestmark = pytest.mark.audio
