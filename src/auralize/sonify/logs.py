@@ -170,7 +170,7 @@ class CsvTail:
         return TrainingStep(
             step=int(step) if step is not None and math.isfinite(step) else index,
             epoch=int(_float(row.get("epoch")) or 0),
-            wall_time_s=_float(row.get("wall_time_s")) or 0.0,
+            wall_time_s=_float(row.get("wall_time_s")),
             loss=loss, metrics=metrics, grad_norms=grads, lr=_float(row.get("lr")),
             epoch_end=per_epoch or validation,
         )
