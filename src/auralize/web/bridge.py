@@ -21,101 +21,6 @@ from auralize.errors import AuralizeError
 MAX_PENDING = 200_000
 
 
-class WebSink(Worker):
-    """Serve the live page from a worker process and forward a session to it.
-
-    Parameters
-    ----------
-    sample_rate : int
-        Hz of the engine (same as the Sonifier's).
-    engine_kwargs : dict, optional
-        Engine options (chunk size, master gain), as for the renderer.
-    host : str
-        Bind address.  Default 127.0.0.1 (reach it from another machine with
-        ``ssh -L 8765:127.0.0.1:8765 host``); any other address needs a token.
-    port : int
-        TCP port (default 8765; a busy port falls back to a free one; 0: any).
-    token : str, optional
-        Access token for non-loopback binds (generated when missing).
-    lead_s : float
-        How far ahead of the wall clock the server renders and sends.
-    block_frames : int
-        Frames per PCM packet.
-    client_queue_s : float
-        Audio a page may have queued before its oldest blocks are dropped.
-    title : str
-        Shown on the page.
-    linger_s : float
-        At :meth:`close`, while a page is listening, keep serving up to this long
-        so that it hears the sound still scheduled.
-    start_timeout_s : float
-        How long :meth:`start` waits for the server to listen.
-    """
-
-    child = "auralize.web.bridge:WebChild"
-    process_name = "auralize-web"
-
-    def __init__(self, sample_rate: int = 44100, *, engine_kwargs: dict | None = None,
-                 host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-                 lead_s: float = 0.1, block_frames: int = 1024, client_queue_s: float = 1.0,
-                 title: str = "training", linger_s: float = 10.0,
-                 start_timeout_s: float = 30.0) -> None:
-        from auralize.web.auth import new_token, token_required
-
-        if token is None and token_required(host):
-            token = new_token()
-        super().__init__({"sample_rate": int(sample_rate), "engine_kwargs": dict(engine_kwargs or {}),
-                          "host": host, "port": int(port), "token": token, "lead_s": float(lead_s),
-                          "block_frames": int(block_frames), "client_queue_s": float(client_queue_s),
-                          "title": str(title)},
-                         start_timeout_s=start_timeout_s, max_pending=MAX_PENDING)
-        self.linger_s = max(0.0, float(linger_s))
-        self.url: str | None = None
-        self.port: int | None = None
-        self.token = token
-
-    def start(self) -> str | None:
-        """Start the child; return the page's URL (None, with a warning, if it cannot serve)."""
-        super().start()
-        if self.error is not None:
-            warnings.warn(f"live page disabled: {self.error}", AudioUnavailableWarning, stacklevel=2)
-            self.kill()
-            return None
-        self.url, self.port, self.token = self.info["url"], self.info["port"], self.info["token"]
-        return self.url
-
-    # -- forwarding (never blocks) -------------------------------------------------
-    def send_events(self, events: list, score_t_s: float | None = None) -> None:
-        """Events whose ``time_s`` is a wall-clock moment (see :mod:`auralize.audio.live_clock`).
-
-        ``score_t_s``: score time of the step they start (the page's clock).
-        """
-        if events:
-            self.put(("events", list(events), score_t_s))
-
-    def send_record(self, record, t_s: float) -> None:
-        self.put(("record", record, float(t_s)))
-
-    # -- the end ---------------------------------------------------------------------
-    def close(self, timeout_s: float = 10.0, linger_s: float | None = None) -> dict:
-        """Stop the server (pages see the connection close); return its last numbers.
-
-        ``linger_s`` overrides the constructor's (how long listening pages may
-        still hear what is scheduled).
-        """
-        if self.url is None:
-            return {}
-        linger = self.linger_s if linger_s is None else max(0.0, float(linger_s))
-        final = dict(super().close(timeout_s + linger, linger))
-        final["parent_dropped"] = self.dropped
-        final["url"] = self.url
-        return final
-
-    def __del__(self) -> None:
-        if not self._closing:
-            self.kill()
-
-
 class WebChild(WorkerChild):
     """The server on a :class:`~auralize.web.sources.LiveSource`, on its own event loop."""
 
@@ -177,3 +82,98 @@ class WebChild(WorkerChild):
         self.aloop.close()
         return {"clients": len(state["clients"]), "dropped_blocks_total": state["dropped_blocks_total"],
                 "steps": state["steps"], "seq": state["seq"]}
+
+
+class WebSink(Worker):
+    """Serve the live page from a worker process and forward a session to it.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Hz of the engine (same as the Sonifier's).
+    engine_kwargs : dict, optional
+        Engine options (chunk size, master gain), as for the renderer.
+    host : str
+        Bind address.  Default 127.0.0.1 (reach it from another machine with
+        ``ssh -L 8765:127.0.0.1:8765 host``); any other address needs a token.
+    port : int
+        TCP port (default 8765; a busy port falls back to a free one; 0: any).
+    token : str, optional
+        Access token for non-loopback binds (generated when missing).
+    lead_s : float
+        How far ahead of the wall clock the server renders and sends.
+    block_frames : int
+        Frames per PCM packet.
+    client_queue_s : float
+        Audio a page may have queued before its oldest blocks are dropped.
+    title : str
+        Shown on the page.
+    linger_s : float
+        At :meth:`close`, while a page is listening, keep serving up to this long
+        so that it hears the sound still scheduled.
+    start_timeout_s : float
+        How long :meth:`start` waits for the server to listen.
+    """
+
+    child = WebChild
+    process_name = "auralize-web"
+
+    def __init__(self, sample_rate: int = 44100, *, engine_kwargs: dict | None = None,
+                 host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
+                 lead_s: float = 0.1, block_frames: int = 1024, client_queue_s: float = 1.0,
+                 title: str = "training", linger_s: float = 10.0,
+                 start_timeout_s: float = 30.0) -> None:
+        from auralize.web.auth import new_token, token_required
+
+        if token is None and token_required(host):
+            token = new_token()
+        super().__init__({"sample_rate": int(sample_rate), "engine_kwargs": dict(engine_kwargs or {}),
+                          "host": host, "port": int(port), "token": token, "lead_s": float(lead_s),
+                          "block_frames": int(block_frames), "client_queue_s": float(client_queue_s),
+                          "title": str(title)},
+                         start_timeout_s=start_timeout_s, max_pending=MAX_PENDING)
+        self.linger_s = max(0.0, float(linger_s))
+        self.url: str | None = None
+        self.port: int | None = None
+        self.token = token
+
+    def start(self) -> str | None:
+        """Start the child; return the page's URL (None, with a warning, if it cannot serve)."""
+        super().start()
+        if self.error is not None:
+            warnings.warn(f"live page disabled: {self.error}", AudioUnavailableWarning, stacklevel=2)
+            self.kill()
+            return None
+        self.url, self.port, self.token = self.info["url"], self.info["port"], self.info["token"]
+        return self.url
+
+    # -- forwarding (never blocks) -------------------------------------------------
+    def send_events(self, events: list, score_t_s: float | None = None) -> None:
+        """Events whose ``time_s`` is a wall-clock moment (see :mod:`auralize.audio.live_clock`).
+
+        ``score_t_s``: score time of the step they start (the page's clock).
+        """
+        if events:
+            self.put(("events", list(events), score_t_s))
+
+    def send_record(self, record, t_s: float) -> None:
+        self.put(("record", record, float(t_s)))
+
+    # -- the end ---------------------------------------------------------------------
+    def close(self, timeout_s: float = 10.0, linger_s: float | None = None) -> dict:
+        """Stop the server (pages see the connection close); return its last numbers.
+
+        ``linger_s`` overrides the constructor's (how long listening pages may
+        still hear what is scheduled).
+        """
+        if self.url is None:
+            return {}
+        linger = self.linger_s if linger_s is None else max(0.0, float(linger_s))
+        final = dict(super().close(timeout_s + linger, linger))
+        final["parent_dropped"] = self.dropped
+        final["url"] = self.url
+        return final
+
+    def __del__(self) -> None:
+        if not self._closing:
+            self.kill()
