@@ -169,18 +169,16 @@ def _train_options(t) -> None:
 
 
 def _resolve_model_path(path: str) -> Path:
+    """A model file, or in a run folder its ``model.pt`` or else its newest checkpoint."""
     p = Path(path)
-    if p.is_dir():
-        from auralize.dream.checkpoints import latest_checkpoint
+    if not p.is_dir() or (p / "model.pt").is_file():
+        return p / "model.pt" if p.is_dir() else p
+    from auralize.dream.checkpoints import latest_checkpoint
 
-        for cand in (p / "model.pt",):
-            if cand.is_file():
-                return cand
-        ck = latest_checkpoint(p)
-        if ck is None:
-            raise AuralizeError(f"no model.pt or checkpoints in {str(p)!r}")
-        return ck
-    return p
+    ck = latest_checkpoint(p)
+    if ck is None:
+        raise AuralizeError(f"no model.pt or checkpoints in {str(p)!r}")
+    return ck
 
 
 def _ensure_default_data(path: str) -> None:
@@ -199,27 +197,19 @@ def _train_config(args, steps=None, batch=None, data=None):
     aug = [] if args.augment.strip().lower() in ("none", "") else [
         a.strip() for a in args.augment.split(",") if a.strip()
     ]
+    same = ("arch", "sample_rate", "clip_s", "epochs", "lr", "val_every", "ckpt_every", "keep",
+            "seed", "target_acc", "threads")  # options named as the TrainConfig fields
     return TrainConfig(
         data=data or args.data or DEFAULT_DATA,
         out=args.out or DEFAULT_RUN,
-        arch=args.arch,
-        sample_rate=args.sample_rate,
-        clip_s=args.clip_s,
         steps=steps if steps is not None else args.steps,
-        epochs=args.epochs,
         batch_size=batch or args.batch_size or 32,
-        lr=args.lr,
         train_folds=parse_folds(args.train_folds),
         val_folds=parse_folds(args.val_folds),
         test_folds=parse_folds(args.test_folds),
-        val_every=args.val_every,
-        ckpt_every=args.ckpt_every,
-        keep=args.keep,
         augment=aug,
-        seed=args.seed,
-        target_acc=args.target_acc,
         progress=not args.no_progress,
-        threads=args.threads,
+        **{name: getattr(args, name) for name in same},
     )
 
 
