@@ -34,10 +34,11 @@ def run(quick: bool = False, threads: int | None = None) -> list[dict]:
     import numpy as np
     import torch
 
+    from auralize.dream.checkpoints import latest_checkpoint
     from auralize.dream.deepdream import DreamConfig, dream, starting_clip
     from auralize.dream.models import build_model, default_config, load_model
     from auralize.dream.synth_data import CLASSES, generate_dataset
-    from auralize.dream.train import TrainConfig, latest_checkpoint, set_threads, train
+    from auralize.dream.train import TrainConfig, set_threads, train
 
     n_threads = set_threads(threads)
     rows: list[dict] = []

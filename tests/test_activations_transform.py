@@ -7,13 +7,8 @@ import pytest
 import torch
 
 from auralize.activations import activations_to_audio, mix_banks, stretch
-from auralize.activations.transform import (
-    MATMUL_MAX_W,
-    BankMixer,
-    normalize_,
-    rows_ifft_real,
-    rows_ola,
-)
+from auralize.activations.mix import BankMixer
+from auralize.activations.transform import MATMUL_MAX_W, normalize_, rows_ifft_real, rows_ola
 from auralize.errors import AuralizeError
 
 

@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from auralize.cli import main
+from auralize.dream.batches import StepBatchSampler, augment_batch
+from auralize.dream.checkpoints import atomic_torch_save
 from auralize.dream.deepdream import DreamConfig, dream, starting_clip
 from auralize.dream.export import export_torchscript, read_export_meta
 from auralize.dream.frontend import LogMel, mel_filterbank
 from auralize.dream.models import build_model, default_config, is_torchscript, load_model
-from auralize.dream.train import StepBatchSampler, atomic_torch_save, augment_batch
 from auralize.errors import AuralizeError
 
 CLASSES = ["a", "b", "c", "d"]
@@ -290,14 +291,17 @@ def test_option_names_say_what_they_are(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["dream", "run", "--help"])
     text = capsys.readouterr().out
-    assert "--normalize" in text and "--normalise" not in text
-    args = parser.parse_args(["dream", "run", "--model", "m.pt", "--normalise", "l1"])
-    assert args.normalize == "l1"  # the old spelling still works
+    assert "--normalize" in text
     args = parser.parse_args(["dream", "train", "--arch", "fat_shallow"])
     assert args.arch == "fat_shallow" and capsys.readouterr().err == ""
-    args = parser.parse_args(["dream", "train", "--model", "fat_shallow"])
-    assert args.arch == "fat_shallow"
-    assert "--model is deprecated: use --arch" in capsys.readouterr().err
+    # no aliases kept from before the first release: a usage error (exit 2)
+    for old in (["dream", "run", "--model", "m.pt", "--normalise", "l1"],
+                ["dream", "train", "--model", "fat_shallow"],
+                ["dream", "eval", "--cv", "--data", "d"]):
+        with pytest.raises(SystemExit) as exc:
+            parser.parse_args(old)
+        assert exc.value.code == 2
+        assert ": error: " in capsys.readouterr().err
 
 
 def test_eval_writes_per_clip_predictions(tmp_path, capsys):

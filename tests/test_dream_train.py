@@ -17,12 +17,13 @@ import torch
 
 from auralize.cli import main
 from auralize.dream import train as train_module
+from auralize.dream.checkpoints import list_checkpoints, read_ledger
 from auralize.dream.datasets import load_dataset
 from auralize.dream.deepdream import DreamConfig, dream
 from auralize.dream.export import export_torchscript
 from auralize.dream.models import load_model
 from auralize.dream.synth_data import generate_dataset
-from auralize.dream.train import TrainConfig, list_checkpoints, read_ledger, train
+from auralize.dream.train import TrainConfig, train
 
 pytestmark = pytest.mark.slow
 
@@ -217,11 +218,3 @@ def test_cli_train_resume_and_cv(data, tmp_path, capsys):
     assert set(res["folds"]) == {"9", "10"}
     cfg9 = json.loads((tmp_path / "cv" / "fold9" / "config.json").read_text())
     assert cfg9["test_folds"] == [9] and cfg9["val_folds"] == [8] and 9 not in cfg9["train_folds"]
-
-
-def test_eval_cv_still_parses_and_says_where_it_went(capsys):
-    from auralize.cli import build_parser
-
-    args = build_parser().parse_args(["dream", "eval", "--cv", "--steps", "5", "--data", "d"])
-    assert args.cv and args.steps == 5
-    assert "use `auralize dream train --cv`" in capsys.readouterr().err

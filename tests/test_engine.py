@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audio_analysis import dominant_frequency, max_step, pitch_track
 from auralize.audio import Engine, Event, Score, render_score
-from auralize.audio.analysis import dominant_frequency, max_step, pitch_track
 from auralize.audio.lfo import LFO
 from auralize.audio.voices import bandpass_gain
 

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
+from audio_analysis import pitch_track
 from auralize import Sonifier
-from auralize.audio.analysis import pitch_track
 from auralize.sonify.follow import follow
 
 pytestmark = [pytest.mark.audio, pytest.mark.flaky(reruns=2, reruns_delay=2)]

@@ -15,7 +15,8 @@ from auralize.cli import main
 from auralize.errors import AuralizeError
 from auralize.generate.config import GenConfig
 from auralize.generate.features import Normalizer
-from auralize.generate.live import LiveChain, LiveGenerator, mix_weights
+from auralize.generate.live import LiveGenerator
+from auralize.generate.live_chain import LiveChain, mix_weights
 from auralize.generate.midi import KnobMap
 from auralize.generate.model import BlockLSTM
 from auralize.generate.train import load_run, save_run

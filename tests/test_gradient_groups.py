@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch import nn
 
+from audio_analysis import dominant_frequency
 from auralize import AuralizeError
-from auralize.audio.analysis import dominant_frequency
 from auralize.audio.sampler import midi_to_hz
 from auralize.audio.score import render_score
 from auralize.layer_groups import group_layers

@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 
 from adapter_util import check_run_folder
-from auralize.audio.analysis import dominant_frequency
+from audio_analysis import dominant_frequency
 from auralize.sonify.scales import chord_pitches
 
 ROOT = Path(__file__).resolve().parents[1]

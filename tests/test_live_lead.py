@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from auralize.generate.live import default_lead_frames
+from auralize.generate.live_chain import default_lead_frames
 
 
 def starves(lead: int, block: int, period: int, process_frames: float, blocks: int = 40) -> bool:

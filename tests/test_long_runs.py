@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audio_analysis import band_envelope
 from auralize import Sonifier, TrainingStep
-from auralize.audio.analysis import band_envelope
 from auralize.audio.sinks import FileSink
 from auralize.audio.wav64 import Wav64Writer
 
@@ -222,7 +222,7 @@ def test_file_spectrogram_equals_the_in_memory_one_and_has_fixed_width(tmp_path)
 
 def test_chart_history_is_bounded_and_keeps_spikes_nans_and_epoch_values():
     from auralize.web.history import ChartHistory
-    from auralize.web.server import compact_record
+    from auralize.web.records import compact_record
 
     steps = 100_000
     history = ChartHistory(max_points=4000)

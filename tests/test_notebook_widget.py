@@ -261,8 +261,8 @@ def test_example_notebook_runs(tmp_path):
 def test_widget_follows_fast_training_by_the_live_clock():
     """Steps every 5 ms (faster than the sound): the widget hears the same live clock as the
     speaker, merging steps (counted) and never more than max_lag_s behind training."""
+    from audio_analysis import pitch_track
     from auralize import Sonifier
-    from auralize.audio.analysis import pitch_track
     from auralize.sonify.telemetry import TrainingStep
 
     son = Sonifier(None, mappings=["loss"], live=False, step_s=STEP_S, plot=False, log_to=(),

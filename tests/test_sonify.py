@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audio_analysis import dominant_frequency
 from auralize import Sonifier, TrainingStep
-from auralize.audio.analysis import dominant_frequency
 from auralize.cli import main
 from auralize.errors import AuralizeError
 from auralize.sonify import Alarm, GradientTones, LossTone, WeightChord, make_mapping
@@ -340,3 +340,31 @@ def test_tensorboard_summaries_hold_the_recording_and_render_again(tmp_path):
     assert main(["render", str(result.tensorboard_dir), "-o", str(tmp_path / "tb.wav"),
                  "--no-plot"]) == 0
     assert sf.info(str(tmp_path / "tb.wav")).frames > 0
+
+
+def test_a_missing_wall_time_is_none_everywhere_and_a_zero_is_a_time(tmp_path):
+    """No 'unset' sentinel: a step-clock run records no wall time (null in telemetry,
+    empty in metrics.csv); on the wall clock a step without one plays right after the
+    last, and 0.0 is a real time (the first step's), kept as given."""
+    import csv
+
+    from auralize.sonify.timeline import SonifyConfig, Timeline
+
+    with Sonifier(tmp_path / "run", mappings=["loss"], live=False, plot=False) as son:
+        for k in range(3):
+            son.log(TrainingStep(step=k, loss=1.0 - 0.1 * k))
+    lines = (tmp_path / "run" / "telemetry.jsonl").read_text().splitlines()
+    assert [json.loads(line)["wall_time_s"] for line in lines] == [None, None, None]
+    with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
+        assert [row["wall_time_s"] for row in csv.DictReader(handle)] == ["", "", ""]
+
+    timeline = Timeline(SonifyConfig(mappings=["loss"], clock="wall", step_s=0.25))
+    starts = [timeline.advance(TrainingStep(step=k, loss=1.0, wall_time_s=wall))[1]
+              for k, wall in enumerate([0.0, None, 2.0])]
+    assert starts == [0.0, 0.25, 2.0]
+
+    with Sonifier(None, mappings=["loss"], clock="wall", live=False, plot=False) as son:
+        given, missing = TrainingStep(step=0, loss=1.0, wall_time_s=0.0), TrainingStep(step=1)
+        son.log(given)
+        son.log(missing)
+    assert given.wall_time_s == 0.0 and missing.wall_time_s is not None

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
+from audio_analysis import dominant_frequency
 from auralize import Sonifier, TrainingStep
-from auralize.audio.analysis import dominant_frequency
 from jackutil import sound_bursts
 
 pytestmark = pytest.mark.audio
@@ -117,7 +117,7 @@ def test_speaker_and_page_make_the_same_onsets(jack_server, jack_recorder, tmp_p
 
     import aiohttp
 
-    from auralize.web.server import PCM_HEADER
+    from auralize.web.clients import PCM_HEADER
 
     rec = jack_recorder()
     son = Sonifier(tmp_path / "run", mappings=["gradients"], live=True, plot=False,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audio_analysis import band_envelope, spectral_distance
 from auralize import Sonifier, TrainingStep
 from auralize.audio import sampler
-from auralize.audio.analysis import band_envelope, spectral_distance
 from auralize.audio.score import Score, render_score
 from auralize.cli import main
 from auralize.sonify import make_mapping

@@ -10,7 +10,8 @@ import time
 import numpy as np
 
 from auralize.audio.score import Score, render_score
-from auralize.web.server import PCM_HEADER, ReplaySource
+from auralize.web.clients import PCM_HEADER
+from auralize.web.sources import ReplaySource
 from test_web_server import InProcess
 
 SR = 44100

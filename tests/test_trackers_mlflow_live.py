@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
+from audio_analysis import pitch_track
 from auralize import Sonifier
-from auralize.audio.analysis import pitch_track
 from auralize.sonify.follow import follow
 from auralize.sonify.logs import read_telemetry
 from trackerutil import MlflowLogger, mlflow_server  # noqa: F401

@@ -31,9 +31,9 @@ from transformers import (
     TrainingArguments,
 )
 
+from audio_analysis import band_envelope
 from auralize import AuralizeError
 from auralize.audio import sampler
-from auralize.audio.analysis import band_envelope
 from auralize.sonify import TrainingStep, make_mapping
 from auralize.transformers import SonifyCallback
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from auralize.audio.analysis import band_envelope
+from audio_analysis import band_envelope
 from auralize.audio.files import read_audio
 from auralize.sonify import TrainingStep
 from auralize.torch import watch

@@ -18,13 +18,10 @@ import pytest
 from auralize import Sonifier
 from auralize.audio.score import Event
 from auralize.sonify.telemetry import TrainingStep
-from auralize.web.server import (
-    PCM_HEADER,
-    LiveSource,
-    ReplaySource,
-    WebServer,
-    token_required,
-)
+from auralize.web.auth import token_required
+from auralize.web.clients import PCM_HEADER
+from auralize.web.server import WebServer
+from auralize.web.sources import LiveSource, ReplaySource
 
 LAYERS = ["conv1", "conv2", "fc1", "fc2"]
 

@@ -8,10 +8,11 @@ import warnings
 import pytest
 
 from auralize.audio.worker import Worker
+from workers_for_tests import CrashingChild, StubbornChild, SummingChild
 
 
 class Summing(Worker):
-    child = "workers_for_tests:SummingChild"
+    child = SummingChild
     process_name = "auralize-test-sum"
     stats_fields = ("count",)
 
@@ -37,7 +38,7 @@ def test_a_child_that_refuses_says_why_in_one_line():
 
 
 class Stubborn(Worker):
-    child = "workers_for_tests:StubbornChild"
+    child = StubbornChild
     process_name = "auralize-test-stubborn"
 
 
@@ -51,7 +52,7 @@ def test_a_hung_child_is_terminated_on_close():
 
 
 class Crashing(Worker):
-    child = "workers_for_tests:CrashingChild"
+    child = CrashingChild
     process_name = "auralize-test-crash"
 
 
@@ -67,3 +68,16 @@ def test_a_crashed_child_is_one_warning_and_no_hang():
         assert worker.close(2.0) == {}
     messages = [str(w.message) for w in caught]
     assert sum("exited unexpectedly" in m for m in messages) == 1, messages
+
+
+def test_a_child_is_named_by_its_class_and_must_be_importable():
+    """The spawned process imports the child by its module path: a class defined where it
+    cannot be imported (inside a function, or no class at all) is refused at start."""
+
+    class LocalChild(SummingChild):
+        pass
+
+    for child in (LocalChild, "workers_for_tests:SummingChild"):
+        worker = type("Misnamed", (Worker,), {"child": child})({})
+        with pytest.raises(TypeError, match="module level|WorkerChild subclass"):
+            worker.start()

@@ -12,15 +12,9 @@ image-to-files pipeline behind ``auralize activations``.
 
 from auralize.activations.capture import Capture, capture
 from auralize.activations.images import find_images, load_image, make_procedural_images
+from auralize.activations.mix import BankMixer, mix_banks, stretch
 from auralize.activations.pipeline import ImageOutput, resolve_device, sonify_image
-from auralize.activations.transform import (
-    METHODS,
-    SCHEMES,
-    BankMixer,
-    activations_to_audio,
-    mix_banks,
-    stretch,
-)
+from auralize.activations.transform import METHODS, SCHEMES, activations_to_audio
 
 __all__ = [
     "METHODS",

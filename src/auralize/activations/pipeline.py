@@ -19,13 +19,9 @@ from torch import nn
 
 from auralize.activations.capture import capture
 from auralize.activations.images import load_image
+from auralize.activations.mix import BankMixer, to_mono
 from auralize.activations.pictures import save_feature_grid, save_model_input
-from auralize.activations.transform import (
-    BankMixer,
-    activations_to_audio,
-    signal_length,
-    to_mono,
-)
+from auralize.activations.transform import activations_to_audio, signal_length
 from auralize.audio.files import write_audio
 from auralize.errors import AuralizeError
 

@@ -109,10 +109,6 @@ def portaudio(warn: bool = True):
             pass
 
 
-def rescan() -> None:
-    """Kept for compatibility: every :func:`portaudio` block already re-enumerates."""
-
-
 @dataclass(frozen=True)
 class DeviceInfo:
     """One PortAudio device."""

@@ -21,7 +21,8 @@ import numpy as np
 
 from auralize.audio import kernels
 from auralize.audio.params import EngineStats, Param, Range, sanitize
-from auralize.audio.voices import Voice, make_voice
+from auralize.audio.voice_kinds import make_voice
+from auralize.audio.voices import Voice
 
 MASTER = "master"
 MASTER_GAIN = Range(0.0, 1.0, 0.0)

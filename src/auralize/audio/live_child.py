@@ -260,7 +260,7 @@ class LiveChild(WorkerChild):
         s["heartbeat"] = now
 
     def finish(self) -> dict:
-        from auralize.audio.live import live_stats
+        from auralize.audio.stream_stats import live_stats
 
         lost = bool(self.shared["device_lost"])
         if self.stream is not None and not lost:

@@ -9,7 +9,6 @@ from auralize.audio.params import EngineStats, Param, sanitize
 from auralize.audio.voices import (
     AMP,
     TWO_PI,
-    VOICE_KINDS,
     BandPass,
     Tremolo,
     Voice,
@@ -112,6 +111,3 @@ class Noise(Voice):
         band-pass state is not computed; it settles within milliseconds."""
         self._span_controls(frames)
         self.rng.bit_generator.advance(frames)
-
-
-VOICE_KINDS[Noise.kind] = Noise

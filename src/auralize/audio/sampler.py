@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from auralize.audio.params import EngineStats, Range, sanitize
-from auralize.audio.voices import VOICE_KINDS, Voice
+from auralize.audio.voices import Voice
 
 log = logging.getLogger("auralize")
 
@@ -296,6 +296,3 @@ class Sampler(Voice):
     def skip(self, frames: int, span_frames: int = 512) -> None:
         self.gain.advance(frames)
         self._advance(frames, None)
-
-
-VOICE_KINDS[Sampler.kind] = Sampler

@@ -29,7 +29,6 @@ from auralize.audio.voices import (
     PAN,
     RATE,
     TWO_PI,
-    VOICE_KINDS,
     BandPass,
     Tremolo,
     Voice,
@@ -342,6 +341,3 @@ class SineBank(Voice):
         else:
             self._weighted = None
         return out[:frames]
-
-
-VOICE_KINDS[SineBank.kind] = SineBank

@@ -7,8 +7,10 @@ at once (:meth:`Voice.render_spans`).
 
 The kinds: :class:`~auralize.audio.sine_bank.SineBank` (``"sines"``),
 :class:`~auralize.audio.noise.Noise` (``"noise"``) and
-:class:`~auralize.audio.sampler.Sampler` (``"sampler"``); each registers itself in
-:data:`VOICE_KINDS`, which :func:`make_voice` reads.
+:class:`~auralize.audio.sampler.Sampler` (``"sampler"``), named in
+:data:`auralize.audio.voice_kinds.VOICE_KINDS`, which
+:func:`~auralize.audio.voice_kinds.make_voice` reads.  This module holds what they
+share (the :class:`Voice` base, tremolo, band-pass) and imports none of them.
 """
 
 from __future__ import annotations
@@ -250,37 +252,3 @@ class Voice:
         skip the synthesis itself.
         """
         self.render(frames, span_frames)
-
-
-#: voice kinds by name; each kind's module adds itself
-VOICE_KINDS: dict[str, type[Voice]] = {}
-
-
-def make_voice(spec: dict, sample_rate: int, stats: EngineStats) -> Voice:
-    """Build a voice from a plain, picklable spec such as ``{"kind": "sines", ...}``.
-
-    Raises
-    ------
-    ValueError
-        If the kind or a keyword is unknown (the message lists the valid ones).
-    """
-    spec = dict(spec)
-    kind = spec.pop("kind", None)
-    pan = spec.pop("pan", None)
-    cls = VOICE_KINDS.get(kind)
-    if cls is None:
-        raise ValueError(
-            f"unknown voice kind {kind!r}; choose one of {', '.join(sorted(VOICE_KINDS))}"
-        )
-    try:
-        voice = cls(sample_rate, stats, **spec)
-    except TypeError as exc:
-        raise ValueError(f"bad {kind!r} voice spec: {exc}") from None
-    if pan is not None:
-        voice.set("pan", pan, 0.0)
-    return voice
-
-
-# The built-in kinds register themselves; they import this module's base class, so
-# they are imported once it is complete.
-from auralize.audio import noise, sampler, sine_bank  # noqa: E402, F401, I001

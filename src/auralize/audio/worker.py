@@ -96,7 +96,8 @@ class SharedStats:
 class Worker:
     """Parent side of a worker process.
 
-    Subclasses set :attr:`child` (``"module:Class"`` of a :class:`WorkerChild`),
+    Subclasses set :attr:`child` (their :class:`WorkerChild` subclass, defined at
+    module level: the spawned process imports it by its module path),
     :attr:`process_name` and :attr:`stats_fields`, and pass their configuration
     (plain picklable values) to ``__init__``.
 
@@ -111,7 +112,7 @@ class Worker:
         and counted (``dropped``).
     """
 
-    child = ""
+    child: type[WorkerChild] | None = None
     process_name = "auralize-worker"
     stats_fields: tuple = ()
 
@@ -142,11 +143,12 @@ class Worker:
         """
         if self._process is not None:
             raise RuntimeError(f"{type(self).__name__}.start() was already called")
+        child = _child_path(self.child)
         self.shared = SharedStats(self.stats_fields, self.initial_stats)
         ctx = mp.get_context("spawn")
         inbox_recv, self._inbox = ctx.Pipe(duplex=False)
         self._status, status_send = ctx.Pipe(duplex=False)
-        self._process = start_worker(_child_entry, (self.child, self.cfg, inbox_recv, status_send,
+        self._process = start_worker(_child_entry, (child, self.cfg, inbox_recv, status_send,
                                                     self.shared), name=self.process_name)
         inbox_recv.close()
         status_send.close()
@@ -361,8 +363,20 @@ class WorkerChild:
             os._exit(0)
 
 
+def _child_path(child) -> str:
+    """``"module:Class"`` of a :class:`WorkerChild` subclass, by which the spawned process imports it."""
+    if not (isinstance(child, type) and issubclass(child, WorkerChild)):
+        raise TypeError(f"Worker.child must be a WorkerChild subclass, not {child!r}")
+    if "<locals>" in child.__qualname__ or child.__module__ == "__main__":
+        raise TypeError(f"{child.__qualname__} must be defined at module level of an importable "
+                        "module (the worker process imports it by name)")
+    return f"{child.__module__}:{child.__qualname__}"
+
+
 def _child_entry(child: str, cfg: dict, inbox, status, shared) -> None:
-    """Entry point of every worker process: build the child class named ``"module:Class"`` and run it."""
-    module, _, name = child.partition(":")
-    cls = getattr(importlib.import_module(module), name)
+    """Entry point of every worker process: import the child class ``"module:Class"`` and run it."""
+    module, _, qualname = child.partition(":")
+    cls = importlib.import_module(module)
+    for name in qualname.split("."):
+        cls = getattr(cls, name)
     cls(cfg, status, shared).run(inbox)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from auralize.errors import AuralizeError
@@ -26,19 +25,6 @@ examples:
   auralize dream run recording.wav --model sb_cnn.pt --objective class --class siren -o dream.wav
   auralize dream run --model sb_cnn.pt --objective layer --layer conv3 --octaves 3 -o d.wav
 """
-
-
-class _Deprecated(argparse.Action):
-    """An old option that still works: stores like ``new`` and says what to use instead."""
-
-    def __init__(self, option_strings, dest, new: str, **kwargs) -> None:
-        self.new = new
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        print(f"auralize: warning: {parser.prog} {option_string} is deprecated: use {self.new}",
-              file=sys.stderr)
-        setattr(namespace, self.dest, True if self.nargs == 0 else values)
 
 
 def _sub(ss, name: str, help_text: str):
@@ -107,11 +93,6 @@ def register(sub) -> None:
     e.add_argument("--folds", default=None,
                    help="folds (or split names) to evaluate on (10; the seed's modified copy: test)")
     _data_options(e, out_help="folder for eval_* files (default: the model's folder)")
-    # `dream eval --cv` trained models: it is `dream train --cv` now (old usage still works)
-    e.add_argument("--cv", action=_Deprecated, new="`auralize dream train --cv`", nargs=0,
-                   default=False, help=argparse.SUPPRESS)
-    e.add_argument("--cv-folds", default="1-10", help=argparse.SUPPRESS)
-    _train_options(e, hidden=True)
     e.set_defaults(run=run_eval)
 
     x = _sub(ss, "export", "one TorchScript file with front end + weights")
@@ -139,8 +120,6 @@ def register(sub) -> None:
     r.add_argument("--jitter-ms", type=float, default=10.0, help="random time shift per step (10 ms)")
     r.add_argument("--normalize", choices=["adam", "l1"], default="adam",
                    help="gradient normalization: adam (default) or l1 (classic DeepDream)")
-    r.add_argument("--normalise", dest="normalize", choices=["adam", "l1"],
-                   help=argparse.SUPPRESS)  # the old spelling
     r.add_argument("--adaptive", action="store_true",
                    help="grow the step while the objective rises, halve it when it falls")
     r.add_argument("--seed", type=int, default=0)
@@ -161,16 +140,12 @@ def _data_options(p, out_help: str) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _train_options(t, hidden: bool = False) -> None:
-    """Training settings; ``hidden``: parsed (for old usage) but not shown in --help."""
-    g = t.add_argument_group("training") if not hidden else t
-
-    def add(*names, help=None, **kw):  # noqa: A002 - argparse's own keyword
-        g.add_argument(*names, help=argparse.SUPPRESS if hidden else help, **kw)
+def _train_options(t) -> None:
+    """Training settings, in their own --help group."""
+    g = t.add_argument_group("training")
+    add = g.add_argument
 
     add("--arch", default="sb_cnn", help="architecture: sb_cnn or fat_shallow (sb_cnn)")
-    # `--model` named the architecture here but a model file in `dream run`
-    g.add_argument("--model", dest="arch", action=_Deprecated, new="--arch", help=argparse.SUPPRESS)
     add("--steps", type=int, default=None, help="optimiser steps")
     add("--epochs", type=int, default=None, help="epochs (instead of steps)")
     add("--batch-size", type=int, default=None)
@@ -194,18 +169,16 @@ def _train_options(t, hidden: bool = False) -> None:
 
 
 def _resolve_model_path(path: str) -> Path:
+    """A model file, or in a run folder its ``model.pt`` or else its newest checkpoint."""
     p = Path(path)
-    if p.is_dir():
-        from auralize.dream.train import latest_checkpoint
+    if not p.is_dir() or (p / "model.pt").is_file():
+        return p / "model.pt" if p.is_dir() else p
+    from auralize.dream.checkpoints import latest_checkpoint
 
-        for cand in (p / "model.pt",):
-            if cand.is_file():
-                return cand
-        ck = latest_checkpoint(p)
-        if ck is None:
-            raise AuralizeError(f"no model.pt or checkpoints in {str(p)!r}")
-        return ck
-    return p
+    ck = latest_checkpoint(p)
+    if ck is None:
+        raise AuralizeError(f"no model.pt or checkpoints in {str(p)!r}")
+    return ck
 
 
 def _ensure_default_data(path: str) -> None:
@@ -224,27 +197,19 @@ def _train_config(args, steps=None, batch=None, data=None):
     aug = [] if args.augment.strip().lower() in ("none", "") else [
         a.strip() for a in args.augment.split(",") if a.strip()
     ]
+    same = ("arch", "sample_rate", "clip_s", "epochs", "lr", "val_every", "ckpt_every", "keep",
+            "seed", "target_acc", "threads")  # options named as the TrainConfig fields
     return TrainConfig(
         data=data or args.data or DEFAULT_DATA,
         out=args.out or DEFAULT_RUN,
-        arch=args.arch,
-        sample_rate=args.sample_rate,
-        clip_s=args.clip_s,
         steps=steps if steps is not None else args.steps,
-        epochs=args.epochs,
         batch_size=batch or args.batch_size or 32,
-        lr=args.lr,
         train_folds=parse_folds(args.train_folds),
         val_folds=parse_folds(args.val_folds),
         test_folds=parse_folds(args.test_folds),
-        val_every=args.val_every,
-        ckpt_every=args.ckpt_every,
-        keep=args.keep,
         augment=aug,
-        seed=args.seed,
-        target_acc=args.target_acc,
         progress=not args.no_progress,
-        threads=args.threads,
+        **{name: getattr(args, name) for name in same},
     )
 
 
@@ -327,11 +292,11 @@ def _cross_validate(args) -> int:
     from auralize.dream.datasets import parse_folds
     from auralize.dream.train import cross_validate
 
-    data = getattr(args, "path", None) or args.data or DEFAULT_DATA
+    data = args.path or args.data or DEFAULT_DATA
     _ensure_default_data(data)
-    steps = getattr(args, "n_steps", None) or args.steps
+    steps = args.n_steps or args.steps
     cfg = _train_config(args, steps=steps if steps or args.epochs else 600,
-                        batch=getattr(args, "batch_pos", None) or args.batch_size, data=data)
+                        batch=args.batch_pos or args.batch_size, data=data)
     cfg.out = args.out or "auralize-out/dream/cv"
     res = cross_validate(cfg, parse_folds(args.cv_folds))
     for k, acc in res["folds"].items():
@@ -344,8 +309,6 @@ def _cross_validate(args) -> int:
 def run_eval(args) -> int:
     from auralize.dream.datasets import parse_folds
 
-    if args.cv:
-        return _cross_validate(args)
     if not args.model:
         raise AuralizeError("give a MODEL (checkpoint, run folder or exported .pt)")
     from auralize.dream.datasets import detect_layout, load_dataset

@@ -38,7 +38,7 @@ def load_replay(path: str):
     """
     from auralize.sonify.logs import load_log
     from auralize.sonify.timeline import SonifyConfig, Timeline, replay
-    from auralize.web.server import compact_record
+    from auralize.web.records import compact_record
 
     records, recorded = load_log(path)
     config = recorded or SonifyConfig()

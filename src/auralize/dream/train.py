@@ -29,14 +29,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from auralize.dream.batches import (
+    AUGMENTATIONS,
+    ClipDataset,
+    StepBatchSampler,
+    collate_clips,
+)
+from auralize.dream.checkpoints import (
+    atomic_write_text,
+    checkpoint_io,
+    latest_checkpoint,
+    list_checkpoints,
+    truncate_ledger,
+)
 from auralize.dream.datasets import ClipSet, detect_layout, load_dataset
-from auralize.dream.evaluate import confusion_figure, evaluate, save_confusion_png, summarize
-from auralize.dream.models import build_model, default_config
+from auralize.dream.evaluate import evaluate, save_confusion_png
+from auralize.dream.models import default_config
+from auralize.dream.module import lightning, make_module
 from auralize.errors import AuralizeError
-
-AUGMENTATIONS = ("shift", "gain", "noise", "stretch")
 
 
 @dataclass
@@ -82,196 +93,8 @@ class TrainConfig:
             raise AuralizeError("epochs must be at least 1")
 
 
-# ----------------------------------------------------------------------------- data
-
-
-class StepBatchSampler(torch.utils.data.Sampler):
-    """Batches as a function of the global step: batch ``s`` = slice of epoch ``s // per_epoch``.
-
-    Each epoch is a permutation seeded by ``(seed, epoch)``; the last incomplete
-    batch is dropped.  ``start_step`` makes the first iteration begin mid-epoch
-    (after a resume).
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int = 0) -> None:
-        self.n = int(n)
-        self.batch_size = min(int(batch_size), self.n)
-        self.seed = int(seed)
-        self.per_epoch = max(1, self.n // self.batch_size)
-        self.next_step = 0
-
-    def batch(self, step: int) -> list[int]:
-        epoch, pos = divmod(int(step), self.per_epoch)
-        perm = np.random.default_rng([self.seed, epoch, 1]).permutation(self.n)
-        return perm[pos * self.batch_size : (pos + 1) * self.batch_size].tolist()
-
-    def __len__(self) -> int:
-        return self.per_epoch - (self.next_step % self.per_epoch)
-
-    def __iter__(self):
-        start = self.next_step
-        end = (start // self.per_epoch + 1) * self.per_epoch
-        for s in range(start, end):
-            self.next_step = s + 1
-            yield self.batch(s)
-
-
-class _ClipDataset(torch.utils.data.Dataset):
-    def __init__(self, clips: ClipSet) -> None:
-        self.x = torch.from_numpy(clips.waves)
-        self.y = torch.from_numpy(clips.labels)
-        self.idx = torch.arange(len(clips))
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i):
-        return self.x[i], self.y[i], self.idx[i]
-
-
-def _collate(items):
-    xs, ys, ids = zip(*items)
-    return torch.stack(xs), torch.stack(ys), torch.stack(ids)
-
-
-# ----------------------------------------------------------------------------- augmentation
-
-
-def augment_batch(x: torch.Tensor, kinds, gen: torch.Generator) -> torch.Tensor:
-    """Waveform augmentation of a batch ``(b, n)``; random numbers from ``gen``.
-
-    shift: circular time shift by up to the clip length; gain: -9 to +3 dB;
-    noise: white noise 20 - 40 dB below the clip's RMS; stretch: speed change by
-    0.85 - 1.15 (pitch and time together, by resampling), then cropped/padded.
-    """
-    b, n = x.shape
-    if "stretch" in kinds:
-        rate = float(torch.empty(1).uniform_(0.85, 1.15, generator=gen))
-        m = max(16, round(n / rate))
-        y = F.interpolate(x.unsqueeze(1), size=m, mode="linear", align_corners=False).squeeze(1)
-        x = y[:, :n] if m >= n else F.pad(y, [0, n - m])
-    if "shift" in kinds:
-        shifts = torch.randint(0, n, (b, 1), generator=gen)
-        idx = (torch.arange(n).unsqueeze(0) - shifts) % n
-        x = x.gather(1, idx)
-    if "gain" in kinds:
-        db = torch.empty(b, 1).uniform_(-9.0, 3.0, generator=gen)
-        x = x * 10 ** (db / 20)
-    if "noise" in kinds:
-        rms = x.pow(2).mean(dim=1, keepdim=True).sqrt()
-        snr = torch.empty(b, 1).uniform_(20.0, 40.0, generator=gen)
-        x = x + torch.randn(x.shape, generator=gen) * rms * 10 ** (-snr / 20)
-    return x.clamp(-1.0, 1.0)
-
-
-# ----------------------------------------------------------------------------- lightning
-
-
-def _lightning():
-    import lightning.pytorch as pl  # imported on use: `auralize dream run` does not need it
-
-    return pl
-
-
-def make_module(model_config: dict, cfg: TrainConfig, train_clips=None, val_clips=None):
-    """The LightningModule (defined lazily so that importing this file needs no Lightning)."""
-    pl = _lightning()
-
-    class DreamModule(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = build_model(model_config)
-            self.model_config = model_config
-            self.cfg = cfg
-            self._val_preds: list = []
-            self._val_labels: list = []
-            self._logged_audio = False
-
-        def forward(self, x):
-            return self.model(x)
-
-        def on_train_batch_start(self, batch, batch_idx):
-            # per-step seeding: dropout and augmentation depend on (seed, step) only
-            torch.manual_seed(cfg.seed * 1_000_003 + self.global_step)
-
-        def training_step(self, batch, batch_idx):
-            x, y, _ = batch
-            if cfg.augment:
-                gen = torch.Generator().manual_seed(cfg.seed * 7_919 + self.global_step)
-                x = augment_batch(x, cfg.augment, gen)
-            logits = self.model(x)
-            loss = F.cross_entropy(logits, y)
-            acc = (logits.argmax(1) == y).float().mean()
-            self.log("train/loss", loss, prog_bar=True)
-            self.log("train/acc", acc, prog_bar=True)
-            if self.global_step == 0 and cfg.audio_examples and self._tb() is not None:
-                self._tb().add_audio(
-                    "train/augmented_example", x[0].detach().clamp(-1, 1).unsqueeze(0),
-                    0, sample_rate=model_config["sample_rate"],
-                )
-            self._last_loss = float(loss.detach())
-            return loss
-
-        def validation_step(self, batch, batch_idx):
-            x, y, _ = batch
-            logits = self.model(x)
-            self.log("val/loss", F.cross_entropy(logits, y), prog_bar=False)
-            self._val_preds.append(logits.argmax(1).cpu())
-            self._val_labels.append(y.cpu())
-            if not self._logged_audio and batch_idx == 0 and self._tb() is not None:
-                names = model_config["class_names"]
-                for i in range(min(cfg.audio_examples, len(x))):
-                    self._tb().add_audio(
-                        f"val/example{i}_{names[int(y[i])]}", x[i].clamp(-1, 1).unsqueeze(0),
-                        self.global_step, sample_rate=model_config["sample_rate"],
-                    )
-
-        def on_validation_epoch_end(self):
-            if not self._val_preds:
-                return
-            preds = torch.cat(self._val_preds).numpy()
-            labels = torch.cat(self._val_labels).numpy()
-            self._val_preds, self._val_labels = [], []
-            if self.trainer.sanity_checking:
-                return
-            self._logged_audio = True
-            res = summarize(labels, preds, model_config["class_names"])
-            self.log("val/acc", res.accuracy, prog_bar=True)
-            tb = self._tb()
-            if tb is not None:
-                import matplotlib.pyplot as plt
-
-                fig = confusion_figure(
-                    res.confusion, res.class_names, f"validation, step {self.global_step}"
-                )
-                tb.add_figure("val/confusion_matrix", fig, self.global_step)
-                plt.close(fig)
-
-        def configure_optimizers(self):
-            return torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-
-        def on_save_checkpoint(self, checkpoint):
-            checkpoint["auralize"] = {
-                "model_config": model_config,
-                "train_config": json.loads(json.dumps(asdict(cfg), default=str)),
-            }
-
-        def _tb(self):
-            logger = self.logger
-            return getattr(logger, "experiment", None) if logger is not None else None
-
-        def train_dataloader(self):
-            return self._train_loader
-
-        def val_dataloader(self):
-            return self._val_loader
-
-    module = DreamModule()
-    return module
-
-
 def _make_callbacks(cfg: TrainConfig, run: Path, sampler: StepBatchSampler):
-    pl = _lightning()
+    pl = lightning()
 
     class StepLedger(pl.Callback):
         """Appends one row per optimiser step to steps.csv (flushed, so a crash loses nothing)."""
@@ -301,7 +124,7 @@ def _make_callbacks(cfg: TrainConfig, run: Path, sampler: StepBatchSampler):
             if path.exists():
                 return
             trainer.save_checkpoint(str(path), weights_only=False)
-            _atomic_write_text(self.dir / "latest", path.name + "\n")
+            atomic_write_text(self.dir / "latest", path.name + "\n")
             for old in list_checkpoints(run)[: -cfg.keep]:
                 old.unlink(missing_ok=True)
 
@@ -323,85 +146,6 @@ def _make_callbacks(cfg: TrainConfig, run: Path, sampler: StepBatchSampler):
     return callbacks
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def atomic_torch_save(obj, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename.
-
-    A reader never sees a half-written file: either the old one or the new one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:  # pragma: no cover - directories cannot be fsynced everywhere
-        pass
-
-
-def _checkpoint_io():
-    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint, path, storage_options=None):
-            atomic_torch_save(checkpoint, path)
-
-    return AtomicCheckpointIO()
-
-
-def list_checkpoints(run: str | Path) -> list[Path]:
-    """Complete checkpoints of a run folder, oldest first (temporary files ignored)."""
-    d = Path(run) / "checkpoints"
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.glob("step*.ckpt") if not p.name.startswith("."))
-
-
-def latest_checkpoint(run: str | Path) -> Path | None:
-    ckpts = list_checkpoints(run)
-    return ckpts[-1] if ckpts else None
-
-
-def _truncate_ledger(run: Path, before_step: int) -> None:
-    """Drop ledger rows of steps the checkpoint did not include (they will be redone)."""
-    path = run / "steps.csv"
-    if not path.exists():
-        return
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < before_step]
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as fh:
-        csv.writer(fh).writerows(keep)
-    os.replace(tmp, path)
-
-
-def read_ledger(run: str | Path) -> list[dict]:
-    path = Path(run) / "steps.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-# ----------------------------------------------------------------------------- entry point
 
 
 def set_threads(threads: int | None) -> int:
@@ -429,7 +173,7 @@ def train(cfg: TrainConfig, resume: bool = False, clips: ClipSet | None = None) 
     clips : ClipSet, optional
         Already-loaded clips (skips reading ``cfg.data``).
     """
-    pl = _lightning()
+    pl = lightning()
     import logging
 
     for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
@@ -468,7 +212,7 @@ def train(cfg: TrainConfig, resume: bool = False, clips: ClipSet | None = None) 
         model_config = saved_model["auralize"]["model_config"]
         start_step = int(saved_model["global_step"])
         del saved_model
-        _truncate_ledger(run, start_step)
+        truncate_ledger(run, start_step)
     else:
         start_step = 0
         (run / "steps.csv").unlink(missing_ok=True)
@@ -481,10 +225,10 @@ def train(cfg: TrainConfig, resume: bool = False, clips: ClipSet | None = None) 
     sampler = StepBatchSampler(len(train_clips), cfg.batch_size, cfg.seed)
     sampler.next_step = start_step
     module._train_loader = torch.utils.data.DataLoader(
-        _ClipDataset(train_clips), batch_sampler=sampler, collate_fn=_collate
+        ClipDataset(train_clips), batch_sampler=sampler, collate_fn=collate_clips
     )
     module._val_loader = (
-        torch.utils.data.DataLoader(_ClipDataset(val_clips), batch_size=64, collate_fn=_collate)
+        torch.utils.data.DataLoader(ClipDataset(val_clips), batch_size=64, collate_fn=collate_clips)
         if len(val_clips) else None
     )
     callbacks = _make_callbacks(cfg, run, sampler)
@@ -508,7 +252,7 @@ def train(cfg: TrainConfig, resume: bool = False, clips: ClipSet | None = None) 
         logger=logger,
         log_every_n_steps=max(1, min(10, cfg.val_every)),
         callbacks=callbacks,
-        plugins=[_checkpoint_io()],
+        plugins=[checkpoint_io()],
         use_distributed_sampler=False,
         deterministic=False,
     )
@@ -548,7 +292,7 @@ def train(cfg: TrainConfig, resume: bool = False, clips: ClipSet | None = None) 
         res.to_json(run / "test_eval.json")
         save_confusion_png(res.confusion, res.class_names, run / "test_confusion.png",
                            f"test split(s) {','.join(map(str, te_keys))}: acc {res.accuracy:.3f}")
-    _atomic_write_text(run / "report.json", json.dumps(report, indent=2))
+    atomic_write_text(run / "report.json", json.dumps(report, indent=2))
     return report
 
 
@@ -582,5 +326,5 @@ def cross_validate(cfg: TrainConfig, folds=None, clips: ClipSet | None = None) -
         "std_acc": float(accs.std()) if accs.size else math.nan,
     }
     base.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(base / "cv.json", json.dumps(out, indent=2))
+    atomic_write_text(base / "cv.json", json.dumps(out, indent=2))
     return out

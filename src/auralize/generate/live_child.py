@@ -30,7 +30,7 @@ class GenerateChild(WorkerChild):
         import torch
 
         from auralize.audio import devices
-        from auralize.generate.live import LiveChain
+        from auralize.generate.live_chain import LiveChain
         from auralize.generate.midi import KNOB_START, KnobMap
         from auralize.generate.train import load_run
 
@@ -112,7 +112,7 @@ class GenerateChild(WorkerChild):
     def _stream_at(self, rate: int):
         """Rings sized and primed for ``rate``, then the started duplex stream; returns (stream, lead)."""
         from auralize.audio.ringbuffer import RingBuffer
-        from auralize.generate.live import default_lead_frames
+        from auralize.generate.live_chain import default_lead_frames
 
         period = 512 if rate >= 32000 else 256
         dev_block = math.ceil(self.block * rate / self.sr)
@@ -202,7 +202,7 @@ class GenerateChild(WorkerChild):
             shared["heartbeat"] = now
 
     def finish(self) -> dict:
-        from auralize.generate.live import gen_stats
+        from auralize.generate.live_chain import gen_stats
 
         final = gen_stats(self.shared, self.ready_info)
         for closer in (self.stream.stop, getattr(self.midi_port, "close", None),

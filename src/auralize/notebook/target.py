@@ -4,7 +4,7 @@
 ``abandon``, ``stats_key``; see :mod:`auralize.sonify.targets`).  It gets the
 events the session's live clock placed in wall-clock time, like the speaker and
 the page, and a daemon thread renders them at wall-clock pace, ``lead_s``
-ahead, one :class:`~auralize.web.server.LiveSource` per voice (a stem), and
+ahead, one :class:`~auralize.web.sources.LiveSource` per voice (a stem), and
 sends each block as one comm message: JSON (score time, voice names) plus one
 int16 buffer per stem.  Stems let the browser mute, solo and level voices by
 itself: a kernel busy in a training cell handles no messages from the page, so
@@ -55,7 +55,7 @@ class NotebookTarget:
         self.engine_kwargs = config.engine_kwargs()
         self.lead_s = float(lead_s)
         self.widget = AuralizeWidget(title=title, sample_rate=self.sample_rate)
-        from auralize.web.server import LiveSource
+        from auralize.web.sources import LiveSource
 
         # load the engine's compiled kernels now, before training, not in the first blocks
         LiveSource(self.sample_rate, self.engine_kwargs).render(BLOCK_FRAMES)
@@ -92,7 +92,7 @@ class NotebookTarget:
 
     # -- the thread ---------------------------------------------------------------------
     def _stem(self, voice: str):
-        from auralize.web.server import LiveSource
+        from auralize.web.sources import LiveSource
 
         source = self.stems.get(voice)
         if source is None:
@@ -123,7 +123,7 @@ class NotebookTarget:
                 if event.param == "play" and isinstance(event.value, dict) and event.value.get("text"):
                     captions.append({"wall_s": event.time_s, "text": str(event.value["text"])})
             if record is not None:
-                from auralize.web.server import compact_record
+                from auralize.web.records import compact_record
 
                 records.append(compact_record(record, step_t_s or 0.0))
                 self.steps += 1

@@ -37,7 +37,7 @@ class ArrivalClock:
         now = time.monotonic() if now is None else now
         if self.t0 is None:
             self.t0 = now
-        t_s = max(1e-6, now - self.t0)
+        t_s = now - self.t0
         if self.last_s is not None:
             t_s = max(t_s, self.last_s + self.min_gap_s)
         self.last_s = t_s

@@ -17,14 +17,8 @@ from pathlib import Path
 
 from auralize.errors import AuralizeError
 from auralize.readers import read_json
-from auralize.sonify.logs import (
-    LOSS_COLUMNS,
-    MAPPING_NEEDS,
-    CsvTail,
-    TelemetryTail,
-    mappings_with_data,
-    read_tensorboard,
-)
+from auralize.sonify.logs import LOSS_COLUMNS, CsvTail, TelemetryTail, read_tensorboard
+from auralize.sonify.mapping_data import MAPPING_NEEDS, mappings_with_data
 from auralize.sonify.telemetry import TrainingStep
 from auralize.sonify.timeline import SonifyConfig
 
@@ -68,11 +62,11 @@ class LogStream:
         return any(has(r) for r in self.records())
 
     def require_mapping_data(self, mapping: str) -> None:
-        """:func:`auralize.sonify.logs.require_mapping_data`, streaming (stops at the first hit)."""
+        """:func:`auralize.sonify.mapping_data.require_mapping_data`, streaming (stops at the first hit)."""
         wanted = list(MAPPING_NEEDS) if mapping == "all" else [mapping]
         if any(self.any(MAPPING_NEEDS[name][1]) for name in wanted):
             return
-        from auralize.sonify.logs import require_mapping_data
+        from auralize.sonify.mapping_data import require_mapping_data
 
         require_mapping_data(_Present(self), mapping, self.path)
 

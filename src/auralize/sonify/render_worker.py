@@ -27,35 +27,6 @@ POLL_S = 0.05
 STALL_S = 60.0
 
 
-class RenderWorker(Worker):
-    """Parent side: costs the training loop nothing per step; ``finish`` waits for the backlog."""
-
-    child = "auralize.sonify.render_worker:RenderChild"
-    process_name = "auralize-renderer"
-    stats_fields = ("frames",)
-
-    def __init__(self, config: SonifyConfig, path: Path, telemetry: Path,
-                 riff_limit_bytes: int | None = None) -> None:
-        super().__init__({"config": config.to_dict(), "path": str(path),
-                          "telemetry": str(telemetry), "riff_limit_bytes": riff_limit_bytes})
-
-    def finish(self, steps: int, final_events: list, end_s: float, timeout_s: float = 10.0) -> dict:
-        """Render the ``steps`` records and the final events up to ``end_s``; close the file.
-
-        Waits as long as the renderer makes progress (a fast synthetic run leaves
-        all its audio to render here), and gives up after :data:`STALL_S` without.
-        """
-        self.put(("final", int(steps), list(final_events), float(end_s)))
-        last, last_change = -1.0, time.monotonic()
-        while not self._done.wait(1.0) and self.alive:
-            frames = self.shared["frames"] if self.shared is not None else 0.0
-            if frames != last:
-                last, last_change = frames, time.monotonic()
-            elif time.monotonic() - last_change > STALL_S:
-                break
-        return self.close(timeout_s)
-
-
 class RenderChild(WorkerChild):
     def setup(self) -> dict:
         from auralize.audio.engine import Engine
@@ -126,3 +97,32 @@ class RenderChild(WorkerChild):
     def finish(self) -> dict:
         self.sink.close()
         return self.engine.stats.as_dict()
+
+
+class RenderWorker(Worker):
+    """Parent side: costs the training loop nothing per step; ``finish`` waits for the backlog."""
+
+    child = RenderChild
+    process_name = "auralize-renderer"
+    stats_fields = ("frames",)
+
+    def __init__(self, config: SonifyConfig, path: Path, telemetry: Path,
+                 riff_limit_bytes: int | None = None) -> None:
+        super().__init__({"config": config.to_dict(), "path": str(path),
+                          "telemetry": str(telemetry), "riff_limit_bytes": riff_limit_bytes})
+
+    def finish(self, steps: int, final_events: list, end_s: float, timeout_s: float = 10.0) -> dict:
+        """Render the ``steps`` records and the final events up to ``end_s``; close the file.
+
+        Waits as long as the renderer makes progress (a fast synthetic run leaves
+        all its audio to render here), and gives up after :data:`STALL_S` without.
+        """
+        self.put(("final", int(steps), list(final_events), float(end_s)))
+        last, last_change = -1.0, time.monotonic()
+        while not self._done.wait(1.0) and self.alive:
+            frames = self.shared["frames"] if self.shared is not None else 0.0
+            if frames != last:
+                last, last_change = frames, time.monotonic()
+            elif time.monotonic() - last_change > STALL_S:
+                break
+        return self.close(timeout_s)

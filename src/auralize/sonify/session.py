@@ -230,7 +230,7 @@ class Sonifier:
         if self._closed:
             return
         now = time.perf_counter()
-        if self.config.clock == "wall" and not record.wall_time_s:
+        if self.config.clock == "wall" and record.wall_time_s is None:
             record.wall_time_s = time.monotonic() - self._t0
         events, t_s, frontier = self.timeline.advance(record)
         if self.timeline.steps == 1:

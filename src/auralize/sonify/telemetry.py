@@ -23,8 +23,9 @@ class TrainingStep:
         Global step index (0-based), counted over the whole run.
     epoch : int
         Epoch index (0-based).
-    wall_time_s : float
-        Seconds since the run started.
+    wall_time_s : float or None
+        Seconds since the run started (None: not recorded; a Sonifier on the
+        wall clock stamps it with its arrival time).
     loss : float or None
         The step's own loss (not a running mean).  NaN/Inf allowed: a
         diverging run is data, not an error.
@@ -58,7 +59,7 @@ class TrainingStep:
 
     step: int
     epoch: int = 0
-    wall_time_s: float = 0.0
+    wall_time_s: float | None = None
     loss: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     grad_norms: dict[str, float] = field(default_factory=dict)

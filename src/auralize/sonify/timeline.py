@@ -97,7 +97,8 @@ class Timeline:
             self.next_t_s = t_s + step_s
             frontier = self.next_t_s
         else:
-            t_s = max(0.0, float(record.wall_time_s))
+            wall_s = record.wall_time_s  # None: no time recorded, so right after the last step
+            t_s = self.next_t_s if wall_s is None else max(0.0, float(wall_s))
             # A step shorter than the mappings need still gets their length, so
             # that fast training does not squeeze gradient tones to nothing.
             step_s = self.step_s

@@ -21,6 +21,69 @@ from auralize.errors import AuralizeError
 MAX_PENDING = 200_000
 
 
+class WebChild(WorkerChild):
+    """The server on a :class:`~auralize.web.sources.LiveSource`, on its own event loop."""
+
+    priority = "high"  # a real-time producer: ahead of batch work when the machine is busy
+    name = "live page"
+
+    def setup(self) -> dict:
+        from auralize.web.server import WebServer
+        from auralize.web.sources import LiveSource
+
+        cfg = self.cfg
+        self.aloop = asyncio.new_event_loop()
+        self.source = LiveSource(cfg["sample_rate"], cfg["engine_kwargs"], lead_s=cfg["lead_s"])
+        self.server = WebServer(self.source, host=cfg["host"], port=cfg["port"], token=cfg["token"],
+                                block_frames=cfg["block_frames"],
+                                client_queue_s=cfg["client_queue_s"], title=cfg["title"])
+        try:
+            url = self.aloop.run_until_complete(self.server.start())
+        except OSError as exc:
+            raise AuralizeError(f"cannot serve the web page on {cfg['host']}:{cfg['port']} ({exc})") from exc
+        self.stopped = asyncio.Event()
+        return {"url": url, "port": self.server.port, "token": self.server.token}
+
+    def receive(self, items: list) -> None:
+        self.aloop.call_soon_threadsafe(self._handle, items)
+
+    def _handle(self, items: list) -> None:
+        for item in items:
+            if item[0] == "events":
+                self.server.add_events(item[1], item[2])
+            elif item[0] == "record":
+                self.server.add_record(item[1], item[2])
+
+    def request_close(self, linger_s: float = 0.0) -> None:
+        self.aloop.call_soon_threadsafe(lambda: self.aloop.create_task(self._drain_then_stop(linger_s)))
+
+    async def _drain_then_stop(self, linger_s: float) -> None:
+        """Training ended: let listening pages hear what is scheduled (up to ``linger_s``)."""
+        server, source, loop = self.server, self.source, self.aloop
+        server.finished = True
+        server.broadcast_text({"type": "finished"})
+        end = loop.time() + linger_s
+
+        def listening() -> bool:
+            return any(c.audio_on for c in server.clients.values())
+
+        while loop.time() < end and source.backlog_s() > 0.0 and listening():
+            await asyncio.sleep(0.05)
+        if linger_s > 0 and listening():
+            await asyncio.sleep(min(0.6, max(0.0, end - loop.time())))  # pages' buffers
+        self.stopped.set()
+
+    def loop(self) -> None:
+        self.aloop.run_until_complete(self.stopped.wait())
+
+    def finish(self) -> dict:
+        state = self.server.state()
+        self.aloop.run_until_complete(self.server.stop())
+        self.aloop.close()
+        return {"clients": len(state["clients"]), "dropped_blocks_total": state["dropped_blocks_total"],
+                "steps": state["steps"], "seq": state["seq"]}
+
+
 class WebSink(Worker):
     """Serve the live page from a worker process and forward a session to it.
 
@@ -52,7 +115,7 @@ class WebSink(Worker):
         How long :meth:`start` waits for the server to listen.
     """
 
-    child = "auralize.web.bridge:WebChild"
+    child = WebChild
     process_name = "auralize-web"
 
     def __init__(self, sample_rate: int = 44100, *, engine_kwargs: dict | None = None,
@@ -60,7 +123,7 @@ class WebSink(Worker):
                  lead_s: float = 0.1, block_frames: int = 1024, client_queue_s: float = 1.0,
                  title: str = "training", linger_s: float = 10.0,
                  start_timeout_s: float = 30.0) -> None:
-        from auralize.web.server import new_token, token_required
+        from auralize.web.auth import new_token, token_required
 
         if token is None and token_required(host):
             token = new_token()
@@ -114,65 +177,3 @@ class WebSink(Worker):
     def __del__(self) -> None:
         if not self._closing:
             self.kill()
-
-
-class WebChild(WorkerChild):
-    """The server on a :class:`~auralize.web.server.LiveSource`, on its own event loop."""
-
-    priority = "high"  # a real-time producer: ahead of batch work when the machine is busy
-    name = "live page"
-
-    def setup(self) -> dict:
-        from auralize.web.server import LiveSource, WebServer
-
-        cfg = self.cfg
-        self.aloop = asyncio.new_event_loop()
-        self.source = LiveSource(cfg["sample_rate"], cfg["engine_kwargs"], lead_s=cfg["lead_s"])
-        self.server = WebServer(self.source, host=cfg["host"], port=cfg["port"], token=cfg["token"],
-                                block_frames=cfg["block_frames"],
-                                client_queue_s=cfg["client_queue_s"], title=cfg["title"])
-        try:
-            url = self.aloop.run_until_complete(self.server.start())
-        except OSError as exc:
-            raise AuralizeError(f"cannot serve the web page on {cfg['host']}:{cfg['port']} ({exc})") from exc
-        self.stopped = asyncio.Event()
-        return {"url": url, "port": self.server.port, "token": self.server.token}
-
-    def receive(self, items: list) -> None:
-        self.aloop.call_soon_threadsafe(self._handle, items)
-
-    def _handle(self, items: list) -> None:
-        for item in items:
-            if item[0] == "events":
-                self.server.add_events(item[1], item[2])
-            elif item[0] == "record":
-                self.server.add_record(item[1], item[2])
-
-    def request_close(self, linger_s: float = 0.0) -> None:
-        self.aloop.call_soon_threadsafe(lambda: self.aloop.create_task(self._drain_then_stop(linger_s)))
-
-    async def _drain_then_stop(self, linger_s: float) -> None:
-        """Training ended: let listening pages hear what is scheduled (up to ``linger_s``)."""
-        server, source, loop = self.server, self.source, self.aloop
-        server.finished = True
-        server.broadcast_text({"type": "finished"})
-        end = loop.time() + linger_s
-
-        def listening() -> bool:
-            return any(c.audio_on for c in server.clients.values())
-
-        while loop.time() < end and source.backlog_s() > 0.0 and listening():
-            await asyncio.sleep(0.05)
-        if linger_s > 0 and listening():
-            await asyncio.sleep(min(0.6, max(0.0, end - loop.time())))  # pages' buffers
-        self.stopped.set()
-
-    def loop(self) -> None:
-        self.aloop.run_until_complete(self.stopped.wait())
-
-    def finish(self) -> dict:
-        state = self.server.state()
-        self.aloop.run_until_complete(self.server.stop())
-        self.aloop.close()
-        return {"clients": len(state["clients"]), "dropped_blocks_total": state["dropped_blocks_total"],
-                "steps": state["steps"], "seq": state["seq"]}

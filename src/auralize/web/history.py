@@ -67,7 +67,7 @@ def _combine(a: dict, b: dict, pick) -> dict:
 
 
 class ChartHistory:
-    """Compact step records (``web.server.compact_record``), decimated to at most ``max_points``.
+    """Compact step records (``web.records.compact_record``), decimated to at most ``max_points``.
 
     Used where a deque of records was: ``append``, ``extend``, iteration, ``len``.
     """

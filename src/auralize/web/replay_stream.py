@@ -1,6 +1,6 @@
 """Replay of a finished run on the page, streamed from its log: memory that does not grow with it.
 
-:class:`StreamedReplay` is a :class:`~auralize.web.server.ReplaySource` that
+:class:`StreamedReplay` is a :class:`~auralize.web.sources.ReplaySource` that
 holds no score: one pass over the log at start finds the length, the voices,
 the captions and the chart history (decimated, :mod:`auralize.web.history`);
 while playing, events are made from the log as the engine reaches them
@@ -15,7 +15,8 @@ from auralize.audio.engine import Engine
 from auralize.sonify.log_stream import LogStream
 from auralize.sonify.stream import ScoreStream
 from auralize.sonify.timeline import SonifyConfig, Timeline
-from auralize.web.server import ReplaySource, _Source, compact_record
+from auralize.web.records import compact_record
+from auralize.web.sources import ReplaySource, _Source
 
 #: announcements kept for the page's captions (one per epoch end, best, divergence)
 MAX_CAPTIONS = 10_000

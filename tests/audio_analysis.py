@@ -1,7 +1,6 @@
-"""Measuring rendered audio: dominant frequency, pitch track, largest step.
+"""Measuring rendered audio for the tests: dominant frequency, pitch track, largest step.
 
-Used by tests to assert what a listener would hear, and by users to check that
-a sonification carries the data it should.
+The tests assert with these what a listener would hear (the package does not use them).
 """
 
 from __future__ import annotations
