@@ -198,7 +198,7 @@ def write_digest(path: str | Path, records: list[TrainingStep], config: SonifyCo
     log.addFilter(quiet)
     try:
         _steps, duration_s, _stats = render_stream(records, cfg,
-                                                   [FileSink(path, int(cfg.sample_rate))])
+                                                   [FileSink(path, int(cfg.sample_rate), channels=cfg.channels)])
     finally:
         log.removeFilter(quiet)
     return Path(path), duration_s
