@@ -172,7 +172,14 @@ def speech_samples(text: str, sample_rate: int, rate_wpm: int = 175, voice: str 
 # plucked harmonic tone (a decaying sum of partials), unlike the training voices'
 # steady pure sines; fundamentals stay within MIDI 35-100 (auditory-graph range).
 # (MIDI note, start s, length s, partial count): harmonics make a timbre per earcon.
+# The one table of the package: training sound and sweeps play these by name.
 EARCONS: dict[str, list[tuple[int, float, float, int]]] = {
+    # a trial starts: two short rising notes, A6 -> E7 (a fifth up: "off it goes")
+    "start": [(93, 0.0, 0.07, 1), (100, 0.07, 0.07, 1)],
+    # a trial stopped early: two falling notes, D7 -> A#6 (a scheduler cut it short)
+    "stopped": [(98, 0.0, 0.07, 1), (94, 0.07, 0.07, 1)],
+    # a trial failed: a rough buzz, a minor second (A#6 + B6) with harmonics
+    "error": [(94, 0.0, 0.25, 3), (95, 0.0, 0.25, 3)],
     # epoch end: two short, bright notes up a fifth ("tick-tock")
     "epoch": [(84, 0.0, 0.09, 3), (91, 0.1, 0.12, 3)],
     # new best: a rising major arpeggio, rounder tone
