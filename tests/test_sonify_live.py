@@ -156,8 +156,8 @@ def test_speaker_and_page_make_the_same_onsets(jack_server, jack_recorder, tmp_p
     reader.join(10)
     cap = rec.stop()
     speaker = [s for s, _ in bursts(cap.data.mean(axis=1), SR)]
-    page = np.concatenate(page_blocks).reshape(-1, 2).mean(axis=1)  # frames interleaved: stereo
-    page_onsets = [s for s, _ in bursts(page.astype(np.float32), SR)]
+    heard = np.concatenate(page_blocks).reshape(-1, 2).mean(axis=1)  # frames interleaved: stereo
+    page_onsets = [s for s, _ in bursts(heard.astype(np.float32), SR)]
     assert live["steps_moved"] >= len(pauses) - 1 and 50 < live["steps_merged"] < 150
     assert len(speaker) == len(page_onsets) == live["steps_heard"], (speaker, page_onsets)
     gaps_ms = (np.diff(speaker) - np.diff(page_onsets)) / SR * 1000

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from auralize.audio.analysis import dominant_frequency
 from auralize.sweeps.sound import SweepSound, render_events
 from sweep_audio import assert_earcons_at, expected_ratio, voice_at
 

@@ -1,5 +1,8 @@
 """Hyper-parameter sweeps heard as one piece of sound.
 
+- :mod:`~auralize.sweeps.grid`: the gradient seed's grid (models x learning
+  rates x optimizers x activations) in a process pool, the zero-dependency
+  default; run folders, summary, grid picture and gallery;
 - :mod:`~auralize.sweeps.trial_voices`: every running trial is a voice with its
   own register, timbre and stereo position, following its loss and gradient norm;
 - trial events (start, early stop, error, new best) are earcons from the
@@ -15,6 +18,7 @@
 Nothing here imports Ray or Optuna at import time.
 """
 
+from auralize.sweeps.grid import repair_run_folder
 from auralize.sweeps.sound import SweepSound
 
-__all__ = ["SweepSound"]
+__all__ = ["SweepSound", "repair_run_folder"]
