@@ -105,7 +105,8 @@ class Outputs:
 
         ``frontier_s``: no later step adds events before it (score time);
         ``now_s``: ``time.perf_counter()`` when the step was logged;
-        ``record``: the step's record, for the page's charts.
+        ``record``: the step's record, for the run folder's telemetry (which the
+        recording worker of a training run reads) and the page's charts.
         """
         if self.recording is not None:
             self.recording.send(events, frontier_s)
@@ -116,6 +117,8 @@ class Outputs:
             live = self.live_clock.place(events, t_s, step_s, now_s)
             for target in self.live_targets:
                 target.send(live, now_s, record, t_s)
+        if record is not None:
+            self.folder.add_step(record)
 
     def close(self, end_s: float, *, steps: int = 0, final: list[Event] = (),
               final_t_s: float = 0.0, outlast_s: float = 0.0) -> tuple[dict, dict]:

@@ -149,6 +149,7 @@ class Sonifier:
         self._t0 = time.monotonic()
         self._result: RunResult | None = None
         self._closed = not self.rank_zero
+        self.outputs: Outputs | None = None
         if not self.rank_zero:
             self._result = RunResult(out_dir=None)
             return
@@ -182,7 +183,7 @@ class Sonifier:
 
     @property
     def _live_targets(self) -> list:
-        return self.outputs.live_targets
+        return [] if self.outputs is None else self.outputs.live_targets
 
     def _start_speaker(self, required: bool) -> None:
         self.outputs.start_speaker(self.device, required)
@@ -235,7 +236,6 @@ class Sonifier:
             self.folder.write_config(doc)
             self._config_doc = doc
         self.outputs.send(events, t_s, frontier, self.timeline.last_step_s, now, record)
-        self.folder.add_step(record)
         if record.epoch_end and self._trackers.names:
             self._trackers.epoch_end(self._tracker_source(), record.epoch, self._epoch_start_s,
                                      frontier)

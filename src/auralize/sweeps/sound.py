@@ -283,8 +283,9 @@ class SweepSound:
             end_s = max(self.now_s(), last) + TAIL_S
             self._closed = True
         engine, outputs = self.outputs.close(end_s)
-        if self.outputs.error is not None:
-            raise AuralizeError(f"the sweep's recording failed: {self.outputs.error}")
+        if self.outputs.error is not None:  # warned, not raised: the sweep's results come first
+            warnings.warn(f"auralize: the sweep's recording failed: {self.outputs.error}",
+                          stacklevel=2)
         live, web = outputs.get("live", {}), outputs.get("web", {})
         self.summary = {"wav": str(self.out) if self.out else None, "json": None,
                         "duration_s": end_s, "t0_wall": self.t0_wall,
