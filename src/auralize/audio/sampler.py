@@ -8,10 +8,11 @@ earcon formulas below, and cached.  So a score or a run folder stays a list of
 small events and ``auralize render`` reproduces the recording.
 
 Speech made once is also cached on disk (``$XDG_CACHE_HOME/auralize/speech``):
-the mapping that writes the event has it synthesised at once in a background
-thread of the training process (:func:`prepare_speech`), so the live and file
-renderers (child processes) load it in about a millisecond instead of starting
-espeak-ng inside an audio callback's time budget.
+whoever writes the event can have it synthesised beforehand
+(:func:`speech_duration_s`; training sound does it on a background thread,
+:mod:`auralize.sonify.speech`), so the live and file renderers (child
+processes) load it in about a millisecond instead of starting espeak-ng inside
+an audio callback's time budget.
 """
 
 from __future__ import annotations
@@ -143,20 +144,6 @@ def speech_duration_s(text: str, rate_wpm: int = 175, voice: str = "en",
                       pitch: int = 50) -> float:
     """Seconds ``text`` takes to say (0 without espeak-ng); caches the speech for renderers."""
     return len(speech_native(text, rate_wpm, voice, pitch)) / ESPEAK_RATE_HZ
-
-
-_tts_pool = None
-
-
-def prepare_speech(text: str, rate_wpm: int = 175, voice: str = "en", pitch: int = 50):
-    """Synthesise ``text`` in a background thread (filling the caches); a Future of its
-    duration in seconds.  The caller (a training loop) does not wait for espeak-ng."""
-    global _tts_pool
-    if _tts_pool is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _tts_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auralize-tts")
-    return _tts_pool.submit(speech_duration_s, text, rate_wpm, voice, pitch)
 
 
 @lru_cache(maxsize=256)

@@ -9,7 +9,7 @@ output, a change of clock) is heard in both.
   worker process up to the frontier given with each batch of events, in score
   time, so the file equals an offline render of the same events;
 - the **live targets** (speaker, page, notebook): each batch of events is placed
-  once in wall-clock time by the :class:`~auralize.audio.live_clock.LiveClock`
+  once in wall-clock time by the :class:`~auralize.sonify.live_clock.LiveClock`
   and every live target gets the same placement;
 - the **run folder** (:mod:`~auralize.sonify.run_folder`): telemetry, metrics,
   ``sonifier.json`` (a training run; a sweep has none).
@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import time
 
-from auralize.audio.live import LIVE_MARGIN_S, STEADY_LEAD_S
-from auralize.audio.live_clock import DEFAULT_MAX_LAG_S, LiveClock
+from auralize.audio.live import STEADY_LEAD_S
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
+from auralize.sonify.live_clock import DEFAULT_MAX_LAG_S, LIVE_MARGIN_S, LiveClock
 from auralize.sonify.run_folder import RunFolder
 from auralize.sonify.timeline import SonifyConfig
 
@@ -52,7 +52,7 @@ class Outputs:
         The run folder (default: none, ``RunFolder(None)``).
     max_lag_s : float
         Live sound only: the longest a batch of events may wait before it is
-        heard (see :mod:`auralize.audio.live_clock`).
+        heard (see :mod:`auralize.sonify.live_clock`).
     """
 
     def __init__(self, config: SonifyConfig, recording=None, *, folder: RunFolder | None = None,

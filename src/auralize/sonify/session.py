@@ -10,7 +10,7 @@ mappings (:mod:`~auralize.sonify.timeline`), and fans them out to its targets
   offline re-render (``auralize render``); without a run folder the recording
   is kept in memory;
 - the speaker and the live page, on the live clock: a
-  :class:`~auralize.audio.live_clock.LiveClock` decides once when each step is
+  :class:`~auralize.sonify.live_clock.LiveClock` decides once when each step is
   heard (slow training: at once and whole; fast training: never later than
   ``max_lag_s``) and both get the same decision;
 - the run folder (:mod:`~auralize.sonify.run_folder`): telemetry, metrics,
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from auralize.audio.live_clock import DEFAULT_MAX_LAG_S
 from auralize.errors import AuralizeError
 from auralize.sonify.digest import DIGEST_AFTER_S, DIGEST_S
+from auralize.sonify.live_clock import DEFAULT_MAX_LAG_S
 from auralize.sonify.outputs import Outputs, check_max_lag_s
 from auralize.sonify.run_folder import DIGEST_NAME, RunFolder, RunResult
 from auralize.sonify.targets import FileRecording, MemoryRecording, PageTarget
@@ -81,7 +81,7 @@ class Sonifier:
         Live sound only: the longest a step may wait before it is heard (s).
         Training faster than the step clock merges the steps that would wait
         longer (the recording keeps them all); training slower plays each step
-        whole as soon as it arrives.  See :mod:`auralize.audio.live_clock`.
+        whole as soon as it arrives.  See :mod:`auralize.sonify.live_clock`.
     digest_s : float or None
         A recording longer than ``digest_after_s`` also gets ``digest.wav``: the
         whole run in ``digest_s`` seconds, steps merged so that every NaN and

@@ -5,7 +5,7 @@ Every target has the same two methods:
 - ``send(events, frontier_s)``: events of one step.  Recording targets get them
   in score time, with the frontier before which no later step adds events;
   live targets get them in wall-clock time (``time.perf_counter()`` seconds),
-  placed by the session's :class:`~auralize.audio.live_clock.LiveClock`, and
+  placed by the session's :class:`~auralize.sonify.live_clock.LiveClock`, and
   also the step's record and score time (``record``, ``step_t_s``: the page
   charts them);
 - ``close(end_s) -> dict``: finish (score end for recordings, wall-clock end of
