@@ -175,3 +175,37 @@ def test_training_and_sweeps_play_their_earcons_from_one_table():
     level = played.get("level", 1.0)  # training plays its earcons a little softer
     np.testing.assert_allclose(best_sweep[:, 0] * level / math.cos(math.pi / 4), best_training,
                                atol=2e-6)
+
+
+def test_two_trials_earcons_a_fraction_of_a_period_apart_add_up():
+    """Trials seen starting at once (one storage poll) play the same earcon a few frames
+    apart, one left, one right: with the clock's phases they add up in the mono mix (what
+    a mono device plays); from phase 0 each, 12 frames (half a period of 1760 Hz) cancel."""
+    from auralize.audio.engine import Engine
+    from auralize.audio.score import Event
+
+    sr = 44100
+
+    def start_earcons(clock_phase: bool, offsets=(0, 12)) -> list:
+        events = []
+        for i, (offset, pan) in enumerate(zip(offsets, (-0.75, 0.75))):
+            t = 0.1 + offset / sr
+            events += [(Event(t, f"e{i}", "add", {"kind": "sampler", "clock_phase": clock_phase}),
+                        pan), (Event(t, f"e{i}", "play", {"earcon": "start"}), pan)]
+        return events
+
+    def level_1760(events) -> float:
+        mono = render_events(events, 0.3).mean(axis=1)[int(0.11 * sr):int(0.16 * sr)]
+        n = np.arange(len(mono))
+        return abs(np.dot(mono, np.exp(-2j * np.pi * 1760.0 * n / sr))) / len(mono)
+
+    alone = level_1760(start_earcons(True)[:2])
+    assert level_1760(start_earcons(True)) > 1.8 * alone
+    assert level_1760(start_earcons(False)) < 0.3 * alone  # what the clock's phases prevent
+    # still the same samples at any block size
+    engine = Engine(sr, channels=2)
+    for event, pan in start_earcons(True):
+        engine.schedule(event if event.param != "add" else
+                        Event(event.time_s, event.voice, "add", {**event.value, "pan": pan}))
+    blocks = np.concatenate([engine.render(333) for _ in range(40)])
+    np.testing.assert_array_equal(blocks, render_events(start_earcons(True), 40 * 333 / sr))

@@ -178,7 +178,9 @@ class SweepSound:
         events = []
         if voice.events_name not in self._earcon_voices:
             self._earcon_voices.add(voice.events_name)
-            events.append(Event(t_s, voice.events_name, "add", {"kind": "sampler"}))
+            # clock phase: two trials' earcons a fraction of a period apart add up
+            events.append(Event(t_s, voice.events_name, "add", {"kind": "sampler",
+                                                                "clock_phase": True}))
         return events + earcon_events(kind, t_s, voice.events_name)
 
     def _note(self, kind: str, trial_id, t_s: float, **extra) -> None:
