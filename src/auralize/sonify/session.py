@@ -153,7 +153,7 @@ class Sonifier:
         if not self.rank_zero:
             self._result = RunResult(out_dir=None)
             return
-        check_max_lag_s(max_lag_s)
+        check_max_lag_s(max_lag_s)  # before any child process starts
         self.folder = RunFolder(self.out_dir)
         recording = (FileRecording(self.config, self.folder.wav_path) if self.out_dir is not None
                      else MemoryRecording(self.config))
