@@ -2,7 +2,7 @@
 driver's live sound during the Ray sweep.
 
 The same grid (dnn x lr {1, 0.1, 0.01, 0.001} x {sgd, adam} x tanh on the digits
-set, 1 epoch, batch 64, 2 parallel runs) runs through ``auralize.sweep.run_sweep``
+set, 1 epoch, batch 64, 2 parallel runs) runs through ``auralize.sweeps.grid.run_sweep``
 (the spawn-context process pool) and ``auralize.sweeps.ray_tune.run_ray_sweep``
 (a local Ray cluster with 2 CPUs started and shut down inside the timing, FIFO
 scheduler so both do the same work), alternating A B B A (quick: A B) in one run.
@@ -31,13 +31,13 @@ JOBS = 2
 
 
 def _specs():
-    from auralize.sweep import grid
+    from auralize.sweeps.grid import grid
 
     return grid(["dnn"], [1.0, 0.1, 0.01, 0.001], ["sgd", "adam"], ["tanh"])
 
 
 def _pool(out: Path) -> dict:
-    from auralize.sweep import run_sweep
+    from auralize.sweeps.grid import run_sweep
 
     t0 = time.perf_counter()
     rows = run_sweep(_specs(), out, jobs=JOBS, epochs=1, batch_size=64, progress=False)

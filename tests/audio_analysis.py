@@ -1,6 +1,9 @@
 """Measuring rendered audio for the tests: dominant frequency, pitch track, largest step.
 
-The tests assert with these what a listener would hear (the package does not use them).
+The tests assert with these what a listener would hear (the package does not use
+them).  Every function takes mono samples ``(frames,)`` or multichannel
+``(frames, channels)``, measured on the mono mix (the channels' mean, what a mono
+device plays).
 """
 
 from __future__ import annotations
@@ -8,12 +11,18 @@ from __future__ import annotations
 import numpy as np
 
 
+def mono_mix(samples: np.ndarray) -> np.ndarray:
+    """float64 ``(frames,)``: the samples, or the mean of their channels."""
+    x = np.asarray(samples, dtype=np.float64)
+    return x.mean(axis=1) if x.ndim == 2 else x
+
+
 def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:
     """Frequency in Hz of the strongest spectral peak (Hann window, parabolic refinement).
 
     Accurate to a small fraction of a bin for a steady tone.
     """
-    x = np.asarray(samples, dtype=np.float64)
+    x = mono_mix(samples)
     if x.size < 4 or not np.any(x):
         return 0.0
     n_fft = 1 << int(np.ceil(np.log2(len(x) * 4)))
@@ -35,6 +44,7 @@ def pitch_track(
     times_s, freqs_hz : ndarray
         Frame centres in seconds and the dominant frequency of each frame.
     """
+    samples = mono_mix(samples)
     frame = max(8, int(round(frame_s * sample_rate)))
     hop = max(1, int(round((hop_s or frame_s) * sample_rate)))
     starts = range(0, max(0, len(samples) - frame + 1), hop)
@@ -45,7 +55,7 @@ def pitch_track(
 
 def max_step(samples: np.ndarray) -> float:
     """Largest absolute difference between consecutive samples (clicks show up here)."""
-    x = np.asarray(samples, dtype=np.float64)
+    x = mono_mix(samples)
     return float(np.max(np.abs(np.diff(x)))) if x.size > 1 else 0.0
 
 
@@ -59,7 +69,7 @@ def band_envelope(samples: np.ndarray, sample_rate: int, lo_hz: float, hi_hz: fl
         Frame starts in seconds and the band's RMS in each frame (FFT brick-wall
         band, so a tone outside the band contributes nothing).
     """
-    x = np.asarray(samples, dtype=np.float64)
+    x = mono_mix(samples)
     spec = np.fft.rfft(x)
     freqs = np.fft.rfftfreq(len(x), 1.0 / sample_rate)
     spec[(freqs < lo_hz) | (freqs > hi_hz)] = 0.0
@@ -73,7 +83,7 @@ def band_envelope(samples: np.ndarray, sample_rate: int, lo_hz: float, hi_hz: fl
 def band_spectrum(samples: np.ndarray, sample_rate: int, bands_per_octave: int = 3,
                   lo_hz: float = 50.0, hi_hz: float = 16000.0) -> np.ndarray:
     """Energy share per fractional-octave band (sums to 1): a timbre-and-register fingerprint."""
-    x = np.asarray(samples, dtype=np.float64)
+    x = mono_mix(samples)
     power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
     freqs = np.fft.rfftfreq(len(x), 1.0 / sample_rate)
     n_bands = int(np.ceil(np.log2(hi_hz / lo_hz) * bands_per_octave))

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from auralize.sweeps.earcons import EARCON_AMP, EARCONS, SIGNATURE_HZ
-from auralize.sweeps.trial_voices import pan_gains
+from auralize.audio.sampler import EARCONS, earcon_samples, midi_to_hz
+from auralize.sweeps.trial_voices import MAX_PARTIAL_HZ, pan_gains
+
+#: earcon -> (note index, partial): the note partial that finds it.  Each is above the trial
+#: voices (under MAX_PARTIAL_HZ) and more than 100 Hz from every other sweep earcon's partials.
+SIGNATURES = {"start": (0, 1), "stopped": (0, 1), "error": (1, 1), "best": (3, 2)}
+
+
+def signature_hz(kind: str) -> float:
+    note, partial = SIGNATURES[kind]
+    return midi_to_hz(EARCONS[kind][note][0]) * partial
 
 
 def voice_at(stereo: np.ndarray, sr: int, t0_s: float, t1_s: float, base_hz: float):
@@ -28,38 +37,42 @@ def expected_ratio(pan: float) -> float:
 
 def signature_offset_s(kind: str) -> float:
     """Seconds from the start of earcon ``kind`` to its signature note."""
-    offset = 0.0
-    for freqs, dur in EARCONS[kind]:
-        if SIGNATURE_HZ[kind] in freqs:
-            return offset
-        offset += dur
-    raise ValueError(kind)
+    return EARCONS[kind][SIGNATURES[kind][0]][1]
 
 
 def signature_length_s(kind: str) -> float:
-    return next(dur for freqs, dur in EARCONS[kind] if SIGNATURE_HZ[kind] in freqs)
+    return EARCONS[kind][SIGNATURES[kind][0]][2]
+
+
+def _levels(mono: np.ndarray, sr: int, freq_hz: float) -> tuple[np.ndarray, int]:
+    """Level of ``freq_hz`` in 40 ms Hann windows every 10 ms; and the window length."""
+    frame, hop = int(0.04 * sr), int(0.01 * sr)
+    starts = np.arange(0, len(mono) - frame, hop)
+    t = np.arange(frame) / sr
+    probe = np.exp(-2j * np.pi * freq_hz * t) * np.hanning(frame)
+    return np.abs(np.array([mono[s:s + frame] @ probe for s in starts])), frame
 
 
 def earcon_onsets(stereo: np.ndarray, sr: int, kind: str, merge_s: float = 0.05) -> list[float]:
     """Start times (s) of earcon ``kind``: where its signature note starts sounding,
-    less the signature note's offset in the earcon ("best" signs with its third note)."""
+    less the signature note's offset in the earcon ("best" signs with its fourth note)."""
     mono = stereo.mean(axis=1).astype(np.float64)
-    frame, hop = int(0.04 * sr), int(0.01 * sr)
-    starts = np.arange(0, len(mono) - frame, hop)
-    t = np.arange(frame) / sr
-    probe = np.exp(-2j * np.pi * SIGNATURE_HZ[kind] * t) * np.hanning(frame)
-    level = np.abs(np.array([mono[s:s + frame] @ probe for s in starts]))
-    # the quietest the signature partial gets in the mono mix: master gain 0.5, a hard
-    # pan (mono mean of cos/sin gains >= 0.5); a sine of amplitude A gives A/2 * sum(window)
-    partials = max(len(freqs) for freqs, _ in EARCONS[kind])
-    quietest = EARCON_AMP / partials * 0.5 * 0.5
-    on = level > 0.3 * quietest / 2 * np.hanning(frame).sum()
+    level, frame = _levels(mono, sr, signature_hz(kind))
+    # the quietest an earcon gets in the mono mix: master gain 0.5, a hard pan (mono mean
+    # of the cos/sin gains >= 0.5), the sampler's buffer as the table makes it
+    alone, _ = _levels(earcon_samples(kind, sr), sr, signature_hz(kind))
+    quietest = alone.max() * 0.5 * 0.5
+    on = level > 0.3 * quietest
+    hop = int(0.01 * sr)
     onsets: list[float] = []
     for i in np.flatnonzero(on[1:] & ~on[:-1]) + 1:
-        time_s = (starts[i] + frame / 2) / sr - signature_offset_s(kind)
+        time_s = (i * hop + frame / 2) / sr - signature_offset_s(kind)
         if not onsets or time_s - onsets[-1] > merge_s:
             onsets.append(time_s)
     return onsets
+
+
+assert all(signature_hz(kind) > MAX_PARTIAL_HZ for kind in SIGNATURES)
 
 
 def assert_earcons_at(stereo, sr, kind: str, times_s: list[float], tol_s: float = 0.08) -> None:

@@ -95,7 +95,7 @@ def test_gradient_sonification_metrics_files_and_norms(tmp_path):
     import soundfile as sf
 
     audio, sr = sf.read(str(tmp_path / "sample.wav"))
-    assert sr == 44100 and audio.ndim == 1
+    assert sr == 44100 and audio.shape[1:] == (2,)  # stereo, the Sonifier's default
     # 3 layers: (3 + 2) * 10 ms per step, 8 steps, plus the session's tail
     assert 0.4 <= len(audio) / sr <= 0.4 + 0.6
     recs = check_run_folder(tmp_path / "run", n_steps=8)
@@ -204,7 +204,8 @@ def test_listen_to_loss_end_to_end_run_folder(tmp_path):
 # one session per fit
 # ---------------------------------------------------------------------------------
 def band_db(audio, sr, lo_hz, hi_hz):
-    """Energy of ``audio`` between lo_hz and hi_hz, in dB."""
+    """Energy of ``audio`` (its mono mix) between lo_hz and hi_hz, in dB."""
+    audio = audio.mean(axis=1) if audio.ndim == 2 else audio
     spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio)))) ** 2
     freqs = np.fft.rfftfreq(len(audio), 1 / sr)
     return 10 * np.log10(spectrum[(freqs >= lo_hz) & (freqs <= hi_hz)].sum() + 1e-12)

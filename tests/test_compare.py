@@ -33,7 +33,8 @@ def test_compare_is_both_renders_side_by_side(tmp_path, capsys):
     _run(b, 0.001, 8)  # shorter: its channel ends in silence
     assert main(["compare", str(a), str(b), "-o", str(tmp_path / "ab.wav")]) == 0
     for run in (a, b):
-        assert main(["render", str(run), "-o", str(tmp_path / f"{run.name}.wav"), "--no-plot"]) == 0
+        assert main(["render", str(run), "-o", str(tmp_path / f"{run.name}.wav"), "--no-plot",
+                     "--channels", "1"]) == 0  # each side of A/B is a mono render
     ab = sf.read(str(tmp_path / "ab.wav"), dtype="int16")[0]
     ra = sf.read(str(tmp_path / "a.wav"), dtype="int16")[0]
     rb = sf.read(str(tmp_path / "b.wav"), dtype="int16")[0]
@@ -70,7 +71,7 @@ def test_runs_with_different_step_lengths_share_the_longer(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "-o", str(tmp_path / "ab.wav")]) == 0
     assert f"{longer:g} s per step" in capsys.readouterr().out
     assert main(["render", str(shorter_run), "-o", str(tmp_path / "r.wav"), "--no-plot",
-                 "--clock", "step", "--step-s", str(longer)]) == 0
+                 "--clock", "step", "--step-s", str(longer), "--channels", "1"]) == 0
     ab = sf.read(str(tmp_path / "ab.wav"), dtype="int16")[0]
     rendered = sf.read(str(tmp_path / "r.wav"), dtype="int16")[0]
     channel = 0 if shorter_run == a else 1

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from auralize.audio.live_clock import FrameClock, LiveClock
+from auralize.audio.frame_clock import FrameClock
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
+from auralize.sonify.live_clock import LiveClock
 from auralize.sonify.telemetry import TrainingStep
 from auralize.sonify.timeline import SonifyConfig, Timeline
 

@@ -106,9 +106,15 @@ def test_wav_writer_makes_the_samples_libsndfile_makes(tmp_path):
 
 # -- the digest ---------------------------------------------------------------------------------
 def _alarm_and_top(path: Path):
-    audio, rate = sf.read(str(path), dtype="float64")
-    times, alarm = band_envelope(audio, rate, 1700.0, 1820.0, frame_s=0.05)
-    _, top = band_envelope(audio, rate, 600.0, 1100.0, frame_s=0.05)  # the loss tone, high
+    audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
+
+    def level(lo_hz, hi_hz):  # over the channels by power: the level of the mono render
+        per_channel = [band_envelope(audio[:, c], rate, lo_hz, hi_hz, frame_s=0.05)
+                       for c in range(audio.shape[1])]
+        return per_channel[0][0], np.sqrt(sum(rms ** 2 for _, rms in per_channel))
+
+    times, alarm = level(1700.0, 1820.0)
+    _, top = level(600.0, 1100.0)  # the loss tone, high
     return times, alarm, top
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_analysis import dominant_frequency
+from audio_analysis import dominant_frequency, mono_mix
 from auralize import Sonifier, TrainingStep
 from auralize.cli import main
 from auralize.errors import AuralizeError
@@ -211,7 +211,7 @@ def test_diverging_run_sounds_the_alarm_and_stays_finite(tmp_path, caplog):
     assert result.stats["alarms"]["nonfinite"] >= 9
     def level_at(start_step, freq_hz):
         start = int(start_step * son.timeline.step_s * rate)
-        x = audio[start:start + rate // 5]
+        x = mono_mix(audio[start:start + rate // 5])
         n = np.arange(len(x))
         return abs(np.dot(x, np.exp(-2j * np.pi * freq_hz * n / rate))) / len(x)
 

@@ -65,7 +65,7 @@ def test_slow_training_every_step_is_heard_whole(jack_server, jack_recorder, tmp
         son.log(grad_step(step))
     result = son.close()
     cap = rec.stop()
-    played = cap.data[:, 0]
+    played = cap.data.mean(axis=1)  # the mix: every group is heard, wherever it is placed
     heard = [(s, e) for s, e in bursts(played, SR) if 0.03 * SR <= e - s <= 0.05 * SR]
     assert len(heard) >= 15, f"{len(heard)} of 16 steps heard live: {bursts(played, SR)[:20]}"
     assert result.stats["live"]["steps_heard"] == 16
@@ -97,7 +97,7 @@ def test_fast_training_never_lags_and_stops_soon_after(jack_server, jack_recorde
     result = son.close()
     t_closed = time.perf_counter()
     cap = rec.stop()
-    played = cap.data[:, 0]
+    played = cap.data.mean(axis=1)
     heard = bursts(played, SR)
     times = [cap.time_of_frame(s) for s, _ in heard]
     live = result.stats["live"]
@@ -155,8 +155,9 @@ def test_speaker_and_page_make_the_same_onsets(jack_server, jack_recorder, tmp_p
     stop.set()
     reader.join(10)
     cap = rec.stop()
-    speaker = [s for s, _ in bursts(cap.data[:, 0], SR)]
-    page_onsets = [s for s, _ in bursts(np.concatenate(page_blocks).astype(np.float32), SR)]
+    speaker = [s for s, _ in bursts(cap.data.mean(axis=1), SR)]
+    heard = np.concatenate(page_blocks).reshape(-1, 2).mean(axis=1)  # frames interleaved: stereo
+    page_onsets = [s for s, _ in bursts(heard.astype(np.float32), SR)]
     assert live["steps_moved"] >= len(pauses) - 1 and 50 < live["steps_merged"] < 150
     assert len(speaker) == len(page_onsets) == live["steps_heard"], (speaker, page_onsets)
     gaps_ms = (np.diff(speaker) - np.diff(page_onsets)) / SR * 1000

@@ -182,3 +182,35 @@ def test_gradient_groups_panned_by_depth_are_heard_by_depth():
     right_over_left = [spec[b, 1] / max(spec[b, 0], 1e-12) for b in bins]
     assert right_over_left[0] < 1e-6 and right_over_left[-1] > 1e6
     assert all(np.diff(right_over_left) > 0)
+
+
+def test_training_recordings_are_stereo_by_default_and_mono_on_request(tmp_path):
+    """The Sonifier's file: two channels, the input-side gradient group on the left by the
+    equal-power law; ``channels=1``: one channel, the mono engine's samples."""
+    import soundfile as sf
+
+    from auralize import Sonifier, TrainingStep
+    from auralize.sonify.scales import depth_pans
+
+    groups = ["embed", "block0", "block1", "head"]
+    for channels in (None, 1):
+        kwargs = {} if channels is None else {"channels": channels}
+        with Sonifier(tmp_path / f"run{channels}", mappings=["gradients"], live=False,
+                      plot=False, **kwargs) as son:
+            for step in range(6):
+                son.log(TrainingStep(step=step, grad_norms={g: 1.0 + i for i, g in enumerate(groups)}))
+        wav = tmp_path / f"run{channels}" / "sonification.wav"
+        audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
+        assert sf.info(str(wav)).channels == (channels or 2) == audio.shape[1]
+        assert son.samples.shape == (audio.shape if channels is None else (len(audio),))
+    step = int(round(son.timeline.step_s * rate))
+    slot = step // (len(groups) + 2)  # four tones, two silent slots
+    stereo = sf.read(str(tmp_path / "runNone" / "sonification.wav"), dtype="float64")[0]
+    for group, pan in enumerate(depth_pans(len(groups))):
+        part = np.concatenate([stereo[s * step + group * slot + 80:
+                                      s * step + (group + 1) * slot - 80] for s in range(1, 6)])
+        left, right = np.sqrt(np.mean(part ** 2, axis=0))
+        angle, level = (pan + 1) * math.pi / 4, math.hypot(left, right)  # equal power
+        assert level > 0.01
+        assert (left, right) == pytest.approx((level * math.cos(angle), level * math.sin(angle)),
+                                              abs=0.01 * level), group

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from auralize.audio.live import STEADY_LEAD_S, LiveOutput
 from auralize.audio.score import Score, render_score
-from jackutil import align
+from jackutil import align, sound_bursts
 
 pytestmark = pytest.mark.audio
 SR = 44100
@@ -86,3 +86,51 @@ def test_a_mono_device_gets_the_mix(jack_recorder, tmp_path):
     n = min(stats.frames_played, heard - k)
     assert n > SR // 2
     np.testing.assert_allclose(cap.data[k:k + n, 0], ref[:n], atol=1e-6, rtol=0)
+
+
+# -- a training session: stereo by default, live and in the file ------------------------------
+
+GROUPS = ["embed", "block0", "block1", "head"]  # input .. output: pans -1, -1/3, +1/3, +1
+
+
+def slot_balance_db(stereo: np.ndarray, group: int) -> float:
+    """Median over the steps heard of the right-over-left level (dB) in ``group``'s tone slot.
+
+    Each step is a 40 ms burst of four 10 ms tones, one group after another; the
+    slot's middle holds only that group's tone.
+    """
+    mix = stereo.mean(axis=1)
+    steps = [(s, e) for s, e in sound_bursts(mix, SR) if 0.03 * SR <= e - s <= 0.05 * SR]
+    assert len(steps) >= 10, steps
+    out = []
+    for s, _ in steps:
+        part = stereo[s + group * 441 + 80: s + (group + 1) * 441 - 80].astype(np.float64)
+        left, right = np.sqrt(np.mean(part ** 2, axis=0))
+        out.append(20 * math.log10(right / left))
+    return float(np.median(out))
+
+
+def test_a_gradient_group_panned_left_is_louder_on_the_left_live_and_in_the_file(
+        jack_server, jack_recorder, tmp_path):
+    from auralize import Sonifier, TrainingStep
+    from auralize.sonify.scales import depth_pans
+
+    rec = jack_recorder(channels=2)
+    son = Sonifier(tmp_path / "run", mappings=["gradients"], live=True, plot=False)  # stereo: default
+    assert len(rec.wait_connected(2)) == 2
+    for step in range(14):
+        time.sleep(0.25)  # slower than the sound: every step is heard whole
+        son.log(TrainingStep(step=step, grad_norms={g: 1.0 + i for i, g in enumerate(GROUPS)}))
+    result = son.close()
+    cap = rec.stop()
+    assert result.stats["live"]["channels"] == 2 and result.stats["live"]["ring_underruns"] == 0
+    recorded, rate = sf.read(str(result.wav_path), dtype="float32")
+    assert rate == SR and recorded.ndim == 2 and recorded.shape[1] == 2
+    pan = depth_pans(len(GROUPS))[1]  # the second group from the input: left of centre
+    assert pan < 0
+    for name, audio in (("live", cap.data), ("file", recorded)):
+        balance = slot_balance_db(audio, 1)
+        assert balance == pytest.approx(law_db(pan), abs=1.0), name
+        assert balance < -3, name  # louder on the left
+        assert slot_balance_db(audio, 2) == pytest.approx(-law_db(pan), abs=1.0), name  # mirror
+

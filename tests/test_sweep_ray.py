@@ -43,7 +43,7 @@ def test_asha_sweep_with_a_failing_trial_is_heard_on_the_driver(tmp_path):
     pytest.importorskip("ray")
     from ray import tune
 
-    from auralize.sweep import grid, save_grid, write_gallery, write_summary
+    from auralize.sweeps.grid import grid, save_grid, write_gallery, write_summary
     from auralize.sweeps.ray_tune import digits_trainable, run_ray_sweep
 
     seen: dict = {"start": [], "stopped": [], "error": [], "first_result": {}, "cut": set()}

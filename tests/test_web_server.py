@@ -304,7 +304,9 @@ def test_serve_replays_exactly_the_engine_output(tmp_path, streamed):
                                 return
                             if msg.type == aiohttp.WSMsgType.BINARY:
                                 _, seq, t, frames, _ = PCM_HEADER.unpack_from(msg.data)
-                                pcm = np.frombuffer(msg.data, "<i2", frames, PCM_HEADER.size)
+                                channels = config.channels  # frames interleaved
+                                pcm = np.frombuffer(msg.data, "<i2", frames * channels,
+                                                    PCM_HEADER.size).reshape(frames, channels)
                                 packets.append((seq, t, pcm.astype(np.float32) / 32767))
                             else:
                                 doc = json.loads(msg.data)
@@ -317,6 +319,7 @@ def test_serve_replays_exactly_the_engine_output(tmp_path, streamed):
 
                     await pump(2.0, "hello")
                     assert msgs["hello"]["mode"] == "replay"
+                    assert msgs["hello"]["channels"] == config.channels == 2  # stereo: the default
                     assert abs(msgs["hello"]["duration_s"] - duration_s) < 1e-9
                     await ws.send_str(json.dumps({"type": "audio", "on": True}))  # autoplays
                     await pump(1.2)

@@ -162,7 +162,7 @@ class Engine:
         voice = self.voices.get(event.voice)
         if voice is None or not voice.set(event.param, event.value, event.glide_s):
             self.stats.unknown_events += 1
-        elif voice.clock_phase and event.param in ("freq_hz", "shift_hz"):
+        elif voice.clock_phase and event.param in ("freq_hz", "shift_hz", "play"):
             voice.align_phase(self._synth_pos)
 
     # -- rendering ----------------------------------------------------------

@@ -5,7 +5,7 @@ the engine, the ring buffer and the device callback live in the child
 (:mod:`auralize.audio.live_child`), so a training loop holding the GIL cannot
 starve the sound.  Events are sent in score time (:meth:`LiveOutput.send`) or
 as wall-clock moments (:meth:`LiveOutput.send_at_wall`, what training sound
-uses, see :mod:`auralize.audio.live_clock`).
+uses, see :mod:`auralize.audio.frame_clock`).
 
 Without PortAudio, without an output device, or when the device or JACK server
 vanishes mid-run, the parent gets one warning and the child keeps rendering to
@@ -31,9 +31,6 @@ from auralize.errors import AuralizeError
 # shared virtual machine (BENCHMARKS.md) that LiveOutput's 20 ms default, meant
 # for playing live, cannot.
 STEADY_LEAD_S = 0.1
-#: how far ahead of "now" a wall-clock event is sent to such a stream: its lead plus the
-#: pipe to it, so that the event reaches the synthesis before its frame (live_clock)
-LIVE_MARGIN_S = STEADY_LEAD_S + 0.05
 
 
 class LiveOutput(Worker):
@@ -144,7 +141,7 @@ class LiveOutput(Worker):
 
         The child places an event at the frame the speaker plays at that moment
         (its device latency included), so callers in any process of the machine
-        share one timeline (see :mod:`auralize.audio.live_clock`).  A moment
+        share one timeline (see :mod:`auralize.audio.frame_clock`).  A moment
         already synthesised plays at once.
         """
         if events:

@@ -13,7 +13,7 @@ Inside the child:
 - the PortAudio callback only copies from the ring buffer to the device (the
   engine's channels in order, repeated over a wider device; a mono device gets
   their mix, the mean), counting underruns, and tells the
-  :class:`~auralize.audio.live_clock.FrameClock` which frame it hands out when;
+  :class:`~auralize.audio.frame_clock.FrameClock` which frame it hands out when;
 - the inbox thread takes events from the parent.
 
 Without PortAudio, without an output device, or when the device or JACK server
@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from auralize.audio.live_clock import FrameClock
+from auralize.audio.frame_clock import FrameClock
 from auralize.audio.score import Event
 from auralize.audio.worker import WorkerChild
 

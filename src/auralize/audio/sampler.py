@@ -8,10 +8,11 @@ earcon formulas below, and cached.  So a score or a run folder stays a list of
 small events and ``auralize render`` reproduces the recording.
 
 Speech made once is also cached on disk (``$XDG_CACHE_HOME/auralize/speech``):
-the mapping that writes the event has it synthesised at once in a background
-thread of the training process (:func:`prepare_speech`), so the live and file
-renderers (child processes) load it in about a millisecond instead of starting
-espeak-ng inside an audio callback's time budget.
+whoever writes the event can have it synthesised beforehand
+(:func:`speech_duration_s`; training sound does it on a background thread,
+:mod:`auralize.sonify.speech`), so the live and file renderers (child
+processes) load it in about a millisecond instead of starting espeak-ng inside
+an audio callback's time budget.
 """
 
 from __future__ import annotations
@@ -145,20 +146,6 @@ def speech_duration_s(text: str, rate_wpm: int = 175, voice: str = "en",
     return len(speech_native(text, rate_wpm, voice, pitch)) / ESPEAK_RATE_HZ
 
 
-_tts_pool = None
-
-
-def prepare_speech(text: str, rate_wpm: int = 175, voice: str = "en", pitch: int = 50):
-    """Synthesise ``text`` in a background thread (filling the caches); a Future of its
-    duration in seconds.  The caller (a training loop) does not wait for espeak-ng."""
-    global _tts_pool
-    if _tts_pool is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _tts_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auralize-tts")
-    return _tts_pool.submit(speech_duration_s, text, rate_wpm, voice, pitch)
-
-
 @lru_cache(maxsize=256)
 def speech_samples(text: str, sample_rate: int, rate_wpm: int = 175, voice: str = "en",
                    pitch: int = 50) -> np.ndarray:
@@ -172,7 +159,14 @@ def speech_samples(text: str, sample_rate: int, rate_wpm: int = 175, voice: str 
 # plucked harmonic tone (a decaying sum of partials), unlike the training voices'
 # steady pure sines; fundamentals stay within MIDI 35-100 (auditory-graph range).
 # (MIDI note, start s, length s, partial count): harmonics make a timbre per earcon.
+# The one table of the package: training sound and sweeps play these by name.
 EARCONS: dict[str, list[tuple[int, float, float, int]]] = {
+    # a trial starts: two short rising notes, A6 -> E7 (a fifth up: "off it goes")
+    "start": [(93, 0.0, 0.07, 1), (100, 0.07, 0.07, 1)],
+    # a trial stopped early: two falling notes, D7 -> A#6 (a scheduler cut it short)
+    "stopped": [(98, 0.0, 0.07, 1), (94, 0.07, 0.07, 1)],
+    # a trial failed: a rough buzz, a minor second (A#6 + B6) with harmonics
+    "error": [(94, 0.0, 0.25, 3), (95, 0.0, 0.25, 3)],
     # epoch end: two short, bright notes up a fifth ("tick-tock")
     "epoch": [(84, 0.0, 0.09, 3), (91, 0.1, 0.12, 3)],
     # new best: a rising major arpeggio, rounder tone
@@ -197,9 +191,9 @@ def midi_to_hz(note: float) -> float:
     return 440.0 * 2.0 ** ((note - 69.0) / 12.0)
 
 
-@lru_cache(maxsize=64)
-def earcon_samples(name: str, sample_rate: int) -> np.ndarray:
-    """The earcon ``name`` (see :data:`EARCONS`) at ``sample_rate`` Hz, peak 0.5."""
+def _earcon(name: str, sample_rate: int, start_frame: int | None) -> np.ndarray:
+    """The earcon's notes summed (unscaled); ``start_frame``: partials' phases follow the
+    engine's clock from that frame (None: every note starts at phase 0)."""
     notes = EARCONS.get(name)
     if notes is None:
         raise ValueError(f"unknown earcon {name!r}; choose one of {', '.join(EARCONS)}")
@@ -208,14 +202,39 @@ def earcon_samples(name: str, sample_rate: int) -> np.ndarray:
         n = int(round(length_s * sample_rate))
         t = np.arange(n) / sample_rate
         f0 = midi_to_hz(note)
-        tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, partials + 1)
-                   if k * f0 < 0.45 * sample_rate)
+        first = int(round(start_s * sample_rate))
+        tone = np.zeros(n)
+        for k in range(1, partials + 1):
+            if k * f0 >= 0.45 * sample_rate:
+                continue
+            cycles0 = 0.0  # cycles of a sine of this frequency running since frame 0
+            if start_frame is not None:
+                seconds, rest = divmod(int(start_frame) + first, int(sample_rate))
+                cycles0 = np.mod(k * f0 * seconds, 1.0) + k * f0 * rest / sample_rate
+            tone += np.sin(2 * np.pi * (k * f0 * t + cycles0)) / k
         attack = np.minimum(1.0, t / 0.004)  # 4 ms: audible onset, no click
         release = np.minimum(1.0, (length_s - t) / 0.01)
         envelope = attack * release * np.exp(-t * 4.0 / length_s)
-        first = int(round(start_s * sample_rate))
         out[first:first + n] += tone * envelope
+    return out
+
+
+@lru_cache(maxsize=64)
+def earcon_samples(name: str, sample_rate: int) -> np.ndarray:
+    """The earcon ``name`` (see :data:`EARCONS`) at ``sample_rate`` Hz, peak 0.5."""
+    out = _earcon(name, sample_rate, None)
     return out * (0.5 / np.abs(out).max())
+
+
+def earcon_samples_at(name: str, sample_rate: int, start_frame: int) -> np.ndarray:
+    """:func:`earcon_samples` with the partials' phases of the engine's clock at ``start_frame``.
+
+    The same earcon started a fraction of a period apart by two voices (two trials
+    seen starting at once) then adds up instead of cancelling in a mono mix.  The
+    level is :func:`earcon_samples`' (its scale), whatever the phases.
+    """
+    plain = _earcon(name, sample_rate, None)
+    return _earcon(name, sample_rate, start_frame) * (0.5 / np.abs(plain).max())
 
 
 def play_samples(spec: dict, sample_rate: int) -> np.ndarray:
@@ -242,14 +261,20 @@ class Sampler(Voice):
         reader interrupts itself).  Other keys (``"text"``, a caption) are ignored.
     gain : float
         Voice level; glides.  ``mute`` silences.
+
+    ``clock_phase=True`` (spec only): an earcon's partials take the phase of a
+    sine running since frame 0 (:func:`earcon_samples_at`), so two voices playing
+    the same earcon a few frames apart add up instead of cancelling.
     """
 
     kind = "sampler"
 
     def __init__(self, sample_rate: int, stats: EngineStats, *, gain: float = 1.0,
-                 glide_s: float = 0.02) -> None:
+                 glide_s: float = 0.02, clock_phase: bool = False) -> None:
         super().__init__(sample_rate, stats, glide_s, gain)
+        self.clock_phase = bool(clock_phase)
         self.playing: list[list] = []  # [buffer, position, level]
+        self._unaligned: tuple | None = None  # (playing item, earcon): waits for its frame
 
     def set(self, param: str, value, glide_s: float | None) -> bool:
         if param != "play":
@@ -267,7 +292,15 @@ class Sampler(Voice):
         level = float(sanitize(value.get("level", 1.0), 1, Range(0.0, 1.0, 1.0), self.stats)[0])
         if buffer.size and level > 0:
             self.playing.append([buffer, 0, level])
+            if self.clock_phase and not value.get("speech") and value.get("earcon"):
+                self._unaligned = (self.playing[-1], str(value["earcon"]))
         return True
+
+    def align_phase(self, frame: int) -> None:
+        """The earcon just played (at engine frame ``frame``) takes the clock's phases."""
+        if self._unaligned is not None:
+            (item, name), self._unaligned = self._unaligned, None
+            item[0] = earcon_samples_at(name, self.sample_rate, frame)
 
     def _advance(self, frames: int, out: np.ndarray | None) -> None:
         still = []

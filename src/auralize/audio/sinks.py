@@ -138,7 +138,9 @@ class MemorySink:
             from IPython.display import Audio
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("MemorySink.audio() needs IPython (pip install ipython)") from exc
-        return Audio(self.samples, rate=self.sample_rate, normalize=False)
+        samples = self.samples
+        return Audio(samples.T if samples.ndim == 2 else samples, rate=self.sample_rate,
+                     normalize=False)
 
 
 def write_blocks(blocks: Iterable[np.ndarray], sinks: Iterable[Sink]) -> int:

@@ -41,6 +41,8 @@ def register(sub) -> None:
                    help="step: fixed time per step; wall: real time (default: as recorded)")
     p.add_argument("--step-s", type=float, default=None, help="audio seconds per step")
     p.add_argument("--sample-rate", type=int, default=None, help="Hz (default 44100)")
+    p.add_argument("--channels", type=int, choices=[1, 2], default=None,
+                   help="2: stereo, 1: mono (default: as recorded; stereo for logs without settings)")
     p.add_argument("--no-plot", action="store_true", help="skip the spectrogram PNG")
     p.add_argument("--digest", metavar="LENGTH", default=None,
                    help="the whole run in about LENGTH (e.g. 3min, 90s): steps merged into "
@@ -75,6 +77,10 @@ def run(args) -> int:
                                  else args.mapping)
     config = render_config(log, MAPPING_CHOICES[args.mapping] if args.mapping else None,
                            args.clock, args.step_s, args.sample_rate)
+    if args.channels is not None:
+        from dataclasses import replace
+
+        config = replace(config, channels=args.channels)
     if digest_s is not None:
         steps, duration_s, per_slot = render_log_digest(log, config, out, digest_s)
         print(f"digest of {steps} steps ({per_slot} per slot), {duration_s:.1f} s of audio")

@@ -60,7 +60,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from auralize.errors import AuralizeError
-    from auralize.sweep import (
+    from auralize.sweeps.grid import (
         default_jobs,
         grid,
         run_sweep,

@@ -52,7 +52,8 @@ class NotebookTarget:
         from auralize.notebook.widget import AuralizeWidget
 
         self.sample_rate = int(config.sample_rate)
-        self.engine_kwargs = config.engine_kwargs()
+        # mono stems: the widget mixes them in the browser into one channel
+        self.engine_kwargs = {**config.engine_kwargs(), "channels": 1}
         self.lead_s = float(lead_s)
         self.widget = AuralizeWidget(title=title, sample_rate=self.sample_rate)
         from auralize.web.sources import LiveSource

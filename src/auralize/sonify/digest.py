@@ -197,8 +197,8 @@ def write_digest(path: str | Path, records: list[TrainingStep], config: SonifyCo
     quiet = _Quiet()
     log.addFilter(quiet)
     try:
-        _steps, duration_s, _stats = render_stream(records, cfg,
-                                                   [FileSink(path, int(cfg.sample_rate))])
+        sink = FileSink(path, int(cfg.sample_rate), channels=cfg.channels)
+        _steps, duration_s, _stats = render_stream(records, cfg, [sink])
     finally:
         log.removeFilter(quiet)
     return Path(path), duration_s

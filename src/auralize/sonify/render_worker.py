@@ -1,6 +1,6 @@
-"""The recording's worker process: renders a session's run into its WAV.
+"""The recording's worker process: renders a session's sound into its WAV.
 
-The child reads the steps from the run folder's ``telemetry.jsonl`` as it grows
+A training run: the child reads the steps from the run folder's ``telemetry.jsonl`` as it grows
 (the parent writes each step there anyway) and makes their events with its own
 :class:`~auralize.sonify.stream.ScoreStream`, the code ``auralize render`` runs.
 So nothing per step crosses between the processes and a renderer that falls
@@ -11,10 +11,15 @@ It only ever renders up to the timeline's frontier (on the engine's chunk
 grid), so an event at the frontier always arrives before its frame is
 synthesised: the file equals an offline render of the same records
 (``auralize render`` of the run folder), bit for bit.
+
+A sweep (no telemetry file): the parent sends each batch of events with its
+frontier, ``("events", events, frontier_s)``, and the child renders up to the
+frontier in the same way: the file equals an offline render of those events.
 """
 
 from __future__ import annotations
 
+import collections
 import time
 from pathlib import Path
 
@@ -37,16 +42,20 @@ class RenderChild(WorkerChild):
         cfg = SonifyConfig.from_dict(self.cfg["config"])
         self.engine = Engine(int(cfg.sample_rate), **cfg.engine_kwargs())
         limit = self.cfg.get("riff_limit_bytes")
-        self.sink = (FileSink(self.cfg["path"], int(cfg.sample_rate)) if limit is None
-                     else FileSink(self.cfg["path"], int(cfg.sample_rate), riff_limit_bytes=limit))
-        self.tail = TelemetryTail(Path(self.cfg["telemetry"]))
+        extra = {} if limit is None else {"riff_limit_bytes": limit}
+        self.sink = FileSink(self.cfg["path"], int(cfg.sample_rate), channels=cfg.channels, **extra)
+        telemetry = self.cfg.get("telemetry")
+        self.tail = TelemetryTail(Path(telemetry)) if telemetry else None
         self.stream = ScoreStream((), cfg)
+        self.inbox: collections.deque = collections.deque()  # events mode: (events, frontier_s)
         self.final: tuple | None = None
         return {}
 
     def receive(self, items: list) -> None:
-        for item in items:
-            if item[0] == "final":
+        for item in items:  # in order: a batch's events are queued before a later "final"
+            if item[0] == "events":
+                self.inbox.append(item[1:])
+            elif item[0] == "final":
                 self.final = item[1:]
 
     def _render_to(self, frame: int) -> None:
@@ -55,9 +64,19 @@ class RenderChild(WorkerChild):
             self.shared["frames"] = self.engine.frames_rendered
 
     def _advance(self) -> bool:
-        """Render what the new telemetry lines allow; False when there were none."""
-        records = self.tail.poll()
+        """Render what the new telemetry lines (or event batches) allow; False when there were none."""
         stream = self.stream
+        if self.tail is None:
+            progressed = bool(self.inbox)
+            while self.inbox:
+                events, frontier_s = self.inbox.popleft()
+                for event in events:
+                    self.engine.schedule(event)
+                stream.frontier_s = max(stream.frontier_s, frontier_s)
+            if progressed:
+                self._render_to(stream.frontier_frame())
+            return progressed
+        records = self.tail.poll()
         for record in records:
             events, _t_s, stream.frontier_s = stream.timeline.advance(record)
             for event in events:
@@ -68,13 +87,19 @@ class RenderChild(WorkerChild):
             self._render_to(stream.frontier_frame())
         return bool(records)
 
+    def _all_in(self, steps: int, progressed: bool, waited_s: float) -> bool:
+        """Whether everything before the final events has been rendered."""
+        if self.tail is None:
+            return not self.inbox
+        return self.stream.steps >= steps or (not progressed and waited_s > 5.0)
+
     def loop(self) -> None:
         waited_s = 0.0
         while True:
             progressed = self._advance()
             if self.final is not None:
                 steps, final_events, end_s = self.final
-                if self.stream.steps >= steps or (not progressed and waited_s > 5.0):
+                if self._all_in(steps, progressed, waited_s):
                     for event in final_events:
                         self.engine.schedule(event)
                     self._render_to(int(round(end_s * self.engine.sample_rate)))
@@ -106,10 +131,11 @@ class RenderWorker(Worker):
     process_name = "auralize-renderer"
     stats_fields = ("frames",)
 
-    def __init__(self, config: SonifyConfig, path: Path, telemetry: Path,
+    def __init__(self, config: SonifyConfig, path: Path, telemetry: Path | None,
                  riff_limit_bytes: int | None = None) -> None:
         super().__init__({"config": config.to_dict(), "path": str(path),
-                          "telemetry": str(telemetry), "riff_limit_bytes": riff_limit_bytes})
+                          "telemetry": None if telemetry is None else str(telemetry),
+                          "riff_limit_bytes": riff_limit_bytes})
 
     def finish(self, steps: int, final_events: list, end_s: float, timeout_s: float = 10.0) -> dict:
         """Render the ``steps`` records and the final events up to ``end_s``; close the file.

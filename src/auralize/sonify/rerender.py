@@ -50,7 +50,7 @@ def render_log(log: LogStream, config: SonifyConfig, out: Path, progress=None) -
     from auralize.sonify.stream import render_stream
 
     steps, duration_s, _ = render_stream(log.records(), config,
-                                         [FileSink(out, int(config.sample_rate))],
+                                         [FileSink(out, int(config.sample_rate), channels=config.channels)],
                                          progress=progress)
     return steps, duration_s
 

@@ -3,14 +3,14 @@
 A :class:`Sonifier` takes one :class:`~auralize.sonify.telemetry.TrainingStep`
 per step (the adapters send them), turns it into engine events through its
 mappings (:mod:`~auralize.sonify.timeline`), and fans them out to its targets
-(:mod:`~auralize.sonify.targets`):
+(one :class:`~auralize.sonify.outputs.Outputs`, the sweep's too):
 
 - the recording, on the step clock: a worker process renders
   ``sonification.wav`` up to the timeline's frontier, so the file equals an
   offline re-render (``auralize render``); without a run folder the recording
   is kept in memory;
 - the speaker and the live page, on the live clock: a
-  :class:`~auralize.audio.live_clock.LiveClock` decides once when each step is
+  :class:`~auralize.sonify.live_clock.LiveClock` decides once when each step is
   heard (slow training: at once and whole; fast training: never later than
   ``max_lag_s``) and both get the same decision;
 - the run folder (:mod:`~auralize.sonify.run_folder`): telemetry, metrics,
@@ -27,26 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-from auralize.audio.live import LIVE_MARGIN_S, STEADY_LEAD_S
-from auralize.audio.live_clock import DEFAULT_MAX_LAG_S, LiveClock
 from auralize.errors import AuralizeError
 from auralize.sonify.digest import DIGEST_AFTER_S, DIGEST_S
+from auralize.sonify.live_clock import DEFAULT_MAX_LAG_S
+from auralize.sonify.outputs import Outputs, check_max_lag_s
 from auralize.sonify.run_folder import DIGEST_NAME, RunFolder, RunResult
-from auralize.sonify.targets import FileRecording, MemoryRecording, PageTarget, SpeakerTarget
+from auralize.sonify.targets import FileRecording, MemoryRecording, PageTarget
 from auralize.sonify.telemetry import TrainingStep
 from auralize.sonify.timeline import SonifyConfig, Timeline
 
-__all__ = ["RunResult", "Sonifier"]
-
-
-def check_max_lag_s(max_lag_s, name: str = "max_lag_s", scale: float = 1.0) -> float:
-    """``max_lag_s`` if usable; else a one-line error (``name`` and ``scale``: as the user wrote it)."""
-    number = isinstance(max_lag_s, (int, float))
-    if not (number and max_lag_s > LIVE_MARGIN_S):
-        given = f"{max_lag_s * scale:g}" if number else repr(max_lag_s)
-        raise AuralizeError(f"{name} must be more than {LIVE_MARGIN_S * scale:g} (the live output's "
-                            f"lead), got {given}")
-    return float(max_lag_s)
+__all__ = ["RunResult", "Sonifier", "check_max_lag_s"]
 
 
 class Sonifier:
@@ -73,6 +63,9 @@ class Sonifier:
         Output device (index or name part); default: automatic choice.
     master_gain : float
         Output gain before the limiter.
+    channels : int
+        2 (default): the recording, speaker and page in stereo, each voice at its
+        place (gradient groups from input, left, to output, right); 1: mono.
     plot : bool
         Write ``spectrogram.png`` at the end.
     rank_zero : bool
@@ -88,7 +81,7 @@ class Sonifier:
         Live sound only: the longest a step may wait before it is heard (s).
         Training faster than the step clock merges the steps that would wait
         longer (the recording keeps them all); training slower plays each step
-        whole as soon as it arrives.  See :mod:`auralize.audio.live_clock`.
+        whole as soon as it arrives.  See :mod:`auralize.sonify.live_clock`.
     digest_s : float or None
         A recording longer than ``digest_after_s`` also gets ``digest.wav``: the
         whole run in ``digest_s`` seconds, steps merged so that every NaN and
@@ -124,6 +117,7 @@ class Sonifier:
         live: bool | str = "auto",
         device: int | str | None = None,
         master_gain: float = 0.5,
+        channels: int = 2,
         plot: bool = True,
         rank_zero: bool = True,
         tail_s: float = 0.5,
@@ -143,7 +137,7 @@ class Sonifier:
         self.digest_after_s = float(digest_after_s)
         self.config = SonifyConfig(
             mappings=list(mappings), clock=clock, step_s=step_s, sample_rate=int(sample_rate),
-            master_gain=float(master_gain), tail_s=float(tail_s),
+            master_gain=float(master_gain), tail_s=float(tail_s), channels=channels,
         )
         self.timeline = Timeline(self.config)
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -155,17 +149,15 @@ class Sonifier:
         self._t0 = time.monotonic()
         self._result: RunResult | None = None
         self._closed = not self.rank_zero
-        self._live_targets: list = []
-        self._last_log_s = time.perf_counter()
+        self.outputs: Outputs | None = None
         if not self.rank_zero:
             self._result = RunResult(out_dir=None)
             return
-        # Training sound is not an instrument: latency nobody needs is traded for
-        # headroom against dropouts (STEADY_LEAD_S); the clock places steps beyond it.
-        self.live_clock = LiveClock(max_lag_s=check_max_lag_s(max_lag_s), margin_s=LIVE_MARGIN_S)
+        check_max_lag_s(max_lag_s)  # before any child process starts
         self.folder = RunFolder(self.out_dir)
-        self.recording = (FileRecording(self.config, self.folder.wav_path) if self.out_dir is not None
-                          else MemoryRecording(self.config))
+        recording = (FileRecording(self.config, self.folder.wav_path) if self.out_dir is not None
+                     else MemoryRecording(self.config))
+        self.outputs = Outputs(self.config, recording, folder=self.folder, max_lag_s=max_lag_s)
         from auralize.trackers import TrackerSet  # above sonify/: found at run time, like the page
 
         self._trackers = TrackerSet(log_to)
@@ -181,21 +173,25 @@ class Sonifier:
             display(self.widget())
 
     # -- live targets ---------------------------------------------------------
-    def _start_speaker(self, required: bool) -> None:
-        from auralize.audio import devices
+    @property
+    def recording(self):
+        return self.outputs.recording
 
-        if devices.load_sounddevice(warn=required) is None:
-            return
-        if devices.choose_output_device(self.device, warn=required) is None:
-            return
-        self._live_targets.append(SpeakerTarget(self.config, self.device, STEADY_LEAD_S))
+    @property
+    def live_clock(self):
+        return self.outputs.live_clock
+
+    @property
+    def _live_targets(self) -> list:
+        return [] if self.outputs is None else self.outputs.live_targets
+
+    def _start_speaker(self, required: bool) -> None:
+        self.outputs.start_speaker(self.device, required)
 
     def _start_page(self, host: str, port: int, token: str | None) -> None:
         title = self.out_dir.name if self.out_dir is not None else "training"
-        page = PageTarget(self.config, title, host, port, token)
-        if page.url is not None:
-            self._live_targets.append(page)
-            self.web_url = page.url
+        self.web_url = self.outputs.start_page(title, host, port, token)
+        if self.web_url is not None:
             print(f"auralize: live page at {self.web_url}", flush=True)
 
     def widget(self):
@@ -217,7 +213,8 @@ class Sonifier:
     @property
     def _web(self):
         """The page's :class:`~auralize.web.bridge.WebSink` (None without ``web=True``)."""
-        return next((t.sink for t in self._live_targets if isinstance(t, PageTarget)), None)
+        page = self.outputs.target(PageTarget)
+        return None if page is None else page.sink
 
     # -- the one call per step ---------------------------------------------------
     @property
@@ -238,15 +235,7 @@ class Sonifier:
             doc["step_s"] = self.timeline.step_s
             self.folder.write_config(doc)
             self._config_doc = doc
-        self.recording.send(events, frontier)
-        if self.recording.error is not None:
-            raise AuralizeError(f"audio rendering failed: {self.recording.error}")
-        if self._live_targets:
-            self._last_log_s = now
-            live_events = self.live_clock.place(events, t_s, self.timeline.last_step_s, now)
-            for target in self._live_targets:
-                target.send(live_events, now, record, t_s)
-        self.folder.add_step(record)
+        self.outputs.send(events, t_s, frontier, self.timeline.last_step_s, now, record)
         if record.epoch_end and self._trackers.names:
             self._trackers.epoch_end(self._tracker_source(), record.epoch, self._epoch_start_s,
                                      frontier)
@@ -269,29 +258,13 @@ class Sonifier:
         if self._result is not None:
             return self._result
         self._closed = True
-        now = time.perf_counter()
         final = self.timeline.finish() if self.timeline.steps else []  # "training finished"
-        if final:
-            self.recording.send(final, self.timeline.next_t_s)
-        # the end-of-training events as a last step, and what merged steps left waiting
-        live_final = self.live_clock.place(final, self.timeline.next_t_s, 0.0, now) if final else []
-        live_final += self.live_clock.flush(now)
-        for target in self._live_targets:
-            if live_final:
-                target.send(live_final, now)
         end_s = self.timeline.end_s() if self.timeline.steps else 0.0
-        live_end_s = self.live_clock.end_s(self.config.tail_s)
-        if live_final:  # sounds that outlast their event (a sentence) end as they do in the file
-            outlast_s = self.timeline.mappings.sounding_until_s() - self.timeline.next_t_s
-            start_s = min((e.time_s for e in live_final if e.time_s is not None), default=now)
-            live_end_s = max(live_end_s, start_s + outlast_s + self.config.tail_s)
-        engine_stats = self.recording.close(end_s, steps=self.timeline.steps, final=final)
-        stats = {target.stats_key: target.close(live_end_s) for target in self._live_targets}
+        outlast_s = self.timeline.mappings.sounding_until_s() - self.timeline.next_t_s
+        engine_stats, stats = self.outputs.close(end_s, steps=self.timeline.steps, final=final,
+                                                 final_t_s=self.timeline.next_t_s,
+                                                 outlast_s=outlast_s)
         live_stats, web_stats = stats.get("live", {}), stats.get("web", {})
-        if live_stats:
-            live_stats.update(self.live_clock.stats.to_dict())
-            # how long the sound went on after training's last step (bounded by max_lag + tail)
-            live_stats["sound_after_last_step_s"] = max(0.0, live_end_s - self._last_log_s)
         result = RunResult(out_dir=self.out_dir, steps=self.timeline.steps, duration_s=end_s)
         result.stats = {"engine": engine_stats, "live": live_stats,
                         "alarms": self._alarm_counts(), "web": web_stats}
@@ -335,7 +308,8 @@ class Sonifier:
 
     @property
     def samples(self) -> np.ndarray:
-        """The rendered audio, mono float32 (complete after :meth:`close`)."""
+        """The recording as written, float32: ``(frames, channels)``, or ``(frames,)`` when
+        ``channels=1`` (complete after :meth:`close`)."""
         if self._result is None and not self._closed:
             return np.zeros(0, np.float32)
         if getattr(self, "_samples", None) is None:
@@ -365,8 +339,6 @@ class Sonifier:
     def __del__(self) -> None:  # a forgotten close() must not leave a child process
         if getattr(self, "_closed", True):
             return
-        for target in getattr(self, "_live_targets", []):
-            try:
-                target.abandon()
-            except Exception:  # noqa: BLE001
-                pass
+        outputs = getattr(self, "outputs", None)
+        if outputs is not None:
+            outputs.abandon()

@@ -5,7 +5,7 @@ Every target has the same two methods:
 - ``send(events, frontier_s)``: events of one step.  Recording targets get them
   in score time, with the frontier before which no later step adds events;
   live targets get them in wall-clock time (``time.perf_counter()`` seconds),
-  placed by the session's :class:`~auralize.audio.live_clock.LiveClock`, and
+  placed by the session's :class:`~auralize.sonify.live_clock.LiveClock`, and
   also the step's record and score time (``record``, ``step_t_s``: the page
   charts them);
 - ``close(end_s) -> dict``: finish (score end for recordings, wall-clock end of
@@ -29,24 +29,35 @@ from auralize.sonify.timeline import SonifyConfig
 
 
 class FileRecording:
-    """The recording, rendered into a WAV by a worker process (see :mod:`.render_worker`).
+    """The recording, rendered into a WAV by the recording worker (see :mod:`.render_worker`).
 
-    The worker reads the steps from the run folder's ``telemetry.jsonl``
-    (``telemetry``, default: beside ``path``), so :meth:`send` costs nothing;
-    :meth:`close` hands it the end-of-training events.
+    Two ways to feed it:
+
+    - ``telemetry`` (a training run): the worker reads the steps from the run
+      folder's ``telemetry.jsonl`` (default: beside ``path``) and makes their
+      events itself, so :meth:`send` costs nothing;
+    - ``events=True`` (a sweep): :meth:`send` hands the worker each batch of
+      events and its frontier (nothing is rendered past it).
+
+    :meth:`close` hands it the last events.
     """
 
     def __init__(self, config: SonifyConfig, path: Path, telemetry: Path | None = None,
-                 riff_limit_bytes: int | None = None) -> None:
+                 riff_limit_bytes: int | None = None, *, events: bool = False) -> None:
         from auralize.sonify.render_worker import RenderWorker
         from auralize.sonify.run_folder import TELEMETRY_NAME
 
         self.path = path
-        telemetry = telemetry or Path(path).parent / TELEMETRY_NAME
-        self._worker = RenderWorker(config, path, telemetry, riff_limit_bytes).start(wait=False)
+        self.events = bool(events)
+        if not self.events:
+            telemetry = telemetry or Path(path).parent / TELEMETRY_NAME
+        self._worker = RenderWorker(config, path, None if self.events else telemetry,
+                                    riff_limit_bytes).start(wait=False)
 
     def send(self, events: list[Event], frontier_s: float) -> None:
-        """Nothing to do: the worker makes the same events from the telemetry line."""
+        """Events mode: to the worker.  Telemetry mode: nothing (the worker makes them)."""
+        if self.events:
+            self._worker.put(("events", list(events), float(frontier_s)))
 
     @property
     def error(self) -> str | None:
@@ -56,9 +67,11 @@ class FileRecording:
         return self._worker.finish(steps, list(final), end_s)
 
     def samples(self) -> np.ndarray:
+        """The file's samples: ``(frames, channels)``, ``(frames,)`` when mono."""
         from auralize.audio.files import read_audio
 
-        return read_audio(self.path, mono=True)[0]
+        data = read_audio(self.path)[0]
+        return data[:, 0] if data.shape[1] == 1 else data
 
 
 class MemoryRecording:
@@ -83,11 +96,12 @@ class MemoryRecording:
     def close(self, end_s: float, steps: int = 0, final: list[Event] = ()) -> dict:
         from auralize.audio.engine import Engine
 
+        self.score.events.extend(final)
         kwargs = self.config.engine_kwargs()
         engine = Engine.from_events(self.score.events, sample_rate=int(self.config.sample_rate),
                                     **kwargs)
         frames = int(round(end_s * engine.sample_rate))
-        self._samples = engine.render(frames) if frames > 0 else np.zeros(0, np.float32)
+        self._samples = engine.render(frames) if frames > 0 else engine.render(0)
         self.stats = engine.stats.as_dict()
         return self.stats
 

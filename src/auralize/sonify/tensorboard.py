@@ -22,7 +22,8 @@ def _audio_value(tag: str, samples: np.ndarray, sample_rate: int):
     sf.write(buffer, np.clip(np.nan_to_num(samples), -1, 1), sample_rate, format="WAV",
              subtype="PCM_16")
     audio = summary_pb2.Summary.Audio(
-        sample_rate=float(sample_rate), num_channels=1, length_frames=len(samples),
+        sample_rate=float(sample_rate), num_channels=1 if np.ndim(samples) == 1 else samples.shape[1],
+        length_frames=len(samples),
         encoded_audio_string=buffer.getvalue(), content_type="audio/wav",
     )
     return summary_pb2.Summary.Value(tag=tag, audio=audio)
@@ -39,7 +40,7 @@ def write_tensorboard(logdir: str | Path, rows: list[dict], samples: np.ndarray,
     rows : list of dict
         One dict per step with ``step`` and numeric values (the metrics rows).
     samples : ndarray
-        The recording (mono float), attached at the last step.
+        The recording (float, ``(frames,)`` or ``(frames, channels)``), attached at the last step.
     sample_rate : int
         Hz.
     """

@@ -33,6 +33,8 @@ class SonifyConfig:
     master_gain: float = 0.5
     chunk_size: int = 512
     tail_s: float = 0.5
+    #: 2: stereo (each voice at its ``pan``, equal power); 1: mono (pans ignored)
+    channels: int = 2
 
     def __post_init__(self) -> None:
         if self.clock not in CLOCKS:
@@ -41,9 +43,12 @@ class SonifyConfig:
             raise AuralizeError(f"step_s must be positive, got {self.step_s}")
         if not 8000 <= int(self.sample_rate) <= 192000:
             raise AuralizeError(f"sample_rate must be 8000..192000 Hz, got {self.sample_rate}")
+        if isinstance(self.channels, bool) or self.channels not in (1, 2):
+            raise AuralizeError(f"channels must be 1 (mono) or 2 (stereo), got {self.channels!r}")
 
     def engine_kwargs(self) -> dict:
-        return {"master_gain": self.master_gain, "chunk_size": self.chunk_size}
+        return {"master_gain": self.master_gain, "chunk_size": self.chunk_size,
+                "channels": int(self.channels)}
 
     def to_dict(self, mapping_set: MappingSet | None = None) -> dict:
         mappings = (
@@ -52,7 +57,7 @@ class SonifyConfig:
         return {
             "mappings": mappings, "clock": self.clock, "step_s": self.step_s,
             "sample_rate": int(self.sample_rate), "master_gain": self.master_gain,
-            "chunk_size": self.chunk_size, "tail_s": self.tail_s,
+            "chunk_size": self.chunk_size, "tail_s": self.tail_s, "channels": int(self.channels),
         }
 
     @classmethod

@@ -22,6 +22,7 @@ def step_config(recorded, step_s: float | None = None):
 
     doc = (recorded or SonifyConfig()).to_dict()
     doc["clock"] = "step"
+    doc["channels"] = 1  # each run is one side of the A/B pair
     if recorded is None:
         doc["step_s"] = None  # let the mappings pick
     if step_s is not None:

@@ -239,7 +239,7 @@ def digits_trainable(config: dict) -> None:
     (absolute), ``epochs``, ``batch_size``, ``seed``, ``report_every``.  Writes the
     run folder ``out_dir/<run name>`` and its ``summary.json`` (the results row).
     """
-    from auralize.sweep import RUN_MAPPINGS, RunSpec, run_one
+    from auralize.sweeps.grid import RUN_MAPPINGS, RunSpec, run_one
 
     spec = RunSpec(**config["spec"])
     run_dir = Path(config["out_dir"]) / spec.name
@@ -319,7 +319,7 @@ def run_ray_sweep(specs, out_dir: Path, *, jobs: int, epochs: int, batch_size: i
     from tqdm import tqdm
 
     from auralize.digits import load_digits_data
-    from auralize.sweep import RunSpec, error_row, repair_run_folder, stopped_row
+    from auralize.sweeps.grid import RunSpec, error_row, repair_run_folder, stopped_row
 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -3,20 +3,19 @@
 Integrations (the Ray Tune callback, the Optuna study callback, or your own
 loop) tell a :class:`SweepSound` what happens to the trials: started, reported
 a loss / gradient norm, stopped early, failed, completed.  It turns that into
-events (:mod:`~auralize.sweeps.trial_voices`, :mod:`~auralize.sweeps.earcons`)
-on the driver's wall clock and
+events (:mod:`~auralize.sweeps.trial_voices`; earcons from the package's one
+table, :data:`auralize.audio.sampler.EARCONS`, played by a sampler voice per
+trial) on the driver's clock and sends them to the same outputs a training
+session has (:class:`~auralize.sonify.outputs.Outputs`):
 
-- records them as a **stereo** WAV: one two-channel engine, each trial's voice
-  and earcons at its own position (the voices' ``pan``, equal-power); a thread
-  renders up to "now" every ``RENDER_EVERY_S``, and every event is scheduled
-  ``LEAD_S`` after the moment it was reported, under one lock, so nothing lands
-  in audio already written: the file equals an offline render of ``events``
-  (:func:`render_events`);
-- plays the same events live, when a sound device exists, through
-  :class:`~auralize.audio.live.LiveOutput` with a two-channel engine: the
-  speaker pans like the file (a mono device gets the mix);
-- writes ``<wav stem>.json`` next to the WAV: the trials (voice, register,
-  position) and every trial event with its time, to find them in the audio.
+- the **stereo** recording, rendered by the recording worker process: every
+  event is scheduled ``LEAD_S`` after the moment it was reported and sent with
+  that moment as the frontier, so nothing lands in audio already written: the
+  file equals an offline render of ``events`` (:func:`render_events`);
+- the speaker and the page, placed by the session's live clock: each trial at
+  its position as in the file (a mono device gets the mix);
+- ``<wav stem>.json`` next to the WAV: the trials (voice, register, position)
+  and every trial event with its time, to find them in the audio.
 
 Nothing waits on audio: each call costs a few event objects and a lock.
 """
@@ -27,24 +26,27 @@ import json
 import math
 import threading
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from auralize.audio.engine import Engine
-from auralize.audio.live import LIVE_MARGIN_S, STEADY_LEAD_S
+from auralize.audio.sampler import earcon_duration_s
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
-from auralize.sweeps.earcons import EARCONS, duration_s, earcon_events
+from auralize.sonify.outputs import Outputs
+from auralize.sonify.timeline import SonifyConfig
 from auralize.sweeps.trial_voices import TrialVoice
 
 LEAD_S = 0.05
-RENDER_EVERY_S = 0.1
 TAIL_S = 1.0
 BEST_REPEAT_S = 2.0
 BEST_MIN_GAIN = 0.01
 EVENT_KINDS = ("start", "stopped", "error", "best", "complete")
+#: the earcons a sweep plays (names in :data:`auralize.audio.sampler.EARCONS`)
+SWEEP_EARCONS = ("start", "stopped", "error", "best")
 
 
 def _placed(event: Event, pan: float) -> Event:
@@ -54,10 +56,21 @@ def _placed(event: Event, pan: float) -> Event:
     return replace(event, value={**event.value, "pan": float(pan)})
 
 
+def earcon_events(kind: str, t_s: float, voice: str) -> list[Event]:
+    """Earcon ``kind`` played from ``t_s`` by the sampler voice ``voice``."""
+    return [Event(t_s, voice, "play", {"earcon": kind})]
+
+
+def sweep_config(sample_rate: int = 44100, master_gain: float = 0.5) -> SonifyConfig:
+    """The outputs' settings of a sweep: stereo, no mappings (events come from the trials)."""
+    return SonifyConfig(mappings=[], sample_rate=int(sample_rate), master_gain=float(master_gain),
+                        tail_s=TAIL_S, channels=2)
+
+
 def render_events(events: list[tuple[Event, float]], duration_s: float, *, sample_rate: int = 44100,
                   master_gain: float = 0.5) -> np.ndarray:
     """Offline stereo render of ``(event, pan)`` pairs: float32 array (frames, 2)."""
-    engine = Engine(sample_rate, channels=2, master_gain=master_gain)
+    engine = Engine(sample_rate, **sweep_config(sample_rate, master_gain).engine_kwargs())
     for event, pan in events:
         engine.schedule(_placed(event, pan))
     return engine.render(int(round(duration_s * sample_rate)))
@@ -114,90 +127,44 @@ class SweepSound:
         self.best_trial: str | None = None
         self._best_heard: tuple[float, float] = (math.nan, -math.inf)  # (value, time)
         self._lock = threading.Lock()
-        self._engine = Engine(self.sample_rate, channels=2, master_gain=self.master_gain)
-        self._sink = None
         self._closed = False
-        self._live = None
-        self._web = None
-        self.web_url: str | None = None
-        self.t0_wall = time.time()
-        self._t0 = time.perf_counter()
+        self._earcon_voices: set[str] = set()
+        self._warned = False
+        self.config = sweep_config(self.sample_rate, self.master_gain)
+        recording = None
         if self.out is not None:
-            from auralize.audio.sinks import FileSink
+            from auralize.sonify.targets import FileRecording
 
             self.out.parent.mkdir(parents=True, exist_ok=True)
-            self._sink = FileSink(self.out, self.sample_rate, channels=2)
+            recording = FileRecording(self.config, self.out, events=True)
+        self.outputs = Outputs(self.config, recording)
         if live:
-            self._start_live(device, required=live is True)
+            self.outputs.start_speaker(device, required=live is True)
         if web:
-            self._start_web(web_host, web_port, web_token)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._render_loop, name="auralize-sweep-sound",
-                                        daemon=True)
-        self._thread.start()
+            self.web_url = self.outputs.start_page("sweep", web_host, web_port, web_token)
+            if self.web_url is not None:
+                print(f"auralize: live page of the sweep at {self.web_url}", flush=True)
+        else:
+            self.web_url = None
+        self.t0_wall = time.time()
+        self._t0 = time.perf_counter()
 
     # -- clock and output -----------------------------------------------------------
     def now_s(self) -> float:
         """Seconds since the sweep sound started (the recording's time axis)."""
         return time.perf_counter() - self._t0
 
-    def _start_live(self, device, required: bool) -> None:
-        from auralize.audio import devices
-
-        if devices.load_sounddevice(warn=required) is None:
-            return
-        if devices.choose_output_device(device, warn=required) is None:
-            return
-        from auralize.audio.live import LiveOutput
-
-        self._live = LiveOutput(self.sample_rate, device=device, lead_s=STEADY_LEAD_S,
-                                engine_kwargs={"master_gain": self.master_gain,
-                                               "channels": 2}).start()
-
-    def _start_web(self, host: str, port: int, token: str | None) -> None:
-        from auralize.web.bridge import WebSink
-
-        self._web = WebSink(self.sample_rate, host=host, port=port, token=token,
-                            engine_kwargs={"master_gain": self.master_gain, "channels": 2},
-                            title="sweep")
-        self.web_url = self._web.start()
-        if self.web_url is None:
-            self._web = None
-        else:
-            print(f"auralize: live page of the sweep at {self.web_url}", flush=True)
-
-    def _emit(self, events: list[Event], pan: float) -> None:
-        """Schedule ``events`` (times on the sweep clock) at ``pan``, in the file and live."""
+    def _emit(self, events: list[Event], pan: float, t_s: float) -> None:
+        """Events of one report (from ``t_s`` on the sweep clock, ``LEAD_S`` after it was
+        reported) at ``pan``: to the file (rendered up to the report's moment) and live."""
         placed = [_placed(e, pan) for e in events]
         self.events.extend((e, pan) for e in events)
-        for event in placed:
-            self._engine.schedule(event)
-        if self._web is None and self._live is None:
-            return
-        # Live: each event at its wall-clock moment (sweep time + start), a lead later so
-        # that it reaches the synthesis in time (see auralize.audio.live_clock).
-        at_wall = self._t0 + LIVE_MARGIN_S - LEAD_S  # events are already LEAD_S after "now"
-        live = [replace(e, time_s=None if e.time_s is None else e.time_s + at_wall)
-                for e in placed]
-        if self._web is not None:
-            self._web.send_events(live)
-        if self._live is not None:
-            self._live.send_at_wall(live)
-
-    def _render_to(self, t_s: float) -> None:
-        if self._sink is None:
-            return
-        chunk = self._engine.chunk_size
-        target = int(t_s * self.sample_rate) // chunk * chunk
-        n = target - self._engine.frames_rendered
-        if n > 0:
-            self._sink.write(self._engine.render(n))
-
-    def _render_loop(self) -> None:
-        while not self._stop.wait(RENDER_EVERY_S):
-            with self._lock:
-                if not self._closed:
-                    self._render_to(self.now_s())
+        try:
+            self.outputs.send(placed, t_s, t_s - LEAD_S, 0.0, self._t0 + t_s - LEAD_S)
+        except AuralizeError as exc:  # the recording failed: warn once, the sweep goes on
+            if not self._warned:
+                self._warned = True
+                warnings.warn(f"auralize: {exc}", stacklevel=4)
 
     # -- what integrations call ------------------------------------------------------------
     def _voice(self, trial_id) -> TrialVoice:
@@ -205,6 +172,16 @@ class SweepSound:
         if key not in self.voices:
             self.voices[key] = TrialVoice(key, len(self.voices))
         return self.voices[key]
+
+    def _earcon(self, kind: str, t_s: float, voice: TrialVoice) -> list[Event]:
+        """Earcon ``kind`` at the trial's place: played by its sampler voice, made on first use."""
+        events = []
+        if voice.events_name not in self._earcon_voices:
+            self._earcon_voices.add(voice.events_name)
+            # clock phase: two trials' earcons a fraction of a period apart add up
+            events.append(Event(t_s, voice.events_name, "add", {"kind": "sampler",
+                                                                "clock_phase": True}))
+        return events + earcon_events(kind, t_s, voice.events_name)
 
     def _note(self, kind: str, trial_id, t_s: float, **extra) -> None:
         self.log.append({"t_s": round(t_s, 4), "event": kind, "trial_id": str(trial_id), **extra})
@@ -217,7 +194,7 @@ class SweepSound:
             t = self.now_s() + LEAD_S
             voice = self._voice(trial_id)
             self._note("start", trial_id, t, name=name or str(trial_id))
-            self._emit(voice.start_events(t) + earcon_events("start", t, voice.events_name), voice.pan)
+            self._emit(voice.start_events(t) + self._earcon("start", t, voice), voice.pan, t)
 
     def trial_result(self, trial_id, result: dict) -> None:
         """A trial reported: its voice follows ``loss_key`` and ``grad_key``; a better
@@ -232,9 +209,9 @@ class SweepSound:
             if (isinstance(value, (int, float)) and math.isfinite(value)
                     and self._is_news(float(value), str(trial_id), t)):
                 self._note("best", trial_id, t, value=float(value))
-                events += earcon_events("best", t, voice.events_name)
+                events += self._earcon("best", t, voice)
             if events:
-                self._emit(events, voice.pan)
+                self._emit(events, voice.pan, t)
 
     def _is_news(self, value: float, trial_id: str, t_s: float) -> bool:
         """Record a new best ``value``; whether it earns the "best" earcon.
@@ -270,11 +247,13 @@ class SweepSound:
             self._note(kind, trial_id, t)
             events = voice.end_events(t)
             if earcon:
-                events += earcon_events(earcon, t, voice.events_name)
-            # the trial's earcon voice goes once its last earcon has sounded
-            events.append(Event(t + max(map(duration_s, EARCONS)) + 0.1, voice.events_name,
-                                "remove"))
-            self._emit(events, voice.pan)
+                events += self._earcon(earcon, t, voice)
+            if voice.events_name in self._earcon_voices:
+                # the trial's earcon voice goes once its last earcon has sounded
+                self._earcon_voices.discard(voice.events_name)
+                longest_s = max(earcon_duration_s(kind) for kind in SWEEP_EARCONS)
+                events.append(Event(t + longest_s + 0.1, voice.events_name, "remove"))
+            self._emit(events, voice.pan, t)
 
     def trial_stopped(self, trial_id) -> None:
         """A scheduler or pruner stopped the trial early: falling earcon, voice fades."""
@@ -296,32 +275,25 @@ class SweepSound:
         -------
         dict
             ``wav``, ``json`` (paths or None), ``duration_s``, ``trials`` and
-            ``live`` (LiveOutput statistics: ``underruns``...; empty without a device).
+            ``live`` (LiveOutput statistics: ``underruns``...; empty without a device),
+            ``web`` (the page's) and ``engine`` (the recording's).
         """
         with self._lock:
             if self._closed:
                 return self.summary
             last = max((e.time_s for e, _ in self.events if e.time_s is not None), default=0.0)
             end_s = max(self.now_s(), last) + TAIL_S
-            self._render_to(end_s)
             self._closed = True
-        self._stop.set()
-        self._thread.join(5)
-        if self._sink is not None:
-            tail = int(round(end_s * self.sample_rate)) - self._engine.frames_rendered
-            if tail > 0:
-                self._sink.write(self._engine.render(tail))
-            self._sink.close()
-        web = self._web.close() if self._web is not None else {}
-        live = {}
-        if self._live is not None:
-            time.sleep(max(0.0, min(TAIL_S, end_s - self.now_s())))
-            live = self._live.close().to_dict()
+        engine, outputs = self.outputs.close(end_s)
+        if self.outputs.error is not None:  # warned, not raised: the sweep's results come first
+            warnings.warn(f"auralize: the sweep's recording failed: {self.outputs.error}",
+                          stacklevel=2)
+        live, web = outputs.get("live", {}), outputs.get("web", {})
         self.summary = {"wav": str(self.out) if self.out else None, "json": None,
                         "duration_s": end_s, "t0_wall": self.t0_wall,
                         "sample_rate": self.sample_rate,
                         "trials": [v.describe() for v in self.voices.values()],
-                        "events": self.log, "live": live, "web": web}
+                        "events": self.log, "live": live, "web": web, "engine": engine}
         if self.out is not None:
             sidecar = self.out.with_suffix(".json")
             self.summary["json"] = str(sidecar)

@@ -40,7 +40,8 @@ class RecordingSource:
     config : callable
         Returns the ``sonifier.json`` document (None before the first step).
     samples : callable
-        Returns the whole recording, mono float32 (valid once the session closed).
+        Returns the whole recording, float32 ``(frames, channels)`` or ``(frames,)``
+        (valid once the session closed).
     spectrogram_path : Path, optional
         The run folder's ``spectrogram.png`` (set at close, when written).
     title : str
@@ -70,7 +71,9 @@ class RecordingSource:
             time.sleep(0.1)
         data, _ = soundfile.read(str(self.wav_path), start=first, stop=min(last, frames),
                                  dtype="float32", always_2d=True)
-        return data.mean(axis=1) if data.size else np.zeros(0, np.float32)
+        if not data.size:
+            return np.zeros(0, np.float32)
+        return data[:, 0] if data.shape[1] == 1 else data  # the file's channels
 
 
 def spectrogram_png(samples: np.ndarray, sample_rate: int, path: Path, title: str) -> Path:

@@ -149,7 +149,7 @@ class WebSink(Worker):
 
     # -- forwarding (never blocks) -------------------------------------------------
     def send_events(self, events: list, score_t_s: float | None = None) -> None:
-        """Events whose ``time_s`` is a wall-clock moment (see :mod:`auralize.audio.live_clock`).
+        """Events whose ``time_s`` is a wall-clock moment (see :mod:`auralize.sonify.live_clock`).
 
         ``score_t_s``: score time of the step they start (the page's clock).
         """

@@ -18,7 +18,7 @@ import collections
 import numpy as np
 
 from auralize.audio.engine import Engine
-from auralize.audio.live_clock import FrameClock
+from auralize.audio.frame_clock import FrameClock
 from auralize.audio.score import Event
 from auralize.web.history import ChartHistory
 from auralize.web.mixer import Mixer
@@ -71,10 +71,10 @@ class _Source:
 class LiveSource(_Source):
     """Events forwarded from training, already placed in wall-clock time.
 
-    The session's :class:`~auralize.audio.live_clock.LiveClock` decides when
+    The session's :class:`~auralize.sonify.live_clock.LiveClock` decides when
     each step plays (the same decision the speaker gets); this source puts an
     event at the frame it sends at that moment (``time.perf_counter()``
-    seconds), through a :class:`~auralize.audio.live_clock.FrameClock` that
+    seconds), through a :class:`~auralize.audio.frame_clock.FrameClock` that
     the server's pacing keeps current.
     """
 

@@ -12,6 +12,7 @@ from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 from auralize.sonify.announce import KINDS, Announcement, Announcer
 from auralize.sonify.mappings.base import Mapping
+from auralize.sonify.speech import prepare_speech
 from auralize.sonify.telemetry import TrainingStep
 
 log = logging.getLogger("auralize")
@@ -198,7 +199,7 @@ class Speech(Earcons):
         # Synthesised now in a background thread (the training loop does not wait)
         # and cached on disk, so the renderers only load it; its length makes the
         # recording last until the sentence ends.
-        self._pending.append((t_s, sampler.prepare_speech(text, *settings)))
+        self._pending.append((t_s, prepare_speech(text, *settings)))
         return self._add(t_s) + [Event(t_s, self.voice, "play", {
             "speech": text, "rate_wpm": settings[0], "voice": settings[1], "pitch": settings[2],
             "level": self.level, "cut": True, "text": text})]

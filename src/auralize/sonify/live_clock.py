@@ -21,7 +21,7 @@ sound cannot, because training does not run at the sound's pace:
 tested without audio.  Live times are ``time.perf_counter()`` seconds, the
 system's monotonic clock, which every process of the session shares: the
 speaker's child process and the web page's server each place an event at the
-frame that plays at that moment.
+frame that plays at that moment (:class:`auralize.audio.frame_clock.FrameClock`).
 """
 
 from __future__ import annotations
@@ -32,11 +32,15 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from auralize.audio.live import STEADY_LEAD_S
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 
 #: how long a step may wait before it is heard, by default (seconds)
 DEFAULT_MAX_LAG_S = 0.5
+#: how far ahead of "now" a step is placed when it plays at once: the live streams' lead
+#: plus the pipe to them, so that its first event reaches the synthesis before its frame
+LIVE_MARGIN_S = STEADY_LEAD_S + 0.05
 #: lags kept for the median (the maximum is over all steps)
 LAGS_KEPT = 4096
 
@@ -189,44 +193,3 @@ class LiveClock:
     def end_s(self, tail_s: float) -> float:
         """Live time at which the sound of every step placed has ended, plus ``tail_s``."""
         return (self.last_sound_s if math.isfinite(self.last_sound_s) else 0.0) + tail_s
-
-
-class FrameClock:
-    """Which engine time is heard at a given wall-clock moment, from observations.
-
-    A live output observes "frame ``f`` is heard at ``wall_s``" (each device
-    callback, or its own pacing without a device).  Each observation estimates
-    when frame 0 was heard; late callbacks (scheduling jitter, a stalled host)
-    make the estimate later, so the clock keeps the earliest estimate and lets
-    it move later only at ``drift_per_s`` (device clocks drift by parts per
-    million; an underrun shifts the stream by its length).
-
-    Parameters
-    ----------
-    sample_rate : int
-        Hz of the engine.
-    drift_per_s : float
-        How fast (seconds per second) the estimate may move later.
-    """
-
-    def __init__(self, sample_rate: int, drift_per_s: float = 0.002) -> None:
-        self.sample_rate = int(sample_rate)
-        self.drift_per_s = float(drift_per_s)
-        self.frame0_wall_s: float | None = None
-        self._last_wall_s = 0.0
-
-    def observe(self, wall_s: float, frame: int) -> None:
-        """Frame ``frame`` is heard at ``wall_s`` (``time.perf_counter()`` seconds)."""
-        estimate = wall_s - frame / self.sample_rate
-        if self.frame0_wall_s is None:
-            self.frame0_wall_s = estimate
-        else:
-            allowed = self.frame0_wall_s + self.drift_per_s * max(0.0, wall_s - self._last_wall_s)
-            self.frame0_wall_s = min(allowed, estimate)
-        self._last_wall_s = wall_s
-
-    def engine_time_s(self, wall_s: float) -> float | None:
-        """Engine seconds heard at ``wall_s`` (None before any observation: at once)."""
-        if self.frame0_wall_s is None or not math.isfinite(wall_s):
-            return None
-        return wall_s - self.frame0_wall_s

@@ -123,7 +123,7 @@ def repair_run_folder(run_dir: Path) -> int:
         config = (SonifyConfig.from_dict(json.loads(config_path.read_text()))
                   if config_path.exists() else SonifyConfig(mappings=list(RUN_MAPPINGS)))
         steps = render_stream(TelemetryTail(telemetry), config,
-                              [FileSink(wav, int(config.sample_rate))])[0]
+                              [FileSink(wav, int(config.sample_rate), channels=config.channels)])[0]
     if not (run_dir / SPECTROGRAM_NAME).exists():
         from auralize.audio.file_spectrogram import save_file_spectrogram
 
