@@ -344,17 +344,20 @@ def test_watch_hears_a_loop_prepared_by_accelerate(tmp_path):
 
 
 @pytest.mark.slow  # two processes that each import transformers
-def test_ddp_two_ranks_rank_zero_hears_the_all_reduced_gradient(tmp_path):
+@pytest.mark.parametrize("asked", ["ddp", "fsdp"])
+def test_ddp_two_ranks_rank_zero_hears_the_all_reduced_gradient(tmp_path, asked):
+    # asked="fsdp": on CPU Accelerate trains DDP anyway; its whole gradients are heard
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     cmd = ([torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]) + [
         "--standalone", "--nproc_per_node", "2", str(ROOT / "tests" / "hf_ddp_script.py"),
-        str(tmp_path)]
+        str(tmp_path)] + (["fsdp"] if asked == "fsdp" else [])
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["ddp"] == "DistributedDataParallel"
+    assert ranks[0]["warnings"] == ranks[1]["warnings"] == []     # nothing left out
     assert ranks[0]["run_dirs"] == [tmp_path / "run"] and ranks[1]["run_dirs"] == []
     assert sorted(tmp_path.rglob("*.wav")) == [tmp_path / "run" / "sonification.wav"]
     records = telemetry(tmp_path / "run")
@@ -368,19 +371,45 @@ def test_ddp_two_ranks_rank_zero_hears_the_all_reduced_gradient(tmp_path):
         assert all(rec.grad_norms[n] == pytest.approx(ref[n], rel=1e-4) for n in ref), k
 
 
-@pytest.mark.slow  # DeepSpeed's start-up
-def test_deepspeed_through_the_trainer_says_so_once_and_leaves_gradients_out(tmp_path):
+@pytest.mark.slow  # DeepSpeed's start-up on 2 ranks: ~60 s each
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_two_ranks_hear_the_global_preclip_norms(tmp_path, stage):
     pytest.importorskip("deepspeed")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_PORT=str(29500 + os.getpid() % 500),
+    launcher = shutil.which("deepspeed", path=str(Path(sys.executable).parent))
+    if launcher is None:
+        pytest.skip("the deepspeed launcher is not installed")
+    env = dict(os.environ, OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu",
                PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "hf_deepspeed_script.py"),
-                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=400)
+    port = str(29500 + os.getpid() % 2000)
+    proc = subprocess.run([launcher, "--num_gpus", "2", "--master_port", port,
+                           str(ROOT / "tests" / "hf_deepspeed_script.py"), str(tmp_path), str(stage)],
+                          env=env, capture_output=True, text=True, timeout=500, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads((tmp_path / "result.json").read_text())
-    assert result["warnings"] == [
-        "auralize: under DeepSpeed the Trainer's gradients and weights are shards: gradient "
-        "norms and weight statistics are left out (loss, learning rate and evaluations are heard)"]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["engine"] == "DeepSpeedEngine"
+    assert ranks[0]["warnings"] == ranks[1]["warnings"] == []      # nothing left out
+    assert ranks[0]["run_dirs"] == [tmp_path / "run"] and ranks[1]["run_dirs"] == []
+    assert sorted(tmp_path.rglob("*.wav")) == [tmp_path / "run" / "sonification.wav"]
     records = telemetry(tmp_path / "run")
-    assert len(records) == result["steps"] == 4
-    assert not any(r.grad_norms or r.weight_stats for r in records)   # no shard-local numbers
-    assert [r.loss for r in records] == result["losses"]              # the loss is heard
+    assert len(records) == ranks[0]["steps"] == 4
+    max_norm = 0.7      # hf_deepspeed_script.MAX_NORM: DeepSpeed clips inside its step
+    clipped = []
+    for k, rec in enumerate(records):
+        both = {"weights": ranks[0]["windows"][k]["weights"],
+                "batches": ranks[0]["windows"][k]["batches"] + ranks[1]["windows"][k]["batches"]}
+        assert len(both["batches"]) == 4     # 2 micro-batches on each rank
+        ref, total, loss = reference(both, max_norm=0.0, tokens=ranks[0]["tokens"])
+        assert list(rec.grad_norms) == list(ref)        # every layer: no shard-local subset
+        assert all(rec.grad_norms[n] == pytest.approx(ref[n], rel=1e-4) for n in ref), k
+        assert rec.loss == pytest.approx(loss, rel=1e-4) == ranks[0]["losses"][k]
+        assert rec.metrics["grad_norm"] == pytest.approx(total, rel=1e-4)   # DeepSpeed's own
+        assert rec.clipped == (total > max_norm) == bool(rec.metrics["grad_clipped"])
+        clipped.append(rec.clipped)
+    assert any(clipped) and not all(clipped), clipped
+    # the first step always has weight statistics: the whole weights' norms, not a partition's
+    weights = ranks[0]["windows"][0]["weights"]
+    assert records[0].weight_stats
+    for layer, stats in records[0].weight_stats.items():
+        own = [v for k, v in weights.items() if k.rsplit(".", 1)[0] == layer]
+        assert stats["norm"] == pytest.approx(
+            math.sqrt(sum(float((v.double() ** 2).sum()) for v in own)), rel=1e-4), layer

@@ -483,6 +483,7 @@ class Watch:
         self.weights_every = weights_every
         self._w_interval = 1 if weights_every == "auto" else int(weights_every)
         self._n_pre = 0
+        self._weights_due = False     # an epoch ended: its next step reads the weights
         self._last_pre_t: float | None = None
         self.result = None
         self.closed = False
@@ -570,7 +571,9 @@ class Watch:
             now = time.perf_counter()
             step_s = None if self._last_pre_t is None else now - self._last_pre_t
             self._last_pre_t = now
-            do_weights = self.weights and self._n_pre % self._w_interval == 0
+            do_weights = self.weights and (self._weights_due
+                                           or self._n_pre % self._w_interval == 0)
+            self._weights_due = False
             self._n_pre += 1
             clip_read, self._before_clip = self._before_clip, None
             if clip_read is not None and clip_read.forwards == self._forwards:
@@ -694,11 +697,10 @@ class Watch:
             return
         self._flush()
         self._drain(block=True)
-        held = self.buffer.held
-        if self.weights and held is not None and not held.weight_stats:
-            # weights_every > 1: the epoch's last record always has them
-            parts, layout = self.telemetry.device_parts(False, True)
-            held.weight_stats = self.telemetry.decode(_to_host(parts), layout)[1]
+        # weights_every > 1: the next epoch's first step reads them.  Not read now for
+        # this epoch's last record: its step has updated them (a record's weights are
+        # those its step started from).
+        self._weights_due = True
         units = self.telemetry.unit_means(self._unit_epoch) if self._unit_epoch else None
         self.buffer.end_epoch(metrics, units)
 
@@ -870,11 +872,11 @@ def watch(model: torch.nn.Module, optimizer, sonifier=None, **sonifier_kwargs) -
         glob patterns (``["transformer.h.*", "lm_head"]``); or a callable
         ``name -> group name``.
     weights_every : int or "auto", keyword
-        Weight statistics every n-th step (and always on an epoch's last
-        record).  ``"auto"`` (default): every step unless, on the CPU, their
-        reduction costs more than 0.5% of the step time; then every n-th step
-        with n chosen to keep that budget.  On a GPU they cost next to nothing
-        and "auto" means every step.
+        Weight statistics every n-th step and on each epoch's first step,
+        always of the weights the step started from.  ``"auto"`` (default):
+        every step unless, on the CPU, their reduction costs more than 0.5% of
+        the step time; then every n-th step with n chosen to keep that budget.
+        On a GPU they cost next to nothing and "auto" means every step.
     scaler : torch.amp.GradScaler, keyword, optional
         The loop's loss scaler.  Needed only to see the steps it skips with
         plain/foreach optimizers (their ``step`` never runs then); the norms are

@@ -49,17 +49,28 @@ the same callback write ``out_dir-2``, ``out_dir-3``...), else the first free
 ``args.output_dir/auralize/run-N``.  It is written at ``on_train_end``; an
 exception inside training (the Trainer tells callbacks nothing then) leaves the
 telemetry and the audio written so far; the next ``train()`` of the same
-callback, or the session's garbage collection, finishes that folder.  Distributed: only the world process
-zero (``state.is_world_process_zero``) makes a Sonifier; the others do nothing.
-DeepSpeed and FSDP through the Trainer: their gradients (and ZeRO-3/FSDP
-weights) are shards (under DeepSpeed, Accelerate's ``backward`` even runs the
-engine's step itself, before ``on_pre_optimizer_step``), so the callback says
-so once and leaves gradients and weights out rather than sonify shard-local
-or stale numbers; loss, learning rate and evaluations are heard.
+callback, or the session's garbage collection, finishes that folder.
+Distributed: only the world process zero (``state.is_world_process_zero``) makes
+a Sonifier; the others write nothing.
+
+DeepSpeed ZeRO 1-3 through the Trainer: the gradients are partitions (``p.grad``
+is None), and Accelerate runs the engine's step inside the last micro-batch's
+``backward``, before ``on_pre_optimizer_step``.  The callback hooks the ZeRO
+optimizer's ``step`` on every rank (:mod:`auralize.deepspeed_zero`): there, after
+accumulation and before DeepSpeed unscales and clips, every rank joins one
+all-reduce of the squared partition norms (:mod:`auralize.sharded_norms`) and rank
+0 hears the global, pre-clip per-layer norms; ``clipped`` follows the engine's
+``gradient_clipping``.  Weight statistics are the whole weights' (ZeRO-3: from the
+partitions, on the agreed ``weights_every`` schedule); per-unit weight means are
+left out.  FSDP: Accelerate turns it on only on GPUs and other accelerators (on
+CPU, ``fsdp=...`` quietly trains DDP, heard exactly); under FSDP, and DeepSpeed
+without ZeRO, the callback says so once and leaves gradients and weights out
+(loss, learning rate and evaluations are heard).
 
 auralize never breaks training: a failure inside the callback (an unwritable
 folder, a dead audio device...) warns once, stops the sound, and the Trainer
-goes on.  Wrong arguments (an unknown mapping or keyword) are an
+goes on (under DeepSpeed that rank still joins the all-reduce: no rank waits).
+Wrong arguments (an unknown mapping or keyword) are an
 :class:`~auralize.AuralizeError` when the callback is made, before training.
 """
 
@@ -72,6 +83,9 @@ import os
 import warnings
 from pathlib import Path
 
+import torch
+
+from auralize.deepspeed_zero import install_step_hook, zero_view
 from auralize.errors import AuralizeError
 
 try:  # the real Hugging Face package (an absolute import), not this module
@@ -116,7 +130,10 @@ class _MarkClipped:
     def log(self, record: TrainingStep) -> None:
         if record.grad_norms:
             total = math.sqrt(sum(v * v for v in record.grad_norms.values()))
-            record.metrics["grad_clipped"] = float(total >= self.max_norm * (1 - _CLIP_TOL))
+            clipped = total >= self.max_norm * (1 - _CLIP_TOL)
+            record.metrics["grad_clipped"] = float(clipped)
+            if record.clipped is None:   # DeepSpeed clips inside its step: no clipping call seen
+                record.clipped = clipped
         self.sonifier.log(record)
 
 
@@ -192,6 +209,8 @@ class SonifyCallback(TrainerCallback):
         self.run_dirs: list[Path] = []
         self._watch: Watch | None = None
         self._failed = False
+        self._step_hooks: list = []       # DeepSpeed: the ZeRO optimizer's step hook
+        self._telemetry = None            # its sharded norms (every rank joins them)
         self._reset_step()
 
     @property
@@ -217,38 +236,54 @@ class SonifyCallback(TrainerCallback):
 
     # -- the Trainer's events ---------------------------------------------------------------
     @_guarded
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if self._watch is not None:   # the previous train() raised: finish its run folder
             watch, self._watch = self._watch, None
             watch.close()
+        self._remove_step_hooks()
         self.result = None
         self._reset_step()
-        if not state.is_world_process_zero:
-            return
+        zero = zero_view(model, optimizer)   # DeepSpeed ZeRO: the engine's step hook
+        rank_zero = bool(state.is_world_process_zero)
         grads, weights = self.grads, self.weights
-        sharded = _sharding(args)
-        if sharded and (grads or weights):
-            warnings.warn(f"auralize: under {sharded} the Trainer's gradients and weights are "
-                          f"shards: gradient norms and weight statistics are left out "
-                          f"(loss, learning rate and evaluations are heard)", stacklevel=2)
+        unread = None if zero is not None else _unread_stack(args, model)
+        if unread and (grads or weights):
+            if rank_zero:
+                warnings.warn(f"auralize: under {unread} the Trainer's gradients cannot be read "
+                              f"as the optimizer applies them: gradient norms and weight "
+                              f"statistics are left out (loss, learning rate and evaluations "
+                              f"are heard)", stacklevel=2)
             grads = weights = False
+        if not rank_zero:
+            if zero is not None and (grads or weights):   # every rank joins the all-reduce
+                self._watch = Watch(zero, None, None, grads=grads, weights=weights,
+                                    weights_every=self.weights_every, groups=self.groups,
+                                    rank_zero=False)
+                self._telemetry = self._watch.telemetry
+                self._step_hooks = install_step_hook(zero, [], self._zero_step)
+            return
         out_dir = self._run_dir(args)
         self.run_dirs.append(out_dir)
         sonifier = Sonifier(out_dir, mappings=self.mappings, **self.sonifier_kwargs)
         try:
-            watch = Watch(model, None, sonifier, grads=grads, weights=weights,
+            watch = Watch(zero or model, None, sonifier, grads=grads, weights=weights,
                           weights_every=self.weights_every, groups=self.groups,
                           rank_zero=True, close_sonifier=True)
         except BaseException:
             sonifier.close()
             raise
         max_norm = float(args.max_grad_norm or 0.0)
+        if zero is not None:   # DeepSpeed clips inside its step, as its config says
+            max_norm = float(getattr(zero.optimizer, "clip_grad", 0.0) or 0.0)
         if max_norm > 0 and grads:
             watch.buffer.sonifier = _MarkClipped(sonifier, max_norm)
         # a resumed run goes on counting where its checkpoint left off
         watch.buffer.step = int(state.global_step)
         watch.buffer.epoch = int(state.epoch or 0)
         self._watch = watch
+        if zero is not None and (grads or weights):
+            self._telemetry = watch.telemetry
+            self._step_hooks = install_step_hook(zero, [], self._zero_step)
 
     @_guarded
     def on_epoch_begin(self, args, state, control, **kwargs):
@@ -256,6 +291,8 @@ class SonifyCallback(TrainerCallback):
 
     @_guarded
     def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        if self._step_hooks:   # DeepSpeed: its step ran inside backward (see _zero_step)
+            return
         self._emit()
         groups = getattr(optimizer, "param_groups", None) or [{}]
         self._watch.take_gradients(_LearningRate(groups[0].get("lr")))
@@ -284,9 +321,45 @@ class SonifyCallback(TrainerCallback):
 
     @_guarded
     def on_train_end(self, args, state, control, **kwargs):
+        self._remove_step_hooks()
         self._emit()
         watch, self._watch = self._watch, None
         self.result = watch.close()
+
+    # -- DeepSpeed ZeRO: the engine's optimizer step -----------------------------------------
+    def _zero_step(self, optimizer, step_args, step_kwargs) -> None:
+        """Before the ZeRO optimizer's step, on every rank: the step's record opens here.
+
+        Accelerate runs the engine's step inside the last micro-batch's ``backward``
+        (before ``on_pre_optimizer_step``), and the step frees the reduced gradient
+        partitions: they are read now, by one all-reduce that every rank joins, even
+        one whose sound failed (a rank that stayed away would hang the others).
+        """
+        watch = self._watch
+        if watch is None or self._failed:
+            if self._telemetry is not None:
+                try:
+                    with torch.no_grad():
+                        self._telemetry.device_parts(True, True)
+                except Exception:  # noqa: BLE001 - already failed: training goes on
+                    pass
+            return
+        if watch.rank_zero:
+            try:
+                self._emit()
+            except Exception as err:  # noqa: BLE001 - auralize must not end a training run
+                self._fail(err)
+                self._zero_step(optimizer, step_args, step_kwargs)
+                return
+        groups = getattr(optimizer, "param_groups", None) or [{}]
+        watch.take_gradients(_LearningRate(groups[0].get("lr")))   # never raises
+        self._step_open = watch.rank_zero
+
+    def _remove_step_hooks(self) -> None:
+        for hook in self._step_hooks:
+            hook.remove()
+        self._step_hooks = []
+        self._telemetry = None
 
     # -- records ----------------------------------------------------------------------------
     def _add_metrics(self, values: dict) -> None:
@@ -327,13 +400,21 @@ def _number(value) -> float | None:
         return None
 
 
-def _sharding(args) -> str | None:
-    """The sharded stack the Trainer runs under, as a user names it, or None."""
-    def on(var: str) -> bool:
-        return os.environ.get(var, "false").lower() in ("1", "true", "yes")
+def _unread_stack(args, model) -> str | None:
+    """A sharded stack whose gradients the callback cannot read as applied, or None.
 
-    if getattr(args, "deepspeed", None) or on("ACCELERATE_USE_DEEPSPEED"):
-        return "DeepSpeed"
-    if getattr(args, "fsdp", None) or on("ACCELERATE_USE_FSDP"):
-        return "FSDP"
+    FSDP: Accelerate turns it on only on GPUs and other accelerators (on CPU it
+    quietly trains DDP, heard exactly); its clipping happens before any callback
+    and no CPU run here can test a pre-clip read, so its gradients stay out.
+    DeepSpeed without ZeRO: the engine steps inside ``backward`` and zeroes the
+    gradients before ``on_pre_optimizer_step``.
+    """
+    from auralize.sharded_norms import stack_name
+
+    stack = stack_name(model) if model is not None else None
+    if stack is not None:
+        return stack
+    if getattr(args, "deepspeed", None) or os.environ.get(
+            "ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes"):
+        return "DeepSpeed without ZeRO"
     return None
