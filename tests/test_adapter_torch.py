@@ -12,9 +12,10 @@ from adapter_util import (
     check_run_folder,
     close,
     digits,
+    per_parameter_norms_loop,
 )
 from auralize import AuralizeError
-from auralize.torch import LayerTelemetry, per_parameter_norms_loop, watch
+from auralize.torch import LayerTelemetry, watch
 
 
 def cnn():

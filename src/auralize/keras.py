@@ -219,7 +219,7 @@ class _ModelTelemetry:
                 by_group[group].extend(vs)
             self.tap = StepTap.of(model, list(by_group.items()))
         else:
-            from auralize.torch import LayerTelemetry
+            from auralize.torch_layers import LayerTelemetry
 
             linear = {name: _dense_unit_mean_torch(layer) for name, layer in self.dense}
             self._tel = LayerTelemetry(layer_names, [[_torch_param(v) for v in vs]

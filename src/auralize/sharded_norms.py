@@ -73,7 +73,7 @@ class ShardedNorms:
     stack : str
         What the training runs on, for the one warning ("FSDP2", "DeepSpeed ZeRO-3"...).
     pieces : list of _Piece
-        In :class:`~auralize.torch.LayerTelemetry` parameter order.
+        In :class:`~auralize.torch_layers.LayerTelemetry` parameter order.
     groups : list of ProcessGroup or None
         The shard group(s) to sum over (one in every common layout; a parameter
         sharded over two mesh dimensions sums over both, one after the other).
@@ -287,7 +287,7 @@ class _GroupedTelemetry:
     """``LayerTelemetry`` with the user's ``groups=`` bound (the layouts build it two ways)."""
 
     def __init__(self, groups) -> None:
-        from auralize.torch import LayerTelemetry
+        from auralize.torch_layers import LayerTelemetry
 
         self._cls = LayerTelemetry
         self.groups = groups
@@ -321,7 +321,7 @@ def sharded_telemetry(model, weights_every="auto", weights=True, groups=None):
         else:
             tel, pieces, groups, scale = _dtensor(model, LayerTelemetry)
     except Exception as err:  # noqa: BLE001 - an unknown layout: say so, train on
-        from auralize.torch import unwrap_model
+        from auralize.torch_layers import unwrap_model
         tel = LayerTelemetry([type(unwrap_model(model)).__name__], [[]])
         norms = ShardedNorms(stack, [], [], weights_every)
         norms._give_up(f"cannot read its gradient layout: {type(err).__name__}: {err}")
@@ -387,7 +387,7 @@ def _clean(name: str) -> str:
 
 
 def _fsdp1(model, LayerTelemetry):
-    from auralize.torch import unwrap_model
+    from auralize.torch_layers import unwrap_model
 
     root = unwrap_model(model)
     order: dict[str, int] = {}
