@@ -1,6 +1,9 @@
 """Helper for tests/test_transformers_trainer.py: the Trainer under DeepSpeed ZeRO on 2 CPU ranks.
 
-    DS_ACCELERATOR=cpu deepspeed --num_gpus 2 tests/hf_deepspeed_script.py OUT_DIR STAGE
+    DS_ACCELERATOR=cpu deepspeed --num_gpus 2 tests/hf_deepspeed_script.py OUT_DIR STAGE [broken]
+
+``broken``: rank 0's run folder cannot be made (its parent is a file): its sound
+fails at the start, and it must still take its part in every step's all-reduce.
 
 Each rank trains the tiny GPT-2 with ``SonifyCallback(OUT_DIR/run)`` (accumulation 2,
 clipping at ``MAX_NORM``, fp32) and the test's ``Replay`` callback, and saves what it saw to
@@ -49,9 +52,15 @@ def main() -> None:
     torch.set_num_threads(1)
     args = [a for a in sys.argv[1:] if not a.startswith("--")]   # the launcher adds --local_rank
     out, stage = Path(args[0]), int(args[1])
+    run_dir = out / "run"
+    if args[2:] == ["broken"]:
+        run_dir = out / "blocked" / "run"
+        if int(os.environ.get("RANK", "0")) == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "blocked").write_text("a file where the run folder's parent should be")
     model = tiny_gpt2()
     replay = (GatheredReplay if stage == 3 else Replay)(model)
-    sound = SonifyCallback(out / "run", live=False, plot=False, step_s=0.05, groups="layers")
+    sound = SonifyCallback(run_dir, live=False, plot=False, step_s=0.05, groups="layers")
     targs = TrainingArguments(output_dir=str(out / "trainer"), per_device_train_batch_size=BATCH,
                               gradient_accumulation_steps=2, num_train_epochs=1, use_cpu=True,
                               report_to=[], save_strategy="no", disable_tqdm=True,

@@ -144,6 +144,9 @@ def _guarded(hook):
     def run(self, args, state, control, **kwargs):
         if hook.__name__ == "on_train_begin":   # each train() starts afresh
             self._failed = False
+        elif hook.__name__ == "on_train_end" and (self._failed or self._watch is None):
+            self._remove_step_hooks()           # a failed rank joined the all-reduce until now
+            return None
         elif self._failed or self._watch is None:
             return None
         try:
@@ -256,21 +259,24 @@ class SonifyCallback(TrainerCallback):
             grads = weights = False
         if not rank_zero:
             if zero is not None and (grads or weights):   # every rank joins the all-reduce
-                self._watch = Watch(zero, None, None, grads=grads, weights=weights,
-                                    weights_every=self.weights_every, groups=self.groups,
-                                    rank_zero=False)
-                self._telemetry = self._watch.telemetry
-                self._step_hooks = install_step_hook(zero, [], self._zero_step)
+                self._watch = self._join_all_reduce(zero, grads, weights)
             return
         out_dir = self._run_dir(args)
         self.run_dirs.append(out_dir)
-        sonifier = Sonifier(out_dir, mappings=self.mappings, **self.sonifier_kwargs)
         try:
-            watch = Watch(zero or model, None, sonifier, grads=grads, weights=weights,
-                          weights_every=self.weights_every, groups=self.groups,
-                          rank_zero=True, close_sonifier=True)
-        except BaseException:
-            sonifier.close()
+            sonifier = Sonifier(out_dir, mappings=self.mappings, **self.sonifier_kwargs)
+            try:
+                watch = Watch(zero or model, None, sonifier, grads=grads, weights=weights,
+                              weights_every=self.weights_every, groups=self.groups,
+                              rank_zero=True, close_sonifier=True)
+            except BaseException:
+                sonifier.close()
+                raise
+        except Exception:
+            if zero is not None and (grads or weights):
+                # no sound on this rank, but the others wait for its share of the
+                # all-reduce at every step: it keeps joining (_zero_step)
+                self._join_all_reduce(zero, grads, weights)
             raise
         max_norm = float(args.max_grad_norm or 0.0)
         if zero is not None:   # DeepSpeed clips inside its step, as its config says
@@ -354,6 +360,14 @@ class SonifyCallback(TrainerCallback):
         groups = getattr(optimizer, "param_groups", None) or [{}]
         watch.take_gradients(_LearningRate(groups[0].get("lr")))   # never raises
         self._step_open = watch.rank_zero
+
+    def _join_all_reduce(self, zero, grads: bool, weights: bool) -> Watch:
+        """A Watch that only takes this rank's part in the sharded norms (no Sonifier)."""
+        watch = Watch(zero, None, None, grads=grads, weights=weights,
+                      weights_every=self.weights_every, groups=self.groups, rank_zero=False)
+        self._telemetry = watch.telemetry
+        self._step_hooks = install_step_hook(zero, [], self._zero_step)
+        return watch
 
     def _remove_step_hooks(self) -> None:
         for hook in self._step_hooks:
