@@ -4,7 +4,8 @@
 
 STRATEGY is ``ddp`` or ``fsdp2`` (Lightning's ``ModelParallelStrategy``, FSDP2's
 ``fully_shard`` per block and on the model in ``configure_model``: the FSDP that
-Lightning runs on CPU; its ``strategy="fsdp"`` and ``"deepspeed"`` refuse CPU).
+Lightning runs on CPU; its ``strategy="fsdp"`` and ``"deepspeed"`` refuse CPU);
+``-clip`` after it: ``gradient_clip_val=CLIP`` (clipping by total norm).
 Lightning starts the second process itself.  The tiny GPT-2 of sharded_util is
 trained for ``STEPS`` steps; each rank's batches are its slices of the global
 batches (a DistributedSampler without shuffling: Lightning's own one shuffles).
@@ -20,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sharded_util import GLOBAL_BATCH, LR, STEPS, global_batch, tiny_gpt2  # noqa: E402
+from sharded_util import CLIP, GLOBAL_BATCH, LR, STEPS, global_batch, tiny_gpt2  # noqa: E402
 
 
 def main() -> None:
@@ -31,6 +32,8 @@ def main() -> None:
     from auralize.lightning import SonifyCallback
 
     out, strategy = Path(sys.argv[1]), sys.argv[2]
+    clip = strategy.endswith("-clip")
+    strategy = strategy.removesuffix("-clip")
     world = 2
 
     class Module(pl.LightningModule):
@@ -68,6 +71,8 @@ def main() -> None:
                                                    tensor_parallel_size=1,
                                                    process_group_backend="gloo")
     kwargs.setdefault("strategy", strategy)
+    if clip:
+        kwargs["gradient_clip_val"] = CLIP
     trainer = pl.Trainer(accelerator="cpu", devices=world, max_steps=STEPS,
                          callbacks=[cb], logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
