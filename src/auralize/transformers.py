@@ -53,19 +53,10 @@ callback, or the session's garbage collection, finishes that folder.
 Distributed: only the world process zero (``state.is_world_process_zero``) makes
 a Sonifier; the others write nothing.
 
-DeepSpeed ZeRO 1-3 through the Trainer: the gradients are partitions (``p.grad``
-is None), and Accelerate runs the engine's step inside the last micro-batch's
-``backward``, before ``on_pre_optimizer_step``.  The callback hooks the ZeRO
-optimizer's ``step`` on every rank (:mod:`auralize.deepspeed_zero`): there, after
-accumulation and before DeepSpeed unscales and clips, every rank joins one
-all-reduce of the squared partition norms (:mod:`auralize.sharded_norms`) and rank
-0 hears the global, pre-clip per-layer norms; ``clipped`` follows the engine's
-``gradient_clipping``.  Weight statistics are the whole weights' (ZeRO-3: from the
-partitions, on the agreed ``weights_every`` schedule); per-unit weight means are
-left out.  FSDP: Accelerate turns it on only on GPUs and other accelerators (on
-CPU, ``fsdp=...`` quietly trains DDP, heard exactly); under FSDP, and DeepSpeed
-without ZeRO, the callback says so once and leaves gradients and weights out
-(loss, learning rate and evaluations are heard).
+DeepSpeed ZeRO 1-3 through the Trainer: every rank joins one all-reduce per
+step, rank 0 hears the global pre-clip norms; FSDP (GPU only in Accelerate) and
+DeepSpeed without ZeRO: said once, gradients and weights left out
+(:mod:`auralize.transformers_sharded`).
 
 auralize never breaks training: a failure inside the callback (an unwritable
 folder, a dead audio device...) warns once, stops the sound, and the Trainer
@@ -79,13 +70,10 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import os
 import warnings
 from pathlib import Path
 
-import torch
-
-from auralize.deepspeed_zero import install_step_hook, zero_view
+from auralize.deepspeed_zero import zero_view
 from auralize.errors import AuralizeError
 
 try:  # the real Hugging Face package (an absolute import), not this module
@@ -98,6 +86,7 @@ from auralize.sonify.mappings import make_mapping
 from auralize.sonify.session import Sonifier
 from auralize.sonify.telemetry import TrainingStep
 from auralize.torch import Watch
+from auralize.transformers_sharded import ZeroStepHook, join_all_reduce, unread_stack
 
 __all__ = ["DEFAULT_MAPPINGS", "SonifyCallback"]
 
@@ -145,7 +134,7 @@ def _guarded(hook):
         if hook.__name__ == "on_train_begin":   # each train() starts afresh
             self._failed = False
         elif hook.__name__ == "on_train_end" and (self._failed or self._watch is None):
-            self._remove_step_hooks()           # a failed rank joined the all-reduce until now
+            self._remove_zero_hook()            # a failed rank joined the all-reduce until now
             return None
         elif self._failed or self._watch is None:
             return None
@@ -212,8 +201,7 @@ class SonifyCallback(TrainerCallback):
         self.run_dirs: list[Path] = []
         self._watch: Watch | None = None
         self._failed = False
-        self._step_hooks: list = []       # DeepSpeed: the ZeRO optimizer's step hook
-        self._telemetry = None            # its sharded norms (every rank joins them)
+        self._zero_hook: ZeroStepHook | None = None   # DeepSpeed: the ZeRO optimizer's step
         self._reset_step()
 
     @property
@@ -243,13 +231,13 @@ class SonifyCallback(TrainerCallback):
         if self._watch is not None:   # the previous train() raised: finish its run folder
             watch, self._watch = self._watch, None
             watch.close()
-        self._remove_step_hooks()
+        self._remove_zero_hook()
         self.result = None
         self._reset_step()
         zero = zero_view(model, optimizer)   # DeepSpeed ZeRO: the engine's step hook
         rank_zero = bool(state.is_world_process_zero)
         grads, weights = self.grads, self.weights
-        unread = None if zero is not None else _unread_stack(args, model)
+        unread = None if zero is not None else unread_stack(args, model)
         if unread and (grads or weights):
             if rank_zero:
                 warnings.warn(f"auralize: under {unread} the Trainer's gradients cannot be read "
@@ -259,7 +247,7 @@ class SonifyCallback(TrainerCallback):
             grads = weights = False
         if not rank_zero:
             if zero is not None and (grads or weights):   # every rank joins the all-reduce
-                self._watch = self._join_all_reduce(zero, grads, weights)
+                self._watch, self._zero_hook = join_all_reduce(self, zero, grads, weights)
             return
         out_dir = self._run_dir(args)
         self.run_dirs.append(out_dir)
@@ -275,8 +263,8 @@ class SonifyCallback(TrainerCallback):
         except Exception:
             if zero is not None and (grads or weights):
                 # no sound on this rank, but the others wait for its share of the
-                # all-reduce at every step: it keeps joining (_zero_step)
-                self._join_all_reduce(zero, grads, weights)
+                # all-reduce at every step: it keeps joining (ZeroStepHook)
+                _, self._zero_hook = join_all_reduce(self, zero, grads, weights)
             raise
         max_norm = float(args.max_grad_norm or 0.0)
         if zero is not None:   # DeepSpeed clips inside its step, as its config says
@@ -288,8 +276,7 @@ class SonifyCallback(TrainerCallback):
         watch.buffer.epoch = int(state.epoch or 0)
         self._watch = watch
         if zero is not None and (grads or weights):
-            self._telemetry = watch.telemetry
-            self._step_hooks = install_step_hook(zero, [], self._zero_step)
+            self._zero_hook = ZeroStepHook(self, zero, watch.telemetry)
 
     @_guarded
     def on_epoch_begin(self, args, state, control, **kwargs):
@@ -297,8 +284,12 @@ class SonifyCallback(TrainerCallback):
 
     @_guarded
     def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
-        if self._step_hooks:   # DeepSpeed: its step ran inside backward (see _zero_step)
+        if self._zero_hook is not None:   # DeepSpeed: its step ran inside backward (ZeroStepHook)
             return
+        self._open_step(optimizer)
+
+    def _open_step(self, optimizer) -> None:
+        """Send the previous step's record; read this step's gradients (and weights)."""
         self._emit()
         groups = getattr(optimizer, "param_groups", None) or [{}]
         self._watch.take_gradients(_LearningRate(groups[0].get("lr")))
@@ -327,53 +318,15 @@ class SonifyCallback(TrainerCallback):
 
     @_guarded
     def on_train_end(self, args, state, control, **kwargs):
-        self._remove_step_hooks()
+        self._remove_zero_hook()
         self._emit()
         watch, self._watch = self._watch, None
         self.result = watch.close()
 
-    # -- DeepSpeed ZeRO: the engine's optimizer step -----------------------------------------
-    def _zero_step(self, optimizer, step_args, step_kwargs) -> None:
-        """Before the ZeRO optimizer's step, on every rank: the step's record opens here.
-
-        Accelerate runs the engine's step inside the last micro-batch's ``backward``
-        (before ``on_pre_optimizer_step``), and the step frees the reduced gradient
-        partitions: they are read now, by one all-reduce that every rank joins, even
-        one whose sound failed (a rank that stayed away would hang the others).
-        """
-        watch = self._watch
-        if watch is None or self._failed:
-            if self._telemetry is not None:
-                try:
-                    with torch.no_grad():
-                        self._telemetry.device_parts(True, True)
-                except Exception:  # noqa: BLE001 - already failed: training goes on
-                    pass
-            return
-        if watch.rank_zero:
-            try:
-                self._emit()
-            except Exception as err:  # noqa: BLE001 - auralize must not end a training run
-                self._fail(err)
-                self._zero_step(optimizer, step_args, step_kwargs)
-                return
-        groups = getattr(optimizer, "param_groups", None) or [{}]
-        watch.take_gradients(_LearningRate(groups[0].get("lr")))   # never raises
-        self._step_open = watch.rank_zero
-
-    def _join_all_reduce(self, zero, grads: bool, weights: bool) -> Watch:
-        """A Watch that only takes this rank's part in the sharded norms (no Sonifier)."""
-        watch = Watch(zero, None, None, grads=grads, weights=weights,
-                      weights_every=self.weights_every, groups=self.groups, rank_zero=False)
-        self._telemetry = watch.telemetry
-        self._step_hooks = install_step_hook(zero, [], self._zero_step)
-        return watch
-
-    def _remove_step_hooks(self) -> None:
-        for hook in self._step_hooks:
+    def _remove_zero_hook(self) -> None:
+        hook, self._zero_hook = self._zero_hook, None
+        if hook is not None:
             hook.remove()
-        self._step_hooks = []
-        self._telemetry = None
 
     # -- records ----------------------------------------------------------------------------
     def _add_metrics(self, values: dict) -> None:
@@ -412,23 +365,3 @@ def _number(value) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _unread_stack(args, model) -> str | None:
-    """A sharded stack whose gradients the callback cannot read as applied, or None.
-
-    FSDP: Accelerate turns it on only on GPUs and other accelerators (on CPU it
-    quietly trains DDP, heard exactly); its clipping happens before any callback
-    and no CPU run here can test a pre-clip read, so its gradients stay out.
-    DeepSpeed without ZeRO: the engine steps inside ``backward`` and zeroes the
-    gradients before ``on_pre_optimizer_step``.
-    """
-    from auralize.sharded_norms import stack_name
-
-    stack = stack_name(model) if model is not None else None
-    if stack is not None:
-        return stack
-    if getattr(args, "deepspeed", None) or os.environ.get(
-            "ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes"):
-        return "DeepSpeed without ZeRO"
-    return None
