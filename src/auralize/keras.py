@@ -69,7 +69,6 @@ blocks has one voice per layer, under the layer's name.  ``which_layer`` of
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import warnings
@@ -106,6 +105,7 @@ def _import_keras():
 keras = _import_keras()
 
 from auralize.keras_layers import (  # noqa: E402 - needs keras imported
+    GradientNormMetric,
     _ModelTelemetry,
     dense_layers,
     trainable_layers,
@@ -306,51 +306,6 @@ class WeightsDense(SonifyCallback):
 class _DenseOnly:
     def __init__(self, model):
         self.dense = dense_layers(model)
-
-
-class GradientNormMetric(keras.metrics.Metric):
-    """``gradient_norm_<layer>``: the layer's gradient L2 norm at the latest step.
-
-    Stateless across batches (the value is the current step's, not a mean).
-    On torch it reads the gradients Keras's train step leaves on the variables
-    (all layers' norms in one fused reduction, by the first of these metrics
-    that asks).  On jax and tensorflow it is part of the compiled train step:
-    the norms come from the gradients the optimizer is given, unscaled
-    (:mod:`auralize.keras_step`), once a :class:`GradientSonification` of the
-    model listens; the value lives in a metric variable like any other metric.
-    """
-
-    def __init__(self, telemetry_source, layer: str, name: str | None = None):
-        super().__init__(name=name or f"gradient_norm_{layer}")
-        self._source = telemetry_source
-        self.layer = layer
-        self._value = math.nan
-        self._norm = None
-        if keras.backend.backend() != "torch":
-            self._norm = self.add_variable(shape=(), initializer=keras.initializers.Constant(math.nan),
-                                           dtype="float32", name="norm")
-
-    def update_state(self, y_true=None, y_pred=None, sample_weight=None):
-        if self._norm is not None:
-            tap = self._source().tap
-            value = tap.pending_norm(self.layer) if tap is not None else None
-            if value is not None:       # a train step (evaluation keeps the last one)
-                self._norm.assign(value)
-            return
-        norms = self._source().grad_norms()
-        if self.layer in norms:
-            self._value = norms[self.layer]
-
-    def result(self):
-        if self._norm is not None:
-            return self._norm.value
-        return self._value
-
-    def reset_state(self):
-        pass  # the value is the latest step's; nothing accumulates
-
-    def get_config(self):
-        return {"name": self.name, "layer": self.layer}
 
 
 class GradientSonification(SonifyCallback):

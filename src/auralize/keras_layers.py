@@ -1,14 +1,17 @@
-"""A Keras model's layers and their per-step numbers (torch backend), for :mod:`auralize.keras`.
+"""A Keras model's layers and their per-step numbers, for :mod:`auralize.keras`.
 
 Imported by :mod:`auralize.keras` once Keras is (its backend chosen there).
 :class:`_ModelTelemetry` finds the layers owning trainable variables, groups them
 into voices and gives the step's numbers: on the torch backend from fused torch
 reductions (:class:`~auralize.torch_layers.LayerTelemetry`), on jax and
-tensorflow from inside the compiled train step (:mod:`auralize.keras_step`).
+tensorflow from inside the compiled train step (:mod:`auralize.keras_step`);
+:class:`GradientNormMetric` shows a layer's norm as a Keras metric;
+:func:`variable_value` reads a variable mid-``fit`` on jax.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 import weakref
 
@@ -16,7 +19,7 @@ import keras
 import numpy as np
 
 from auralize.errors import AuralizeError
-from auralize.keras_step import StepTap, variable_value
+from auralize.keras_step import StepTap
 from auralize.layer_groups import group_layers
 from auralize.step_records import (
     UNIT_POOL_MAX,
@@ -27,7 +30,7 @@ from auralize.step_records import (
     to_float,
 )
 
-__all__ = ["dense_layers", "trainable_layers"]
+__all__ = ["GradientNormMetric", "dense_layers", "trainable_layers", "variable_value"]
 
 
 def _own_trainable(layer) -> list:
@@ -213,3 +216,70 @@ def _dense_unit_mean_torch(layer):
     def f():
         return _torch_param(layer.kernel).detach().mean(dim=0)  # (in, out): mean over inputs
     return f
+
+
+def variable_value(model, variable):
+    """A variable's current value, also in the middle of a jax ``fit``.
+
+    Keras's jax trainer keeps the training state outside the variables until the
+    epoch ends (their values are dropped: reading one then gives a fresh draw of
+    its initializer); the state it keeps on the model is read instead.
+    """
+    state = getattr(model, "_jax_state", None)
+    if state and getattr(variable, "_value", True) is None:
+        for ref, value in zip(model.trainable_variables, state.get("trainable_variables") or ()):
+            if ref is variable:
+                return value
+        for ref, value in zip(model.non_trainable_variables,
+                              state.get("non_trainable_variables") or ()):
+            if ref is variable:
+                return value
+        for ref, value in zip(model.metrics_variables, state.get("metrics_variables") or ()):
+            if ref is variable:
+                return value
+    return variable.value
+
+
+class GradientNormMetric(keras.metrics.Metric):
+    """``gradient_norm_<layer>``: the layer's gradient L2 norm at the latest step.
+
+    Stateless across batches (the value is the current step's, not a mean).
+    On torch it reads the gradients Keras's train step leaves on the variables
+    (all layers' norms in one fused reduction, by the first of these metrics
+    that asks).  On jax and tensorflow it is part of the compiled train step:
+    the norms come from the gradients the optimizer is given, unscaled
+    (:mod:`auralize.keras_step`), once a :class:`GradientSonification` of the
+    model listens; the value lives in a metric variable like any other metric.
+    """
+
+    def __init__(self, telemetry_source, layer: str, name: str | None = None):
+        super().__init__(name=name or f"gradient_norm_{layer}")
+        self._source = telemetry_source
+        self.layer = layer
+        self._value = math.nan
+        self._norm = None
+        if keras.backend.backend() != "torch":
+            self._norm = self.add_variable(shape=(), initializer=keras.initializers.Constant(math.nan),
+                                           dtype="float32", name="norm")
+
+    def update_state(self, y_true=None, y_pred=None, sample_weight=None):
+        if self._norm is not None:
+            tap = self._source().tap
+            value = tap.pending_norm(self.layer) if tap is not None else None
+            if value is not None:       # a train step (evaluation keeps the last one)
+                self._norm.assign(value)
+            return
+        norms = self._source().grad_norms()
+        if self.layer in norms:
+            self._value = norms[self.layer]
+
+    def result(self):
+        if self._norm is not None:
+            return self._norm.value
+        return self._value
+
+    def reset_state(self):
+        pass  # the value is the latest step's; nothing accumulates
+
+    def get_config(self):
+        return {"name": self.name, "layer": self.layer}

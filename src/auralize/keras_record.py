@@ -14,8 +14,7 @@ from typing import ClassVar
 
 import keras
 
-from auralize.keras_layers import _ModelTelemetry
-from auralize.keras_step import variable_value
+from auralize.keras_layers import _ModelTelemetry, variable_value
 from auralize.sonify.mappings import make_mapping
 from auralize.step_records import StepBuffer, to_float, unit_request, wants_weight_stats
 

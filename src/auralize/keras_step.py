@@ -395,25 +395,3 @@ class StepTap:
             value = ops.where(ops.all(ops.isfinite(grads)), value,
                               ops.convert_to_tensor(float("nan"), "float32"))
         return value
-
-
-def variable_value(model, variable):
-    """A variable's current value, also in the middle of a jax ``fit``.
-
-    Keras's jax trainer keeps the training state outside the variables until the
-    epoch ends (their values are dropped: reading one then gives a fresh draw of
-    its initializer); the state it keeps on the model is read instead.
-    """
-    state = getattr(model, "_jax_state", None)
-    if state and getattr(variable, "_value", True) is None:
-        for ref, value in zip(model.trainable_variables, state.get("trainable_variables") or ()):
-            if ref is variable:
-                return value
-        for ref, value in zip(model.non_trainable_variables,
-                              state.get("non_trainable_variables") or ()):
-            if ref is variable:
-                return value
-        for ref, value in zip(model.metrics_variables, state.get("metrics_variables") or ()):
-            if ref is variable:
-                return value
-    return variable.value
