@@ -307,10 +307,16 @@ def test_without_transformers_one_line_error_naming_the_extra(tmp_path):
 # -- Accelerate --------------------------------------------------------------------------------
 def test_watch_hears_a_loop_prepared_by_accelerate(tmp_path):
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
 
     from auralize.torch import watch
 
+    # Accelerate's state is process-wide: a Trainer(bf16=True) earlier in this process
+    # would make this Accelerator autocast to bf16 too (the fp32 reference then differs)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
     accelerator = Accelerator(cpu=True, gradient_accumulation_steps=2)
+    assert accelerator.mixed_precision == "no"
     model = tiny_gpt2()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model, optimizer = accelerator.prepare(model, optimizer)
