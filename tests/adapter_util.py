@@ -69,3 +69,26 @@ def check_run_folder(out_dir: Path, n_steps: int | None = None) -> list:
 
 def close(a: float, b: float, rel: float = 1e-5) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=1e-7)
+
+
+def per_parameter_norms_loop(model) -> dict[str, float]:
+    """Reference: per-layer gradient norms the slow way (``p.grad.norm().item()``).
+
+    What Perone's code and Lightning's ``grad_norm`` do: one reduction and one host
+    transfer per parameter, per module owning parameters (DDP / compile wrappers
+    looked through, as ``auralize.torch`` names layers).
+    """
+    from auralize.torch import unwrap_model
+
+    model = unwrap_model(model)
+    out = {}
+    for name, mod in model.named_modules():
+        sq = 0.0
+        have = False
+        for p in mod.parameters(recurse=False):
+            if p.requires_grad and p.grad is not None:
+                sq += float(p.grad.norm().item()) ** 2
+                have = True
+        if have:
+            out[name or type(mod).__name__] = math.sqrt(sq)
+    return out

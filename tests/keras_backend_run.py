@@ -7,13 +7,16 @@ and an independent reference computed in the same process.
 MODEL is mlp, cnn or demo (auralize's demo CNN), PRECISION float32 or
 mixed_bfloat16, OPTIMIZER sgd or adam; ``lso`` wraps it in a LossScaleOptimizer
 (initial scale 2**EXP); ``x=FACTOR`` multiplies the inputs (larger gradients: with
-2**127 some steps overflow, and the optimizer skips them).
+2**127 some steps overflow, and the optimizer skips them); ``acc=K`` gives the
+optimizer ``gradient_accumulation_steps=K``.
 Each fit writes ``OUT_DIR/NAME/run`` (the run folder) and ``OUT_DIR/NAME/reference.json``:
 
 - ``losses``: each batch's loss, and ``norms``: each layer's gradient L2 norm (all its
   trainable variables), both from the weights before the step, by the backend's own
   autodiff (``jax.value_and_grad`` of ``stateless_call``, ``tf.GradientTape``) on
   the batch the step trains on, unscaled, in float64 on the host;
+- ``acc_norms`` (with ``acc=K``): per batch, each layer's L2 norm of the mean of the
+  last K batches' gradients on the batches where the optimizer applies it, else None;
 - ``weight_norms``: each layer's weight L2 norm after the step;
 - ``unit_means``: the per-unit kernel means of the chord's layer at the start and at
   each epoch end;
@@ -42,19 +45,22 @@ def main() -> None:
     args = p.parse_args()
     for spec in args.fit:
         name, model, precision, optimizer, *options = spec.split(":")
-        scale, factor = None, 1.0
+        scale, factor, accumulate = None, 1.0, None
         for option in options:
             key, _, value = option.partition("=")
             if key == "lso":
                 scale = 2.0 ** int(value or 15)
             elif key == "x":
                 factor = float(value)
+            elif key == "acc":
+                accumulate = int(value)
         run_fit(Path(args.out) / name, model, precision, optimizer, scale, args.epochs, args.n,
-                factor)
+                factor, accumulate)
 
 
 def run_fit(out: Path, model_kind: str, precision: str, optimizer_name: str,
-            loss_scale: float | None, epochs: int, n: int, x_factor: float = 1.0) -> None:
+            loss_scale: float | None, epochs: int, n: int, x_factor: float = 1.0,
+            accumulate: int | None = None) -> None:
     from auralize.keras import GradientSonification, ListenToLoss, WeightsDense, keras
 
     backend = keras.backend.backend()
@@ -87,8 +93,9 @@ def run_fit(out: Path, model_kind: str, precision: str, optimizer_name: str,
         model = build_keras_cnn(0)
     chord_layer = model.layers[-1].name
 
-    optimizer = (keras.optimizers.SGD(0.3) if optimizer_name == "sgd"
-                 else keras.optimizers.Adam(1e-2))
+    optimizer = (keras.optimizers.SGD(0.3, gradient_accumulation_steps=accumulate)
+                 if optimizer_name == "sgd"
+                 else keras.optimizers.Adam(1e-2, gradient_accumulation_steps=accumulate))
     if loss_scale is not None:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=loss_scale)
     grad_son = GradientSonification(path=out / "grads", model=model, freq=2000.0, plot=False)
@@ -99,7 +106,8 @@ def run_fit(out: Path, model_kind: str, precision: str, optimizer_name: str,
     positions = {id(v): i for i, v in enumerate(model.trainable_variables)}
     loss_fn = keras.losses.CategoricalCrossentropy()
 
-    ref = {"backend": backend, "losses": [], "norms": [], "weight_norms": [], "unit_means": [],
+    ref = {"backend": backend, "losses": [], "norms": [], "acc_norms": [], "weight_norms": [],
+           "unit_means": [],
            "layers": [n for n, _ in layer_vars], "chord_layer": chord_layer}
 
     def per_layer(arrays):
@@ -144,12 +152,22 @@ def run_fit(out: Path, model_kind: str, precision: str, optimizer_name: str,
         kernel = current("trainable_variables")[positions[id(model.get_layer(chord_layer).kernel)]]
         return [float(v) for v in np.asarray(kernel, np.float64).mean(axis=0)]
 
+    window = []   # the gradients of the batches the optimizer is accumulating
+
     class Reference(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
             lo = batch * BATCH
             loss, grads = gradients(x[lo:lo + BATCH], y[lo:lo + BATCH])
             ref["losses"].append(loss)
             ref["norms"].append(per_layer(grads))
+            if accumulate:   # the optimizer applies the mean of every K batches' gradients
+                window.append([np.asarray(g, np.float64) for g in grads])
+                if len(window) == accumulate:
+                    ref["acc_norms"].append(per_layer([sum(gs) / accumulate
+                                                       for gs in zip(*window)]))
+                    window.clear()
+                else:
+                    ref["acc_norms"].append(None)
 
         def on_train_batch_end(self, batch, logs=None):
             ref["weight_norms"].append(per_layer(current("trainable_variables")))

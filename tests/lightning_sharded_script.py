@@ -2,7 +2,10 @@
 
     python tests/lightning_sharded_script.py OUT_DIR STRATEGY
 
-STRATEGY is ``ddp`` or ``deepspeed`` (ZeRO-2; DeepSpeed needs ``DS_ACCELERATOR=cpu``).
+STRATEGY is ``ddp`` or ``fsdp2`` (Lightning's ``ModelParallelStrategy``, FSDP2's
+``fully_shard`` per block and on the model in ``configure_model``: the FSDP that
+Lightning runs on CPU; its ``strategy="fsdp"`` and ``"deepspeed"`` refuse CPU);
+``-clip`` after it: ``gradient_clip_val=CLIP`` (clipping by total norm).
 Lightning starts the second process itself.  The tiny GPT-2 of sharded_util is
 trained for ``STEPS`` steps; each rank's batches are its slices of the global
 batches (a DistributedSampler without shuffling: Lightning's own one shuffles).
@@ -29,12 +32,23 @@ def main() -> None:
     from auralize.lightning import SonifyCallback
 
     out, strategy = Path(sys.argv[1]), sys.argv[2]
+    clip = strategy.endswith("-clip")
+    strategy = strategy.removesuffix("-clip")
     world = 2
 
     class Module(pl.LightningModule):
         def __init__(self):
             super().__init__()
             self.net = tiny_gpt2()
+
+        def configure_model(self):
+            if strategy == "fsdp2":
+                from torch.distributed.fsdp import fully_shard
+
+                mesh = self.device_mesh["data_parallel"]
+                for block in self.net.transformer.h:
+                    fully_shard(block, mesh=mesh)
+                fully_shard(self.net, mesh=mesh)
 
         def training_step(self, ids, batch_idx):
             return self.net(ids, labels=ids).loss
@@ -51,12 +65,15 @@ def main() -> None:
                         mappings=("loss", "gradients", "alarm"),
                 groups="layers", weights=True, weights_every=1)
     kwargs = {}
-    if strategy == "deepspeed":
-        from lightning.pytorch.strategies import DeepSpeedStrategy
-        strategy = DeepSpeedStrategy(stage=2, config={
-            "zero_optimization": {"stage": 2}, "zero_allow_untested_optimizer": True,
-            "gradient_clipping": CLIP, "train_micro_batch_size_per_gpu": GLOBAL_BATCH // world})
-    trainer = pl.Trainer(accelerator="cpu", devices=world, strategy=strategy, max_steps=STEPS,
+    if strategy == "fsdp2":
+        from lightning.pytorch.strategies import ModelParallelStrategy
+        kwargs["strategy"] = ModelParallelStrategy(data_parallel_size=world,
+                                                   tensor_parallel_size=1,
+                                                   process_group_backend="gloo")
+    kwargs.setdefault("strategy", strategy)
+    if clip:
+        kwargs["gradient_clip_val"] = CLIP
+    trainer = pl.Trainer(accelerator="cpu", devices=world, max_steps=STEPS,
                          callbacks=[cb], logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
                          use_distributed_sampler=False, **kwargs)

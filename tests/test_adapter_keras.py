@@ -126,9 +126,9 @@ def test_batch_loss_is_the_batch_own_loss_not_the_running_mean():
 
 def test_running_mean_recovery_when_loss_cannot_be_captured(monkeypatch):
     """The route for backends whose compiled step hides the loss (jax, tensorflow)."""
-    from auralize import keras as ak
+    from auralize import keras_record
 
-    monkeypatch.setattr(ak._LossCapture, "_install", lambda self: None)
+    monkeypatch.setattr(keras_record._LossCapture, "_install", lambda self: None)
     x, y = data()
     model = mlp(2)
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.5))

@@ -10,10 +10,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from adapter_util import RecordingSonifier, check_run_folder, close, digits
+from adapter_util import RecordingSonifier, check_run_folder, close, digits, per_parameter_norms_loop
 from auralize import AuralizeError
 from auralize.lightning import SonifyCallback, pl
-from auralize.torch import per_parameter_norms_loop
 
 
 class Digits(pl.LightningModule):

@@ -12,9 +12,10 @@ from adapter_util import (
     check_run_folder,
     close,
     digits,
+    per_parameter_norms_loop,
 )
 from auralize import AuralizeError
-from auralize.torch import LayerTelemetry, per_parameter_norms_loop, watch
+from auralize.torch import LayerTelemetry, watch
 
 
 def cnn():
@@ -98,20 +99,29 @@ def test_weight_stats_interval_and_epoch_ends():
     model = cnn()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     son = RecordingSonifier()
+    started = []    # the weights each step started from (one training forward per step)
+    model.register_forward_pre_hook(
+        lambda m, a: started.append(weight_reference(m)) if m.training else None)
     with watch(model, opt, sonifier=son, weights_every=4) as w:
+        model.train()
         train(model, opt, w, x, y)
     have = [bool(r.weight_stats) for r in son.records]
-    # steps 0, 4, 8 by the interval; 9 as its epoch's last record
-    assert have == [True, False, False, False, True, False, False, False, True, True]
-    final = weight_reference(model)["7"]["norm"]
-    assert close(son.records[-1].weight_stats["7"]["norm"], final)  # epoch end: weights now
+    # steps 0, 4, 8 by the interval; 5 as its epoch's first step
+    assert have == [True, False, False, False, True, True, False, False, True, False]
+    # every record's weights are those its step started from (never read after its update)
+    forwards = started[::2]   # train() runs a second forward (accuracy) after each step
+    assert len(forwards) == len(son.records) == 10
+    for rec, ref in zip(son.records, forwards):
+        for layer, stats in rec.weight_stats.items():
+            assert close(stats["norm"], ref[layer]["norm"]), (rec.step, layer)
+            assert close(stats["mean"], ref[layer]["mean"]), (rec.step, layer)
     with pytest.raises(AuralizeError, match="weights_every"):
         watch(model, opt, sonifier=son, weights_every=0)
     # "auto" keeps the weight statistics' cost small; the first step always has them
     son = RecordingSonifier()
     with watch(model, opt, sonifier=son) as w:
         train(model, opt, w, x, y, epochs=1)
-    assert son.records[0].weight_stats and son.records[-1].weight_stats
+    assert son.records[0].weight_stats
     assert w._w_interval >= 1
 
 

@@ -38,6 +38,8 @@ FITS = {
     # optimizer skips each of them and halves its scale
     "skipping": "mlp:float32:adam:lso=127:x=128",
 }
+# gradient accumulation over 3 batches (the optimizer's gradient_accumulation_steps)
+ACCUM_FIT = {"accumulating": "mlp:float32:sgd:acc=3"}
 STEPS = 2 * math.ceil(192 / 32)     # 2 epochs of 192 digits in batches of 32
 STEP_S = 0.1                        # the session's step slot (ListenToLoss(step_s=0.1))
 
@@ -66,7 +68,7 @@ def fits(request, tmp_path_factory):
     backend = request.param
     out = tmp_path_factory.mktemp(f"keras_{backend}")
     cmd = [sys.executable, str(SCRIPT), str(out)]
-    for name, spec in FITS.items():
+    for name, spec in {**FITS, **ACCUM_FIT}.items():
         cmd += ["--fit", f"{name}:{spec}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=backend_env(backend))
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -115,6 +117,28 @@ def test_gradient_norms_are_the_unscaled_norms_the_optimizer_applies(fits, name)
             assert rel(epochs[-1], ref["norms"][-1][layer]) <= tol
         else:
             assert math.isnan(epochs[-1])     # a skipped step: no norm, not inf
+
+
+@pytest.mark.slow
+def test_accumulated_gradients_one_gradient_record_per_optimizer_step(fits):
+    """gradient_accumulation_steps=3: the norms are those of the mean gradient the optimizer
+    applies, on the batch that applies it; the batches that only add up have none."""
+    backend, out = fits
+    ref, recs = load(out, "accumulating")
+    applied = [k for k, norms in enumerate(ref["acc_norms"]) if norms is not None]
+    assert applied == [2, 5, 8, 11]
+    assert [k for k, rec in enumerate(recs) if rec.grad_norms] == applied
+    for k in applied:
+        assert list(recs[k].grad_norms) == ref["layers"]
+        for layer, value in ref["acc_norms"][k].items():
+            assert rel(recs[k].grad_norms[layer], value) <= 1e-4, (k, layer)
+            # not the batch's own gradient: the mean of three differs
+            assert rel(recs[k].grad_norms[layer], ref["norms"][k][layer]) > 1e-3, (k, layer)
+    for rec, loss in zip(recs, ref["losses"]):
+        assert rel(rec.loss, loss) <= 1e-4      # the loss is heard per batch
+    history = ref["history"]
+    for layer in ref["layers"]:    # the metric: each epoch's last batch applies a step
+        assert rel(history[f"gradient_norm_{layer}"][-1], ref["acc_norms"][11][layer]) <= 1e-4
 
 
 @pytest.mark.slow

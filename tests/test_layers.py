@@ -24,9 +24,10 @@ LAYERS = [
     {"audio"},
     {"sonify", "layer_groups"},
     {"models", "activations", "dream", "generate"},
-    {"torch", "keras", "keras_step", "lightning", "transformers", "fit_session",
-     "sharded_norms", "amp_steps", "deepspeed_zero", "step_records"},
-    {"digits", "sweep", "sweeps"},
+    {"torch", "torch_layers", "torch_steps", "keras", "keras_layers", "keras_record",
+     "keras_step", "lightning", "transformers", "transformers_sharded", "fit_session",
+     "sharded_norms", "shard_layouts", "amp_steps", "deepspeed_zero", "step_records"},
+    {"digits", "sweeps"},
     {"trackers", "notebook", "web"},
     {"commands", "cli", "__main__"},
 ]
@@ -44,12 +45,8 @@ UPWARD_BY_DESIGN = {
     ("auralize.sweeps.sound", "auralize.web.bridge"),
 }
 
-#: Cycles that are known and owned elsewhere (issue 20, "the house in order"): the
-#: torch adapter and its sharded-norm helper import each other (helper "truth" owns
-#: both).  Remove an entry when its cycle is gone.
-KNOWN_CYCLES = [
-    {"auralize.torch", "auralize.sharded_norms"},
-]
+#: Cycles that are known and owned elsewhere; remove an entry when its cycle is gone.
+KNOWN_CYCLES: list[set[str]] = []
 
 
 @dataclass(frozen=True)

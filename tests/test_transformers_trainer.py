@@ -307,10 +307,16 @@ def test_without_transformers_one_line_error_naming_the_extra(tmp_path):
 # -- Accelerate --------------------------------------------------------------------------------
 def test_watch_hears_a_loop_prepared_by_accelerate(tmp_path):
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
 
     from auralize.torch import watch
 
+    # Accelerate's state is process-wide: a Trainer(bf16=True) earlier in this process
+    # would make this Accelerator autocast to bf16 too (the fp32 reference then differs)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
     accelerator = Accelerator(cpu=True, gradient_accumulation_steps=2)
+    assert accelerator.mixed_precision == "no"
     model = tiny_gpt2()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -344,17 +350,20 @@ def test_watch_hears_a_loop_prepared_by_accelerate(tmp_path):
 
 
 @pytest.mark.slow  # two processes that each import transformers
-def test_ddp_two_ranks_rank_zero_hears_the_all_reduced_gradient(tmp_path):
+@pytest.mark.parametrize("asked", ["ddp", "fsdp"])
+def test_ddp_two_ranks_rank_zero_hears_the_all_reduced_gradient(tmp_path, asked):
+    # asked="fsdp": on CPU Accelerate trains DDP anyway; its whole gradients are heard
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     cmd = ([torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]) + [
         "--standalone", "--nproc_per_node", "2", str(ROOT / "tests" / "hf_ddp_script.py"),
-        str(tmp_path)]
+        str(tmp_path)] + (["fsdp"] if asked == "fsdp" else [])
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["ddp"] == "DistributedDataParallel"
+    assert ranks[0]["warnings"] == ranks[1]["warnings"] == []     # nothing left out
     assert ranks[0]["run_dirs"] == [tmp_path / "run"] and ranks[1]["run_dirs"] == []
     assert sorted(tmp_path.rglob("*.wav")) == [tmp_path / "run" / "sonification.wav"]
     records = telemetry(tmp_path / "run")
@@ -368,19 +377,64 @@ def test_ddp_two_ranks_rank_zero_hears_the_all_reduced_gradient(tmp_path):
         assert all(rec.grad_norms[n] == pytest.approx(ref[n], rel=1e-4) for n in ref), k
 
 
-@pytest.mark.slow  # DeepSpeed's start-up
-def test_deepspeed_through_the_trainer_says_so_once_and_leaves_gradients_out(tmp_path):
+def run_deepspeed(tmp_path, *script_args) -> list[dict]:
+    """tests/hf_deepspeed_script.py on 2 CPU ranks by the ``deepspeed`` launcher; each rank's notes.
+
+    A rank left waiting in a collective would hang the launch: the timeout fails it.
+    """
     pytest.importorskip("deepspeed")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_PORT=str(29500 + os.getpid() % 500),
+    launcher = shutil.which("deepspeed", path=str(Path(sys.executable).parent))
+    if launcher is None:
+        pytest.skip("the deepspeed launcher is not installed")
+    env = dict(os.environ, OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu",
                PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "hf_deepspeed_script.py"),
-                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=400)
+    port = str(29500 + os.getpid() % 2000)
+    proc = subprocess.run([launcher, "--num_gpus", "2", "--master_port", port,
+                           str(ROOT / "tests" / "hf_deepspeed_script.py"), str(tmp_path),
+                           *script_args],
+                          env=env, capture_output=True, text=True, timeout=500, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads((tmp_path / "result.json").read_text())
-    assert result["warnings"] == [
-        "auralize: under DeepSpeed the Trainer's gradients and weights are shards: gradient "
-        "norms and weight statistics are left out (loss, learning rate and evaluations are heard)"]
+    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+
+
+@pytest.mark.slow  # DeepSpeed's start-up on 2 ranks: ~30-60 s each
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_two_ranks_hear_the_global_preclip_norms(tmp_path, stage):
+    ranks = run_deepspeed(tmp_path, str(stage))
+    assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["engine"] == "DeepSpeedEngine"
+    assert ranks[0]["warnings"] == ranks[1]["warnings"] == []      # nothing left out
+    assert ranks[0]["run_dirs"] == [tmp_path / "run"] and ranks[1]["run_dirs"] == []
+    assert sorted(tmp_path.rglob("*.wav")) == [tmp_path / "run" / "sonification.wav"]
     records = telemetry(tmp_path / "run")
-    assert len(records) == result["steps"] == 4
-    assert not any(r.grad_norms or r.weight_stats for r in records)   # no shard-local numbers
-    assert [r.loss for r in records] == result["losses"]              # the loss is heard
+    assert len(records) == ranks[0]["steps"] == 4
+    max_norm = 0.7      # hf_deepspeed_script.MAX_NORM: DeepSpeed clips inside its step
+    clipped = []
+    for k, rec in enumerate(records):
+        both = {"weights": ranks[0]["windows"][k]["weights"],
+                "batches": ranks[0]["windows"][k]["batches"] + ranks[1]["windows"][k]["batches"]}
+        assert len(both["batches"]) == 4     # 2 micro-batches on each rank
+        ref, total, loss = reference(both, max_norm=0.0, tokens=ranks[0]["tokens"])
+        assert list(rec.grad_norms) == list(ref)        # every layer: no shard-local subset
+        assert all(rec.grad_norms[n] == pytest.approx(ref[n], rel=1e-4) for n in ref), k
+        assert rec.loss == pytest.approx(loss, rel=1e-4) == ranks[0]["losses"][k]
+        assert rec.metrics["grad_norm"] == pytest.approx(total, rel=1e-4)   # DeepSpeed's own
+        assert rec.clipped == (total > max_norm) == bool(rec.metrics["grad_clipped"])
+        clipped.append(rec.clipped)
+    assert any(clipped) and not all(clipped), clipped
+    # the first step always has weight statistics: the whole weights' norms, not a partition's
+    weights = ranks[0]["windows"][0]["weights"]
+    assert records[0].weight_stats
+    for layer, stats in records[0].weight_stats.items():
+        own = [v for k, v in weights.items() if k.rsplit(".", 1)[0] == layer]
+        assert stats["norm"] == pytest.approx(
+            math.sqrt(sum(float((v.double() ** 2).sum()) for v in own)), rel=1e-4), layer
+
+
+@pytest.mark.slow  # DeepSpeed's start-up on 2 ranks: ~30-60 s
+def test_deepspeed_rank_zero_whose_sound_fails_still_joins_and_training_goes_on(tmp_path):
+    ranks = run_deepspeed(tmp_path, "2", "broken")       # no hang, rc 0
+    assert [r["steps"] for r in ranks] == [4, 4]          # both ranks trained to the end
+    assert len(ranks[0]["warnings"]) == 1 and ranks[0]["warnings"][0].startswith(
+        "auralize: the sound of this training run stopped (NotADirectoryError")
+    assert ranks[1]["warnings"] == []     # rank 1 saw rank 0 in every all-reduce
+    assert not list(tmp_path.rglob("*.wav")) and not list(tmp_path.rglob("telemetry.jsonl"))

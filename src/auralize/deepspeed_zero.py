@@ -18,11 +18,47 @@ import sys
 
 import torch.distributed as dist
 
-__all__ = ["deepspeed_engine", "install_step_hook", "zero_layout"]
+__all__ = ["ZeroView", "deepspeed_engine", "install_step_hook", "zero_layout", "zero_view"]
+
+_ZERO_OPTIMIZERS = {"DeepSpeedZeroOptimizer": None, "DeepSpeedZeroOptimizer_Stage3": 3}
+
+
+class ZeroView:
+    """What this module needs of a ``DeepSpeedEngine``, from its module and ZeRO optimizer.
+
+    For code that holds the engine's pieces but not the engine: a Hugging Face
+    ``Trainer``'s callbacks get the user's model and Accelerate's optimizer
+    wrapper, never the engine (see :func:`zero_view`).
+    """
+
+    def __init__(self, module, optimizer, stage: int) -> None:
+        self.module = module
+        self.optimizer = optimizer
+        self._stage = int(stage)
+
+    def zero_optimization_stage(self) -> int:
+        return self._stage
+
+
+def zero_view(model, optimizer) -> ZeroView | None:
+    """A :class:`ZeroView` when ``optimizer`` (or what it wraps) is a ZeRO optimizer, else None."""
+    seen = 0
+    while optimizer is not None and seen < 8:
+        stage = _ZERO_OPTIMIZERS.get(type(optimizer).__name__, 0)
+        if stage != 0:
+            break
+        optimizer, seen = getattr(optimizer, "optimizer", None), seen + 1
+    else:
+        return None
+    if stage is None:   # stage 1 and 2 share a class: stage 2 also partitions gradients
+        stage = 2 if getattr(optimizer, "partition_gradients", False) else 1
+    return ZeroView(model, optimizer, stage)
 
 
 def deepspeed_engine(model):
-    """The ``deepspeed.DeepSpeedEngine`` that ``model`` is or wraps, else None."""
+    """The ``deepspeed.DeepSpeedEngine`` that ``model`` is or wraps (or a :class:`ZeroView`), else None."""
+    if isinstance(model, ZeroView):
+        return model
     ds = sys.modules.get("deepspeed")
     if ds is not None and isinstance(model, getattr(ds, "DeepSpeedEngine", ())):
         return model

@@ -155,9 +155,8 @@ class StepTap:
                 def stateless_apply(original):
                     def apply(optimizer_variables, grads, trainable_variables):
                         if tap.in_step:
-                            tap._guard("gradient norms", lambda: tap.pending.__setitem__(
-                                "grads", tap._layer_norms(
-                                    grads, tap._loss_scale(optimizer, optimizer_variables))))
+                            tap._guard("gradient norms", lambda: tap._take_grads(
+                                optimizer, optimizer_variables, grads))
                         return original(optimizer_variables, grads, trainable_variables)
                     return apply
                 self._wrap(optimizer, "stateless_apply", stateless_apply)
@@ -166,8 +165,8 @@ class StepTap:
                     def apply(grads, trainable_variables=None):
                         if tap.in_step and "grads" not in tap.pending:
                             grads = list(grads)
-                            tap._guard("gradient norms", lambda: tap.pending.__setitem__(
-                                "grads", tap._layer_norms(grads, tap._loss_scale(optimizer, None))))
+                            tap._guard("gradient norms", lambda: tap._take_grads(
+                                optimizer, None, grads))
                         return original(grads, trainable_variables)
                     return apply
                 self._wrap(optimizer, "apply", apply_hook)
@@ -257,6 +256,38 @@ class StepTap:
         factor = getattr(optimizer, "loss_scale_factor", None)
         return factor if factor else 1.0
 
+    def _take_grads(self, optimizer, optimizer_variables, grads) -> None:
+        """The norms of the gradient the optimizer applies, into ``pending`` (traced).
+
+        With ``gradient_accumulation_steps=k`` Keras's optimizer applies, every k-th
+        batch, the mean of the k batches' gradients (its accumulators plus this
+        batch's), and updates nothing on the other batches: the norms are those of
+        that mean, flagged as an optimizer step only on the batch that applies it.
+        """
+        inner = getattr(optimizer, "inner_optimizer", None)
+        if inner is not None and getattr(inner, "gradient_accumulation_steps", None):
+            self._warned_missing = True     # this one warning says it
+            raise ValueError("gradient accumulation inside a LossScaleOptimizer is not read")
+        scale = self._loss_scale(optimizer, optimizer_variables)
+        steps = getattr(optimizer, "gradient_accumulation_steps", None)
+        if not steps:
+            self.pending["grads"] = self._layer_norms(grads, scale)
+            return
+        ops = keras.ops
+        values = None if optimizer_variables is None else {
+            id(ref): value for ref, value in zip(optimizer.variables, optimizer_variables)}
+
+        def current(variable):
+            return variable.value if values is None else values[id(variable)]
+
+        accumulated = [current(a) for a in optimizer._accumulated_gradients]
+        applied = [None if g is None else (ops.cast(g, "float32") + ops.cast(a, "float32")) / steps
+                   for g, a in zip(grads, accumulated)]
+        update = ops.equal((current(optimizer._iterations) + 1) % steps, 0)
+        self.pending["grads"] = self._layer_norms(applied, scale)
+        # 1: this batch's optimizer step applies them; 0.5: a batch that only accumulates
+        self.pending["grads_flag"] = ops.where(update, 1.0, 0.5)
+
     def _layer_norms(self, grads, scale):
         ops = keras.ops
         scale = ops.cast(scale, "float32")
@@ -286,7 +317,11 @@ class StepTap:
         grads = pending.get("grads")
         flags = [loss is not None, grads is not None,
                  self.weights and new_weights is not None and len(new_weights) == self.n_vars]
-        parts.append(ops.convert_to_tensor([float(f) for f in flags], "float32"))
+        flag_parts = ops.convert_to_tensor([float(f) for f in flags], "float32")
+        if flags[1] and "grads_flag" in pending:   # gradient accumulation (see _take_grads)
+            flag_parts = ops.concatenate([flag_parts[:1], ops.reshape(ops.cast(
+                pending["grads_flag"], "float32"), (1,)), flag_parts[2:]])
+        parts.append(flag_parts)
         parts.append(ops.reshape(ops.mean(ops.cast(loss, "float32")), (1,)) if flags[0]
                      else ops.zeros((1,), "float32"))
         if self.grads:
@@ -313,6 +348,8 @@ class StepTap:
             return None
         values = np.asarray(vec, dtype=np.float64).reshape(-1)     # the one device-to-host copy
         has_loss, has_grads, has_weights = (bool(v) for v in values[:3])
+        accumulating = 0 < values[1] < 1     # a batch whose gradient the optimizer only adds up
+        has_grads = has_grads and not accumulating
         at = 3
         loss = float(values[at]) if has_loss else None
         at += 1
@@ -327,7 +364,7 @@ class StepTap:
                 else:
                     grad_norms = {name: float(v) for name, v, ps in
                                   zip(self.names, norms, self.layer_vars) if ps}
-            elif not self._warned_missing:
+            elif not self._warned_missing and not accumulating:
                 self._warned_missing = True
                 warnings.warn("auralize: this model's train step never called its optimizer's "
                               "apply as Keras's own train_step does; gradient norms are left out",
@@ -346,6 +383,11 @@ class StepTap:
         if grads is None or name not in self.names:
             return None
         value = grads[self.names.index(name)]
+        flag = self.pending.get("grads_flag")
+        if flag is not None:   # accumulating: only the batch that applies the mean has a norm
+            ops = keras.ops
+            value = ops.where(ops.equal(flag, 1.0), value,
+                              ops.convert_to_tensor(float("nan"), "float32"))
         if self._loss_scaled:
             # any layer's norm non-finite: the optimizer skips this step; no norm (NaN)
             # for every layer, as the telemetry leaves them all out
@@ -353,25 +395,3 @@ class StepTap:
             value = ops.where(ops.all(ops.isfinite(grads)), value,
                               ops.convert_to_tensor(float("nan"), "float32"))
         return value
-
-
-def variable_value(model, variable):
-    """A variable's current value, also in the middle of a jax ``fit``.
-
-    Keras's jax trainer keeps the training state outside the variables until the
-    epoch ends (their values are dropped: reading one then gives a fresh draw of
-    its initializer); the state it keeps on the model is read instead.
-    """
-    state = getattr(model, "_jax_state", None)
-    if state and getattr(variable, "_value", True) is None:
-        for ref, value in zip(model.trainable_variables, state.get("trainable_variables") or ()):
-            if ref is variable:
-                return value
-        for ref, value in zip(model.non_trainable_variables,
-                              state.get("non_trainable_variables") or ()):
-            if ref is variable:
-                return value
-        for ref, value in zip(model.metrics_variables, state.get("metrics_variables") or ()):
-            if ref is variable:
-                return value
-    return variable.value

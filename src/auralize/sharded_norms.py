@@ -29,7 +29,6 @@ the full gradient, and rank 0 reads them alone (``sharded_telemetry`` returns No
 from __future__ import annotations
 
 import math
-import sys
 import time
 import warnings
 
@@ -37,32 +36,12 @@ import torch
 import torch.distributed as dist
 
 from auralize.deepspeed_zero import deepspeed_engine, install_step_hook, zero_layout
+from auralize.shard_layouts import Piece, dtensor_layout, fsdp1_layout, fsdp1_units, is_dtensor
 
 __all__ = ["ShardedNorms", "deepspeed_engine", "install_step_hook", "sharded_telemetry",
            "stack_name"]
 
 WEIGHTS_BUDGET = 0.005   # as auralize.torch: weight statistics cost <= 0.5% of a step
-_WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.",
-                     "_orig_mod.")
-
-
-class _Piece:
-    """One original parameter: how to read this rank's piece of its gradient and weight.
-
-    ``grad()`` / ``weight()`` return a tensor (any shape: only its L2 norm and sum
-    are used) or None when this rank holds nothing of it or is not the copy that
-    counts.  ``numel()`` is the whole parameter's element count (weight means).
-    """
-
-    __slots__ = ("_n", "grad", "weight")
-
-    def __init__(self, numel: int, grad, weight):
-        self._n = int(numel)
-        self.grad = grad
-        self.weight = weight
-
-    def numel(self) -> int:
-        return self._n
 
 
 class ShardedNorms:
@@ -72,8 +51,8 @@ class ShardedNorms:
     ----------
     stack : str
         What the training runs on, for the one warning ("FSDP2", "DeepSpeed ZeRO-3"...).
-    pieces : list of _Piece
-        In :class:`~auralize.torch.LayerTelemetry` parameter order.
+    pieces : list of Piece
+        In :class:`~auralize.torch_layers.LayerTelemetry` parameter order.
     groups : list of ProcessGroup or None
         The shard group(s) to sum over (one in every common layout; a parameter
         sharded over two mesh dimensions sums over both, one after the other).
@@ -255,18 +234,6 @@ class _RollCall:
 
 
 # -- which stack ---------------------------------------------------------------------
-def _fsdp1_units(model):
-    if "torch.distributed.fsdp" not in sys.modules:
-        return []
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, FSDP)]
-
-
-def _is_dtensor(t) -> bool:
-    dt = sys.modules.get("torch.distributed.tensor")
-    return dt is not None and isinstance(t, dt.DTensor)
-
-
 def stack_name(model) -> str | None:
     """The sharded stack ``model`` trains on ("FSDP2", "HSDP", "FSDP1", "DeepSpeed
     ZeRO-n"), or None for a model whose ranks each hold whole gradients (one
@@ -275,9 +242,9 @@ def stack_name(model) -> str | None:
     if engine is not None:
         stage = int(engine.zero_optimization_stage())
         return f"DeepSpeed ZeRO-{stage}" if stage > 0 else None
-    if _fsdp1_units(model):
+    if fsdp1_units(model):
         return "FSDP1"
-    meshes = [p.device_mesh.ndim for p in model.parameters() if _is_dtensor(p)]
+    meshes = [p.device_mesh.ndim for p in model.parameters() if is_dtensor(p)]
     if meshes:
         return "HSDP" if min(meshes) > 1 else "FSDP2"
     return None
@@ -287,7 +254,7 @@ class _GroupedTelemetry:
     """``LayerTelemetry`` with the user's ``groups=`` bound (the layouts build it two ways)."""
 
     def __init__(self, groups) -> None:
-        from auralize.torch import LayerTelemetry
+        from auralize.torch_layers import LayerTelemetry
 
         self._cls = LayerTelemetry
         self.groups = groups
@@ -315,13 +282,13 @@ def sharded_telemetry(model, weights_every="auto", weights=True, groups=None):
     try:
         if engine is not None:
             tel, readers, groups, scale = zero_layout(engine, LayerTelemetry)
-            pieces = [_Piece(*r) for r in readers]
+            pieces = [Piece(*r) for r in readers]
         elif stack == "FSDP1":
-            tel, pieces, groups, scale = _fsdp1(model, LayerTelemetry)
+            tel, pieces, groups, scale = fsdp1_layout(model, LayerTelemetry)
         else:
-            tel, pieces, groups, scale = _dtensor(model, LayerTelemetry)
+            tel, pieces, groups, scale = dtensor_layout(model, LayerTelemetry)
     except Exception as err:  # noqa: BLE001 - an unknown layout: say so, train on
-        from auralize.torch import unwrap_model
+        from auralize.torch_layers import unwrap_model
         tel = LayerTelemetry([type(unwrap_model(model)).__name__], [[]])
         norms = ShardedNorms(stack, [], [], weights_every)
         norms._give_up(f"cannot read its gradient layout: {type(err).__name__}: {err}")
@@ -331,121 +298,3 @@ def sharded_telemetry(model, weights_every="auto", weights=True, groups=None):
     tel.linear = {}   # per-unit weight means would need whole weights: left out
     tel.sharded = ShardedNorms(stack, pieces, groups, weights_every, scale, weights)
     return tel
-
-
-# -- FSDP2 / HSDP: DTensor parameters ---------------------------------------------------
-def _dtensor(model, LayerTelemetry):
-    tel = LayerTelemetry.from_module(model)
-    mesh = next(p.device_mesh for p in tel.params if _is_dtensor(p))
-    key = _mesh_key(mesh)
-    shard_dims: set[int] = set()
-    for p in tel.params:
-        if _is_dtensor(p):
-            if _mesh_key(p.device_mesh) != key:
-                raise ValueError("parameters live on different device meshes")
-            shard_dims.update(d for d, pl in enumerate(p.placements) if pl.is_shard())
-    dims = sorted(shard_dims)
-    groups = [mesh.get_group(d) for d in dims]
-    coord = mesh.get_coordinate() or [0] * mesh.ndim
-    pieces = []
-    for p in tel.params:
-        sharded = {d for d, pl in enumerate(p.placements) if pl.is_shard()} if _is_dtensor(
-            p) else set()
-        counts = all(coord[d] == 0 for d in dims if d not in sharded)
-        pieces.append(_Piece(p.numel(), _dtensor_grad(p, counts), _dtensor_weight(p, counts)))
-    return tel, pieces, groups, None
-
-
-def _mesh_key(mesh):
-    return (mesh.device_type, tuple(mesh.mesh.shape), tuple(mesh.mesh.flatten().tolist()))
-
-
-def _local(t):
-    return t.to_local() if _is_dtensor(t) else t
-
-
-def _dtensor_grad(p, counts: bool):
-    def grad():
-        g = p.grad
-        if g is None or not counts:
-            return None
-        if _is_dtensor(g) and any(pl.is_partial() for pl in g.placements):
-            raise ValueError("a gradient is still a partial sum (not reduced yet)")
-        return _local(g)
-    return grad
-
-
-def _dtensor_weight(p, counts: bool):
-    return lambda: _local(p.detach()) if counts else None
-
-
-# -- FSDP1: FlatParameters -----------------------------------------------------------
-def _clean(name: str) -> str:
-    for prefix in _WRAPPER_PREFIXES:
-        name = name.replace(prefix, "")
-    return name
-
-
-def _fsdp1(model, LayerTelemetry):
-    from auralize.torch import unwrap_model
-
-    root = unwrap_model(model)
-    order: dict[str, int] = {}
-    for name, _ in root.named_modules():
-        order.setdefault(_clean(name), len(order))
-    layers: dict[str, list] = {}
-    groups = []
-    for unit_name, unit in _fsdp1_units(root):
-        handle = unit._handle
-        if handle is None:
-            continue
-        fp = handle.flat_param
-        group = unit.process_group
-        if not any(g is group for g in groups):
-            groups.append(group)
-        if len(groups) > 1:
-            raise ValueError("FSDP units shard over different process groups")
-        sharded = bool(handle.uses_sharded_strategy)
-        counts = sharded or dist.get_rank(group) == 0
-        prefix = _clean(unit_name)
-        origs = getattr(fp, "_params", None) if handle._use_orig_params else None
-        for i, fqn in enumerate(fp._fqns):
-            full = f"{prefix}.{fqn}" if prefix else fqn
-            mod = full.rsplit(".", 1)[0] if "." in full else ""
-            if origs is not None:
-                piece = _Piece(fp._numels[i], _orig_grad(origs[i], counts),
-                               _orig_weight(origs[i], counts))
-            else:
-                piece = _Piece(fp._numels[i], _flat_grad(fp, i, counts),
-                               _flat_weight(fp, i, counts))
-            layers.setdefault(mod, []).append(piece)
-    if not layers:
-        raise ValueError("no FSDP unit holds parameters")
-    names = sorted(layers, key=lambda m: order.get(m, len(order)))
-    labels = [m or type(root.module if hasattr(root, "_handle") else root).__name__
-              for m in names]
-    tel = LayerTelemetry(labels, [layers[m] for m in names])
-    return tel, tel.params, groups, None
-
-
-def _segment(flat, fp, i):
-    info = fp._shard_param_infos[i]
-    if flat is None or not info.in_shard:
-        return None
-    return flat.reshape(-1).narrow(0, info.offset_in_shard, info.numel_in_shard)
-
-
-def _flat_grad(fp, i, counts):
-    return lambda: _segment(fp.grad, fp, i) if counts else None
-
-
-def _flat_weight(fp, i, counts):
-    return lambda: _segment(fp.detach(), fp, i) if counts else None
-
-
-def _orig_grad(p, counts):
-    return lambda: p.grad if counts else None
-
-
-def _orig_weight(p, counts):
-    return lambda: p.detach() if counts else None

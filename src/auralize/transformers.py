@@ -49,17 +49,19 @@ the same callback write ``out_dir-2``, ``out_dir-3``...), else the first free
 ``args.output_dir/auralize/run-N``.  It is written at ``on_train_end``; an
 exception inside training (the Trainer tells callbacks nothing then) leaves the
 telemetry and the audio written so far; the next ``train()`` of the same
-callback, or the session's garbage collection, finishes that folder.  Distributed: only the world process
-zero (``state.is_world_process_zero``) makes a Sonifier; the others do nothing.
-DeepSpeed and FSDP through the Trainer: their gradients (and ZeRO-3/FSDP
-weights) are shards (under DeepSpeed, Accelerate's ``backward`` even runs the
-engine's step itself, before ``on_pre_optimizer_step``), so the callback says
-so once and leaves gradients and weights out rather than sonify shard-local
-or stale numbers; loss, learning rate and evaluations are heard.
+callback, or the session's garbage collection, finishes that folder.
+Distributed: only the world process zero (``state.is_world_process_zero``) makes
+a Sonifier; the others write nothing.
+
+DeepSpeed ZeRO 1-3 through the Trainer: every rank joins one all-reduce per
+step, rank 0 hears the global pre-clip norms; FSDP (GPU only in Accelerate) and
+DeepSpeed without ZeRO: said once, gradients and weights left out
+(:mod:`auralize.transformers_sharded`).
 
 auralize never breaks training: a failure inside the callback (an unwritable
 folder, a dead audio device...) warns once, stops the sound, and the Trainer
-goes on.  Wrong arguments (an unknown mapping or keyword) are an
+goes on (under DeepSpeed that rank still joins the all-reduce: no rank waits).
+Wrong arguments (an unknown mapping or keyword) are an
 :class:`~auralize.AuralizeError` when the callback is made, before training.
 """
 
@@ -68,10 +70,10 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import os
 import warnings
 from pathlib import Path
 
+from auralize.deepspeed_zero import zero_view
 from auralize.errors import AuralizeError
 
 try:  # the real Hugging Face package (an absolute import), not this module
@@ -84,6 +86,7 @@ from auralize.sonify.mappings import make_mapping
 from auralize.sonify.session import Sonifier
 from auralize.sonify.telemetry import TrainingStep
 from auralize.torch import Watch
+from auralize.transformers_sharded import ZeroStepHook, join_all_reduce, unread_stack
 
 __all__ = ["DEFAULT_MAPPINGS", "SonifyCallback"]
 
@@ -116,7 +119,10 @@ class _MarkClipped:
     def log(self, record: TrainingStep) -> None:
         if record.grad_norms:
             total = math.sqrt(sum(v * v for v in record.grad_norms.values()))
-            record.metrics["grad_clipped"] = float(total >= self.max_norm * (1 - _CLIP_TOL))
+            clipped = total >= self.max_norm * (1 - _CLIP_TOL)
+            record.metrics["grad_clipped"] = float(clipped)
+            if record.clipped is None:   # DeepSpeed clips inside its step: no clipping call seen
+                record.clipped = clipped
         self.sonifier.log(record)
 
 
@@ -127,6 +133,9 @@ def _guarded(hook):
     def run(self, args, state, control, **kwargs):
         if hook.__name__ == "on_train_begin":   # each train() starts afresh
             self._failed = False
+        elif hook.__name__ == "on_train_end" and (self._failed or self._watch is None):
+            self._remove_zero_hook()            # a failed rank joined the all-reduce until now
+            return None
         elif self._failed or self._watch is None:
             return None
         try:
@@ -192,6 +201,7 @@ class SonifyCallback(TrainerCallback):
         self.run_dirs: list[Path] = []
         self._watch: Watch | None = None
         self._failed = False
+        self._zero_hook: ZeroStepHook | None = None   # DeepSpeed: the ZeRO optimizer's step
         self._reset_step()
 
     @property
@@ -217,38 +227,56 @@ class SonifyCallback(TrainerCallback):
 
     # -- the Trainer's events ---------------------------------------------------------------
     @_guarded
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if self._watch is not None:   # the previous train() raised: finish its run folder
             watch, self._watch = self._watch, None
             watch.close()
+        self._remove_zero_hook()
         self.result = None
         self._reset_step()
-        if not state.is_world_process_zero:
-            return
+        zero = zero_view(model, optimizer)   # DeepSpeed ZeRO: the engine's step hook
+        rank_zero = bool(state.is_world_process_zero)
         grads, weights = self.grads, self.weights
-        sharded = _sharding(args)
-        if sharded and (grads or weights):
-            warnings.warn(f"auralize: under {sharded} the Trainer's gradients and weights are "
-                          f"shards: gradient norms and weight statistics are left out "
-                          f"(loss, learning rate and evaluations are heard)", stacklevel=2)
+        unread = None if zero is not None else unread_stack(args, model)
+        if unread and (grads or weights):
+            if rank_zero:
+                warnings.warn(f"auralize: under {unread} the Trainer's gradients cannot be read "
+                              f"as the optimizer applies them: gradient norms and weight "
+                              f"statistics are left out (loss, learning rate and evaluations "
+                              f"are heard)", stacklevel=2)
             grads = weights = False
+        if not rank_zero:
+            if zero is not None and (grads or weights):   # every rank joins the all-reduce
+                self._watch, self._zero_hook = join_all_reduce(self, zero, grads, weights)
+            return
         out_dir = self._run_dir(args)
         self.run_dirs.append(out_dir)
-        sonifier = Sonifier(out_dir, mappings=self.mappings, **self.sonifier_kwargs)
         try:
-            watch = Watch(model, None, sonifier, grads=grads, weights=weights,
-                          weights_every=self.weights_every, groups=self.groups,
-                          rank_zero=True, close_sonifier=True)
-        except BaseException:
-            sonifier.close()
+            sonifier = Sonifier(out_dir, mappings=self.mappings, **self.sonifier_kwargs)
+            try:
+                watch = Watch(zero or model, None, sonifier, grads=grads, weights=weights,
+                              weights_every=self.weights_every, groups=self.groups,
+                              rank_zero=True, close_sonifier=True)
+            except BaseException:
+                sonifier.close()
+                raise
+        except Exception:
+            if zero is not None and (grads or weights):
+                # no sound on this rank, but the others wait for its share of the
+                # all-reduce at every step: it keeps joining (ZeroStepHook)
+                _, self._zero_hook = join_all_reduce(self, zero, grads, weights)
             raise
         max_norm = float(args.max_grad_norm or 0.0)
+        if zero is not None:   # DeepSpeed clips inside its step, as its config says
+            max_norm = float(getattr(zero.optimizer, "clip_grad", 0.0) or 0.0)
         if max_norm > 0 and grads:
             watch.buffer.sonifier = _MarkClipped(sonifier, max_norm)
         # a resumed run goes on counting where its checkpoint left off
         watch.buffer.step = int(state.global_step)
         watch.buffer.epoch = int(state.epoch or 0)
         self._watch = watch
+        if zero is not None and (grads or weights):
+            self._zero_hook = ZeroStepHook(self, zero, watch.telemetry)
 
     @_guarded
     def on_epoch_begin(self, args, state, control, **kwargs):
@@ -256,6 +284,12 @@ class SonifyCallback(TrainerCallback):
 
     @_guarded
     def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        if self._zero_hook is not None:   # DeepSpeed: its step ran inside backward (ZeroStepHook)
+            return
+        self._open_step(optimizer)
+
+    def _open_step(self, optimizer) -> None:
+        """Send the previous step's record; read this step's gradients (and weights)."""
         self._emit()
         groups = getattr(optimizer, "param_groups", None) or [{}]
         self._watch.take_gradients(_LearningRate(groups[0].get("lr")))
@@ -284,9 +318,15 @@ class SonifyCallback(TrainerCallback):
 
     @_guarded
     def on_train_end(self, args, state, control, **kwargs):
+        self._remove_zero_hook()
         self._emit()
         watch, self._watch = self._watch, None
         self.result = watch.close()
+
+    def _remove_zero_hook(self) -> None:
+        hook, self._zero_hook = self._zero_hook, None
+        if hook is not None:
+            hook.remove()
 
     # -- records ----------------------------------------------------------------------------
     def _add_metrics(self, values: dict) -> None:
@@ -325,15 +365,3 @@ def _number(value) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _sharding(args) -> str | None:
-    """The sharded stack the Trainer runs under, as a user names it, or None."""
-    def on(var: str) -> bool:
-        return os.environ.get(var, "false").lower() in ("1", "true", "yes")
-
-    if getattr(args, "deepspeed", None) or on("ACCELERATE_USE_DEEPSPEED"):
-        return "DeepSpeed"
-    if getattr(args, "fsdp", None) or on("ACCELERATE_USE_FSDP"):
-        return "FSDP"
-    return None
