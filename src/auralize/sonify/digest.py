@@ -204,6 +204,18 @@ def write_digest(path: str | Path, records: list[TrainingStep], config: SonifyCo
     return Path(path), duration_s
 
 
+def digest_builder(config: SonifyConfig, first: TrainingStep, total_steps: int,
+                   length_s: float) -> tuple[DigestBuilder, float]:
+    """A :class:`DigestBuilder` for a log of ``total_steps`` whose first record is ``first``,
+    about ``length_s`` seconds long, and the step length it is played with (s)."""
+    from auralize.sonify.timeline import Timeline
+
+    timeline = Timeline(config)
+    timeline.advance(first)
+    step_s = float(timeline.step_s)
+    return DigestBuilder(slots_for(length_s, step_s, config.tail_s), total_steps), step_s
+
+
 def render_log_digest(log, config: SonifyConfig, out: str | Path,
                       length_s: float) -> tuple[int, float, int]:
     """The digest of ``log`` (a :class:`~auralize.sonify.log_stream.LogStream`), about
@@ -211,17 +223,12 @@ def render_log_digest(log, config: SonifyConfig, out: str | Path,
 
     Returns ``(steps, duration_s, steps_per_slot)``.
     """
-    from auralize.sonify.timeline import Timeline
-
-    timeline = Timeline(config)
-    timeline.advance(log.first())
-    step_s = float(timeline.step_s)
-    builder = DigestBuilder(slots_for(length_s, step_s, config.tail_s), log.count())
+    builder, step_s = digest_builder(config, log.first(), log.count(), length_s)
     for record in log.records():
         builder.add(record)
     _, duration_s = write_digest(out, builder.records(), config, step_s)
     return builder.steps, duration_s, builder.steps_per_slot
 
 
-__all__ = ["DIGEST_AFTER_S", "DIGEST_S", "DigestBuilder", "digest_config", "parse_duration_s",
-           "render_log_digest", "slots_for", "write_digest"]
+__all__ = ["DIGEST_AFTER_S", "DIGEST_S", "DigestBuilder", "digest_builder", "digest_config",
+           "parse_duration_s", "render_log_digest", "slots_for", "write_digest"]

@@ -31,7 +31,7 @@ from auralize.audio.live import LIVE_MARGIN_S, STEADY_LEAD_S
 from auralize.audio.live_clock import DEFAULT_MAX_LAG_S, LiveClock
 from auralize.errors import AuralizeError
 from auralize.sonify.digest import DIGEST_AFTER_S, DIGEST_S
-from auralize.sonify.run_folder import DIGEST_NAME, RunFolder, RunResult
+from auralize.sonify.run_folder import RunFolder, RunResult
 from auralize.sonify.targets import FileRecording, MemoryRecording, PageTarget, SpeakerTarget
 from auralize.sonify.telemetry import TrainingStep
 from auralize.sonify.timeline import SonifyConfig, Timeline
@@ -164,8 +164,9 @@ class Sonifier:
         # headroom against dropouts (STEADY_LEAD_S); the clock places steps beyond it.
         self.live_clock = LiveClock(max_lag_s=check_max_lag_s(max_lag_s), margin_s=LIVE_MARGIN_S)
         self.folder = RunFolder(self.out_dir)
-        self.recording = (FileRecording(self.config, self.folder.wav_path) if self.out_dir is not None
-                          else MemoryRecording(self.config))
+        self.recording = (FileRecording(self.config, self.folder.wav_path,
+                                        spectrogram=self.folder.spectrogram_path if plot else None)
+                          if self.out_dir is not None else MemoryRecording(self.config))
         from auralize.trackers import TrackerSet  # above sonify/: found at run time, like the page
 
         self._trackers = TrackerSet(log_to)
@@ -285,7 +286,16 @@ class Sonifier:
             outlast_s = self.timeline.mappings.sounding_until_s() - self.timeline.next_t_s
             start_s = min((e.time_s for e in live_final if e.time_s is not None), default=now)
             live_end_s = max(live_end_s, start_s + outlast_s + self.config.tail_s)
+        close_pass = None
+        if self.out_dir is not None:  # metrics.csv and the digest while the recording finishes
+            from auralize.sonify.close_pass import ClosePass
+
+            self.folder.close_telemetry()
+            long_run = self.digest_s is not None and end_s > self.digest_after_s
+            close_pass = ClosePass(self.out_dir, self.digest_s if long_run else None).start()
         engine_stats = self.recording.close(end_s, steps=self.timeline.steps, final=final)
+        metrics_path, digest_path = close_pass.result() if close_pass else (None, None)
+        spectrogram_path = engine_stats.pop("spectrogram_path", None)  # drawn by the renderer
         stats = {target.stats_key: target.close(live_end_s) for target in self._live_targets}
         live_stats, web_stats = stats.get("live", {}), stats.get("web", {})
         if live_stats:
@@ -295,12 +305,13 @@ class Sonifier:
         result = RunResult(out_dir=self.out_dir, steps=self.timeline.steps, duration_s=end_s)
         result.stats = {"engine": engine_stats, "live": live_stats,
                         "alarms": self._alarm_counts(), "web": web_stats}
-        if self.out_dir is not None and self.digest_s is not None and end_s > self.digest_after_s:
-            result.digest_path = self._write_digest()
+        result.digest_path = digest_path
         if "notebook" in stats:
             result.stats["notebook"] = stats["notebook"]
         self._result = self.folder.finish(result, lambda: self.samples, int(self.config.sample_rate),
-                                          plot=self.plot, tensorboard=self.tensorboard)
+                                          plot=self.plot, tensorboard=self.tensorboard,
+                                          metrics_path=metrics_path,
+                                          spectrogram_path=spectrogram_path)
         if self.recording.error is not None:
             raise AuralizeError(f"audio rendering failed: {self.recording.error}")
         if self._trackers.names:
@@ -309,23 +320,6 @@ class Sonifier:
             self._result.stats["trackers"] = self._trackers.close(source,
                                                                   final=bool(self.timeline.steps))
         return self._result
-
-    def _write_digest(self) -> Path | None:
-        """``digest.wav`` from the run's telemetry, as ``auralize render RUN --digest`` makes it
-        (see :mod:`auralize.sonify.digest`); a failure warns, never raises."""
-        from auralize.sonify.digest import render_log_digest
-        from auralize.sonify.log_stream import open_log
-
-        try:
-            self.folder.close_telemetry()
-            log = open_log(self.out_dir)
-            path = self.out_dir / DIGEST_NAME
-            render_log_digest(log, log.config, path, self.digest_s)
-            return path
-        except Exception as exc:  # noqa: BLE001 - the run's own files come first
-            warnings.warn(f"auralize: the digest was not written ({type(exc).__name__}: {exc})",
-                          stacklevel=3)
-            return None
 
     def _alarm_counts(self) -> dict:
         for mapping in self.timeline.mappings.mappings:

@@ -33,17 +33,19 @@ class FileRecording:
 
     The worker reads the steps from the run folder's ``telemetry.jsonl``
     (``telemetry``, default: beside ``path``), so :meth:`send` costs nothing;
-    :meth:`close` hands it the end-of-training events.
+    :meth:`close` hands it the end-of-training events.  ``spectrogram``: the PNG the
+    worker draws from the samples as it writes them (its path in the closing stats).
     """
 
     def __init__(self, config: SonifyConfig, path: Path, telemetry: Path | None = None,
-                 riff_limit_bytes: int | None = None) -> None:
+                 riff_limit_bytes: int | None = None, spectrogram: Path | None = None) -> None:
         from auralize.sonify.render_worker import RenderWorker
         from auralize.sonify.run_folder import TELEMETRY_NAME
 
         self.path = path
         telemetry = telemetry or Path(path).parent / TELEMETRY_NAME
-        self._worker = RenderWorker(config, path, telemetry, riff_limit_bytes).start(wait=False)
+        self._worker = RenderWorker(config, path, telemetry, riff_limit_bytes,
+                                    spectrogram).start(wait=False)
 
     def send(self, events: list[Event], frontier_s: float) -> None:
         """Nothing to do: the worker makes the same events from the telemetry line."""
