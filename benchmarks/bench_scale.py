@@ -44,7 +44,7 @@ QUICK_CELLS = ["10x1000", "1000x1000"]
 #: and the million-step run: ``--cells`` (figures in BENCHMARKS.md)
 FULL_CELLS = ["10x1000", "75x1000", "300x1000", "1000x1000", "10x100000"]
 TABLE_CELLS = FULL_CELLS + ["75x100000", "300x100000", "1000x100000", "10x1000000"]
-BASELINE_CELLS = {"10x1000", "75x1000", "300x1000", "1000x1000"}
+BASELINE_CELLS = {"10x1000", "75x1000", "300x1000", "1000x1000", "10x100000", "75x100000"}
 
 _LOG_CHILD = r"""
 import math, resource, sys, time, json
@@ -187,8 +187,8 @@ def _size_mb(path: Path) -> float | None:
     return path.stat().st_size / 1e6 if path.exists() else None
 
 
-def cell(src: Path, layers: int, steps: int, tmp: Path) -> dict:
-    run = tmp / f"run_{layers}x{steps}"
+def cell(src: Path, layers: int, steps: int, tmp: Path, tag: str = "run") -> dict:
+    run = tmp / f"{tag}_{layers}x{steps}"
     log = _py(src, _LOG_CHILD, run, steps, layers)
     digest = _py(src, _CLI_CHILD, "render", run, "--digest", "3min", "-o", tmp / "digest.wav")
     out = {"log": log, "digest_render": digest,
@@ -221,6 +221,8 @@ def _rows(name: str, new: dict, base: dict | None) -> list[dict]:
 
     b = base or {}
     return [
+        row("training process peak RSS while logging", new["log"]["rss_log_mb"], "MB",
+            b.get("log", {}).get("rss_log_mb")),
         row("training process peak RSS", new["log"]["rss_mb"], "MB",
             b.get("log", {}).get("rss_mb")),
         row("renderer peak RSS", new["log"]["renderer_rss_mb"], "MB",
@@ -229,9 +231,11 @@ def _rows(name: str, new: dict, base: dict | None) -> list[dict]:
         row("close time", new["log"]["close_s"], "s", b.get("log", {}).get("close_s"),
             f"{new['log']['audio_s']:.0f} s of audio rendered"),
         row("render --digest 3min peak RSS", new["digest_render"]["rss_mb"], "MB",
-            b.get("render", {}).get("rss_mb"), "baseline: full render (no --digest)"),
+            b.get("digest_render", b.get("render", {})).get("rss_mb"),
+            "" if "digest_render" in b else "baseline: full render (no --digest)"),
         row("render --digest 3min time", new["digest_render"]["seconds"], "s",
-            b.get("render", {}).get("seconds"), "baseline: full render (no --digest)"),
+            b.get("digest_render", b.get("render", {})).get("seconds"),
+            "" if "digest_render" in b else "baseline: full render (no --digest)"),
         row("serve peak RSS", new["serve"]["rss_mb"], "MB", b.get("serve", {}).get("rss_mb"),
             f"history points {new['serve']['history_points']} "
             f"(baseline {b.get('serve', {}).get('history_points')})"),
@@ -254,7 +258,11 @@ def run(quick: bool = False, cells: list[str] | None = None,
             new = cell(ROOT / "src", layers, steps, tmp)
             base = None
             if baseline_src and Path(baseline_src).exists() and spec in BASELINE_CELLS:
-                base = _baseline_cell(Path(baseline_src), layers, steps, tmp)
+                if (Path(baseline_src) / "auralize" / "sonify" / "digest.py").exists():
+                    subprocess.run(["rm", "-rf", str(tmp / f"run_{spec}")], check=False)
+                    base = cell(Path(baseline_src), layers, steps, tmp, "base")  # has --digest
+                else:
+                    base = _baseline_cell(Path(baseline_src), layers, steps, tmp)
             print(json.dumps({"cell": spec, "new": new, "baseline": base}), flush=True)
             rows += _rows(f"{layers} layers x {steps} steps:", new, base)
             for path in tmp.glob("*"):  # keep the disk free between cells
