@@ -97,3 +97,35 @@ def test_a_long_session_closes_with_one_telemetry_pass_and_the_renderers_spectro
     ours, _ = sf.read(str(run / "digest.wav"), dtype="int16")
     again, _ = sf.read(str(tmp_path / "d.wav"), dtype="int16")
     assert len(ours) > 25 * SR and np.array_equal(ours, again)
+
+
+_PACKED_CHILD = r"""
+import json, resource, sys
+from auralize.sonify.digest import DigestBuilder
+from auralize.sonify.telemetry import TrainingStep
+names = [f"transformer.h.{i}.mlp.c_fc" for i in range(1000)]
+line = TrainingStep(step=0, loss=1.0, grad_norms={n: i / 1000 for i, n in enumerate(names)}).to_json()
+builder = DigestBuilder(1200, 2400)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for s in range(2400):
+    builder.add(TrainingStep.from_dict(json.loads(line), finite=True))
+held = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+records = list(builder.iter_records())
+print(json.dumps({"held_mb": held / 1024, "slots": len(records),
+                  "names": list(records[-1].grad_norms) == names,
+                  "value": records[-1].grad_norms[names[7]]}))
+"""
+
+
+def test_digest_of_a_thousand_layer_run_holds_its_slots_packed():
+    """2400 steps of 1000 gradient norms into 1200 slots: the held spans take a few MB
+    (as dicts: ~140 MB), and each slot's record has its step's norms, name for name."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PACKED_CHILD], capture_output=True, text=True,
+                         check=True, timeout=300)
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    assert doc["held_mb"] < 50, doc
+    assert doc["slots"] == 1200 and doc["names"] and doc["value"] == 7 / 1000

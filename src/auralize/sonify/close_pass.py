@@ -88,7 +88,7 @@ class ClosePass:
         if builder is not None:
             try:
                 path = self.out_dir / DIGEST_NAME
-                write_digest(path, builder.records(), log.config, step_s)
+                write_digest(path, builder.iter_records(), log.config, step_s)
                 self.digest_path = path
             except Exception as exc:  # noqa: BLE001 - reported by result()
                 self.digest_error = f"{type(exc).__name__}: {exc}"
