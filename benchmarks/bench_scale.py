@@ -135,12 +135,16 @@ def _serve(src: Path, run: Path, timeout_s: float = 3600.0) -> dict:
 
         async def history() -> int:
             got = 0
-            async with aiohttp.ClientSession() as session, session.ws_connect(url + "ws") as ws:
+            # no message size limit: a history of 300-1000 layers passes aiohttp's 4 MB default
+            async with aiohttp.ClientSession() as session, \
+                    session.ws_connect(url + "ws", max_msg_size=0) as ws:
                 while True:
                     try:
                         msg = await ws.receive(timeout=5.0)
                     except TimeoutError:
                         return got
+                    if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        raise RuntimeError(f"the page's socket closed: {msg}")
                     if msg.type != aiohttp.WSMsgType.TEXT:
                         continue
                     doc = json.loads(msg.data)
