@@ -22,7 +22,7 @@ The baseline is the code before this change (``--baseline-src /work/main/src``
 or ``AURALIZE_BASELINE_SRC``), run where it finishes (1k steps).
 
     python benchmarks/bench_scale.py [--quick] [--cells 10x1000,10x100000]
-    python benchmarks/bench_scale.py --cells 10x1000000     # the million-step run (~30 min)
+    python benchmarks/bench_scale.py --cells 75x1000000     # the million-step run (~20 min)
 """
 
 from __future__ import annotations
@@ -40,11 +40,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE_SRC = os.environ.get("AURALIZE_BASELINE_SRC", "/work/main/src")
 QUICK_CELLS = ["10x1000", "1000x1000"]
-#: what ``make bench`` runs (fits its 15-minute limit); the 100k rows for 75-1000 layers
-#: and the million-step run: ``--cells`` (figures in BENCHMARKS.md)
-FULL_CELLS = ["10x1000", "75x1000", "300x1000", "1000x1000", "10x100000"]
-TABLE_CELLS = FULL_CELLS + ["75x100000", "300x100000", "1000x100000", "10x1000000"]
-BASELINE_CELLS = {"10x1000", "75x1000", "300x1000", "1000x1000"}
+#: what ``make bench`` runs (about 8 minutes on an idle 2-core machine, baselines included);
+#: the rest of the table and the million-step run: ``--cells`` (figures in BENCHMARKS.md)
+FULL_CELLS = ["10x1000", "75x1000", "1000x1000", "10x100000"]
+TABLE_CELLS = ["10x1000", "75x1000", "300x1000", "1000x1000", "10x100000", "75x100000",
+               "300x100000", "1000x100000", "75x1000000"]
+BASELINE_CELLS = {"10x1000", "75x1000", "300x1000", "1000x1000", "10x100000", "75x100000"}
 
 _LOG_CHILD = r"""
 import math, resource, sys, time, json
@@ -135,12 +136,16 @@ def _serve(src: Path, run: Path, timeout_s: float = 3600.0) -> dict:
 
         async def history() -> int:
             got = 0
-            async with aiohttp.ClientSession() as session, session.ws_connect(url + "ws") as ws:
+            # no message size limit: a history of 300-1000 layers passes aiohttp's 4 MB default
+            async with aiohttp.ClientSession() as session, \
+                    session.ws_connect(url + "ws", max_msg_size=0) as ws:
                 while True:
                     try:
                         msg = await ws.receive(timeout=5.0)
                     except TimeoutError:
                         return got
+                    if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        raise RuntimeError(f"the page's socket closed: {msg}")
                     if msg.type != aiohttp.WSMsgType.TEXT:
                         continue
                     doc = json.loads(msg.data)
@@ -187,8 +192,8 @@ def _size_mb(path: Path) -> float | None:
     return path.stat().st_size / 1e6 if path.exists() else None
 
 
-def cell(src: Path, layers: int, steps: int, tmp: Path) -> dict:
-    run = tmp / f"run_{layers}x{steps}"
+def cell(src: Path, layers: int, steps: int, tmp: Path, tag: str = "run") -> dict:
+    run = tmp / f"{tag}_{layers}x{steps}"
     log = _py(src, _LOG_CHILD, run, steps, layers)
     digest = _py(src, _CLI_CHILD, "render", run, "--digest", "3min", "-o", tmp / "digest.wav")
     out = {"log": log, "digest_render": digest,
@@ -221,6 +226,8 @@ def _rows(name: str, new: dict, base: dict | None) -> list[dict]:
 
     b = base or {}
     return [
+        row("training process peak RSS while logging", new["log"]["rss_log_mb"], "MB",
+            b.get("log", {}).get("rss_log_mb")),
         row("training process peak RSS", new["log"]["rss_mb"], "MB",
             b.get("log", {}).get("rss_mb")),
         row("renderer peak RSS", new["log"]["renderer_rss_mb"], "MB",
@@ -229,9 +236,11 @@ def _rows(name: str, new: dict, base: dict | None) -> list[dict]:
         row("close time", new["log"]["close_s"], "s", b.get("log", {}).get("close_s"),
             f"{new['log']['audio_s']:.0f} s of audio rendered"),
         row("render --digest 3min peak RSS", new["digest_render"]["rss_mb"], "MB",
-            b.get("render", {}).get("rss_mb"), "baseline: full render (no --digest)"),
+            b.get("digest_render", b.get("render", {})).get("rss_mb"),
+            "" if "digest_render" in b else "baseline: full render (no --digest)"),
         row("render --digest 3min time", new["digest_render"]["seconds"], "s",
-            b.get("render", {}).get("seconds"), "baseline: full render (no --digest)"),
+            b.get("digest_render", b.get("render", {})).get("seconds"),
+            "" if "digest_render" in b else "baseline: full render (no --digest)"),
         row("serve peak RSS", new["serve"]["rss_mb"], "MB", b.get("serve", {}).get("rss_mb"),
             f"history points {new['serve']['history_points']} "
             f"(baseline {b.get('serve', {}).get('history_points')})"),
@@ -254,7 +263,11 @@ def run(quick: bool = False, cells: list[str] | None = None,
             new = cell(ROOT / "src", layers, steps, tmp)
             base = None
             if baseline_src and Path(baseline_src).exists() and spec in BASELINE_CELLS:
-                base = _baseline_cell(Path(baseline_src), layers, steps, tmp)
+                if (Path(baseline_src) / "auralize" / "sonify" / "digest.py").exists():
+                    subprocess.run(["rm", "-rf", str(tmp / f"run_{spec}")], check=False)
+                    base = cell(Path(baseline_src), layers, steps, tmp, "base")  # has --digest
+                else:
+                    base = _baseline_cell(Path(baseline_src), layers, steps, tmp)
             print(json.dumps({"cell": spec, "new": new, "baseline": base}), flush=True)
             rows += _rows(f"{layers} layers x {steps} steps:", new, base)
             for path in tmp.glob("*"):  # keep the disk free between cells
@@ -265,10 +278,12 @@ def run(quick: bool = False, cells: list[str] | None = None,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--cells", default=None, help="LAYERSxSTEPS,... (default: the table)")
+    parser.add_argument("--cells", default=None,
+                        help="LAYERSxSTEPS,... or 'table' (BENCHMARKS.md's; default: make bench's)")
     parser.add_argument("--baseline-src", default=BASELINE_SRC)
     args = parser.parse_args()
-    rows = run(args.quick, args.cells.split(",") if args.cells else None, args.baseline_src)
+    cells = TABLE_CELLS if args.cells == "table" else (args.cells.split(",") if args.cells else None)
+    rows = run(args.quick, cells, args.baseline_src)
     for r in rows:
         base = f"  (baseline {r['baseline']:.1f})" if r.get("baseline") is not None else ""
         value = "-" if r["value"] is None else f"{r['value']:.1f}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from auralize.errors import AuralizeError
 from auralize.readers import parse_json_line, read_json
-from auralize.sonify.telemetry import TrainingStep
+from auralize.sonify.telemetry import TrainingStep, has_nonfinite_text
 from auralize.sonify.timeline import SonifyConfig
 
 LOSS_COLUMNS = ("loss", "train_loss", "train/loss", "loss_step", "train_loss_step", "epoch_loss")
@@ -68,7 +68,8 @@ class TelemetryTail:
             if not line.strip():
                 continue
             try:
-                records.append(TrainingStep.from_dict(parse_json_line(line)))
+                records.append(TrainingStep.from_dict(parse_json_line(line),
+                                                      finite=not has_nonfinite_text(line)))
             except (ValueError, TypeError, KeyError) as exc:
                 raise AuralizeError(f"{str(self.path)!r} line {self.line} is not a telemetry "
                                     f"record ({exc})") from None

@@ -10,7 +10,10 @@ memory: the training process stays the same size for a run of any length.
 It only ever renders up to the timeline's frontier (on the engine's chunk
 grid), so an event at the frontier always arrives before its frame is
 synthesised: the file equals an offline render of the same records
-(``auralize render`` of the run folder), bit for bit.
+(``auralize render`` of the run folder), bit for bit.  It also sums the
+samples' spectrogram as it writes them (:mod:`auralize.audio.stream_spectrogram`)
+and draws ``spectrogram.png`` when it finishes, so closing a long run does not
+read its hours of audio back.
 
 A sweep (no telemetry file): the parent sends each batch of events with its
 frontier, ``("events", events, frontier_s)``, and the child renders up to the
@@ -49,6 +52,11 @@ class RenderChild(WorkerChild):
         self.stream = ScoreStream((), cfg)
         self.inbox: collections.deque = collections.deque()  # events mode: (events, frontier_s)
         self.final: tuple | None = None
+        self.spectrogram = None
+        if self.cfg.get("spectrogram"):
+            from auralize.audio.stream_spectrogram import StreamSpectrogram
+
+            self.spectrogram = StreamSpectrogram(int(cfg.sample_rate))
         return {}
 
     def receive(self, items: list) -> None:
@@ -60,7 +68,10 @@ class RenderChild(WorkerChild):
 
     def _render_to(self, frame: int) -> None:
         while self.engine.frames_rendered < frame:
-            self.sink.write(self.engine.render(min(frame - self.engine.frames_rendered, 16384)))
+            samples = self.engine.render(min(frame - self.engine.frames_rendered, 16384))
+            self.sink.write(samples)
+            if self.spectrogram is not None:
+                self.spectrogram.write(samples)
             self.shared["frames"] = self.engine.frames_rendered
 
     def _advance(self) -> bool:
@@ -121,7 +132,17 @@ class RenderChild(WorkerChild):
 
     def finish(self) -> dict:
         self.sink.close()
-        return self.engine.stats.as_dict()
+        stats = self.engine.stats.as_dict()
+        if self.spectrogram is not None and self.spectrogram.samples:
+            try:
+                from auralize.audio.plots import save_spectrogram_db
+
+                freqs, times, db = self.spectrogram.result()
+                stats["spectrogram_path"] = str(save_spectrogram_db(
+                    freqs, times, db, self.cfg["spectrogram"], title="training sonification"))
+            except Exception:  # noqa: BLE001 - the session draws it from the file instead
+                pass
+        return stats
 
 
 class RenderWorker(Worker):
@@ -132,10 +153,11 @@ class RenderWorker(Worker):
     stats_fields = ("frames",)
 
     def __init__(self, config: SonifyConfig, path: Path, telemetry: Path | None,
-                 riff_limit_bytes: int | None = None) -> None:
+                 riff_limit_bytes: int | None = None, spectrogram: Path | None = None) -> None:
         super().__init__({"config": config.to_dict(), "path": str(path),
                           "telemetry": None if telemetry is None else str(telemetry),
-                          "riff_limit_bytes": riff_limit_bytes})
+                          "riff_limit_bytes": riff_limit_bytes,
+                          "spectrogram": None if spectrogram is None else str(spectrogram)})
 
     def finish(self, steps: int, final_events: list, end_s: float, timeout_s: float = 10.0) -> dict:
         """Render the ``steps`` records and the final events up to ``end_s``; close the file.

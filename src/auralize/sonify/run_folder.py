@@ -107,6 +107,10 @@ class RunFolder:
     def wav_path(self) -> Path | None:
         return None if self.out_dir is None else self.out_dir / WAV_NAME
 
+    @property
+    def spectrogram_path(self) -> Path | None:
+        return None if self.out_dir is None else self.out_dir / SPECTROGRAM_NAME
+
     def write_config(self, doc: dict) -> None:
         """``sonifier.json``: the mappings and clock that re-render this run."""
         if self.out_dir is not None:
@@ -125,12 +129,15 @@ class RunFolder:
             self._telemetry = None
 
     def finish(self, result: RunResult, samples, sample_rate: int, *, plot: bool,
-               tensorboard) -> RunResult:
+               tensorboard, metrics_path: Path | None = None,
+               spectrogram_path: str | None = None) -> RunResult:
         """Close the telemetry and write the end-of-run files into ``result``.
 
         ``samples`` is a callable returning the recording, read only for a
         TensorBoard summary (which gets the digest instead when there is one);
-        the spectrogram is computed from the WAV in chunks.
+        the spectrogram is computed from the WAV in chunks.  ``metrics_path``:
+        ``metrics.csv`` already written (:mod:`auralize.sonify.close_pass`);
+        ``spectrogram_path``: the PNG the recording's worker drew as it wrote.
         """
         if self._telemetry is not None:
             self._telemetry.close()
@@ -139,9 +146,11 @@ class RunFolder:
             if self.out_dir is not None:
                 result.wav_path = self.wav_path
                 result.telemetry_path = self.out_dir / TELEMETRY_NAME
-                result.metrics_path = metrics_csv_from_telemetry(
+                result.metrics_path = metrics_path or metrics_csv_from_telemetry(
                     self.out_dir / METRICS_NAME, self.out_dir / TELEMETRY_NAME)
-                if plot and result.steps:
+                if plot and result.steps and spectrogram_path and Path(spectrogram_path).exists():
+                    result.spectrogram_path = Path(spectrogram_path)
+                elif plot and result.steps:
                     from auralize.audio.file_spectrogram import save_file_spectrogram
 
                     result.spectrogram_path = save_file_spectrogram(
@@ -182,31 +191,51 @@ def _telemetry_rows(path: Path):
 
 def metrics_csv_from_telemetry(path: Path, telemetry: Path) -> Path:
     """``metrics.csv`` from ``telemetry.jsonl`` in one streamed pass (what :func:`write_metrics_csv`
-    writes for the same rows, byte for byte).
+    writes for the same rows, byte for byte)."""
+    with MetricsCsvSpool() as spool:
+        for row in _telemetry_rows(telemetry):
+            spool.add(row)
+        return spool.write(path)
+
+
+class MetricsCsvSpool:
+    """``metrics.csv`` rows added one at a time, the file written at the end.
 
     Rows go to a spool file with the columns known so far (new ones are appended
     at the end, so earlier rows keep their places); the CSV is the header of all
     columns and each spooled row padded to its width.
     """
-    columns: dict[str, int] = {}
-    with tempfile.TemporaryFile("w+", newline="") as spool:
-        writer = csv.writer(spool)
-        for row in _telemetry_rows(telemetry):
-            values = [""] * len(columns)
-            for key, value in row.items():
-                index = columns.setdefault(key, len(columns))
-                if index == len(values):
-                    values.append("")
-                values[index] = "" if value is None else value
-            writer.writerow(values)
-        spool.seek(0)
+
+    def __init__(self) -> None:
+        self.columns: dict[str, int] = {}
+        self._spool = tempfile.TemporaryFile("w+", newline="")  # noqa: SIM115
+        self._writer = csv.writer(self._spool)
+
+    def add(self, row: dict) -> None:
+        columns = self.columns
+        values = [""] * len(columns)
+        for key, value in row.items():
+            index = columns.setdefault(key, len(columns))
+            if index == len(values):
+                values.append("")
+            values[index] = "" if value is None else value
+        self._writer.writerow(values)
+
+    def write(self, path: Path) -> Path:
+        self._spool.seek(0)
         with open(path, "w", newline="") as handle:
-            csv.writer(handle).writerow(list(columns) or ["step"])
-            width = len(columns)
-            for line in spool:  # numbers only: a comma always separates fields
+            csv.writer(handle).writerow(list(self.columns) or ["step"])
+            width = len(self.columns)
+            for line in self._spool:  # numbers only: a comma always separates fields
                 body = line.rstrip("\r\n")
                 handle.write(body + "," * (width - 1 - body.count(",")) + "\r\n")
-    return path
+        return path
+
+    def __enter__(self) -> MetricsCsvSpool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._spool.close()
 
 
 def _jsonable(value):

@@ -31,7 +31,7 @@ from auralize.errors import AuralizeError
 from auralize.sonify.digest import DIGEST_AFTER_S, DIGEST_S
 from auralize.sonify.live_clock import DEFAULT_MAX_LAG_S
 from auralize.sonify.outputs import Outputs, check_max_lag_s
-from auralize.sonify.run_folder import DIGEST_NAME, RunFolder, RunResult
+from auralize.sonify.run_folder import RunFolder, RunResult
 from auralize.sonify.targets import FileRecording, MemoryRecording, PageTarget
 from auralize.sonify.telemetry import TrainingStep
 from auralize.sonify.timeline import SonifyConfig, Timeline
@@ -155,8 +155,9 @@ class Sonifier:
             return
         check_max_lag_s(max_lag_s)  # before any child process starts
         self.folder = RunFolder(self.out_dir)
-        recording = (FileRecording(self.config, self.folder.wav_path) if self.out_dir is not None
-                     else MemoryRecording(self.config))
+        recording = (FileRecording(self.config, self.folder.wav_path,
+                                   spectrogram=self.folder.spectrogram_path if plot else None)
+                     if self.out_dir is not None else MemoryRecording(self.config))
         self.outputs = Outputs(self.config, recording, folder=self.folder, max_lag_s=max_lag_s)
         from auralize.trackers import TrackerSet  # above sonify/: found at run time, like the page
 
@@ -260,20 +261,30 @@ class Sonifier:
         self._closed = True
         final = self.timeline.finish() if self.timeline.steps else []  # "training finished"
         end_s = self.timeline.end_s() if self.timeline.steps else 0.0
+        close_pass = None
+        if self.out_dir is not None:  # metrics.csv and the digest while the recording finishes
+            from auralize.sonify.close_pass import ClosePass
+
+            self.folder.close_telemetry()
+            long_run = self.digest_s is not None and end_s > self.digest_after_s
+            close_pass = ClosePass(self.out_dir, self.digest_s if long_run else None).start()
         outlast_s = self.timeline.mappings.sounding_until_s() - self.timeline.next_t_s
         engine_stats, stats = self.outputs.close(end_s, steps=self.timeline.steps, final=final,
                                                  final_t_s=self.timeline.next_t_s,
                                                  outlast_s=outlast_s)
+        metrics_path, digest_path = close_pass.result() if close_pass else (None, None)
+        spectrogram_path = engine_stats.pop("spectrogram_path", None)  # drawn by the renderer
         live_stats, web_stats = stats.get("live", {}), stats.get("web", {})
         result = RunResult(out_dir=self.out_dir, steps=self.timeline.steps, duration_s=end_s)
         result.stats = {"engine": engine_stats, "live": live_stats,
                         "alarms": self._alarm_counts(), "web": web_stats}
-        if self.out_dir is not None and self.digest_s is not None and end_s > self.digest_after_s:
-            result.digest_path = self._write_digest()
+        result.digest_path = digest_path
         if "notebook" in stats:
             result.stats["notebook"] = stats["notebook"]
         self._result = self.folder.finish(result, lambda: self.samples, int(self.config.sample_rate),
-                                          plot=self.plot, tensorboard=self.tensorboard)
+                                          plot=self.plot, tensorboard=self.tensorboard,
+                                          metrics_path=metrics_path,
+                                          spectrogram_path=spectrogram_path)
         if self.recording.error is not None:
             raise AuralizeError(f"audio rendering failed: {self.recording.error}")
         if self._trackers.names:
@@ -282,23 +293,6 @@ class Sonifier:
             self._result.stats["trackers"] = self._trackers.close(source,
                                                                   final=bool(self.timeline.steps))
         return self._result
-
-    def _write_digest(self) -> Path | None:
-        """``digest.wav`` from the run's telemetry, as ``auralize render RUN --digest`` makes it
-        (see :mod:`auralize.sonify.digest`); a failure warns, never raises."""
-        from auralize.sonify.digest import render_log_digest
-        from auralize.sonify.log_stream import open_log
-
-        try:
-            self.folder.close_telemetry()
-            log = open_log(self.out_dir)
-            path = self.out_dir / DIGEST_NAME
-            render_log_digest(log, log.config, path, self.digest_s)
-            return path
-        except Exception as exc:  # noqa: BLE001 - the run's own files come first
-            warnings.warn(f"auralize: the digest was not written ({type(exc).__name__}: {exc})",
-                          stacklevel=3)
-            return None
 
     def _alarm_counts(self) -> dict:
         for mapping in self.timeline.mappings.mappings:

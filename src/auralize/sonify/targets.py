@@ -39,11 +39,13 @@ class FileRecording:
     - ``events=True`` (a sweep): :meth:`send` hands the worker each batch of
       events and its frontier (nothing is rendered past it).
 
-    :meth:`close` hands it the last events.
+    :meth:`close` hands it the last events.  ``spectrogram``: the PNG the worker
+    draws from the samples as it writes them (its path in the closing stats).
     """
 
     def __init__(self, config: SonifyConfig, path: Path, telemetry: Path | None = None,
-                 riff_limit_bytes: int | None = None, *, events: bool = False) -> None:
+                 riff_limit_bytes: int | None = None, spectrogram: Path | None = None, *,
+                 events: bool = False) -> None:
         from auralize.sonify.render_worker import RenderWorker
         from auralize.sonify.run_folder import TELEMETRY_NAME
 
@@ -52,7 +54,7 @@ class FileRecording:
         if not self.events:
             telemetry = telemetry or Path(path).parent / TELEMETRY_NAME
         self._worker = RenderWorker(config, path, None if self.events else telemetry,
-                                    riff_limit_bytes).start(wait=False)
+                                    riff_limit_bytes, spectrogram).start(wait=False)
 
     def send(self, events: list[Event], frontier_s: float) -> None:
         """Events mode: to the worker.  Telemetry mode: nothing (the worker makes them)."""

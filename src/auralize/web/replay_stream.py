@@ -4,14 +4,29 @@
 holds no score: one pass over the log at start finds the length, the voices,
 the captions and the chart history (decimated, :mod:`auralize.web.history`);
 while playing, events are made from the log as the engine reaches them
-(:class:`~auralize.sonify.stream.ScoreStream`).  A seek reads the log again
-from the start, skipping synthesis up to a pre-roll as the score replay does,
-so it costs time in proportion to the seek's target, and no memory.
+(:class:`~auralize.sonify.stream.ScoreStream`).
+
+A seek in a ``telemetry.jsonl`` costs a bounded number of reads whatever its
+target: the start-up pass keeps an index of checkpoints, at most
+:data:`MAX_CHECKPOINTS` of them, evenly spaced in steps (the line's byte
+offset, its score time, the timeline's state pickled: a kilobyte or two, and
+the voices alive).  A seek to ``t`` starts a fresh engine at the last
+checkpoint :data:`SETTLE_S` before ``t`` (voices re-added there, synthesis
+skipped), reads the log from that line only, and renders a pre-roll as the
+score replay does: the same tones at the same levels from ``t`` on (oscillator
+phases may differ).  Other logs (CSV, TensorBoard) are read again from the
+start.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
+import pickle
+from dataclasses import dataclass
+
 from auralize.audio.engine import Engine
+from auralize.audio.score import Event
 from auralize.sonify.log_stream import LogStream
 from auralize.sonify.stream import ScoreStream
 from auralize.sonify.timeline import SonifyConfig, Timeline
@@ -22,6 +37,58 @@ from auralize.web.sources import ReplaySource, _Source
 MAX_CAPTIONS = 10_000
 #: frames skipped per piece during a seek (events are made just ahead of them)
 _SEEK_PIECE = 1 << 18
+#: checkpoints a replay's seek index holds at most (spaced evenly in steps)
+MAX_CHECKPOINTS = 512
+#: steps between checkpoints at least
+MIN_CHECKPOINT_STEPS = 100
+#: score seconds between the checkpoint a seek starts from and its target: glides, the
+#: limiter and sounds begun shortly before settle (longer sounds begun earlier are not heard)
+SETTLE_S = 10.0
+#: bytes a seek reads at a time from the checkpoint's line on
+_SEEK_READ_BYTES = 1 << 16
+
+
+@dataclass
+class _Checkpoint:
+    """Where a seek can start: before the record at byte ``offset`` (score time ``t_s``)."""
+
+    offset: int
+    t_s: float
+    timeline: bytes  # the Timeline's state, pickled
+    voices: tuple  # per voice alive: its "add" event, then the last value of each parameter
+    pending: tuple  # events made before, due after (an alarm's release)
+
+
+#: parameters that start a sound rather than set a state: not repeated at a checkpoint
+_ONE_SHOT = frozenset({"play"})
+
+
+class _VoiceState:
+    """The engine's voices and parameters at a score time, from the events due by then."""
+
+    def __init__(self) -> None:
+        self.voices: dict[str, dict] = {}  # voice -> {"add": event, param: last event}
+        self._future: list = []
+        self._seq = 0
+
+    def add(self, events) -> None:
+        for ev in events:
+            if ev.param not in _ONE_SHOT:
+                self._seq += 1
+                heapq.heappush(self._future, (ev.time_s or 0.0, self._seq, ev))
+
+    def at(self, t_s: float) -> tuple[tuple, tuple]:
+        """``(state events, pending events)`` at ``t_s``."""
+        while self._future and self._future[0][0] <= t_s:
+            ev = heapq.heappop(self._future)[2]
+            if ev.param == "add":
+                self.voices[ev.voice] = {"add": ev}
+            elif ev.param == "remove":
+                self.voices.pop(ev.voice, None)
+            elif ev.voice in self.voices:
+                self.voices[ev.voice][ev.param] = ev
+        state = tuple(ev for params in self.voices.values() for ev in params.values())
+        return state, tuple(item[2] for item in sorted(self._future))
 
 
 class StreamedReplay(ReplaySource):
@@ -43,10 +110,19 @@ class StreamedReplay(ReplaySource):
         self.ever_played = False
         self.events = []  # only the events that carry a caption (ReplaySource's captions())
         timeline = Timeline(config)
-        for record in log.records():
+        self.checkpoints: list[_Checkpoint] = []
+        self.seek_lines = 0  # records the last seek read (what the index bounds)
+        state = _VoiceState()
+        for record, offset in self._indexed_records(log):
+            if offset is not None and timeline.steps % self._every == 0 and timeline.steps:
+                t0_s = float(timeline.next_t_s)
+                self.checkpoints.append(_Checkpoint(offset, t0_s, pickle.dumps(timeline),
+                                                    *state.at(t0_s)))
             events, t_s, _ = timeline.advance(record)
             self.records.append(compact_record(record, t_s))
             self._note(events)
+            if offset is not None:
+                state.add(events)
         if timeline.steps:
             self._note(timeline.finish())
         self.steps = timeline.steps
@@ -54,6 +130,31 @@ class StreamedReplay(ReplaySource):
         self._stream = ScoreStream(log.records(), config)
         self._pending: tuple | None = None
         self._feed(self.engine, self._stream, self.sample_rate)
+
+    def _indexed_records(self, log: LogStream):
+        """``(record, byte offset of its line)``; offsets only for a ``telemetry.jsonl``."""
+        self._every = 0
+        if log.telemetry is None:
+            for record in log.records():
+                yield record, None
+            return
+        from auralize.readers import parse_json_line
+        from auralize.sonify.stream import count_lines
+        from auralize.sonify.telemetry import TrainingStep, has_nonfinite_text
+
+        self._every = max(MIN_CHECKPOINT_STEPS, math.ceil(count_lines(log.telemetry)
+                                                          / MAX_CHECKPOINTS))
+        offset = 0
+        with open(log.telemetry, "rb") as handle:
+            for raw in handle:
+                start, offset = offset, offset + len(raw)
+                if not raw.endswith(b"\n"):
+                    return  # a line still being written (a killed run): as TelemetryTail
+                line = raw.decode("utf-8", "replace")
+                if line.strip():
+                    doc = parse_json_line(line)
+                    yield (TrainingStep.from_dict(doc, finite=not has_nonfinite_text(line)),
+                           start)
 
     def _note(self, events) -> None:
         for ev in events:
@@ -80,11 +181,45 @@ class StreamedReplay(ReplaySource):
         self._feed(self.engine, self._stream, frames)
         return self.engine.render(frames)
 
-    def seek_engine(self, t_s: float) -> Engine:
-        """A new engine at ``t_s``: the log read again up to there, synthesis skipped to a pre-roll."""
-        t_s = min(max(0.0, float(t_s)), self.duration_s)
+    def _from_checkpoint(self, t_s: float) -> tuple[Engine, ScoreStream] | None:
+        """A fresh engine and stream at the last checkpoint :data:`SETTLE_S` before ``t_s``."""
+        usable = [cp for cp in self.checkpoints if cp.t_s <= t_s - SETTLE_S]
+        if not usable:
+            return None
+        cp = usable[-1]
+        from auralize.sonify.logs import TelemetryTail
+
         engine = Engine(self.sample_rate, **self.engine_kwargs)
-        stream = ScoreStream(self.log.records(), self.config)
+        start = round(cp.t_s * self.sample_rate)
+        while engine.frames_rendered < start:  # no voices yet: nothing to advance but time
+            engine.skip(min(1 << 20, start - engine.frames_rendered))
+        for ev in cp.voices:  # the state, at once; then what was still to come
+            engine.schedule(Event(cp.t_s, ev.voice, ev.param, ev.value, 0.0))
+        for ev in cp.pending:
+            engine.schedule(ev)
+        tail = TelemetryTail(self.log.telemetry, max_bytes=_SEEK_READ_BYTES)
+        tail.offset = cp.offset
+
+        def records():
+            for record in tail:
+                self.seek_lines += 1
+                yield record
+
+        stream = ScoreStream(records(), self.config)
+        stream.timeline = pickle.loads(cp.timeline)
+        return engine, stream
+
+    def seek_engine(self, t_s: float) -> Engine:
+        """A new engine at ``t_s``: from the index's checkpoint before it (or the log's start),
+        synthesis skipped to a pre-roll."""
+        t_s = min(max(0.0, float(t_s)), self.duration_s)
+        self.seek_lines = 0
+        start = self._from_checkpoint(t_s)
+        if start is None:
+            engine = Engine(self.sample_rate, **self.engine_kwargs)
+            stream = ScoreStream(self.log.records(), self.config)
+        else:
+            engine, stream = start
         target = round(t_s * self.sample_rate)
         preroll_s = max(1.0, 4.0 * engine.limiter_release_s)
         skip_to = max(0, target - round(preroll_s * self.sample_rate))
