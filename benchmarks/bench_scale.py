@@ -202,6 +202,17 @@ def cell(src: Path, layers: int, steps: int, tmp: Path, tag: str = "run") -> dic
            "digest_mb": _size_mb(run / "digest.wav")}
     out["serve"] = _serve(src, run)
     out["follow"] = _follow(src, run, tmp)
+    # what the million-step check is: it closed (a digest for a long run), rendered a
+    # digest of the asked length, and served a page with its history
+    problems = []
+    if log["audio_s"] > 600 and not (run / "digest.wav").exists():
+        problems.append("no digest.wav at close")
+    if digest["rc"] != 0 or not (tmp / "digest.wav").exists():
+        problems.append(f"render --digest failed (exit {digest['rc']})")
+    if not out["serve"]["history_points"]:
+        problems.append("the page got no history")
+    if problems:
+        raise RuntimeError(f"{layers} x {steps}: " + "; ".join(problems))
     return out
 
 
