@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from auralize.audio.sampler import EARCONS, earcon_samples, midi_to_hz
+from auralize.audio.sampler import midi_to_hz, motif_samples
+from auralize.sonify.earcons import EARCONS
 from auralize.sweeps.trial_voices import MAX_PARTIAL_HZ, pan_gains
 
 #: earcon -> (note index, partial): the note partial that finds it.  Each is above the trial
@@ -60,7 +61,7 @@ def earcon_onsets(stereo: np.ndarray, sr: int, kind: str, merge_s: float = 0.05)
     level, frame = _levels(mono, sr, signature_hz(kind))
     # the quietest an earcon gets in the mono mix: master gain 0.5, a hard pan (mono mean
     # of the cos/sin gains >= 0.5), the sampler's buffer as the table makes it
-    alone, _ = _levels(earcon_samples(kind, sr), sr, signature_hz(kind))
+    alone, _ = _levels(motif_samples(EARCONS[kind], sr), sr, signature_hz(kind))
     quietest = alone.max() * 0.5 * 0.5
     on = level > 0.3 * quietest
     hop = int(0.01 * sr)

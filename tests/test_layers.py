@@ -9,6 +9,7 @@ inside functions (late imports) are counted, except where a rule says "module le
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,3 +217,16 @@ def test_sonify_knows_no_framework(module):
            and ((imp.target.split(".")[0] in FRAMEWORKS and not imp.late)
                 or (_own(imp) and _area(imp.target) in ADAPTERS))]
     assert not bad, f"{module} imports {', '.join(bad)}"
+
+
+def test_audio_names_no_training_concept():
+    """The engine knows nothing of training (issue 20): no word of it in audio/'s code or
+    docs; what an earcon means, the live clock's policy and speech timing live in sonify/."""
+    words = re.compile(r"\b(train\w*|epochs?|loss(es)?|gradients?|optimi[sz]er\w*|weights?)\b",
+                       re.IGNORECASE)
+    found = []
+    for path in sorted((PACKAGE / "audio").rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if words.search(line):
+                found.append(f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}")
+    assert not found, "\n".join(found)

@@ -18,6 +18,7 @@ from auralize.audio.score import Score, render_score
 from auralize.cli import main
 from auralize.sonify import make_mapping
 from auralize.sonify.announce import Announcer, spoken_value
+from auralize.sonify.earcons import EARCONS
 
 SR = 44100
 STEP_S = 0.05
@@ -135,7 +136,7 @@ def training_voices() -> dict[str, np.ndarray]:
 
 
 def test_earcons_differ_from_each_other_and_from_the_training_voices():
-    earcons = {name: sampler.earcon_samples(name, SR) for name in ("epoch", "best", "diverge",
+    earcons = {name: sampler.motif_samples(EARCONS[name], SR) for name in ("epoch", "best", "diverge",
                                                                     "end")}
     assert all(np.abs(x).max() <= 0.5 + 1e-9 and np.all(np.isfinite(x)) for x in earcons.values())
     assert spectral_distance(earcons["best"], earcons["best"], SR) == pytest.approx(0.0, abs=1e-12)
@@ -207,3 +208,18 @@ def test_speech_plays_live_through_the_speaker(jack_server, jack_recorder, tmp_p
     assert result.stats["live"]["ring_underruns"] == 0
     _, speech = band_envelope(cap.data[:, 0], SR, 300.0, 3400.0)
     assert (speech > 0.01).sum() * 0.01 > 0.8  # close to a second of voiced speech, live
+
+
+def test_an_earcon_score_saved_as_json_renders_the_same(tmp_path):
+    """A ``play`` event carries its motif's notes: a score read back from JSON (lists, not
+    tuples) renders bit-identically, without the earcon table."""
+    from auralize.audio.score import Event
+    from auralize.sonify.earcons import earcon_play
+
+    score = Score(SR, [Event(0.0, "e", "add", {"kind": "sampler"}),
+                       Event(0.05, "e", "play", earcon_play("diverge", level=0.8))])
+    again = Score.from_json(score.to_json(tmp_path / "score.json"))
+    assert isinstance(again.events[1].value["motif"][0], list)      # JSON made them lists
+    audio = render_score(score, 1.2)
+    assert np.abs(audio).max() > 0.1
+    assert np.array_equal(audio, render_score(again, 1.2))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from auralize.sonify.earcons import EARCONS, earcon_play
 from auralize.sweeps.sound import SweepSound, render_events
 from sweep_audio import assert_earcons_at, expected_ratio, voice_at
 
@@ -133,7 +134,8 @@ def test_the_page_mixes_trials_one_by_one(tmp_path):
 
 def test_training_and_sweeps_play_their_earcons_from_one_table():
     """No second earcon system: a sweep's trial events and training's announcements are
-    sampler ``play`` events naming :data:`auralize.audio.sampler.EARCONS`; "best" is one sound."""
+    sampler ``play`` events carrying a motif of :data:`auralize.sonify.earcons.EARCONS`;
+    "best" is one sound; ``audio/`` holds no earcon table (it plays the notes it is sent)."""
     import importlib.util
     import math
 
@@ -164,10 +166,12 @@ def test_training_and_sweeps_play_their_earcons_from_one_table():
             record.metrics = {"val_loss": 1.0 / (step + 1)}
         training += [e for e in mapping.events(record, step * 0.05, 0.05) if e.param == "play"]
     assert "best" in [e.value["earcon"] for e in training]
-    assert {e.value["earcon"] for e in sweep + training} <= set(sampler.EARCONS)
+    assert {e.value["earcon"] for e in sweep + training} <= set(EARCONS)
+    assert all(e.value["motif"] == EARCONS[e.value["earcon"]] for e in sweep + training)
+    assert not hasattr(sampler, "EARCONS")
     # the "best" a sweep plays (centre) is the "best" training plays, equal power apart
     best_sweep = render_events([(Event(0.0, "x", "add", {"kind": "sampler"}), 0.0),
-                                (Event(0.0, "x", "play", {"earcon": "best"}), 0.0)], 0.6)
+                                (Event(0.0, "x", "play", earcon_play("best")), 0.0)], 0.6)
     played = next(e for e in training if e.value["earcon"] == "best").value
     best_training = render_score(Score(44100, [Event(0.0, "x", "add", {"kind": "sampler"}),
                                                Event(0.0, "x", "play", dict(played))]), 0.6)
@@ -191,7 +195,7 @@ def test_two_trials_earcons_a_fraction_of_a_period_apart_add_up():
         for i, (offset, pan) in enumerate(zip(offsets, (-0.75, 0.75))):
             t = 0.1 + offset / sr
             events += [(Event(t, f"e{i}", "add", {"kind": "sampler", "clock_phase": clock_phase}),
-                        pan), (Event(t, f"e{i}", "play", {"earcon": "start"}), pan)]
+                        pan), (Event(t, f"e{i}", "play", earcon_play("start")), pan)]
         return events
 
     def level_1760(events) -> float:

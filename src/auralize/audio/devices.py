@@ -51,7 +51,7 @@ def load_sounddevice(warn: bool = True) -> ModuleType | None:
     away: a process holds PortAudio (and, with JACK, a JACK client) only inside
     :func:`portaudio` blocks.  A process that kept a JACK client open past the JACK
     server's death aborts at exit (PortAudio's JACK teardown asserts), which must
-    never happen to a training process.
+    never happen to the host process.
     """
     global _sd, _sd_error
     if _sd is not None:

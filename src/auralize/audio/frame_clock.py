@@ -3,7 +3,7 @@
 Live times are ``time.perf_counter()`` seconds, the system's monotonic clock,
 which every process shares: a live stream (the speaker's child, the page's
 server) places an event given at a wall-clock moment at the frame heard then.
-What decides those moments (for training sound: :mod:`auralize.sonify.live_clock`)
+What decides those moments (:mod:`auralize.sonify.live_clock`, above this layer)
 is not the engine's business.
 """
 

@@ -2,9 +2,9 @@
 
 :class:`LiveOutput` is the parent side (a :class:`~auralize.audio.worker.Worker`);
 the engine, the ring buffer and the device callback live in the child
-(:mod:`auralize.audio.live_child`), so a training loop holding the GIL cannot
+(:mod:`auralize.audio.live_child`), so a host program holding the GIL cannot
 starve the sound.  Events are sent in score time (:meth:`LiveOutput.send`) or
-as wall-clock moments (:meth:`LiveOutput.send_at_wall`, what training sound
+as wall-clock moments (:meth:`LiveOutput.send_at_wall`, what a data stream
 uses, see :mod:`auralize.audio.frame_clock`).
 
 Without PortAudio, without an output device, or when the device or JACK server
@@ -26,7 +26,7 @@ from auralize.audio.stream_stats import STATS_FIELDS, LiveStats, live_stats
 from auralize.audio.worker import Worker
 from auralize.errors import AuralizeError
 
-# Lead for sound that nobody plays along with (training sound, the test tone):
+# Lead for sound that nobody plays along with (data sonification, the test tone):
 # latency does not matter there, dropouts do.  100 ms covers the vCPU stalls of a
 # shared virtual machine (BENCHMARKS.md) that LiveOutput's 20 ms default, meant
 # for playing live, cannot.

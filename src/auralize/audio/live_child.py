@@ -1,8 +1,8 @@
 """The speaker's worker process: the engine plays ahead of the device.
 
-Why a child process: a sounddevice callback inside a busy training process
-underflows (the training loop holds the GIL), the same callback in a spawned
-child process does not (docs/architecture.md, "Live audio").  A training loop holding the
+Why a child process: a sounddevice callback inside a busy host process
+underflows (the host's loop holds the GIL), the same callback in a spawned
+child process does not (docs/architecture.md, "Live audio").  A host loop holding the
 GIL cannot starve a process it does not share a GIL with.
 
 Inside the child:

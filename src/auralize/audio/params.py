@@ -57,7 +57,7 @@ def sanitize(value, size: int, legal: Range, stats: EngineStats) -> np.ndarray:
     Scalars broadcast; arrays of another length are truncated or padded with the
     fallback.  NaN/Inf are replaced by ``legal.fallback`` and counted; values out
     of range are clamped and counted.  Never raises on numeric garbage, because
-    the data comes from training runs that may diverge.
+    the data may come from runs that diverge.
     """
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim == 0:

@@ -1,8 +1,8 @@
 """Starting auralize's worker processes safely from any user program.
 
-auralize's audio runs in spawned child processes (no shared GIL with training).
+auralize's audio runs in spawned child processes (no shared GIL with the host program).
 By default, ``spawn`` re-imports the parent's ``__main__`` in the child, which
-re-runs a training script that lacks an ``if __name__ == "__main__":`` guard (and
+re-runs a user's script that lacks an ``if __name__ == "__main__":`` guard (and
 fails in notebooks).  auralize's workers never need the user's main module, so
 they are started with it hidden.
 """
@@ -48,7 +48,7 @@ class QueuedSender:
     ``put`` appends to an in-memory queue; a daemon thread sends what has queued
     up as one ``("batch", [items])`` message.  A worker that falls behind makes
     the queue grow (or, past ``max_pending``, drops and counts items) instead of
-    stalling a training loop on a full pipe.
+    stalling the host's loop on a full pipe.
 
     Parameters
     ----------

@@ -1,18 +1,17 @@
-"""A voice that plays sample buffers: spoken announcements and earcons.
+"""A voice that plays sample buffers: spoken sentences and short motifs (earcons).
 
-Events carry what to play, never audio: ``{"speech": "epoch 3, loss 0.42",
-"rate_wpm": 175}`` or ``{"earcon": "best"}``.  The buffer is made where the
-event is rendered, by the local text-to-speech program ``espeak-ng`` (run as a
-program; its output is the same for the same text and settings) or by the
-earcon formulas below, and cached.  So a score or a run folder stays a list of
+Events carry what to play, never audio: ``{"speech": "step 3, value 0.42",
+"rate_wpm": 175}`` or ``{"motif": ((84, 0.0, 0.09, 3), ...)}``.  The buffer is made
+where the event is rendered, by the local text-to-speech program ``espeak-ng`` (run
+as a program; its output is the same for the same text and settings) or by the
+motif formula below, and cached.  So a score or a run folder stays a list of
 small events and ``auralize render`` reproduces the recording.
 
 Speech made once is also cached on disk (``$XDG_CACHE_HOME/auralize/speech``):
 whoever writes the event can have it synthesised beforehand
-(:func:`speech_duration_s`; training sound does it on a background thread,
-:mod:`auralize.sonify.speech`), so the live and file renderers (child
-processes) load it in about a millisecond instead of starting espeak-ng inside
-an audio callback's time budget.
+(:func:`speech_duration_s`; the sonify layer does it on a background thread), so
+the live and file renderers (child processes) load it in about a millisecond
+instead of starting espeak-ng inside an audio callback's time budget.
 """
 
 from __future__ import annotations
@@ -153,37 +152,24 @@ def speech_samples(text: str, sample_rate: int, rate_wpm: int = 175, voice: str 
     return _resample(speech_native(text, rate_wpm, voice, pitch), ESPEAK_RATE_HZ, sample_rate)
 
 
-# -- earcons -----------------------------------------------------------------------
-# Short motifs (Blattner et al. 1989; Brewster 1994): rhythm, register and timbre
-# differ per event so they tell apart without learning a melody.  Every note is a
-# plucked harmonic tone (a decaying sum of partials), unlike the training voices'
-# steady pure sines; fundamentals stay within MIDI 35-100 (auditory-graph range).
-# (MIDI note, start s, length s, partial count): harmonics make a timbre per earcon.
-# The one table of the package: training sound and sweeps play these by name.
-EARCONS: dict[str, list[tuple[int, float, float, int]]] = {
-    # a trial starts: two short rising notes, A6 -> E7 (a fifth up: "off it goes")
-    "start": [(93, 0.0, 0.07, 1), (100, 0.07, 0.07, 1)],
-    # a trial stopped early: two falling notes, D7 -> A#6 (a scheduler cut it short)
-    "stopped": [(98, 0.0, 0.07, 1), (94, 0.07, 0.07, 1)],
-    # a trial failed: a rough buzz, a minor second (A#6 + B6) with harmonics
-    "error": [(94, 0.0, 0.25, 3), (95, 0.0, 0.25, 3)],
-    # epoch end: two short, bright notes up a fifth ("tick-tock")
-    "epoch": [(84, 0.0, 0.09, 3), (91, 0.1, 0.12, 3)],
-    # new best: a rising major arpeggio, rounder tone
-    "best": [(72, 0.0, 0.1, 2), (76, 0.08, 0.1, 2), (79, 0.16, 0.1, 2), (84, 0.24, 0.25, 2)],
-    # divergence / NaN: a low, buzzy falling tritone, repeated
-    "diverge": [(58, 0.0, 0.16, 9), (52, 0.16, 0.22, 9), (58, 0.42, 0.16, 9),
-                (52, 0.58, 0.3, 9)],
-    # training end: a slow low-high-low bell of three notes
-    "end": [(67, 0.0, 0.3, 5), (79, 0.25, 0.3, 5), (60, 0.5, 0.7, 5)],
-    # octave tick of an auditory graph: one very short click-like note
-    "tick": [(96, 0.0, 0.02, 1)],
-}
+# -- motifs -------------------------------------------------------------------------
+# A motif is a few notes, each ``(MIDI note, start s, length s, partial count)``: a
+# plucked harmonic tone (a decaying sum of partials); the partial count makes its
+# timbre.  What a motif means (the package's earcon table) is decided above audio/.
+Motif = tuple[tuple[float, float, float, int], ...]
 
 
-def earcon_duration_s(name: str) -> float:
-    """Seconds the earcon ``name`` lasts (its buffer's length at any rate)."""
-    return max(start + length for _, start, length, _ in EARCONS[name]) + 0.05
+def as_motif(notes) -> Motif:
+    """``notes`` (any sequence of 4-sequences, e.g. read back from JSON) as a hashable motif."""
+    motif = tuple((float(n), float(s), float(d), int(k)) for n, s, d, k in notes)
+    if not motif or any(d <= 0 or s < 0 or k < 1 for _, s, d, k in motif):
+        raise ValueError("a motif is one or more (midi, start_s > =0, length_s > 0, partials >= 1)")
+    return motif
+
+
+def motif_duration_s(notes) -> float:
+    """Seconds the motif lasts (its buffer's length at any rate)."""
+    return max(start + length for _, start, length, _ in notes) + 0.05
 
 
 def midi_to_hz(note: float) -> float:
@@ -191,14 +177,11 @@ def midi_to_hz(note: float) -> float:
     return 440.0 * 2.0 ** ((note - 69.0) / 12.0)
 
 
-def _earcon(name: str, sample_rate: int, start_frame: int | None) -> np.ndarray:
-    """The earcon's notes summed (unscaled); ``start_frame``: partials' phases follow the
+def _motif(motif: Motif, sample_rate: int, start_frame: int | None) -> np.ndarray:
+    """The motif's notes summed (unscaled); ``start_frame``: partials' phases follow the
     engine's clock from that frame (None: every note starts at phase 0)."""
-    notes = EARCONS.get(name)
-    if notes is None:
-        raise ValueError(f"unknown earcon {name!r}; choose one of {', '.join(EARCONS)}")
-    out = np.zeros(int(round(earcon_duration_s(name) * sample_rate)))
-    for note, start_s, length_s, partials in notes:
+    out = np.zeros(int(round(motif_duration_s(motif) * sample_rate)))
+    for note, start_s, length_s, partials in motif:
         n = int(round(length_s * sample_rate))
         t = np.arange(n) / sample_rate
         f0 = midi_to_hz(note)
@@ -220,32 +203,32 @@ def _earcon(name: str, sample_rate: int, start_frame: int | None) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def earcon_samples(name: str, sample_rate: int) -> np.ndarray:
-    """The earcon ``name`` (see :data:`EARCONS`) at ``sample_rate`` Hz, peak 0.5."""
-    out = _earcon(name, sample_rate, None)
+def motif_samples(motif: Motif, sample_rate: int) -> np.ndarray:
+    """The motif (see :func:`as_motif`) at ``sample_rate`` Hz, peak 0.5."""
+    out = _motif(motif, sample_rate, None)
     return out * (0.5 / np.abs(out).max())
 
 
-def earcon_samples_at(name: str, sample_rate: int, start_frame: int) -> np.ndarray:
-    """:func:`earcon_samples` with the partials' phases of the engine's clock at ``start_frame``.
+def motif_samples_at(motif: Motif, sample_rate: int, start_frame: int) -> np.ndarray:
+    """:func:`motif_samples` with the partials' phases of the engine's clock at ``start_frame``.
 
-    The same earcon started a fraction of a period apart by two voices (two trials
-    seen starting at once) then adds up instead of cancelling in a mono mix.  The
-    level is :func:`earcon_samples`' (its scale), whatever the phases.
+    The same motif started a fraction of a period apart by two voices then adds
+    up instead of cancelling in a mono mix.  The level is :func:`motif_samples`'
+    (its scale), whatever the phases.
     """
-    plain = _earcon(name, sample_rate, None)
-    return _earcon(name, sample_rate, start_frame) * (0.5 / np.abs(plain).max())
+    plain = _motif(motif, sample_rate, None)
+    return _motif(motif, sample_rate, start_frame) * (0.5 / np.abs(plain).max())
 
 
 def play_samples(spec: dict, sample_rate: int) -> np.ndarray:
-    """The buffer a ``play`` event's value asks for (speech or earcon)."""
+    """The buffer a ``play`` event's value asks for (speech or a motif)."""
     if spec.get("speech"):
         return speech_samples(str(spec["speech"]), int(sample_rate),
                               int(sanitize(spec.get("rate_wpm", 175), 1, SPEECH_RATE_WPM,
                                            EngineStats())[0]),
                               str(spec.get("voice", "en")), int(spec.get("pitch", 50)))
-    if spec.get("earcon"):
-        return earcon_samples(str(spec["earcon"]), int(sample_rate))
+    if spec.get("motif"):
+        return motif_samples(as_motif(spec["motif"]), int(sample_rate))
     return np.zeros(0)
 
 
@@ -256,15 +239,17 @@ class Sampler(Voice):
     ------------------------
     play : dict
         ``{"speech": text, "rate_wpm": 175, "voice": "en", "pitch": 50}`` or
-        ``{"earcon": name}``; optional ``"level"`` (0..1, default 1) and
+        ``{"motif": ((midi, start_s, length_s, partials), ...)}``; optional
+        ``"level"`` (0..1, default 1) and
         ``"cut"`` (True: stop what this voice is playing first, as a screen
-        reader interrupts itself).  Other keys (``"text"``, a caption) are ignored.
+        reader interrupts itself).  Other keys (``"text"``, a caption; ``"earcon"``,
+        the motif's name above) are ignored.
     gain : float
         Voice level; glides.  ``mute`` silences.
 
-    ``clock_phase=True`` (spec only): an earcon's partials take the phase of a
-    sine running since frame 0 (:func:`earcon_samples_at`), so two voices playing
-    the same earcon a few frames apart add up instead of cancelling.
+    ``clock_phase=True`` (spec only): a motif's partials take the phase of a
+    sine running since frame 0 (:func:`motif_samples_at`), so two voices playing
+    the same motif a few frames apart add up instead of cancelling.
     """
 
     kind = "sampler"
@@ -274,7 +259,7 @@ class Sampler(Voice):
         super().__init__(sample_rate, stats, glide_s, gain)
         self.clock_phase = bool(clock_phase)
         self.playing: list[list] = []  # [buffer, position, level]
-        self._unaligned: tuple | None = None  # (playing item, earcon): waits for its frame
+        self._unaligned: tuple | None = None  # (playing item, motif): waits for its frame
 
     def set(self, param: str, value, glide_s: float | None) -> bool:
         if param != "play":
@@ -292,15 +277,15 @@ class Sampler(Voice):
         level = float(sanitize(value.get("level", 1.0), 1, Range(0.0, 1.0, 1.0), self.stats)[0])
         if buffer.size and level > 0:
             self.playing.append([buffer, 0, level])
-            if self.clock_phase and not value.get("speech") and value.get("earcon"):
-                self._unaligned = (self.playing[-1], str(value["earcon"]))
+            if self.clock_phase and not value.get("speech") and value.get("motif"):
+                self._unaligned = (self.playing[-1], as_motif(value["motif"]))
         return True
 
     def align_phase(self, frame: int) -> None:
-        """The earcon just played (at engine frame ``frame``) takes the clock's phases."""
+        """The motif just played (at engine frame ``frame``) takes the clock's phases."""
         if self._unaligned is not None:
-            (item, name), self._unaligned = self._unaligned, None
-            item[0] = earcon_samples_at(name, self.sample_rate, frame)
+            (item, motif), self._unaligned = self._unaligned, None
+            item[0] = motif_samples_at(motif, self.sample_rate, frame)
 
     def _advance(self, frames: int, out: np.ndarray | None) -> None:
         still = []

@@ -1,4 +1,4 @@
-"""A bank of sine partials: the voice of every training sound.
+"""A bank of sine partials: the voice of every steady tone.
 
 Why the sine bank is fast
 -------------------------

@@ -1,7 +1,7 @@
 """16-bit PCM WAV files that turn into RF64 when they pass the RIFF limit (4 GiB).
 
 A RIFF/WAVE file states its size in 32 bits, so it cannot pass 4 GiB: about
-6.7 hours of 44.1 kHz 16-bit stereo, 13.5 hours of mono, and a long training
+6.7 hours of 44.1 kHz 16-bit stereo, 13.5 hours of mono, and a long
 run's recording gets there.  RF64 (EBU Tech 3306) is the same file with 64-bit
 sizes in a ``ds64`` chunk.  Following its recommendation, every WAV written
 here starts with a ``JUNK`` chunk the size of a ``ds64`` chunk: while the file

@@ -1,6 +1,6 @@
 """One model for auralize's worker processes: the speaker, live generation, the page, the recording.
 
-Audio work runs in spawned child processes: a training loop holding the GIL
+Audio work runs in spawned child processes: a host loop holding the GIL
 cannot starve a process it does not share a GIL with.  Every worker has the same
 life cycle, written once here:
 

@@ -6,7 +6,7 @@
 - :mod:`~auralize.sweeps.trial_voices`: every running trial is a voice with its
   own register, timbre and stereo position, following its loss and gradient norm;
 - trial events (start, early stop, error, new best) are earcons from the
-  package's one table (:data:`auralize.audio.sampler.EARCONS`), as in training;
+  package's one table (:data:`auralize.sonify.earcons.EARCONS`), as in training;
 - :mod:`~auralize.sweeps.sound`: :class:`SweepSound`, the driver's stereo
   recording (and live output) that both integrations feed, through the outputs
   a training session has (:class:`~auralize.sonify.outputs.Outputs`);

@@ -101,7 +101,7 @@ class TuneReporter(Sonifier):
     When the scheduler stops the trial, ``tune.report`` raises ``SystemExit`` in
     the training thread and Ray ends the worker right after: its telemetry
     (written line by line) is complete, but the renderer child is usually killed
-    before the WAV is written.  :func:`auralize.sweep.repair_run_folder` (what
+    before the WAV is written.  :func:`auralize.sweeps.repair_run_folder` (what
     ``auralize sweep --engine ray`` does for every stopped trial) or ``auralize
     render`` rebuild it from the telemetry, identical to what it would have been.
     """
@@ -235,7 +235,7 @@ class _ProgressCallback(tune.Callback):
 def digits_trainable(config: dict) -> None:
     """Tune trainable: one run of the digits grid (``auralize sweep``'s settings).
 
-    ``config``: ``spec`` (a :class:`~auralize.sweep.RunSpec` as a dict), ``out_dir``
+    ``config``: ``spec`` (a :class:`~auralize.sweeps.grid.RunSpec` as a dict), ``out_dir``
     (absolute), ``epochs``, ``batch_size``, ``seed``, ``report_every``.  Writes the
     run folder ``out_dir/<run name>`` and its ``summary.json`` (the results row).
     """

@@ -4,7 +4,7 @@ Integrations (the Ray Tune callback, the Optuna study callback, or your own
 loop) tell a :class:`SweepSound` what happens to the trials: started, reported
 a loss / gradient norm, stopped early, failed, completed.  It turns that into
 events (:mod:`~auralize.sweeps.trial_voices`; earcons from the package's one
-table, :data:`auralize.audio.sampler.EARCONS`, played by a sampler voice per
+table, :data:`auralize.sonify.earcons.EARCONS`, played by a sampler voice per
 trial) on the driver's clock and sends them to the same outputs a training
 session has (:class:`~auralize.sonify.outputs.Outputs`):
 
@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from auralize.audio.engine import Engine
-from auralize.audio.sampler import earcon_duration_s
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
+from auralize.sonify.earcons import earcon_duration_s, earcon_play
 from auralize.sonify.outputs import Outputs
 from auralize.sonify.timeline import SonifyConfig
 from auralize.sweeps.trial_voices import TrialVoice
@@ -45,7 +45,7 @@ TAIL_S = 1.0
 BEST_REPEAT_S = 2.0
 BEST_MIN_GAIN = 0.01
 EVENT_KINDS = ("start", "stopped", "error", "best", "complete")
-#: the earcons a sweep plays (names in :data:`auralize.audio.sampler.EARCONS`)
+#: the earcons a sweep plays (names in :data:`auralize.sonify.earcons.EARCONS`)
 SWEEP_EARCONS = ("start", "stopped", "error", "best")
 
 
@@ -58,7 +58,7 @@ def _placed(event: Event, pan: float) -> Event:
 
 def earcon_events(kind: str, t_s: float, voice: str) -> list[Event]:
     """Earcon ``kind`` played from ``t_s`` by the sampler voice ``voice``."""
-    return [Event(t_s, voice, "play", {"earcon": kind})]
+    return [Event(t_s, voice, "play", earcon_play(kind))]
 
 
 def sweep_config(sample_rate: int = 44100, master_gain: float = 0.5) -> SonifyConfig:

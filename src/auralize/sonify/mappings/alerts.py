@@ -11,6 +11,7 @@ from auralize.audio import sampler
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 from auralize.sonify.announce import KINDS, Announcement, Announcer
+from auralize.sonify.earcons import earcon_duration_s, earcon_play
 from auralize.sonify.mappings.base import Mapping
 from auralize.sonify.speech import prepare_speech
 from auralize.sonify.telemetry import TrainingStep
@@ -100,7 +101,7 @@ class Earcons(Mapping):
 
     ``epoch`` (two bright notes), ``best`` (rising arpeggio), ``diverge`` (low
     buzzy falling tritone, NaN/Inf loss), ``end`` (three-note bell); see
-    :data:`auralize.audio.sampler.EARCONS`.  Each event carries the sentence the
+    :data:`auralize.sonify.earcons.EARCONS`.  Each event carries the sentence the
     ``speech`` mapping would say as a caption (the page's live region shows it).
     Options as for :class:`Speech` (``verbosity``, ``metrics``, ``monitor``,
     ``announce``), plus ``level`` (0..1).
@@ -130,9 +131,9 @@ class Earcons(Mapping):
             return []
         top = news[0]
         text = ". ".join(a.text for a in news)
-        self.busy_until_s = max(self.busy_until_s, t_s + sampler.earcon_duration_s(top.kind))
-        return self._add(t_s) + [Event(t_s, self.voice, "play", {
-            "earcon": top.kind, "level": self.level, "text": text})]
+        self.busy_until_s = max(self.busy_until_s, t_s + earcon_duration_s(top.kind))
+        return self._add(t_s) + [Event(t_s, self.voice, "play",
+                                     earcon_play(top.kind, level=self.level, text=text))]
 
     def events(self, record, t_s, step_s):
         return self._add(t_s) + self.play_events(self.announcer.step(record), t_s)

@@ -11,6 +11,7 @@ import numpy as np
 from auralize.audio.sampler import midi_to_hz
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
+from auralize.sonify.earcons import earcon_play
 from auralize.sonify.mappings.base import Mapping
 from auralize.sonify.scales import (
     AUDITORY_GRAPH_MIDI,
@@ -87,7 +88,7 @@ class LossTone(Mapping):
             if self._octave is None:
                 out.append(Event(t_s, "ticks", "add", {"kind": "sampler"}))
             elif octave != self._octave:
-                out.append(Event(t_s, "ticks", "play", {"earcon": "tick", "level": 0.6}))
+                out.append(Event(t_s, "ticks", "play", earcon_play("tick", level=0.6)))
         self._octave = octave
         return out
 
@@ -235,7 +236,7 @@ class GradientTones(Mapping):
             self._clip_voice = True
             out.append(Event(t_s, f"{self.voice}_clip", "add", {"kind": "sampler"}))
         out.append(Event(t_s, f"{self.voice}_clip", "play",
-                         {"earcon": "tick", "level": self.clip_level, "text": "clipped"}))
+                         earcon_play("tick", level=self.clip_level, text="clipped")))
         return out
 
     def events(self, record, t_s, step_s):
