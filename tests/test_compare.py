@@ -76,3 +76,61 @@ def test_runs_with_different_step_lengths_share_the_longer(tmp_path, capsys):
     rendered = sf.read(str(tmp_path / "r.wav"), dtype="int16")[0]
     channel = 0 if shorter_run == a else 1
     assert np.array_equal(ab[:len(rendered), channel], rendered)
+
+
+def _sonified(folder, steps: int, sample_rate: int, channels: int, shift: float = 0.0) -> None:
+    from auralize import Sonifier, TrainingStep
+
+    with Sonifier(folder, mappings=["loss", "gradients", "alarm"], live=False, plot=False,
+                  sample_rate=sample_rate, channels=channels) as son:
+        for s in range(steps):
+            son.log(TrainingStep(step=s, loss=1.0 / (1 + s) + shift,
+                                 grad_norms={"a": 0.5 + 0.01 * s, "b": 0.2 + shift},
+                                 wall_time_s=float(s)))
+
+
+def test_renders_side_by_side_are_each_render_at_any_block_size(tmp_path):
+    """The one re-rendering function: sides of any channel count and length, side by side,
+    each column exactly that side rendered alone (what ``render`` writes: tests above and
+    in test_long_runs.py), whatever the block size; blocks of the size asked, the last shorter."""
+    from auralize.sonify.log_stream import open_log
+    from auralize.sonify.rerender import render_config
+    from auralize.sonify.stream import render_blocks
+
+    _sonified(tmp_path / "a", 30, 8000, channels=2)
+    _sonified(tmp_path / "b", 17, 8000, channels=1, shift=0.5)
+    sides = [(log, render_config(log)) for log in (open_log(tmp_path / n) for n in "ab")]
+    alone = [np.concatenate(list(render_blocks([(log.records(), config)])))
+             for log, config in sides]
+    assert [x.shape[1] for x in alone] == [2, 1] and len(alone[1]) < len(alone[0])
+    for block in (977, 4000):
+        blocks = list(render_blocks([(log.records(), config) for log, config in sides], block))
+        assert {len(b) for b in blocks[:-1]} == {block} and 0 < len(blocks[-1]) <= block
+        both = np.concatenate(blocks)
+        assert both.shape == (len(alone[0]), 3)
+        assert np.array_equal(both[:, :2], alone[0])
+        assert np.array_equal(both[:len(alone[1]), 2:], alone[1])
+        assert not both[len(alone[1]):, 2].any()  # the shorter side ends in silence
+    assert np.abs(alone[0][:len(alone[1]), 0] - alone[1][:, 0]).max() > 0.05  # they differ
+
+
+def test_runs_at_different_rates_meet_at_the_rate_asked(tmp_path, capsys):
+    """Different recorded rates: a one-line error that says what to pass, and with
+    --sample-rate each side is the render at that rate."""
+    _sonified(tmp_path / "a", 12, 8000, channels=1)
+    _sonified(tmp_path / "b", 12, 11025, channels=2, shift=0.3)
+    ab = tmp_path / "ab.wav"
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(ab)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--sample-rate" in err and "\n" not in err and not ab.exists()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(ab),
+                 "--sample-rate", "16000"]) == 0
+    step_s = float(capsys.readouterr().out.split(" s per step")[0].split()[-1])
+    both, rate = sf.read(str(ab), dtype="int16")
+    assert rate == 16000
+    for i, name in enumerate("ab"):
+        assert main(["render", str(tmp_path / name), "-o", str(tmp_path / f"{name}.wav"),
+                     "--no-plot", "--clock", "step", "--step-s", repr(step_s), "--channels", "1",
+                     "--sample-rate", "16000"]) == 0
+        alone = sf.read(str(tmp_path / f"{name}.wav"), dtype="int16")[0]
+        assert len(alone) > 8000 and np.array_equal(both[:len(alone), i], alone)

@@ -209,6 +209,25 @@ def test_streamed_render_equals_the_recording_and_reads_in_pieces(tmp_path):
     assert tail.poll() == []
 
 
+def test_a_killed_runs_recording_is_rendered_again_as_it_was(tmp_path):
+    """A sweep run killed before its WAV was finished (Ray stops trials so): the repair
+    renders it from the telemetry through the same path as ``render``, the recording's
+    samples exactly."""
+    from auralize.sweeps import repair_run_folder
+
+    run = tmp_path / "run"
+    with Sonifier(run, mappings=["loss", "gradients", "alarm"], live=False,
+                  plot=False, sample_rate=SR) as son:
+        for s in range(120):
+            son.log(synthetic_step(s, 120, nan_at=50))
+    recorded, _ = sf.read(str(run / "sonification.wav"), dtype="int16")
+    (run / "sonification.wav").write_bytes(b"RIFF")  # the header of a WAV never finished
+    assert repair_run_folder(run) == 120
+    again, rate = sf.read(str(run / "sonification.wav"), dtype="int16")
+    assert rate == SR and len(recorded) > SR and np.array_equal(recorded, again)
+    assert (run / "spectrogram.png").stat().st_size > 10_000
+
+
 def test_file_spectrogram_equals_the_in_memory_one_and_has_fixed_width(tmp_path):
     from auralize.audio.file_spectrogram import file_spectrogram_db
     from auralize.audio.files import read_audio, write_audio
@@ -364,3 +383,26 @@ def test_memory_does_not_grow_from_ten_thousand_to_a_hundred_thousand_steps(tmp_
     print({k: [round(v) for v in vs] for k, vs in peaks.items()})
     grown = {k: v[1] - v[0] for k, v in peaks.items() if v[1] - v[0] > bound_mb}
     assert not grown, (grown, peaks)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # about a minute on an idle 2-core machine
+def test_compare_memory_does_not_grow_from_ten_thousand_to_a_hundred_thousand_steps(tmp_path):
+    """``auralize compare`` of two runs streams both: its peak RSS at 10^5 steps a side (two
+    5000 s renders) within 40 MB of its peak at 10^4.  Holding either whole render would
+    take 160 MB a side at 8 kHz (as the in-memory `compare_runs`, removed in this change, did)."""
+    bound_mb = 40.0
+    peaks = []
+    for steps in (10_000, 100_000):
+        a = write_telemetry(tmp_path / f"a{steps}", steps, nan_at=steps // 3)
+        b = write_telemetry(tmp_path / f"b{steps}", steps, layers=8, spike_at=steps // 2)
+        out = tmp_path / f"ab{steps}.wav"
+        result = _python(_CLI, "compare", a, b, "-o", out)
+        assert result["rc"] == 0
+        info = sf.info(str(out))
+        assert info.channels == 2 and info.samplerate == SR
+        assert info.frames == round((steps * 0.05 + 0.5) * SR)  # every step and the tail
+        peaks.append(result["rss_mb"])
+        out.unlink()
+    print({"compare_mb": [round(p) for p in peaks]})
+    assert peaks[1] - peaks[0] <= bound_mb, peaks

@@ -135,9 +135,8 @@ def test_keyboard_alone_plays_solos_and_hears_the_change(live_page):
 
 
 def test_a_replay_says_its_announcements_when_they_are_heard(browser, tmp_path):  # noqa: F811
-    from auralize.commands.serve import load_replay
     from auralize.web.sources import ReplaySource
-    from test_web_server import InProcess
+    from test_web_server import InProcess, load_replay
 
     run = tmp_path / "run"
     with Sonifier(run, mappings=["loss", "earcons"], live=False, plot=False,

@@ -146,9 +146,8 @@ def test_page_plays_charts_mixes_and_looks_like_a_dashboard(browser):
 
 def test_replay_page_with_a_token_plays_pauses_and_seeks(browser, tmp_path):
     """`auralize serve` mode bound off loopback: the token URL, then the transport."""
-    from auralize.commands.serve import load_replay
     from auralize.web.sources import ReplaySource
-    from test_web_server import InProcess, make_step
+    from test_web_server import InProcess, load_replay, make_step
 
     run = tmp_path / "run"
     with Sonifier(run, mappings=["loss", "gradients", "alarm"], live=False, plot=False) as son:

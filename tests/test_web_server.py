@@ -72,6 +72,24 @@ def ws_handshake(port: int, target: str, rcvbuf: int | None = None,
     return s, head
 
 
+def load_replay(path: str):
+    """``(score, duration_s, records, config)`` of a run folder or log, the whole score in
+    memory (records carry ``t_s``): the :class:`ReplaySource` the streamed replay of
+    ``auralize serve`` is held to, under the settings ``serve`` and ``render`` use."""
+    from auralize.sonify.log_stream import open_log
+    from auralize.sonify.rerender import render_config
+    from auralize.sonify.timeline import Timeline, replay
+    from auralize.web.records import compact_record
+
+    log = open_log(path)
+    config = render_config(log)
+    records = list(log.records())
+    score, duration_s = replay(records, config)
+    timeline = Timeline(config)  # the same times replay() used, for the charts' playhead
+    docs = [compact_record(r, timeline.advance(r)[1]) for r in records]
+    return score, duration_s, docs, config
+
+
 class InProcess:
     """A WebServer on a LiveSource in a thread of this process (no child to spawn: fast)."""
 
@@ -269,7 +287,6 @@ def test_serve_replays_exactly_the_engine_output(tmp_path, streamed):
     ``auralize serve`` uses, events made from the log as it plays)."""
     from auralize.audio.score import iter_blocks
     from auralize.cli import main
-    from auralize.commands.serve import load_replay
 
     run = tmp_path / "run"
     _make_run(run)

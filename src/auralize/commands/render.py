@@ -76,11 +76,7 @@ def run(args) -> int:
         log.require_mapping_data("loss" if isinstance(MAPPING_CHOICES[args.mapping], str)
                                  else args.mapping)
     config = render_config(log, MAPPING_CHOICES[args.mapping] if args.mapping else None,
-                           args.clock, args.step_s, args.sample_rate)
-    if args.channels is not None:
-        from dataclasses import replace
-
-        config = replace(config, channels=args.channels)
+                           args.clock, args.step_s, args.sample_rate, args.channels)
     if digest_s is not None:
         steps, duration_s, per_slot = render_log_digest(log, config, out, digest_s)
         print(f"digest of {steps} steps ({per_slot} per slot), {duration_s:.1f} s of audio")

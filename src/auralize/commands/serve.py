@@ -30,26 +30,6 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def load_replay(path: str):
-    """``(score, duration_s, records, config)`` of a run folder or log; records carry ``t_s``.
-
-    The whole score in memory: ``auralize serve`` streams instead
-    (:func:`auralize.web.replay_stream.load_streamed_replay`).
-    """
-    from auralize.sonify.logs import load_log
-    from auralize.sonify.timeline import SonifyConfig, Timeline, replay
-    from auralize.web.records import compact_record
-
-    records, recorded = load_log(path)
-    config = recorded or SonifyConfig()
-    if config.clock == "wall" and not any(r.wall_time_s for r in records):
-        config = SonifyConfig.from_dict(dict(config.to_dict(), clock="step"))
-    score, duration_s = replay(records, config)
-    timeline = Timeline(config)  # the same times replay() used, for the charts' playhead
-    docs = [compact_record(r, timeline.advance(r)[1]) for r in records]
-    return score, duration_s, docs, config
-
-
 def run(args) -> int:
     import asyncio
 

@@ -210,18 +210,16 @@ def write_digest(path: str | Path, records, config: SonifyConfig,
 
     Returns ``(path, duration_s)``.
     """
-    from auralize.audio.sinks import FileSink
-    from auralize.sonify.stream import render_stream
+    from auralize.sonify.stream import render_file
 
     cfg = digest_config(config, step_s)
     quiet = _Quiet()
     log.addFilter(quiet)
     try:
-        sink = FileSink(path, int(cfg.sample_rate), channels=cfg.channels)
-        _steps, duration_s, _stats = render_stream(records, cfg, [sink])
+        (stream,), _frames = render_file([(records, cfg)], path)
     finally:
         log.removeFilter(quiet)
-    return Path(path), duration_s
+    return Path(path), stream.end_s()
 
 
 def digest_builder(config: SonifyConfig, first: TrainingStep, total_steps: int,

@@ -5,15 +5,17 @@ the same :class:`~auralize.sonify.timeline.Timeline` the live session uses,
 and keeps the *frontier* (the score time before which no later record can add
 events).  An engine rendered only up to the frontier (on its chunk grid) gives
 the same samples as one that was given every event at once (the engine is
-block-size independent), so :func:`render_stream` writes what
-:func:`~auralize.sonify.timeline.replay` + ``iter_blocks`` wrote, bit for bit,
-while holding only the events of the steps not yet rendered.
+block-size independent), so :func:`render_blocks` (one run, or several side by
+side) gives what :func:`~auralize.sonify.timeline.replay` + ``iter_blocks``
+gave, bit for bit, while holding only the events of the steps not yet rendered.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
@@ -76,17 +78,12 @@ class ScoreStream:
                 schedule(event)
 
 
-def iter_stream_blocks(records: Iterable[TrainingStep], config: SonifyConfig,
-                       block_frames: int | None = None):
-    """Yield the rendering of ``records`` in blocks (the last one shorter); return the stream.
-
-    The generator's return value (``StopIteration.value``) is the finished
-    :class:`ScoreStream` and the engine's statistics.
-    """
+def _side_blocks(records: Iterable[TrainingStep], config: SonifyConfig, block: int):
+    """Yield the rendering of ``records`` in blocks of at most ``block`` frames; return the
+    finished :class:`ScoreStream` (``StopIteration.value``)."""
     from auralize.audio.engine import Engine
 
     sr = int(config.sample_rate)
-    block = int(block_frames or sr // 2)
     stream = ScoreStream(records, config)
     engine = Engine(sr, **config.engine_kwargs())
     while True:
@@ -95,37 +92,105 @@ def iter_stream_blocks(records: Iterable[TrainingStep], config: SonifyConfig,
         while engine.frames_rendered < target:
             yield engine.render(min(block, target - engine.frames_rendered))
         if stream.done:
-            return stream, engine.stats.as_dict()
+            return stream
 
 
-def render_stream(records: Iterable[TrainingStep], config: SonifyConfig, sinks,
-                  *, block_frames: int | None = None, progress=None) -> tuple[int, float, dict]:
-    """Render ``records`` under ``config`` into ``sinks`` (closed at the end).
+def _sample_rate(sides) -> int:
+    rates = sorted({int(config.sample_rate) for _, config in sides})
+    if len(rates) != 1:
+        raise AuralizeError(f"the runs are rendered at {' and '.join(map(str, rates))} Hz; "
+                            "give them one sample rate")
+    return rates[0]
 
-    Returns ``(steps, duration_s, engine_stats)``.  Memory holds one block and
-    the events of the steps not yet rendered, whatever the run's length.
+
+def render_blocks(sides: Sequence[tuple[Iterable[TrainingStep], SonifyConfig]],
+                  block_frames: int | None = None) -> Generator[np.ndarray, None, list[ScoreStream]]:
+    """Render runs side by side, streamed: ``(frames, channels)`` float32 blocks.
+
+    The one re-rendering path (``auralize render``, ``compare``, the digest, a
+    killed sweep run's repair): side ``i`` is ``records`` rendered under its
+    ``config`` (``config.channels`` columns, after those of the sides before
+    it), sample for sample what an engine given every event at once renders.
+    A side that ends first is followed by silence.  Memory holds, per side, one
+    or two blocks and the events of the steps not yet rendered, whatever the
+    runs' length.
+
+    Parameters
+    ----------
+    sides : sequence of (iterable of TrainingStep, SonifyConfig)
+        Each run's records (read lazily, once) and settings, all at one sample rate.
+    block_frames : int, optional
+        Frames per block (default half a second; the last block is shorter).
+
+    Returns
+    -------
+    list of ScoreStream
+        As the generator's return value (``StopIteration.value``): each side's
+        finished stream (``steps``, ``end_s()``).
+
+    Raises
+    ------
+    AuralizeError
+        Sides at different sample rates; a side without steps.
+    """
+    sides = list(sides)
+    block = int(block_frames or _sample_rate(sides) // 2)
+    widths = [int(config.channels) for _, config in sides]
+    blocks = [_side_blocks(records, config, block) for records, config in sides]
+    pending = [np.zeros((0, width), np.float32) for width in widths]
+    ended: list[ScoreStream | None] = [None] * len(sides)
+    while True:
+        for i, side in enumerate(blocks):  # each side a block ahead, or ended
+            while ended[i] is None and len(pending[i]) < block:
+                try:
+                    samples = next(side)
+                except StopIteration as end:
+                    ended[i] = end.value
+                else:
+                    pending[i] = np.concatenate([pending[i],
+                                                 samples.reshape(len(samples), widths[i])])
+        running = [len(p) for p, e in zip(pending, ended) if e is None]
+        n = min(block, *running) if running else min(block, max(len(p) for p in pending))
+        if n == 0:
+            return ended
+        out = np.zeros((n, sum(widths)), np.float32)
+        column = 0
+        for i, width in enumerate(widths):
+            take = pending[i][:n]
+            out[:len(take), column:column + width] = take
+            pending[i] = pending[i][n:]
+            column += width
+        yield out
+
+
+def render_file(sides: Sequence[tuple[Iterable[TrainingStep], SonifyConfig]], out,
+                *, progress: Callable[[int], None] | None = None) -> tuple[list[ScoreStream], int]:
+    """:func:`render_blocks` written into the audio file ``out`` (its channels side by side).
+
+    Returns each side's finished :class:`ScoreStream` and the frames written.
 
     Parameters
     ----------
     progress : callable, optional
-        Called with the frames rendered after each block.
+        Called with the frames written after each block.
     """
-    sinks = list(sinks)
-    blocks = iter_stream_blocks(records, config, block_frames)
-    try:
+    from auralize.audio.sinks import FileSink
+
+    sides = list(sides)
+    sample_rate = _sample_rate(sides)  # before the file is made
+    channels = sum(int(config.channels) for _, config in sides)
+    blocks = render_blocks(sides)
+    frames = 0
+    with FileSink(out, sample_rate, channels=channels) as sink:
         while True:
             try:
                 samples = next(blocks)
             except StopIteration as done:
-                stream, stats = done.value
-                return stream.steps, stream.end_s(), stats
-            for sink in sinks:
-                sink.write(samples)
+                return done.value, frames
+            sink.write(samples)
+            frames += len(samples)
             if progress is not None:
                 progress(len(samples))
-    finally:
-        for sink in sinks:
-            sink.close()
 
 
 def count_lines(path, chunk_bytes: int = 1 << 22) -> int:
@@ -137,4 +202,4 @@ def count_lines(path, chunk_bytes: int = 1 << 22) -> int:
     return lines
 
 
-__all__ = ["ScoreStream", "count_lines", "iter_stream_blocks", "render_stream"]
+__all__ = ["ScoreStream", "count_lines", "render_blocks", "render_file"]

@@ -12,8 +12,10 @@
   a training session has (:class:`~auralize.sonify.outputs.Outputs`);
 - :mod:`~auralize.sweeps.ray_tune`: Ray Tune engine, driver callback and
   worker-side reporter (needs the ``ray`` extra);
-- :mod:`~auralize.sweeps.optuna_study`: the same for an Optuna study (``sweep`` extra);
-- :mod:`~auralize.sweeps.compare`: two runs side by side, A left, B right.
+- :mod:`~auralize.sweeps.optuna_study`: the same for an Optuna study (``sweep`` extra).
+
+Two runs side by side (``auralize compare``) is a re-rendering of logs:
+:func:`auralize.sonify.rerender.compare_logs`.
 
 Nothing here imports Ray or Optuna at import time.
 """

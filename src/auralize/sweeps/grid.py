@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import html
 import itertools
-import json
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -103,11 +102,10 @@ def repair_run_folder(run_dir: Path) -> int:
     """
     import soundfile as sf
 
-    from auralize.audio.sinks import FileSink
-    from auralize.sonify.logs import TelemetryTail
-    from auralize.sonify.run_folder import CONFIG_NAME, SPECTROGRAM_NAME, TELEMETRY_NAME, WAV_NAME
-    from auralize.sonify.stream import count_lines, render_stream
-    from auralize.sonify.timeline import SonifyConfig
+    from auralize.sonify.log_stream import open_log
+    from auralize.sonify.rerender import render_config, render_log
+    from auralize.sonify.run_folder import SPECTROGRAM_NAME, TELEMETRY_NAME, WAV_NAME
+    from auralize.sonify.stream import count_lines
 
     telemetry = run_dir / TELEMETRY_NAME
     steps = count_lines(telemetry) if telemetry.exists() else 0
@@ -119,11 +117,9 @@ def repair_run_folder(run_dir: Path) -> int:
     except (RuntimeError, sf.LibsndfileError):
         complete = False
     if not complete:  # streamed: a killed run of any length is repaired in bounded memory
-        config_path = run_dir / CONFIG_NAME
-        config = (SonifyConfig.from_dict(json.loads(config_path.read_text()))
-                  if config_path.exists() else SonifyConfig(mappings=list(RUN_MAPPINGS)))
-        steps = render_stream(TelemetryTail(telemetry), config,
-                              [FileSink(wav, int(config.sample_rate), channels=config.channels)])[0]
+        log = open_log(run_dir)
+        steps = render_log(log, render_config(
+            log, None if log.config is not None else list(RUN_MAPPINGS)), wav)[0]
     if not (run_dir / SPECTROGRAM_NAME).exists():
         from auralize.audio.file_spectrogram import save_file_spectrogram
 

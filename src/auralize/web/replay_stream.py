@@ -240,11 +240,10 @@ class StreamedReplay(ReplaySource):
 def load_streamed_replay(path: str) -> tuple[StreamedReplay, SonifyConfig]:
     """The replay of a run folder or log, and the settings it is heard with."""
     from auralize.sonify.log_stream import open_log
+    from auralize.sonify.rerender import render_config
 
     log = open_log(path)
-    config = log.config or SonifyConfig()
-    if config.clock == "wall" and not log.any(lambda r: bool(r.wall_time_s)):
-        config = SonifyConfig.from_dict(dict(config.to_dict(), clock="step"))
+    config = render_config(log)  # as `auralize render` hears it
     return StreamedReplay(log, config), config
 
 
