@@ -1,15 +1,23 @@
-"""`auralize dream data|train|eval|export|run`: train a sound classifier, then dream with it."""
+"""`auralize dream data|prepare|train|eval|export|run`: train a sound classifier, then dream
+with it.
+
+This module is the command line (actions, options, examples); the actions run in
+:mod:`auralize.commands.dream_train` (data, prepare, train) and
+:mod:`auralize.commands.dream_model` (eval, export, run: what a trained model does).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from auralize.errors import AuralizeError
-
-DEFAULT_DATA = "auralize-out/dream/urbansound-synth"
-DEFAULT_RUN = "auralize-out/dream/run"
+from auralize.commands.dream_model import run_dream, run_eval, run_export
+from auralize.commands.dream_train import (
+    DEFAULT_DATA,
+    DEFAULT_RUN,
+    run_data,
+    run_prepare,
+    run_train,
+)
 
 EXAMPLES = """\
 examples:
@@ -163,240 +171,3 @@ def _train_options(t) -> None:
     add("--target-acc", type=float, default=None,
         help="stop once validation accuracy reaches this (e.g. 0.95)")
     add("--seed", type=int, default=0)
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _resolve_model_path(path: str) -> Path:
-    """A model file, or in a run folder its ``model.pt`` or else its newest checkpoint."""
-    p = Path(path)
-    if not p.is_dir() or (p / "model.pt").is_file():
-        return p / "model.pt" if p.is_dir() else p
-    from auralize.dream.checkpoints import latest_checkpoint
-
-    ck = latest_checkpoint(p)
-    if ck is None:
-        raise AuralizeError(f"no model.pt or checkpoints in {str(p)!r}")
-    return ck
-
-
-def _ensure_default_data(path: str) -> None:
-    if Path(path).exists() or path != DEFAULT_DATA:
-        return
-    from auralize.dream.synth_data import generate_dataset
-
-    print(f"no data given: generating the embedded data set in {path}")
-    generate_dataset(path, progress=True)
-
-
-def _train_config(args, steps=None, batch=None, data=None):
-    from auralize.dream.datasets import parse_folds
-    from auralize.dream.train import TrainConfig
-
-    aug = [] if args.augment.strip().lower() in ("none", "") else [
-        a.strip() for a in args.augment.split(",") if a.strip()
-    ]
-    same = ("arch", "sample_rate", "clip_s", "epochs", "lr", "val_every", "ckpt_every", "keep",
-            "seed", "target_acc", "threads")  # options named as the TrainConfig fields
-    return TrainConfig(
-        data=data or args.data or DEFAULT_DATA,
-        out=args.out or DEFAULT_RUN,
-        steps=steps if steps is not None else args.steps,
-        batch_size=batch or args.batch_size or 32,
-        train_folds=parse_folds(args.train_folds),
-        val_folds=parse_folds(args.val_folds),
-        test_folds=parse_folds(args.test_folds),
-        augment=aug,
-        progress=not args.no_progress,
-        **{name: getattr(args, name) for name in same},
-    )
-
-
-# ----------------------------------------------------------------------------- actions
-
-
-def run_data(args) -> int:
-    if args.inspect:
-        from auralize.dream.datasets import detect_layout, load_dataset
-
-        layout = detect_layout(args.inspect)
-        clips = load_dataset(args.inspect, args.sample_rate, 4.0, progress=True)
-        print(f"layout: {layout}")
-        print(clips.summary())
-        for path, why in clips.skipped:
-            print(f"  skipped {path}: {why}")
-        return 0
-    from auralize.dream.synth_data import CLASSES, generate_dataset
-
-    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    if classes:
-        bad = [c for c in classes if c not in CLASSES]
-        if bad:
-            raise AuralizeError(f"unknown class(es) {', '.join(bad)}; classes: {', '.join(CLASSES)}")
-    s = generate_dataset(args.out, per_class_per_fold=args.per_class, folds=args.folds,
-                         classes=classes, seed=args.seed, max_rate=args.max_rate, progress=True)
-    print(f"wrote {s.n_files} clips ({len(s.classes)} classes, {len(s.folds)} folds)")
-    print(f"  {Path(s.root) / 'metadata' / 'UrbanSound8K.csv'}")
-    print(f"  {Path(s.root) / 'audio'}/fold1..fold{len(s.folds)}")
-    return 0
-
-
-def run_prepare(args) -> int:
-    from auralize.dream.datasets import parse_folds
-    from auralize.dream.modified_copy import make_modified_copy
-
-    drop = [c.strip() for c in args.drop.split(",") if c.strip()]
-    rep = make_modified_copy(
-        args.source, args.out, sample_rate=args.sample_rate, clip_s=args.clip_s, drop=drop,
-        splits={"TRAIN": parse_folds(args.train_folds), "VALIDATE": parse_folds(args.val_folds),
-                "TEST": parse_folds(args.test_folds)},
-        progress=not args.no_progress,
-    )
-    print(rep.summary())
-    print(f"wrote {Path(args.out) / 'audio'}/CLASS/{{TRAIN,VALIDATE,TEST}}-*.wav and "
-          f"{Path(args.out) / 'README.txt'}")
-    print(f"train on it: auralize dream train --data {args.out} --sample-rate {args.sample_rate}")
-    return 0
-
-
-def run_train(args) -> int:
-    if args.cv:
-        return _cross_validate(args)
-    from auralize.dream.train import train
-
-    data = args.path or args.data or DEFAULT_DATA
-    steps = args.n_steps if args.n_steps is not None else args.steps
-    if steps is None and args.epochs is None and not args.resume:
-        steps = 600
-    _ensure_default_data(data)
-    cfg = _train_config(args, steps=steps, batch=args.batch_pos or args.batch_size, data=data)
-    if args.resume and steps is None and args.epochs is None:
-        saved = Path(cfg.out) / "config.json"
-        if saved.exists():
-            old = json.loads(saved.read_text())
-            cfg.steps, cfg.epochs = old.get("steps"), old.get("epochs")
-    rep = train(cfg, resume=args.resume)
-    print(json.dumps(rep, indent=2))
-    run = Path(rep["run"])
-    print("wrote:")
-    print(f"  {rep['checkpoint']}")
-    for name in ("report.json", "test_confusion.png", "test_predictions.csv", "steps.csv", "tb"):
-        if (run / name).exists():
-            print(f"  {run / name}")
-    print(f"TensorBoard: tensorboard --logdir {run / 'tb'}")
-    return 0
-
-
-def _cross_validate(args) -> int:
-    from auralize.dream.datasets import parse_folds
-    from auralize.dream.train import cross_validate
-
-    data = args.path or args.data or DEFAULT_DATA
-    _ensure_default_data(data)
-    steps = args.n_steps or args.steps
-    cfg = _train_config(args, steps=steps if steps or args.epochs else 600,
-                        batch=args.batch_pos or args.batch_size, data=data)
-    cfg.out = args.out or "auralize-out/dream/cv"
-    res = cross_validate(cfg, parse_folds(args.cv_folds))
-    for k, acc in res["folds"].items():
-        print(f"fold {k:>2}: test accuracy {acc:.4f}")
-    print(f"mean {res['mean_acc']:.4f} +- {res['std_acc']:.4f} over {len(res['folds'])} folds")
-    print(f"wrote {Path(cfg.out) / 'cv.json'}")
-    return 0
-
-
-def run_eval(args) -> int:
-    from auralize.dream.datasets import parse_folds
-
-    if not args.model:
-        raise AuralizeError("give a MODEL (checkpoint, run folder or exported .pt)")
-    from auralize.dream.datasets import detect_layout, load_dataset
-    from auralize.dream.evaluate import evaluate, format_table, save_confusion_png
-    from auralize.dream.models import load_model
-    from auralize.dream.train import set_threads
-
-    set_threads(args.threads)
-    path = _resolve_model_path(args.model)
-    model = load_model(path)
-    data = args.data or DEFAULT_DATA
-    if args.folds is None:
-        args.folds = "test" if detect_layout(data) == "modified" else "10"
-    folds = parse_folds(args.folds)
-    clips = load_dataset(data, model.sample_rate, model.clip_samples / model.sample_rate,
-                         splits=folds, progress=not args.no_progress)
-    if len(clips) == 0:
-        raise AuralizeError(f"no usable clips in fold(s)/split(s) {args.folds} of {data!r}")
-    if list(clips.class_names) != list(model.class_names):
-        raise AuralizeError(
-            f"the data's classes ({', '.join(clips.class_names)}) differ from the model's "
-            f"({', '.join(model.class_names)})"
-        )
-    out = Path(args.out or (args.model if Path(args.model).is_dir() else path.parent))
-    csv_path = out / "eval_predictions.csv"
-    res = evaluate(model, clips, predictions_csv=csv_path)
-    print(f"model: {path}")
-    print(clips.summary())
-    print(format_table(res))
-    png = save_confusion_png(res.confusion, res.class_names, out / "eval_confusion.png",
-                             f"{Path(path).name} on {args.folds}: acc {res.accuracy:.3f}")
-    js = res.to_json(out / "eval.json")
-    print(f"wrote:\n  {png}\n  {js}\n  {csv_path}")
-    return 0
-
-
-def run_export(args) -> int:
-    from auralize.dream.export import export_torchscript
-
-    path = _resolve_model_path(args.checkpoint)
-    out = Path(args.output) if args.output else (
-        Path(args.checkpoint) / "model.pt" if Path(args.checkpoint).is_dir() else path.with_suffix(".pt")
-    )
-    info = export_torchscript(path, out)
-    print(f"exported {path} -> {info['path']}")
-    print(f"  classes: {', '.join(info['class_names'])}")
-    print(f"  layers: {', '.join(info['layer_names'])}")
-    print(f"  max |logit difference| vs checkpoint: {info['max_abs_logit_diff']:.3g}")
-    return 0
-
-
-def run_dream(args) -> int:
-    import numpy as np
-
-    from auralize.dream.deepdream import DreamConfig, dream, save_outputs, starting_clip
-    from auralize.dream.models import load_model
-    from auralize.dream.train import set_threads
-
-    set_threads(args.threads)
-    model = load_model(_resolve_model_path(args.model))
-    cfg = DreamConfig(
-        objective=args.objective, layer=args.layer, channel=args.channel,
-        target_class=args.target_class, steps=args.steps, step_size=args.step_size,
-        octaves=args.octaves, octave_scale=args.octave_scale, jitter_ms=args.jitter_ms,
-        seed=args.seed, normalize=args.normalize, adaptive=args.adaptive,
-    )
-    if args.input:
-        from auralize.audio.files import read_audio
-        from auralize.dream.recording import dream_recording
-
-        samples, rate = read_audio(args.input, mono=True)
-        if not np.all(np.isfinite(samples)):
-            raise AuralizeError(f"{args.input!r} holds NaN or infinite samples")
-        print(f"input {args.input}: {len(samples) / rate:.2f} s at {rate} Hz; the model hears "
-              f"{model.clip_samples / model.sample_rate:.2f} s windows at {model.sample_rate} Hz")
-        res = dream_recording(model, samples, rate, cfg, progress=not args.no_progress)
-    else:
-        print(f"no input: dreaming from {args.start}")
-        res = dream(model, starting_clip(model, args.start, args.seed), cfg,
-                    progress=not args.no_progress)
-    paths = save_outputs(res, args.output)
-    ratio = f" ({res.end / res.start:.2f}x)" if res.start > 0 else ""
-    print(f"{res.target}: {res.start:.4g} -> {res.end:.4g}{ratio} in {len(res.curve)} steps")
-    i = int(np.argmax(res.probs_after))
-    print(f"top class after: {res.class_names[i]} ({res.probs_after[i]:.3f}); "
-          f"before: {res.class_names[int(np.argmax(res.probs_before))]} "
-          f"({float(np.max(res.probs_before)):.3f})")
-    print(f"wrote ({len(res.wave) / res.sample_rate:.2f} s at {res.sample_rate} Hz):")
-    for p in paths.values():
-        print(f"  {p}")
-    return 0
