@@ -205,14 +205,9 @@ class Engine:
         for voice in self.voices.values():
             voice.render_channels(lengths, self.chunk_size, mix, scratch)
         counts = np.zeros(3, dtype=np.int64)
-        if channels == 1:
-            out = np.empty(total, dtype=np.float32)
-            kernels.finish_spans(mix[0], lengths, self.master.store[None],
-                                 self.master.clock[None], self._limiter, counts, out)
-        else:
-            out = np.empty((total, channels), dtype=np.float32)
-            kernels.finish_spans_multi(mix, lengths, self.master.store[None],
-                                       self.master.clock[None], self._limiter, counts, out)
+        out = np.empty(total if channels == 1 else (total, channels), dtype=np.float32)
+        kernels.finish_spans(mix, lengths, self.master.store[None], self.master.clock[None],
+                             self._limiter, counts, out)
         if counts[0] or counts[1] or counts[2]:
             self.stats.nonfinite_params += int(counts[0])
             self.stats.limiter_engaged_blocks += int(counts[1])

@@ -12,8 +12,8 @@ synthesising a small bank.  Here one call handles all spans between two events:
   big banks back to the BLAS path in :mod:`auralize.audio.sine_bank`; it uses the
   parameter and LFO kernels here;
 - :func:`finish_spans` applies the master gain, the limiter and the soft clip
-  per span and converts to float32 (:func:`finish_spans_multi`: any channel
-  count, one limiter gain linked across channels);
+  per span and converts to float32 (any channel count, mono included, one
+  limiter gain linked across channels);
 - :func:`pan_gain` is the equal-power pan law over any channel count and
   :func:`pan_spans` pans a voice's mono spans into the channels.
 
@@ -155,60 +155,6 @@ def limiter_gain(g0, peak, knee, frames, release_frames):
 
 
 @jit
-def finish_spans(mix, lengths, master, master_clock, limiter, counts, out):
-    """Master gain, limiter and soft clip, span by span; float32 into ``out``.
-
-    Parameters
-    ----------
-    mix : float64 (N,)
-        The voices' sum (modified in place).
-    lengths : int64 (S,)
-        Span lengths, summing to N.
-    master, master_clock : float64 (1, 3, 1), int64 (1, 2)
-        The master gain as a packed parameter.
-    limiter : float64 (4,)
-        Gain (updated), threshold, release time in frames, ceiling.
-    counts : int64 (3,)
-        Incremented: non-finite samples replaced, spans in which the limiter
-        reduced the gain, samples the soft clip shaped.
-    """
-    m_begin = np.empty((1, 1))
-    m_end = np.empty((1, 1))
-    knee, release_frames, ceiling = limiter[1], limiter[2], limiter[3]
-    offset = 0
-    for s in range(lengths.size):
-        frames = lengths[s]
-        advance_params(master, master_clock, frames, m_begin, m_end)
-        m0, m1 = m_begin[0, 0], m_end[0, 0]
-        peak = 0.0
-        for n in range(frames):
-            x = mix[offset + n] * (m0 + (m1 - m0) * (n / frames))
-            if not math.isfinite(x):  # defence in depth: voices sanitise their inputs
-                counts[0] += 1
-                x = 0.0
-            mix[offset + n] = x
-            peak = max(peak, abs(x))
-        g0 = limiter[0]
-        g1 = limiter_gain(g0, peak, knee, frames, release_frames)
-        ramp = g1 < 1.0 or g0 < 1.0
-        if ramp:
-            counts[1] += 1
-        limiter[0] = g1
-        for n in range(frames):
-            x = mix[offset + n]
-            if ramp:
-                x *= g0 + (g1 - g0) * (n / frames)
-            # The gain ramp can lag a sudden peak by one span: a soft clipper
-            # above the threshold catches it without a hard edge.
-            if abs(x) > knee:
-                counts[2] += 1
-                shaped = knee + (ceiling - knee) * math.tanh((abs(x) - knee) / (ceiling - knee))
-                x = shaped if x > 0 else -shaped
-            out[offset + n] = x
-        offset += frames
-
-
-@jit
 def pan_gain(pan, channel, channels):
     """Equal-power gain of ``channel`` (of ``channels``) for ``pan`` in [-1, 1].
 
@@ -260,27 +206,44 @@ def pan_spans(mono, lengths, pan, pan_clock, outs):
 
 
 @jit
-def finish_spans_multi(mix, lengths, master, master_clock, limiter, counts, out):
-    """:func:`finish_spans` for ``mix`` (C, N) into ``out`` (N, C) float32.
+def finish_spans(mix, lengths, master, master_clock, limiter, counts, out):
+    """Master gain, limiter and soft clip, span by span; float32 into ``out``.
 
     One limiter gain for all channels (from the peak over all of them), so a
-    loud sound on one side does not move the stereo image.
+    loud sound on one side does not move the stereo image; mono is one channel.
+
+    Parameters
+    ----------
+    mix : float64 (C, N)
+        The voices' sum per channel (modified in place).
+    lengths : int64 (S,)
+        Span lengths, summing to N.
+    master, master_clock : float64 (1, 3, 1), int64 (1, 2)
+        The master gain as a packed parameter.
+    limiter : float64 (4,)
+        Gain (updated), threshold, release time in frames, ceiling.
+    counts : int64 (3,)
+        Incremented: non-finite samples replaced, spans in which the limiter
+        reduced the gain, samples the soft clip shaped.
+    out : float32 (N, C), or (N,) for one channel
+        Frame by frame (each frame's channels in order); a 1-D ``out`` spares the
+        mono engine a reshape per call.
     """
     m_begin = np.empty((1, 1))
     m_end = np.empty((1, 1))
     knee, release_frames, ceiling = limiter[1], limiter[2], limiter[3]
     channels = mix.shape[0]
+    frames_out = out.reshape(-1)  # a view: (N * C,), frame-major
     offset = 0
     for s in range(lengths.size):
         frames = lengths[s]
         advance_params(master, master_clock, frames, m_begin, m_end)
         m0, m1 = m_begin[0, 0], m_end[0, 0]
         peak = 0.0
-        for n in range(frames):
-            gain = m0 + (m1 - m0) * (n / frames)
-            for c in range(channels):
-                x = mix[c, offset + n] * gain
-                if not math.isfinite(x):
+        for c in range(channels):  # channel by channel: each row of ``mix`` in order
+            for n in range(frames):
+                x = mix[c, offset + n] * (m0 + (m1 - m0) * (n / frames))
+                if not math.isfinite(x):  # defence in depth: voices sanitise their inputs
                     counts[0] += 1
                     x = 0.0
                 mix[c, offset + n] = x
@@ -291,14 +254,16 @@ def finish_spans_multi(mix, lengths, master, master_clock, limiter, counts, out)
         if ramp:
             counts[1] += 1
         limiter[0] = g1
-        for n in range(frames):
-            for c in range(channels):
+        for c in range(channels):
+            for n in range(frames):
                 x = mix[c, offset + n]
                 if ramp:
                     x *= g0 + (g1 - g0) * (n / frames)
+                # The gain ramp can lag a sudden peak by one span: a soft clipper
+                # above the threshold catches it without a hard edge.
                 if abs(x) > knee:
                     counts[2] += 1
                     shaped = knee + (ceiling - knee) * math.tanh((abs(x) - knee) / (ceiling - knee))
                     x = shaped if x > 0 else -shaped
-                out[offset + n, c] = x
+                frames_out[(offset + n) * channels + c] = x
         offset += frames
