@@ -134,7 +134,8 @@ def render_blocks(sides: Sequence[tuple[Iterable[TrainingStep], SonifyConfig]],
         Sides at different sample rates; a side without steps.
     """
     sides = list(sides)
-    block = int(block_frames or _sample_rate(sides) // 2)
+    rate = _sample_rate(sides)
+    block = int(block_frames or rate // 2)
     widths = [int(config.channels) for _, config in sides]
     blocks = [_side_blocks(records, config, block) for records, config in sides]
     pending = [np.zeros((0, width), np.float32) for width in widths]
