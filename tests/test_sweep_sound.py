@@ -60,7 +60,6 @@ def test_each_trial_is_a_voice_at_its_place_and_events_are_earcons(tmp_path):
 
 
 @pytest.mark.audio
-@pytest.mark.flaky(reruns=2, reruns_delay=2)  # real time on a shared host, as conftest's list
 def test_the_sweep_plays_live_on_the_driver(jack_server, jack_recorder, tmp_path):
     """Three trials, each heard on the speaker at its pitch and its place as sweep.json says
     (equal power, 1 dB), as in the file, which the recording worker rendered."""

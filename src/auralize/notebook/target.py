@@ -75,7 +75,7 @@ class NotebookTarget:
 
     # -- the live target interface ------------------------------------------------------
     def send(self, events: list[Event], frontier_s: float, record=None,
-             step_t_s: float | None = None) -> None:
+             step_t_s: float | None = None, placed: tuple | None = None) -> None:
         self._inbox.append((list(events), record, step_t_s))
 
     def close(self, end_s: float) -> dict:

@@ -51,6 +51,8 @@ class WebChild(WorkerChild):
         for item in items:
             if item[0] == "events":
                 self.server.add_events(item[1], item[2])
+            elif item[0] == "step":
+                self.server.add_step(*item[1:])
             elif item[0] == "record":
                 self.server.add_record(item[1], item[2])
 
@@ -155,6 +157,12 @@ class WebSink(Worker):
         """
         if events:
             self.put(("events", list(events), score_t_s))
+
+    def send_step(self, events: list, t_s: float, start_wall_s: float, step_s: float) -> None:
+        """A step heard live: its events in score time (the step starts at ``t_s``, its slot
+        is ``step_s`` score seconds) and the wall-clock moment its sound starts (see
+        :meth:`~auralize.web.sources.LiveSource.feed_step`)."""
+        self.put(("step", list(events), float(t_s), float(start_wall_s), float(step_s)))
 
     def send_record(self, record, t_s: float) -> None:
         self.put(("record", record, float(t_s)))
