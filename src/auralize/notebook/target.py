@@ -56,10 +56,10 @@ class NotebookTarget:
         self.engine_kwargs = {**config.engine_kwargs(), "channels": 1}
         self.lead_s = float(lead_s)
         self.widget = AuralizeWidget(title=title, sample_rate=self.sample_rate)
-        from auralize.web.sources import LiveSource
+        from auralize.audio.warm_up import warm_up_kernels
 
-        # load the engine's compiled kernels now, before training, not in the first blocks
-        LiveSource(self.sample_rate, self.engine_kwargs).render(BLOCK_FRAMES)
+        # every kernel compiled or loaded now, before training, not in the first blocks
+        warm_up_kernels(self.sample_rate, self.engine_kwargs)
         self.stems: dict = {}
         self._inbox: collections.deque = collections.deque()
         self._stop = threading.Event()
