@@ -14,7 +14,7 @@ from audio_analysis import pitch_track
 from auralize import Sonifier
 from auralize.sonify.follow import follow
 
-pytestmark = [pytest.mark.audio, pytest.mark.flaky(reruns=2, reruns_delay=2)]
+pytestmark = pytest.mark.audio
 SR = 44100
 
 # A training script that knows nothing of auralize: torch's SummaryWriter, flushed per

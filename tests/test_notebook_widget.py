@@ -258,6 +258,7 @@ def test_example_notebook_runs(tmp_path):
     assert (tmp_path / "runs/notebook/sonification.wav").exists()
 
 
+@pytest.mark.realtime  # judges live latency (the widget's blocks against the wall clock)
 def test_widget_follows_fast_training_by_the_live_clock():
     """Steps every 5 ms (faster than the sound): the widget hears the same live clock as the
     speaker, merging steps (counted) and never more than max_lag_s behind training."""

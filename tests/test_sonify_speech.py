@@ -192,7 +192,6 @@ def test_reference_tone_and_octave_ticks_give_the_loss_tone_a_scale(caplog):
 
 
 @pytest.mark.audio
-@pytest.mark.flaky(reruns=2, reruns_delay=2)
 def test_speech_plays_live_through_the_speaker(jack_server, jack_recorder, tmp_path):
     need_espeak()
     rec = jack_recorder()

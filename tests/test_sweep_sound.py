@@ -60,20 +60,30 @@ def test_each_trial_is_a_voice_at_its_place_and_events_are_earcons(tmp_path):
 
 
 @pytest.mark.audio
-@pytest.mark.flaky(reruns=2, reruns_delay=2)  # real time on a shared host, as conftest's list
 def test_the_sweep_plays_live_on_the_driver(jack_server, jack_recorder, tmp_path):
     """Three trials, each heard on the speaker at its pitch and its place as sweep.json says
     (equal power, 1 dB), as in the file, which the recording worker rendered."""
     rec = jack_recorder(channels=2)
     sound = SweepSound(tmp_path / "sweep.wav", live=True)
     assert len(rec.wait_connected(5)) == 2
+    t_start = time.perf_counter()
     for trial in ("a", "b", "c"):  # 130.81, 174.61, 233.08 Hz; pans -0.75, +0.75, -0.25
         sound.trial_started(trial)
         time.sleep(0.3)
     time.sleep(1.2)
     summary = sound.close()
+    t_end = time.perf_counter()
     cap = rec.stop()
-    assert summary["live"]["device"] and summary["live"]["underruns"] == 0
+    live = summary["live"]
+    # auralize's own dropouts (its synthesis late for the device): never
+    assert live["device"] and live["ring_underruns"] == 0, live
+    # PortAudio's output underflows are JACK's xruns: auralize's fault only while the JACK
+    # graph kept time (the recorder missed no cycle); a host that stalls the graph itself
+    # (a shared VM: README, "Tests") makes them with auralize's samples ready
+    stall_ms = cap.longest_gap_ms(t_start, t_end)
+    if stall_ms < 1.5 * 512 / 44100 * 1000:
+        assert live["device_underflows"] == 0, (live, stall_ms, cap.xruns)
+    print(f"live: {live}; longest JACK cycle gap {stall_ms:.1f} ms, recorder xruns {cap.xruns}")
     played = cap.data
     loud = np.flatnonzero(np.abs(played).max(axis=1) > 0.01)
     assert loud.size, "nothing audible reached JACK"

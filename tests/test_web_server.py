@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import socket
 import time
 import urllib.error
@@ -213,6 +214,17 @@ def test_message_limits_and_validation(sink):
     asyncio.run(go())
 
 
+def _cpu_seconds(pid: int):
+    """A function giving process ``pid``'s CPU seconds so far (user + system, Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def seconds() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+    return seconds
+
+
 def _step_times(son: Sonifier, n0: int, seconds: float, work: np.ndarray):
     """Run fake training steps; return (step times, times spent inside son.log)."""
     steps, logs = [], []
@@ -235,21 +247,28 @@ def _step_times(son: Sonifier, n0: int, seconds: float, work: np.ndarray):
 def test_stalled_client_loses_audio_but_never_slows_training(tmp_path):
     """Step times with and without a page that stops reading for 10 s.
 
-    This machine's load from other work drifts a lot, so the step times are
-    compared loosely (a blocked pipe would cost seconds, not percent) and the
-    sonifier's own share of a step, the ``log`` call, tightly.
+    Training could be slowed two ways: ``log`` blocking on the page's pipe (judged
+    on the ``log`` call itself), or the page's process working harder while a page
+    stalls and taking CPU from training (judged on that process's CPU time per
+    second).  The whole step's time is printed, not judged: on this shared 2-core
+    machine the other sessions' load moves it by 20x (0.98 -> 18.9 ms measured in
+    one run while ``log`` kept its median), whatever auralize does.
     """
     son = Sonifier(None, mappings=["loss", "gradients"], live=False, plot=False, web=True,
                    web_port=0, step_s=0.03)
     try:
         port = son._web.port
+        page_cpu = _cpu_seconds(son._web._process.pid)
         work = np.random.default_rng(0).standard_normal((160, 160))
         _step_times(son, 0, 0.5, work)  # warm up
+        cpu0, t0 = page_cpu(), time.perf_counter()
         before, log_before = _step_times(son, 1000, 2.5, work)
+        cpu1, t1 = page_cpu(), time.perf_counter()
         # a page that subscribes to audio, then never reads again (tiny receive buffer)
         s, head = ws_handshake(port, "/ws?audio=1", rcvbuf=4096)
         assert head.startswith(b"HTTP/1.1 101")
         during, log_during = _step_times(son, 5000, 10.0, work)
+        cpu2, t2 = page_cpu(), time.perf_counter()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=5) as r:
             state = json.load(r)
         s.close()
@@ -263,16 +282,20 @@ def test_stalled_client_loses_audio_but_never_slows_training(tmp_path):
     med1 = np.median(during)
     log0 = max(np.median(log_before), np.median(log_after))
     log1 = np.median(log_during)
-    print(f"step time median {med0 * 1e3:.2f} -> {med1 * 1e3:.2f} ms, "
+    share0, share1 = (cpu1 - cpu0) / (t1 - t0), (cpu2 - cpu1) / (t2 - t1)
+    print(f"page process CPU {share0:.3f} -> {share1:.3f} of a core; "
+          f"step time median {med0 * 1e3:.2f} -> {med1 * 1e3:.2f} ms, "
           f"max {max(before.max(), after.max()) * 1e3:.1f} -> {during.max() * 1e3:.1f} ms; "
           f"log() median {log0 * 1e6:.0f} -> {log1 * 1e6:.0f} us, "
           f"max {log_during.max() * 1e3:.1f} ms; "
           f"stalled client dropped {stalled[0]['dropped_blocks']} blocks")
     # A blocked send costs tens of ms or more; scheduler noise on a shared 2-core
-    # VM moves the median by a few ms at most.
+    # VM moves the median of the log call by a few ms at most.
     assert log1 < log0 * 3 + 3e-3
     assert log_during.max() < 0.25
-    assert med1 < med0 * 3 + 5e-3
+    # The stalled page makes its process no busier (it drops that page's blocks): within
+    # 1.5x and 5 % of a core (its rendering's share drifts with the machine's load too).
+    assert share1 < 1.5 * share0 + 0.05, (share0, share1)
 
 
 def _make_run(folder: Path, steps: int = 60) -> None:

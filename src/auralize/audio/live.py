@@ -68,6 +68,11 @@ class LiveOutput(Worker):
     file_subtype : str, optional
         libsndfile subtype of the file (default 16-bit PCM; ``"FLOAT"`` keeps the
         exact samples).
+    start_timeout_s : float
+        How long :meth:`start` waits for the child to be ready.  It compiles or
+        loads every engine kernel before the device starts
+        (:mod:`auralize.audio.warm_up`): the first start on a machine compiles
+        them (33 s measured on 2 loaded cores), later ones load them (~0.1 s).
 
     Examples
     --------
@@ -95,7 +100,7 @@ class LiveOutput(Worker):
         live: bool = True,
         engine_kwargs: dict | None = None,
         file_subtype: str | None = None,
-        start_timeout_s: float = 30.0,
+        start_timeout_s: float = 90.0,
     ) -> None:
         if not float(lead_s) > 0:
             raise AuralizeError(f"lead_s must be a positive number of seconds, got {lead_s}")

@@ -50,9 +50,12 @@ class LiveChild(WorkerChild):
             pass
         from auralize.audio.engine import Engine
         from auralize.audio.ringbuffer import RingBuffer
+        from auralize.audio.warm_up import warm_up_kernels
 
         cfg = self.cfg
         self.sr = sr = int(cfg["sample_rate"])
+        # every kernel compiled or loaded now: one met first mid-stream is a dropout
+        self.warm_up_s = warm_up_kernels(sr, cfg["engine_kwargs"])
         self.engine = Engine(sr, **cfg["engine_kwargs"])
         self.engine_channels = self.engine.channels
         for name, spec in cfg["voices"].items():

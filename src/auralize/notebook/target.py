@@ -56,10 +56,10 @@ class NotebookTarget:
         self.engine_kwargs = {**config.engine_kwargs(), "channels": 1}
         self.lead_s = float(lead_s)
         self.widget = AuralizeWidget(title=title, sample_rate=self.sample_rate)
-        from auralize.web.sources import LiveSource
+        from auralize.audio.warm_up import warm_up_kernels
 
-        # load the engine's compiled kernels now, before training, not in the first blocks
-        LiveSource(self.sample_rate, self.engine_kwargs).render(BLOCK_FRAMES)
+        # every kernel compiled or loaded now, before training, not in the first blocks
+        warm_up_kernels(self.sample_rate, self.engine_kwargs)
         self.stems: dict = {}
         self._inbox: collections.deque = collections.deque()
         self._stop = threading.Event()
@@ -75,7 +75,7 @@ class NotebookTarget:
 
     # -- the live target interface ------------------------------------------------------
     def send(self, events: list[Event], frontier_s: float, record=None,
-             step_t_s: float | None = None) -> None:
+             step_t_s: float | None = None, placed: tuple | None = None) -> None:
         self._inbox.append((list(events), record, step_t_s))
 
     def close(self, end_s: float) -> dict:

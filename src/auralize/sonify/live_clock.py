@@ -127,6 +127,10 @@ class LiveClock:
         self.margin_s = float(margin_s)
         self.next_slot_s: float | None = None  # live time at which the next step may start
         self.last_sound_s = -math.inf  # live time of the last event placed
+        # the last step heard: its live start and its events in score time (what place()
+        # returned, before placing), for a target that places the step itself (the page)
+        self.last_start_s: float | None = None
+        self.last_score_events: list[Event] = []
         self._counts = FollowStats()
         self._lags: collections.deque = collections.deque(maxlen=LAGS_KEPT)
         self._pending = _Pending()
@@ -160,6 +164,9 @@ class LiveClock:
         if self.next_slot_s is not None and self.next_slot_s < earliest:
             self._counts.steps_moved += 1
         out = self._pending.take(start)
+        self.last_start_s = start
+        self.last_score_events = [Event(t_s, e.voice, e.param, e.value, e.glide_s) for e in out]
+        self.last_score_events.extend(events)
         for event in events:
             at = None if event.time_s is None else start + (event.time_s - t_s)
             out.append(Event(at, event.voice, event.param, event.value, event.glide_s))

@@ -115,8 +115,12 @@ class Outputs:
         if self.live_targets:
             self.last_send_s = now_s
             live = self.live_clock.place(events, t_s, step_s, now_s)
+            # the step as the clock placed it, in score time, for the page: it plays the
+            # step frame by frame as the file has it (see web.sources.LiveSource)
+            placed = ((self.live_clock.last_start_s, self.live_clock.last_score_events, step_s)
+                      if live else None)
             for target in self.live_targets:
-                target.send(live, now_s, record, t_s)
+                target.send(live, now_s, record, t_s, placed)
         if record is not None:
             self.folder.add_step(record)
 

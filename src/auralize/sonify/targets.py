@@ -7,7 +7,9 @@ Every target has the same two methods:
   live targets get them in wall-clock time (``time.perf_counter()`` seconds),
   placed by the session's :class:`~auralize.sonify.live_clock.LiveClock`, and
   also the step's record and score time (``record``, ``step_t_s``: the page
-  charts them);
+  charts them) and, when the step is heard, ``placed``: its live start, its
+  events in score time and its slot (the page places the step frame by frame
+  as the file has it);
 - ``close(end_s) -> dict``: finish (score end for recordings, wall-clock end of
   the sound for live targets, which never wait past it) and report statistics;
   live targets name them (``stats_key``) and can be ``abandon``-ed (a session
@@ -124,7 +126,7 @@ class SpeakerTarget:
                                engine_kwargs=config.engine_kwargs()).start()
 
     def send(self, events: list[Event], frontier_s: float, record=None,
-             step_t_s: float | None = None) -> None:
+             step_t_s: float | None = None, placed: tuple | None = None) -> None:
         self.live.send_at_wall(events)
 
     def close(self, end_s: float) -> dict:
@@ -153,8 +155,12 @@ class PageTarget:
         self.url = self.sink.start()
 
     def send(self, events: list[Event], frontier_s: float, record=None,
-             step_t_s: float | None = None) -> None:
-        self.sink.send_events(events, step_t_s)
+             step_t_s: float | None = None, placed: tuple | None = None) -> None:
+        if placed is not None and step_t_s is not None:
+            start_s, score_events, step_s = placed
+            self.sink.send_step(score_events, step_t_s, start_s, step_s)
+        else:
+            self.sink.send_events(events, step_t_s)
         if record is not None:
             self.sink.send_record(record, step_t_s)
 

@@ -28,10 +28,14 @@ class WebChild(WorkerChild):
     name = "live page"
 
     def setup(self) -> dict:
+        from auralize.audio.warm_up import warm_up_kernels
         from auralize.web.server import WebServer
         from auralize.web.sources import LiveSource
 
         cfg = self.cfg
+        # every kernel compiled or loaded before the page's stream paces: one met first
+        # mid-stream stalls it (longer than a page's jitter buffer on a fresh install)
+        warm_up_kernels(cfg["sample_rate"], cfg["engine_kwargs"])
         self.aloop = asyncio.new_event_loop()
         self.source = LiveSource(cfg["sample_rate"], cfg["engine_kwargs"], lead_s=cfg["lead_s"])
         self.server = WebServer(self.source, host=cfg["host"], port=cfg["port"], token=cfg["token"],
@@ -51,6 +55,8 @@ class WebChild(WorkerChild):
         for item in items:
             if item[0] == "events":
                 self.server.add_events(item[1], item[2])
+            elif item[0] == "step":
+                self.server.add_step(*item[1:])
             elif item[0] == "record":
                 self.server.add_record(item[1], item[2])
 
@@ -112,7 +118,9 @@ class WebSink(Worker):
         At :meth:`close`, while a page is listening, keep serving up to this long
         so that it hears the sound still scheduled.
     start_timeout_s : float
-        How long :meth:`start` waits for the server to listen.
+        How long :meth:`start` waits for the server to listen (the first start on a
+        machine compiles the engine's kernels first: 33 s measured on 2 loaded cores,
+        see :mod:`auralize.audio.warm_up`).
     """
 
     child = WebChild
@@ -122,7 +130,7 @@ class WebSink(Worker):
                  host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
                  lead_s: float = 0.1, block_frames: int = 1024, client_queue_s: float = 1.0,
                  title: str = "training", linger_s: float = 10.0,
-                 start_timeout_s: float = 30.0) -> None:
+                 start_timeout_s: float = 90.0) -> None:
         from auralize.web.auth import new_token, token_required
 
         if token is None and token_required(host):
@@ -155,6 +163,12 @@ class WebSink(Worker):
         """
         if events:
             self.put(("events", list(events), score_t_s))
+
+    def send_step(self, events: list, t_s: float, start_wall_s: float, step_s: float) -> None:
+        """A step heard live: its events in score time (the step starts at ``t_s``, its slot
+        is ``step_s`` score seconds) and the wall-clock moment its sound starts (see
+        :meth:`~auralize.web.sources.LiveSource.feed_step`)."""
+        self.put(("step", list(events), float(t_s), float(start_wall_s), float(step_s)))
 
     def send_record(self, record, t_s: float) -> None:
         self.put(("record", record, float(t_s)))

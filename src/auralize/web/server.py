@@ -331,6 +331,15 @@ class WebServer:
             caption["t_s"] = self.source.wall_to_score_s(caption["t_s"])
             self.broadcast_text({"type": "announce", **caption})
 
+    def add_step(self, events, t_s: float, start_wall_s: float, step_s: float) -> None:
+        """A step heard live, in score time, starting at wall-clock ``start_wall_s``."""
+        new = self.source.feed_step(events, t_s, start_wall_s, step_s)
+        if new:
+            self.broadcast_text({"type": "mix", "mix": self.source.mixer.state()})
+        for caption in captions(events):  # already in score time
+            caption["t_s"] = t_s if caption["t_s"] is None else caption["t_s"]
+            self.broadcast_text({"type": "announce", **caption})
+
     def _pace_reset(self) -> None:
         self._pace_t0 = time.perf_counter()
         self._pace_frames = 0

@@ -69,13 +69,27 @@ class _Source:
 
 
 class LiveSource(_Source):
-    """Events forwarded from training, already placed in wall-clock time.
+    """Events forwarded from training, placed in wall-clock time by the session's clock.
 
     The session's :class:`~auralize.sonify.live_clock.LiveClock` decides when
-    each step plays (the same decision the speaker gets); this source puts an
-    event at the frame it sends at that moment (``time.perf_counter()``
-    seconds), through a :class:`~auralize.audio.frame_clock.FrameClock` that
-    the server's pacing keeps current.
+    each step plays (the same decision the speaker gets); this source puts it
+    at the frame it sends at that moment (``time.perf_counter()`` seconds),
+    through a :class:`~auralize.audio.frame_clock.FrameClock` that the server's
+    pacing keeps current.
+
+    A step (:meth:`feed_step`: its events in score time and its live start) is
+    placed whole, as the file has it: each event at the file's frame shifted by
+    a whole number of frames, and a step that follows the previous one without a
+    wait keeps the previous shift.  So while steps follow each other (training
+    as fast as the step clock, within ``max_lag_s``) the stream is the file's
+    samples, delayed.  A step that reaches the page after its first frame was
+    synthesised is delayed whole (``late_steps`` counts them).  After a wait
+    (training slower than the step clock: the sustained sound holds until the
+    step comes) the step has the file's events at the file's offsets, but what
+    sounded through the wait (an oscillator's phase, a glide) has run on: the
+    step sounds as in the file, its samples are not the file's.  Events given
+    in wall-clock time (:meth:`feed_at_wall`: a session's last events) go to
+    the frame heard at that moment.
     """
 
     mode = "live"
@@ -86,7 +100,12 @@ class LiveSource(_Source):
         self.frame_clock = FrameClock(self.sample_rate)
         self.started = False
         self.last_event_s = 0.0  # engine time of the latest event placed
-        self._steps: collections.deque = collections.deque(maxlen=MAX_HISTORY)  # (engine s, score s)
+        self._shift = 0  # engine frame - file frame of the latest step placed
+        self._planned: float | None = None  # the same, as the live clock placed it (frames)
+        self._free = 0  # engine frame at which the latest step's slot ends
+        self.late_steps = 0  # steps that came after their first frame and were delayed whole
+        # (engine s, score s, slot s or None) of each step: engine time to score time
+        self._steps: collections.deque = collections.deque(maxlen=MAX_HISTORY)
 
     def pace(self, wall_s: float, frame: int) -> None:
         """The server sends frame ``frame`` at ``wall_s`` (its pacing restarted)."""
@@ -104,10 +123,50 @@ class LiveSource(_Source):
             t = None if ev.time_s is None else self.frame_clock.engine_time_s(ev.time_s)
             placed.append(Event(t, ev.voice, ev.param, ev.value, ev.glide_s))
         times = [ev.time_s for ev in placed if ev.time_s is not None]
+        if times and score_t_s is not None:
+            self._steps.append((min(times), float(score_t_s), None))
+        return self._schedule_placed(placed, times)
+
+    def feed_step(self, events, t_s: float, start_wall_s: float, step_s: float) -> list[str]:
+        """Schedule a step heard live, as the file has it; return new voices.
+
+        ``events`` are in score time, the step starts at score time ``t_s`` and
+        lasts ``step_s`` (its slot; 0: open-ended); its sound starts at the
+        wall-clock moment ``start_wall_s`` (the live clock's decision).  Each event
+        goes to the frame the file has it at, plus a whole number of frames (see
+        the class docstring); the score time shown holds at the slot's end while
+        the next step is awaited.
+        """
+        sr = self.sample_rate
+        engine_start = self.frame_clock.engine_time_s(start_wall_s)
+        if engine_start is None:  # not paced yet: at once
+            engine_start = self.engine.synth_frame / sr
+        planned = engine_start * sr - t_s * sr  # engine frame - file frame, as the clock placed it
+        # A step planned where the previous one ends (within a frame: wall times carry float
+        # rounding) follows it without a wait: it keeps the previous shift.
+        if self._planned is None or abs(planned - self._planned) >= 1.0:
+            self._planned = planned
+            self._shift = round(engine_start * sr) - round(t_s * sr)
+        # A step that reaches the page after its first frame was synthesised (the pipe was
+        # slow) plays whole, later, as the live clock moves a late step; the steps that
+        # follow it keep that delay until a wait absorbs it.  None starts before the
+        # previous one's slot has ended.
+        late = max(self.engine.synth_frame, self._free) - (round(t_s * sr) + self._shift)
+        if late > 0:
+            self._shift += late
+            self.late_steps += 1
+        self._free = round((t_s + max(0.0, step_s)) * sr) + self._shift
+        # whole frames: the engine rounds each time to the file's frame plus the shift
+        placed = [Event(None if ev.time_s is None else (round(ev.time_s * sr) + self._shift) / sr,
+                        ev.voice, ev.param, ev.value, ev.glide_s) for ev in events]
+        begin = (round(t_s * sr) + self._shift) / sr
+        self._steps.append((begin, float(t_s), float(step_s) if step_s > 0 else None))
+        times = [begin] + [ev.time_s for ev in placed if ev.time_s is not None]
+        return self._schedule_placed(placed, times)
+
+    def _schedule_placed(self, placed: list[Event], times: list[float]) -> list[str]:
         if times:
             self.last_event_s = max(self.last_event_s, max(times))
-            if score_t_s is not None:
-                self._steps.append((min(times), float(score_t_s)))
         self.started = True
         return self.schedule(placed, 0.0)
 
@@ -119,13 +178,15 @@ class LiveSource(_Source):
         return self.score_time_at(now)
 
     def score_time_at(self, engine_s: float) -> float:
-        """Score time of engine time ``engine_s``: its step's score time plus the time since."""
-        for step_engine_s, step_score_s in reversed(self._steps):
+        """Score time of engine time ``engine_s``: its step's score time plus the time since
+        (at most its slot: while the next step is awaited, the score does not advance)."""
+        for step_engine_s, step_score_s, slot_s in reversed(self._steps):
             if step_engine_s <= engine_s:
-                return step_score_s + (engine_s - step_engine_s)
+                since = engine_s - step_engine_s
+                return step_score_s + (since if slot_s is None else min(since, slot_s))
         if not self._steps:
             return 0.0
-        step_engine_s, step_score_s = self._steps[0]
+        step_engine_s, step_score_s, _ = self._steps[0]
         return max(0.0, step_score_s - (step_engine_s - engine_s))
 
     def wall_to_score_s(self, wall_s: float) -> float | None:
