@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -99,9 +100,18 @@ def wait_kernel_connected(url: str, token: str, timeout_s: float = 120.0) -> Non
     """Until the notebook's kernel is idle with the page's websocket attached (before that,
     JupyterLab drops a cell run silently)."""
     deadline = time.monotonic() + timeout_s
+    kernels: object = None
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as r:
-            kernels = json.loads(r.read())
+        try:
+            with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as r:
+                kernels = json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            # jupyter_server answers 500 while the kernel it lists is still starting: not yet
+            if exc.code < 500:
+                raise
+            kernels = f"HTTP {exc.code}"
+            time.sleep(0.2)
+            continue
         if any(k.get("execution_state") == "idle" and k.get("connections", 0) >= 1 for k in kernels):
             return
         time.sleep(0.2)
@@ -130,7 +140,9 @@ def spectra_correlation(capture: list[dict], recording: np.ndarray, sr: int) -> 
     return out
 
 
+# a browser playing live: judged in make test's real-time stage (see conftest.py)
 @pytest.mark.slow
+@pytest.mark.realtime
 def test_widget_in_jupyterlab_plays_the_runs_sound(jupyter_lab, browser, tmp_path):
     url, token, root = jupyter_lab
     out = tmp_path / "run"
@@ -162,8 +174,8 @@ def test_widget_in_jupyterlab_plays_the_runs_sound(jupyter_lab, browser, tmp_pat
         page.wait_for_selector(f"text=trained {STEPS} steps", timeout=240_000)
         time.sleep(1.0)
         capture = page.evaluate("window.auralizeCapture")
-        state = page.evaluate("({played: window.auralizeWidgets[0].played, "
-                              "steps: window.auralizeWidgets[0].steps})")
+        state = page.evaluate("(({played, steps, underruns, skipped}) => "
+                              "({played, steps, underruns, skipped}))(window.auralizeWidgets[0])")
         status = page.locator(".auralize-widget .au-status").inner_text()
         voices = page.locator(".auralize-widget .au-voice").count()
         chart_label = page.locator(".auralize-widget .au-chart").get_attribute("aria-label")
@@ -181,7 +193,8 @@ def test_widget_in_jupyterlab_plays_the_runs_sound(jupyter_lab, browser, tmp_pat
     assert errors == []
     assert state["steps"] == STEPS and status.startswith(f"step {STEPS} · loss")
     assert voices == 2 and chart_label.startswith(f"Loss chart: {STEPS} steps")
-    assert state["played"] > 0.5 * STEPS * EVERY_S * 44100  # the worklet really played it
+    # the worklet really played it (the stream is continuous from the first step on)
+    assert state["played"] > 0.5 * STEPS * EVERY_S * 44100, state
     recording, sr = read_audio(out / "sonification.wav", mono=True)
     corr = spectra_correlation(capture, recording, sr)
     print("per-step spectral correlation:", np.round(corr, 3))

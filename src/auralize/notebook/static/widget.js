@@ -36,7 +36,8 @@ function render({ model, el: host }) {
   host.append(root);
 
   const A = { ctx: null, node: null, gain: null, analyser: null, on: false, buffered: 0,
-              voices: {}, losses: [], steps: 0, lastLoss: null, played: 0 };
+              voices: {}, losses: [], steps: 0, lastLoss: null, played: 0,
+              underruns: 0, skipped: 0 };
   const sampleRate = model.get("sample_rate");
   window.auralizeWidgets = window.auralizeWidgets || [];
   window.auralizeWidgets.push(A);
@@ -69,7 +70,12 @@ function render({ model, el: host }) {
       await A.ctx.audioWorklet.addModule(url);
       A.node = new AudioWorkletNode(A.ctx, "auralize-pcm-player", {
         outputChannelCount: [2], processorOptions: { targetS: 0.35, maxS: 2.0, capacityS: 8 } });
-      A.node.port.onmessage = (e) => { A.buffered = e.data.buffered || 0; A.played = e.data.framesPlayed || 0; };
+      A.node.port.onmessage = (e) => {
+        A.buffered = e.data.buffered || 0;
+        A.played = e.data.framesPlayed || 0;
+        A.underruns = e.data.underruns || 0;
+        A.skipped = e.data.skipped || 0;
+      };
       A.gain = A.ctx.createGain();
       A.analyser = A.ctx.createAnalyser();
       A.analyser.fftSize = 4096;
