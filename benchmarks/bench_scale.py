@@ -264,11 +264,14 @@ def _rows(name: str, new: dict, base: dict | None) -> list[dict]:
 
 
 def run(quick: bool = False, cells: list[str] | None = None,
-        baseline_src: str | None = BASELINE_SRC) -> list[dict]:
+        baseline_src: str | None = BASELINE_SRC, keep: str | None = None) -> list[dict]:
+    """``keep``: a folder for the run folders, left in place after each cell (to serve or read
+    them again with other code); the caller deletes them."""
     cells = cells or (QUICK_CELLS if quick else FULL_CELLS)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="auralize-scale-") as tmp_name:
-        tmp = Path(tmp_name)
+        tmp = Path(keep) if keep else Path(tmp_name)
+        tmp.mkdir(parents=True, exist_ok=True)
         for spec in cells:
             layers, steps = map(int, spec.split("x"))
             new = cell(ROOT / "src", layers, steps, tmp)
@@ -282,7 +285,8 @@ def run(quick: bool = False, cells: list[str] | None = None,
             print(json.dumps({"cell": spec, "new": new, "baseline": base}), flush=True)
             rows += _rows(f"{layers} layers x {steps} steps:", new, base)
             for path in tmp.glob("*"):  # keep the disk free between cells
-                subprocess.run(["rm", "-rf", str(path)], check=False)
+                if not keep:
+                    subprocess.run(["rm", "-rf", str(path)], check=False)
     return rows
 
 
@@ -292,9 +296,11 @@ def main() -> None:
     parser.add_argument("--cells", default=None,
                         help="LAYERSxSTEPS,... or 'table' (BENCHMARKS.md's; default: make bench's)")
     parser.add_argument("--baseline-src", default=BASELINE_SRC)
+    parser.add_argument("--keep", default=None, metavar="DIR",
+                        help="write the run folders under DIR and leave them there")
     args = parser.parse_args()
     cells = TABLE_CELLS if args.cells == "table" else (args.cells.split(",") if args.cells else None)
-    rows = run(args.quick, cells, args.baseline_src)
+    rows = run(args.quick, cells, args.baseline_src, args.keep)
     for r in rows:
         base = f"  (baseline {r['baseline']:.1f})" if r.get("baseline") is not None else ""
         value = "-" if r["value"] is None else f"{r['value']:.1f}"
