@@ -134,6 +134,8 @@ def _serve(src: Path, run: Path, timeout_s: float = 3600.0) -> dict:
                 raise RuntimeError("serve did not start")
         ready_s = time.perf_counter() - t0
 
+        sent = {"bytes": 0, "series": 0}
+
         async def history() -> int:
             got = 0
             # no message size limit: a history of 300-1000 layers passes aiohttp's 4 MB default
@@ -151,11 +153,15 @@ def _serve(src: Path, run: Path, timeout_s: float = 3600.0) -> dict:
                     doc = json.loads(msg.data)
                     if doc["type"] == "history":
                         got += len(doc["records"])
+                        sent["bytes"] += len(msg.data)
+                        sent["series"] = max([sent["series"]] + [len(r.get("grad_norms") or {})
+                                                                 for r in doc["records"]])
                     elif doc["type"] == "captions":
                         return got
 
         points = asyncio.run(history())
-        return {"seconds": ready_s, "rss_mb": _vm_hwm_mb(proc.pid), "history_points": points}
+        return {"seconds": ready_s, "rss_mb": _vm_hwm_mb(proc.pid), "history_points": points,
+                "history_mb": sent["bytes"] / 1e6, "grad_series": sent["series"]}
     finally:
         proc.terminate()
         proc.wait(10)
@@ -224,6 +230,25 @@ def _baseline_cell(src: Path, layers: int, steps: int, tmp: Path) -> dict:
     return {"log": log, "render": render, "wav_mb": _size_mb(run / "sonification.wav"),
             "telemetry_mb": _size_mb(run / "telemetry.jsonl"), "serve": _serve(src, run),
             "follow": _follow(src, run, tmp)}
+
+
+def serve_ab(cells: list[str], baseline_src: str, rounds: int = 2) -> None:
+    """Each cell logged once (this code), then ``serve`` of that run folder by this code and by
+    ``baseline_src`` alternated ``rounds`` times: the page's history from the same log."""
+    with tempfile.TemporaryDirectory(prefix="auralize-serve-ab-") as tmp_name:
+        tmp = Path(tmp_name)
+        for spec in cells:
+            layers, steps = map(int, spec.split("x"))
+            run = tmp / f"run_{spec}"
+            log = _py(ROOT / "src", _LOG_CHILD, run, steps, layers)
+            size = _size_mb(run / "telemetry.jsonl")
+            for r in range(rounds):
+                for tag, src in (("new", ROOT / "src"), ("baseline", Path(baseline_src))):
+                    got = _serve(src, run)
+                    print(json.dumps({"cell": spec, "round": r, "code": tag, **got,
+                                      "telemetry_mb": size, "log_s": log["log_s"],
+                                      "load": os.getloadavg()}), flush=True)
+            subprocess.run(["rm", "-rf", str(run)], check=False)
 
 
 def _rows(name: str, new: dict, base: dict | None) -> list[dict]:
@@ -298,7 +323,13 @@ def main() -> None:
     parser.add_argument("--baseline-src", default=BASELINE_SRC)
     parser.add_argument("--keep", default=None, metavar="DIR",
                         help="write the run folders under DIR and leave them there")
+    parser.add_argument("--serve-ab", action="store_true",
+                        help="only serve: each cell's log served by this code and the baseline, "
+                             "alternated twice")
     args = parser.parse_args()
+    if args.serve_ab:
+        serve_ab((args.cells or "1000x1000").split(","), args.baseline_src)
+        return
     cells = TABLE_CELLS if args.cells == "table" else (args.cells.split(",") if args.cells else None)
     rows = run(args.quick, cells, args.baseline_src, args.keep)
     for r in rows:
