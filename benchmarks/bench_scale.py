@@ -142,10 +142,14 @@ def _serve(src: Path, run: Path, timeout_s: float = 3600.0) -> dict:
             async with aiohttp.ClientSession() as session, \
                     session.ws_connect(url + "ws", max_msg_size=0) as ws:
                 while True:
+                    # a replay's history ends with its captions; under load the first history
+                    # message of a big run can take tens of seconds (a short timeout measured
+                    # a server that had not sent it yet)
                     try:
-                        msg = await ws.receive(timeout=5.0)
+                        msg = await ws.receive(timeout=timeout_s)
                     except TimeoutError:
-                        return got
+                        raise RuntimeError(f"no captions after {timeout_s} s ({got} points)") \
+                            from None
                     if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                         raise RuntimeError(f"the page's socket closed: {msg}")
                     if msg.type != aiohttp.WSMsgType.TEXT:
