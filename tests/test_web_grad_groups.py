@@ -116,3 +116,27 @@ def test_up_to_the_bound_every_layer_keeps_its_own_series():
     norms["block_extra"] = 2.0  # one past the bound: grouped, the count said
     doc = compact_record(TrainingStep(step=1, loss=1.0, grad_norms=norms), 0.0)
     assert len(doc["grad_norms"]) <= MAX_GRAD_SERIES and doc["grad_layers"] == MAX_GRAD_SERIES + 1
+
+
+def test_decimated_history_keeps_the_bound_and_each_value_is_a_steps_group_norm():
+    """Buckets merge (min and max per series): every point still has <= 24 series, and each
+    value is the group's true norm at one of the run's steps (a min or max, never a mean)."""
+    from auralize.web.history import ChartHistory
+
+    rng = np.random.default_rng(7)
+    steps = 3000
+    values = 10.0 ** rng.uniform(-4, 2, size=(steps, LAYERS))
+    names = [f"h.{i}.mlp" for i in range(LAYERS)]
+    history = ChartHistory(max_points=60)
+    for s in range(steps):
+        history.append(compact_record(TrainingStep(step=s, loss=float(rng.uniform(0.5, 1.5)),
+                                                   grad_norms=dict(zip(names, values[s]))),
+                                      s * 0.05))
+    docs = list(history)
+    assert 20 <= len(docs) <= 60 and history.width > 1  # merged
+    for doc in docs:
+        assert len(doc["grad_norms"]) <= MAX_GRAD_SERIES and doc["grad_layers"] == LAYERS
+        for label, value in doc["grad_norms"].items():
+            members = list(_members(label))
+            true = np.sqrt(np.sum(values[:, members] ** 2, axis=1))  # per step
+            assert np.min(np.abs(true - value) / true) < 1e-12, label
