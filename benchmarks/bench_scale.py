@@ -134,16 +134,22 @@ def _serve(src: Path, run: Path, timeout_s: float = 3600.0) -> dict:
                 raise RuntimeError("serve did not start")
         ready_s = time.perf_counter() - t0
 
+        sent = {"bytes": 0, "series": 0}
+
         async def history() -> int:
             got = 0
             # no message size limit: a history of 300-1000 layers passes aiohttp's 4 MB default
             async with aiohttp.ClientSession() as session, \
                     session.ws_connect(url + "ws", max_msg_size=0) as ws:
                 while True:
+                    # a replay's history ends with its captions; under load the first history
+                    # message of a big run can take tens of seconds (a short timeout measured
+                    # a server that had not sent it yet)
                     try:
-                        msg = await ws.receive(timeout=5.0)
+                        msg = await ws.receive(timeout=timeout_s)
                     except TimeoutError:
-                        return got
+                        raise RuntimeError(f"no captions after {timeout_s} s ({got} points)") \
+                            from None
                     if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                         raise RuntimeError(f"the page's socket closed: {msg}")
                     if msg.type != aiohttp.WSMsgType.TEXT:
@@ -151,11 +157,15 @@ def _serve(src: Path, run: Path, timeout_s: float = 3600.0) -> dict:
                     doc = json.loads(msg.data)
                     if doc["type"] == "history":
                         got += len(doc["records"])
+                        sent["bytes"] += len(msg.data)
+                        sent["series"] = max([sent["series"]] + [len(r.get("grad_norms") or {})
+                                                                 for r in doc["records"]])
                     elif doc["type"] == "captions":
                         return got
 
         points = asyncio.run(history())
-        return {"seconds": ready_s, "rss_mb": _vm_hwm_mb(proc.pid), "history_points": points}
+        return {"seconds": ready_s, "rss_mb": _vm_hwm_mb(proc.pid), "history_points": points,
+                "history_mb": sent["bytes"] / 1e6, "grad_series": sent["series"]}
     finally:
         proc.terminate()
         proc.wait(10)
@@ -226,6 +236,25 @@ def _baseline_cell(src: Path, layers: int, steps: int, tmp: Path) -> dict:
             "follow": _follow(src, run, tmp)}
 
 
+def serve_ab(cells: list[str], baseline_src: str, rounds: int = 2) -> None:
+    """Each cell logged once (this code), then ``serve`` of that run folder by this code and by
+    ``baseline_src`` alternated ``rounds`` times: the page's history from the same log."""
+    with tempfile.TemporaryDirectory(prefix="auralize-serve-ab-") as tmp_name:
+        tmp = Path(tmp_name)
+        for spec in cells:
+            layers, steps = map(int, spec.split("x"))
+            run = tmp / f"run_{spec}"
+            log = _py(ROOT / "src", _LOG_CHILD, run, steps, layers)
+            size = _size_mb(run / "telemetry.jsonl")
+            for r in range(rounds):
+                for tag, src in (("new", ROOT / "src"), ("baseline", Path(baseline_src))):
+                    got = _serve(src, run)
+                    print(json.dumps({"cell": spec, "round": r, "code": tag, **got,
+                                      "telemetry_mb": size, "log_s": log["log_s"],
+                                      "load": os.getloadavg()}), flush=True)
+            subprocess.run(["rm", "-rf", str(run)], check=False)
+
+
 def _rows(name: str, new: dict, base: dict | None) -> list[dict]:
     def row(key: str, value, unit: str, base_value=None, notes: str = "") -> dict:
         r = {"name": f"{name} {key}", "value": value, "unit": unit, "notes": notes}
@@ -264,11 +293,14 @@ def _rows(name: str, new: dict, base: dict | None) -> list[dict]:
 
 
 def run(quick: bool = False, cells: list[str] | None = None,
-        baseline_src: str | None = BASELINE_SRC) -> list[dict]:
+        baseline_src: str | None = BASELINE_SRC, keep: str | None = None) -> list[dict]:
+    """``keep``: a folder for the run folders, left in place after each cell (to serve or read
+    them again with other code); the caller deletes them."""
     cells = cells or (QUICK_CELLS if quick else FULL_CELLS)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="auralize-scale-") as tmp_name:
-        tmp = Path(tmp_name)
+        tmp = Path(keep) if keep else Path(tmp_name)
+        tmp.mkdir(parents=True, exist_ok=True)
         for spec in cells:
             layers, steps = map(int, spec.split("x"))
             new = cell(ROOT / "src", layers, steps, tmp)
@@ -282,7 +314,8 @@ def run(quick: bool = False, cells: list[str] | None = None,
             print(json.dumps({"cell": spec, "new": new, "baseline": base}), flush=True)
             rows += _rows(f"{layers} layers x {steps} steps:", new, base)
             for path in tmp.glob("*"):  # keep the disk free between cells
-                subprocess.run(["rm", "-rf", str(path)], check=False)
+                if not keep:
+                    subprocess.run(["rm", "-rf", str(path)], check=False)
     return rows
 
 
@@ -292,9 +325,17 @@ def main() -> None:
     parser.add_argument("--cells", default=None,
                         help="LAYERSxSTEPS,... or 'table' (BENCHMARKS.md's; default: make bench's)")
     parser.add_argument("--baseline-src", default=BASELINE_SRC)
+    parser.add_argument("--keep", default=None, metavar="DIR",
+                        help="write the run folders under DIR and leave them there")
+    parser.add_argument("--serve-ab", action="store_true",
+                        help="only serve: each cell's log served by this code and the baseline, "
+                             "alternated twice")
     args = parser.parse_args()
+    if args.serve_ab:
+        serve_ab((args.cells or "1000x1000").split(","), args.baseline_src)
+        return
     cells = TABLE_CELLS if args.cells == "table" else (args.cells.split(",") if args.cells else None)
-    rows = run(args.quick, cells, args.baseline_src)
+    rows = run(args.quick, cells, args.baseline_src, args.keep)
     for r in rows:
         base = f"  (baseline {r['baseline']:.1f})" if r.get("baseline") is not None else ""
         value = "-" if r["value"] is None else f"{r['value']:.1f}"

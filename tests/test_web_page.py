@@ -189,3 +189,34 @@ def test_replay_page_with_a_token_plays_pauses_and_seeks(browser, tmp_path):
         context.close()
         server.close()
     assert errors == []
+
+
+def test_page_charts_a_thousand_layers_as_labelled_groups(browser, tmp_path):
+    """A log of 1000 per-layer norms: the page draws at most 24 lines, each legend entry names
+    its layers' span and count, and a note says the lines are group norms."""
+    from auralize.web.replay_stream import load_streamed_replay
+    from test_web_grad_groups import LAYERS, STEPS, _write_run
+    from test_web_server import InProcess
+
+    _write_run(tmp_path / "run")
+    source, _config = load_streamed_replay(str(tmp_path / "run"))
+    server = InProcess(source, title="run")
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(server.url)
+        wait_for(page, f"auralize.connected && auralize.steps === {STEPS}")
+        wait_for(page, "auralize.charts.gradPoints > 0")
+        series = page.evaluate("auralize.charts.gradSeries")
+        legend = page.eval_on_selector_all("#grad-legend span", "es => es.map(e => e.textContent)")
+        assert 2 <= series <= 24 and len(legend) == series
+        assert legend[0] == "h.0-41 (42 layers)", legend
+        assert page.is_visible("#grad-note")
+        assert page.inner_text("#grad-note").startswith(f"{LAYERS} layers, charted as groups")
+        assert "group of layers" in page.get_attribute("#grad-chart", "aria-label")
+    finally:
+        context.close()
+        server.close()
+    assert errors == []

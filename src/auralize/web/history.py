@@ -2,7 +2,8 @@
 
 Steps are grouped into buckets of equal width; a bucket keeps the step with the
 lowest and the one with the highest loss (their gradient norms replaced by each
-layer's minimum and maximum over the bucket), its first non-finite step, its
+series' minimum and maximum over the bucket: a layer's, or a group's where
+``web.records`` grouped many layers), its first non-finite step, its
 metrics (the last value of each: an epoch's ``val_loss`` is still charted) and
 whether an epoch ended in it.  When the buckets fill up, neighbours merge and
 the width doubles, so a history holds at most ``max_points`` records whether

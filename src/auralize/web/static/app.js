@@ -10,7 +10,7 @@
   // Everything a person (or a test) may want to read, on window.
   const A = window.auralize = {
     connected: false, started: false, hello: null, mode: "live", finished: false,
-    records: [], steps: 0, gradNames: [], mix: {}, acks: [], errors: [],
+    records: [], steps: 0, gradNames: [], gradLayers: 0, mix: {}, acks: [], errors: [],
     worklet: { framesPlayed: 0, underruns: 0, buffered: 0, skipped: 0, state: "stopped" },
     blocks: 0, gaps: 0, serverDrops: 0, clients: 0, levelRms: 0, rttMs: null,
     lastBlockEnd: 0, sampleRate: 0, playing: true, durationS: null,
@@ -85,7 +85,8 @@
         A.channels = m.channels || 1;
         if (net) net.postMessage({ type: "channels", n: A.channels });
         A.playing = m.playing; A.durationS = m.duration_s ?? null;
-        A.records = []; A.steps = 0; A.gradNames = [];
+        A.records = []; A.steps = 0; A.gradNames = []; A.gradLayers = 0;
+        $("grad-note").hidden = true;
         $("mode").textContent = m.mode;
         $("title").textContent = m.title || "";
         $("k-rate").textContent = `${(m.sample_rate / 1000).toFixed(1)} kHz`;
@@ -300,6 +301,8 @@
     for (const name of Object.keys(r.grad_norms || {})) {
       if (!A.gradNames.includes(name)) A.gradNames.push(name);
     }
+    // more layers than the chart has lines: the server sent groups (web/records.py)
+    if (r.grad_layers) A.gradLayers = Math.max(A.gradLayers || 0, r.grad_layers);
   }
 
   function hearingTime() {
@@ -476,6 +479,13 @@
     A.charts.gradPoints = drawChart($("grad-chart"), gs, { log: $("grad-log").checked, cursor, epochs });
     A.charts.gradSeries = gs.length;
     const legend = $("grad-legend");
+    const note = $("grad-note");
+    if (A.gradLayers && note.hidden) {
+      note.textContent = `${A.gradLayers} layers, charted as groups of neighbours: each line ` +
+        "is the norm of its layers together (the square root of the sum of their squares)";
+      note.hidden = false;
+      $("grad-chart").setAttribute("aria-label", "gradient norm chart, one line per group of layers");
+    }
     if (legend.childElementCount !== gs.length) {
       legend.innerHTML = "";
       for (const s of gs) {
