@@ -35,6 +35,8 @@ MAX_REQUEST_BYTES = 16384  # HTTP request bodies (there are none to speak of)
 MAX_CLIENTS = 32
 SOCKET_SNDBUF = 65536  # bytes the kernel may hold for one page (~0.4 s of audio)
 HISTORY_CHUNK = 500  # records per history message
+CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
+                 ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}
 
 
 class WebServer:
@@ -144,10 +146,8 @@ class WebServer:
         path = self.static_files.get(name)
         if path is None:
             raise web.HTTPNotFound(text="not found\n")
-        types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
-                 ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}
         return web.Response(body=path.read_bytes(),
-                            content_type=types.get(path.suffix, "application/octet-stream"),
+                            content_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream"),
                             charset="utf-8" if path.suffix in (".html", ".js", ".css") else None)
 
     async def _state(self, request):
@@ -188,7 +188,8 @@ class WebServer:
         try:
             client.push_text(json.dumps(self._hello(client)))
             self._send_history(client)
-            self._prefill(client)
+            for packet in self.recent:  # the page's jitter buffer starts full
+                client.push_audio(packet)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     self._on_message(client, msg.data)
@@ -201,16 +202,11 @@ class WebServer:
             sender.cancel()
         return ws
 
-    def _prefill(self, client: Client) -> None:
-        for packet in self.recent:
-            client.push_audio(packet)
-
     def _hello(self, client: Client) -> dict:
         src = self.source
         doc = {"type": "hello", "client": client.id, "mode": src.mode, "title": self.title,
                "sample_rate": src.sample_rate, "channels": src.engine.channels,
-               "block_frames": self.block_frames,
-               "mix": src.mixer.state(), "playing": src.playing,
+               "block_frames": self.block_frames, "mix": src.mixer.state(), "playing": src.playing,
                "score_time_s": src.score_time_s(), "finished": self.finished,
                "queue_blocks": self.client_queue_blocks}
         if isinstance(src, ReplaySource):
@@ -245,7 +241,8 @@ class WebServer:
         elif kind == "audio":
             client.audio_on = bool(msg.get("on", True))
             client.audio.clear()
-            self._prefill(client)
+            for packet in self.recent:  # the page's jitter buffer starts full
+                client.push_audio(packet)
             error = None
             src = self.source
             if client.audio_on and isinstance(src, ReplaySource) and not src.ever_played:
@@ -324,20 +321,18 @@ class WebServer:
 
     def add_events(self, events, score_t_s: float | None = None) -> None:
         """Events placed in wall-clock time by the session's live clock."""
-        new = self.source.feed_at_wall(events, score_t_s)
-        if new:
-            self.broadcast_text({"type": "mix", "mix": self.source.mixer.state()})
-        for caption in captions(events):  # the page's live region says them too, when heard
-            caption["t_s"] = self.source.wall_to_score_s(caption["t_s"])
-            self.broadcast_text({"type": "announce", **caption})
+        self._fed(events, self.source.feed_at_wall(events, score_t_s), self.source.wall_to_score_s)
 
     def add_step(self, events, t_s: float, start_wall_s: float, step_s: float) -> None:
         """A step heard live, in score time, starting at wall-clock ``start_wall_s``."""
-        new = self.source.feed_step(events, t_s, start_wall_s, step_s)
-        if new:
+        self._fed(events, self.source.feed_step(events, t_s, start_wall_s, step_s),
+                  lambda caption_t_s: t_s if caption_t_s is None else caption_t_s)
+
+    def _fed(self, events, new_voices: list, score_s) -> None:
+        if new_voices:
             self.broadcast_text({"type": "mix", "mix": self.source.mixer.state()})
-        for caption in captions(events):  # already in score time
-            caption["t_s"] = t_s if caption["t_s"] is None else caption["t_s"]
+        for caption in captions(events):  # the page's live region says them too, when heard
+            caption["t_s"] = score_s(caption["t_s"])
             self.broadcast_text({"type": "announce", **caption})
 
     def _pace_reset(self) -> None:
