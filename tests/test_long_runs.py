@@ -7,7 +7,6 @@ run long.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import struct
@@ -24,6 +23,7 @@ from audio_analysis import band_envelope
 from auralize import Sonifier, TrainingStep
 from auralize.audio.sinks import FileSink
 from auralize.audio.wav64 import Wav64Writer
+from serveutil import page_history, served_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 8000  # a low rate keeps the long runs' synthesis short; memory is what is measured
@@ -303,38 +303,12 @@ def _python(code: str, *args) -> dict:
 def _serve_history(run: Path) -> tuple[float, int, float]:
     """``auralize serve`` of ``run``: its peak RSS once a page got the history, the history's
     length, and its largest loss."""
-    import aiohttp
-
-    proc = subprocess.Popen([sys.executable, "-m", "auralize.cli", "serve", "--run", str(run),
-                             "--port", "0"], env={"PYTHONPATH": str(ROOT / "src"),
-                                                  "PATH": "/usr/bin:/bin"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        url = None
-        while url is None:
-            line = proc.stdout.readline()
-            assert line, "serve exited"
-            if line.startswith("open "):
-                url = line.split()[1]
-
-        async def fetch() -> list:
-            records = []
-            async with aiohttp.ClientSession() as session, session.ws_connect(url + "ws") as ws:
-                while True:
-                    doc = json.loads((await ws.receive(timeout=30)).data)
-                    if doc["type"] == "history":
-                        records += doc["records"]
-                    elif doc["type"] == "captions":
-                        return records
-
-        records = asyncio.run(fetch())
+    with served_run(run) as (proc, url):
+        records = page_history(url, timeout_s=30)
         status = Path(f"/proc/{proc.pid}/status").read_text()
-        hwm = int(status.split("VmHWM:")[1].split()[0]) / 1024
-        losses = [r["loss"] for r in records if r["loss"] is not None]
-        return hwm, len(records), max(losses)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    hwm = int(status.split("VmHWM:")[1].split()[0]) / 1024
+    losses = [r["loss"] for r in records if r["loss"] is not None]
+    return hwm, len(records), max(losses)
 
 
 def _follow(run: Path, out: Path) -> dict:

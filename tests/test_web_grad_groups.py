@@ -7,12 +7,9 @@ computed here from the log's own per-layer values.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ import pytest
 
 from auralize.sonify.telemetry import TrainingStep
 from auralize.web.records import MAX_GRAD_SERIES, compact_record
+from serveutil import page_history, served_run
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = 1000
@@ -48,34 +46,8 @@ def _write_run(folder: Path) -> list[dict]:
 
 def _history(run: Path) -> list[dict]:
     """The records a page gets from ``auralize serve --run RUN`` over its WebSocket."""
-    import aiohttp
-
-    proc = subprocess.Popen([sys.executable, "-m", "auralize.cli", "serve", "--run", str(run),
-                             "--port", "0"], env={"PYTHONPATH": str(ROOT / "src"),
-                                                  "PATH": "/usr/bin:/bin"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        url = None
-        while url is None:
-            line = proc.stdout.readline()
-            assert line, "serve exited"
-            if line.startswith("open "):
-                url = line.split()[1]
-
-        async def fetch() -> list:
-            records = []
-            async with aiohttp.ClientSession() as session, session.ws_connect(url + "ws") as ws:
-                while True:
-                    doc = json.loads((await ws.receive(timeout=60)).data)
-                    if doc["type"] == "history":
-                        records += doc["records"]
-                    elif doc["type"] == "captions":
-                        return records
-
-        return asyncio.run(fetch())
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with served_run(run) as (_, url):
+        return page_history(url)
 
 
 def _members(label: str) -> range:
