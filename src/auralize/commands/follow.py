@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
+from contextlib import contextmanager
 
 EPILOG = """examples:
   auralize follow lightning_logs/version_0           # TensorBoard events, new steps as they come
@@ -77,13 +80,16 @@ def run(args) -> int:
                         clock="wall", live=live, device=device, web=args.web,
                         max_lag_s=args.max_lag_ms / 1000.0,
                         web_port=args.port)
-    result = None
+    result, stop = None, threading.Event()
     try:
-        # "following" once the history is read: a line appended after it is a new step
-        result = follow(log, sonifier, poll_s=args.poll_s, from_start=args.from_start,
-                        idle_exit_s=args.idle_exit_s,
-                        on_started=lambda: print(f"following {args.log} (Ctrl-C to stop)",
-                                                 flush=True))
+        with _first_interrupt_sets(stop):
+            # "following" once the history is read: a line appended after it is a new step
+            result = follow(log, sonifier, poll_s=args.poll_s, from_start=args.from_start,
+                            idle_exit_s=args.idle_exit_s, stop=stop,
+                            on_started=lambda: print(f"following {args.log} (Ctrl-C to stop)",
+                                                     flush=True))
+        if stop.is_set():
+            print("stopped", flush=True)
     except KeyboardInterrupt:
         print("stopped", flush=True)
     finally:
@@ -91,3 +97,24 @@ def run(args) -> int:
     steps = result.steps if result is not None else done.steps
     print(f"heard {steps} steps; wrote {done.wav_path}", flush=True)
     return 0
+
+
+@contextmanager
+def _first_interrupt_sets(stop: threading.Event):
+    """Ctrl-C sets ``stop`` (following ends between two looks at the log) instead of
+    raising wherever the main thread is: a KeyboardInterrupt inside a send to the
+    recording worker or a half-read log could leave the close waiting.  A second
+    Ctrl-C raises as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def first(signum, frame):
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
