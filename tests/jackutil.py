@@ -204,6 +204,30 @@ class Capture:
     block_times: np.ndarray  # time.perf_counter() at that cycle's callback
     xruns: int
     connected: list
+    # JACK's frame counter at the start of each recorded cycle
+    cycle_frames: np.ndarray | None = None
+    # what an idle JACK client (the probe: no ports, no work) saw in each cycle it ran:
+    # the cycle's frame counter and how late it ran after the cycle's scheduled start
+    probe_frames: np.ndarray | None = None
+    probe_late_s: np.ndarray | None = None
+
+    def host_late_cycles(self, tolerance: float = 0.5) -> np.ndarray:
+        """Frame counters of the cycles in which the host, not the player, was late.
+
+        The probe is a client with nothing to do, started by the server in the same
+        cycles as the player (it depends on no other client).  A cycle counts as
+        late when the probe ran more than ``tolerance`` periods after the cycle's
+        scheduled start, or did not run at all: the host ran the server's or its
+        clients' real-time threads late (seen on a 2-core VM whose kernel does not
+        preempt: ``Dynamic Preempt: none``), and every client of that cycle
+        misses its deadline, whatever it does.
+        """
+        frames, late = self.probe_frames, self.probe_late_s
+        period = int(np.median(np.diff(frames)))
+        out = [frames[late > tolerance * period / self.sample_rate]]
+        for a, b in zip(frames[:-1], frames[1:]):  # cycles the probe never ran
+            out.append(np.arange(a + period, b, period))
+        return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
 
     def longest_gap_ms(self, t0: float, t1: float) -> float:
         """Longest gap between the recorder's process cycles within (t0, t1), in ms.
@@ -245,6 +269,9 @@ def _recorder_main(server: str, pattern: str, channels: int, max_s: float, conn)
     nblk = cap // 16 + 16
     bframes = np.zeros(nblk, dtype=np.int64)
     btimes = np.zeros(nblk, dtype=np.float64)
+    bcycle = np.zeros(nblk, dtype=np.int64)
+    pcycle = np.zeros(nblk, dtype=np.int64)
+    plate = np.zeros(nblk, dtype=np.float64)
     st = {"pos": 0, "blk": 0, "xruns": 0, "recording": False}
     ports = [client.inports.register(f"in_{i}") for i in range(channels)]
 
@@ -257,12 +284,26 @@ def _recorder_main(server: str, pattern: str, channels: int, max_s: float, conn)
         if n <= 0:
             return
         if st["blk"] < nblk:
+            now = time.perf_counter()
             bframes[st["blk"]] = pos
-            btimes[st["blk"]] = time.perf_counter()
+            btimes[st["blk"]] = now
+            bcycle[st["blk"]] = client.last_frame_time
             st["blk"] += 1
         for c, p in enumerate(ports):
             buf[pos : pos + n, c] = p.get_array()[:n]
         st["pos"] = pos + n
+
+    # The probe: a second client with no ports, started by the server in the same cycles
+    # as the player, that notes how late it ran (Capture.host_late_cycles).
+    probe = jack.Client(f"probe{os.getpid()}", no_start_server=True, servername=server)
+    pst = {"n": 0}
+
+    @probe.set_process_callback
+    def probe_process(frames):
+        if st["recording"] and pst["n"] < nblk:
+            pcycle[pst["n"]] = probe.last_frame_time
+            plate[pst["n"]] = probe.frames_since_cycle_start / sr
+            pst["n"] += 1
 
     @client.set_xrun_callback
     def xrun(delay):
@@ -275,6 +316,7 @@ def _recorder_main(server: str, pattern: str, channels: int, max_s: float, conn)
         rescan["flag"] = True
 
     client.activate()
+    probe.activate()
     rx = re.compile(pattern)
     connected: list[str] = []
     conn.send(("ready", sr))
@@ -313,7 +355,10 @@ def _recorder_main(server: str, pattern: str, channels: int, max_s: float, conn)
     n = st["pos"]
     nb = st["blk"]
     conn.send(("capture", buf[:n].copy(), int(sr), bframes[:nb].copy(), btimes[:nb].copy(),
-               st["xruns"], connected))
+               st["xruns"], connected, bcycle[:nb].copy(), pcycle[:pst["n"]].copy(),
+               plate[:pst["n"]].copy()))
+    probe.deactivate()
+    probe.close()
     client.deactivate()
     client.close()
 
@@ -368,11 +413,64 @@ class JackRecorder:
         if not self._conn.poll(timeout_s):
             self._proc.kill()
             raise RuntimeError("JACK recorder did not answer")
-        _, data, sr, bf, bt, xruns, connected = self._conn.recv()
+        _, data, sr, bf, bt, xruns, connected, cycles, pframes, plate = self._conn.recv()
         self._proc.join(5)
         if self._proc.is_alive():
             self._proc.kill()
-        return Capture(data, sr, bf, bt, xruns, connected)
+        return Capture(data, sr, bf, bt, xruns, connected, cycles, pframes, plate)
+
+
+def cycles_not_rendered(cap: Capture, reference: np.ndarray, n_played: int,
+                        skip_cycles: np.ndarray = (), margin: int = 2,
+                        max_shift: int = 4) -> list[int]:
+    """Recorded JACK cycles whose samples differ from ``reference`` (their frame counters).
+
+    ``reference`` is what the player should have played (channel 0 of ``cap``
+    judged), ``n_played`` how many frames it handed to the device.  Cycles within
+    ``margin`` periods of a ``skip_cycles`` frame counter (the host's late cycles:
+    :meth:`Capture.host_late_cycles`) are not judged; they split the capture into
+    stretches.  The first stretch is aligned by cross-correlation; each later one
+    may move by at most ``max_shift`` whole periods (a cycle the host kept the
+    player or the recorder from running shifts the rest by one period), and
+    within a stretch every sample must be the reference's: one lost, repeated or
+    altered sample, or a cycle missed while the host kept time, makes a cycle
+    that differs.
+    """
+    played = cap.data[:, 0]
+    frames = cap.cycle_frames
+    period = int(np.median(np.diff(frames))) if len(frames) > 1 else 512
+    skip = np.asarray(skip_cycles, dtype=np.int64)
+    judged = np.ones(len(frames), bool)
+    for f in skip:
+        judged &= np.abs(frames - f) > margin * period
+    starts = list(cap.block_frames) + [len(played)]
+    k = align(reference, played)  # reference[0] is played[k]
+    bad, first = [], True
+    b = 0
+    while b < len(frames):
+        if not judged[b]:
+            b += 1
+            continue
+        e = b  # one stretch: judged cycles with consecutive frame counters
+        while e + 1 < len(frames) and judged[e + 1] and frames[e + 1] - frames[e] == period:
+            e += 1
+        def misses(off: int, b: int = b, e: int = e) -> list[int]:
+            out = []
+            for c in range(b, e + 1):
+                a, z = max(starts[c], off), min(starts[c + 1], off + min(n_played, len(reference)))
+                if a < z and not np.allclose(played[a:z], reference[a - off:z - off],
+                                             atol=1e-6, rtol=0):
+                    out.append(int(frames[c]))
+            return out
+
+        shifts = [0] if first else sorted(range(-max_shift, max_shift + 1), key=abs)
+        results = [misses(k + m * period) for m in shifts]
+        best = min(range(len(shifts)), key=lambda i: len(results[i]))
+        k += shifts[best] * period
+        bad += results[best]
+        first = False
+        b = e + 1
+    return bad
 
 
 def align(reference: np.ndarray, captured: np.ndarray) -> int:

@@ -19,7 +19,7 @@ from auralize.audio.score import Score, render_score
 from jackutil import (
     PROBE_VOICE,
     JackServer,
-    align,
+    cycles_not_rendered,
     event_latencies,
     exported_env,
     send_probe_events,
@@ -88,6 +88,7 @@ def _play_under_load(jack_server, jack_recorder, tmp_path, seconds: float):
         t_play = time.perf_counter()
         time.sleep(seconds)
         t_end = time.perf_counter()
+        log_closing = len(jack_server.read_log())
         stats = live.close()
     finally:
         stop.set()
@@ -102,45 +103,52 @@ def _play_under_load(jack_server, jack_recorder, tmp_path, seconds: float):
     print(f"load: {py_n[0]} python loops, {torch_n[0]} matmuls; recorder xruns {cap.xruns}; "
           f"longest JACK cycle gap {stall_ms:.1f} ms; start {t[1] - t[0]:.1f} s")
     return {"score": score, "stats": stats, "cap": cap, "out": out, "stall_ms": stall_ms,
-            "blame": jack_server.xrun_blame(log_at)}
+            "blame": jack_server.xrun_blame(log_at), "t_play": t_play, "t_end": t_end,
+            "blame_closing": jack_server.xrun_blame(log_closing)}
 
 
 def test_live_under_load_equals_offline_render(jack_server, jack_recorder, tmp_path):
     """10 s at 44.1 kHz / 512 while the parent is busy: 0 underruns, bit-exact capture.
 
-    A run counts only if the JACK graph itself kept time (the recording client
-    never missed a cycle): on a host too loaded to run real-time threads on time
-    (seen here with other jobs keeping both cores saturated), the run is repeated
-    once, then skipped with the figures -- a failure under AURALIZE_REQUIRE_AUDIO=1.
+    The measure is the listener's: every JACK cycle the recorder captured holds
+    the offline render, sample for sample.  Only cycles in which the host itself
+    ran late are left out (with two periods either side): an idle JACK client,
+    the recorder's probe, ran late or not at all in them, so every client missed
+    that deadline whatever it did.  On this project's 2-core VMs (kernel
+    ``Dynamic Preempt: none``) a kernel tracer showed jackd's own driver thread
+    started up to 9 ms late while another process was in the kernel.  jackd's
+    xrun lines are not the measure: "PortAudio was not finished" also comes
+    with a client's activation and deactivation, in runs whose every cycle was
+    bit-exact (2026-12-03: 3 of 3 such runs).
     """
     pytest.importorskip("torch")
     seconds = 10.0
-    for attempt in (1, 2):
-        r = _play_under_load(jack_server, jack_recorder, tmp_path / f"a{attempt}", seconds)
-        if r["stall_ms"] < 1.5 * 512 / SR * 1000:  # no JACK cycle was missed
-            break
-        print("jackd xrun log:", *r["blame"][:12], sep="\n  ")
-    else:
+    r = _play_under_load(jack_server, jack_recorder, tmp_path, seconds)
+    stats, cap, score = r["stats"], r["cap"], r["score"]
+    late = cap.host_late_cycles()
+    print(f"host-late cycles (the probe ran > half a period late): {len(late)} of "
+          f"{len(cap.probe_frames)}; jackd xrun log ({len(r['blame_closing'])} lines while "
+          "closing):", *r["blame"][:12], sep="\n  ")
+    if len(late) > 0.05 * len(cap.probe_frames):
         from conftest import audio_unavailable
 
-        audio_unavailable(
-            f"host too loaded for real-time audio: the JACK graph stalled for "
-            f"{r['stall_ms']:.0f} ms (twice); auralize: {r['stats']}")
-    stats, cap, score = r["stats"], r["cap"], r["score"]
+        audio_unavailable(f"host too loaded for real-time audio: {len(late)} of "
+                          f"{len(cap.probe_frames)} JACK cycles ran late; auralize: {stats}")
 
-    # auralize's own dropouts: the device callback never found the ring buffer short,
-    # and PortAudio never flagged an output underflow.
-    assert stats.ring_underruns == 0, stats
-    assert stats.device_underflows == 0, f"{stats}\njackd xrun log:\n" + "\n".join(
-        r["blame"][:20])
-    assert stats.frames_played >= 0.95 * seconds * SR
     # What was played is exactly the offline render (no sample lost or repeated).
     ref = render_score(score, stats.frames_rendered / SR + 0.1)
-    played = cap.data[:, 0]
-    k = align(ref, played)
-    n = stats.frames_played
-    assert len(played) - k >= n
-    np.testing.assert_allclose(played[k : k + n], ref[:n], atol=1e-6, rtol=0)
+    differing = cycles_not_rendered(cap, ref, stats.frames_played, late)
+    assert not differing, (f"{len(differing)} JACK cycles differ from the offline render "
+                           f"(frame counters {differing[:10]}); host-late cycles {late[:10]}")
+    # auralize's own dropouts: the device callback never found the ring buffer short,
+    # and, while the host kept time, PortAudio never flagged an output underflow (it
+    # flags every JACK xrun, also the host's).
+    assert stats.ring_underruns == 0, stats
+    if not len(late):
+        assert stats.device_underflows == 0, stats
+    assert stats.frames_played >= 0.95 * seconds * SR
+    heard = (cap.block_times > r["t_play"]) & (cap.block_times < r["t_end"])
+    assert heard.sum() >= 0.9 * seconds * SR / 512  # the recorder heard the whole run
     np.testing.assert_array_equal(cap.data[:, 0], cap.data[:, 1])  # mono duplicated
     # What you hear is what you record.
     recorded, rate = sf.read(r["out"], dtype="float32")
