@@ -1,7 +1,7 @@
 """Live output: control latency, child CPU share and underruns on a real JACK server.
 
 Starts ``jackd -d dummy -r 44100 -p 512`` (real-time scheduling where permitted,
-else ``--no-realtime``), plays through :class:`auralize.audio.live.LiveOutput`
+else ``--no-realtime``), plays through :class:`auralize.audio.live.output.LiveOutput`
 and records with a JACK client in another process.  Latency is measured from
 ``LiveOutput.send(event)`` to the first affected sample passing through the
 recording client (JACK's dummy driver runs at real time).  Each configuration
@@ -43,7 +43,7 @@ def _loads(stop: threading.Event) -> list[threading.Thread]:
 
 
 def _one(server, lead_s: float, busy: bool, n_events: int, play_s: float) -> dict:
-    from auralize.audio.live import LiveOutput
+    from auralize.audio.live.output import LiveOutput
     from auralize.audio.score import Score
     from jackutil import PROBE_VOICE, JackRecorder, event_latencies, send_probe_events
 

@@ -8,7 +8,7 @@ set, 1 epoch, batch 64, 2 parallel runs) runs through ``auralize.sweeps.grid.run
 scheduler so both do the same work), alternating A B B A (quick: A B) in one run.
 Each run writes its folder (WAV, telemetry, spectrogram) either way.  The Ray
 runs play the sweep live (JACK dummy server, :class:`auralize.sweeps.SweepSound`
-through :class:`~auralize.audio.live.LiveOutput`) and record it; the driver's
+through :class:`~auralize.audio.live.output.LiveOutput`) and record it; the driver's
 underruns are LiveOutput's count.  Ray's start-up alone (``ray.init`` +
 ``ray.shutdown``) is timed separately.
 

@@ -150,7 +150,7 @@ def random_images(batch: int, n_batches: int, seed: int = 0):
 # -- 1. step-time overhead ------------------------------------------------------------------
 def live_device_exists() -> bool:
     try:
-        from auralize.audio import devices
+        from auralize.audio.live import devices
 
         if devices.load_sounddevice(warn=False) is None:
             return False

@@ -28,7 +28,7 @@ PRETEND_MISSING = set(os.environ.get("AURALIZE_TEST_PRETEND_MISSING", "").split(
 # (test_web_server.py's overhead test).  They are marked `realtime` and run in
 # `make test`'s second stage (`-m "audio or realtime"`), in a fresh process.  No test is
 # retried: each judges what a listener hears, with margins taken from the live clock's
-# documented bounds (sonify/live_clock.py, audio/frame_clock.py); a failure is a defect
+# documented bounds (sonify/live_clock.py, audio/live/frame_clock.py); a failure is a defect
 # of the product or of the test.  The first stage (`-m "not audio and not realtime"`)
 # waits for conditions, never for durations.
 REALTIME_FILES = {"test_devices.py", "test_live.py", "test_sonify_live.py", "test_generate_live.py",
@@ -62,7 +62,7 @@ def need_portaudio() -> None:
 
     Loaded as auralize loads it (PortAudio is not left initialised in this process).
     """
-    from auralize.audio import devices
+    from auralize.audio.live import devices
 
     if devices.load_sounddevice(warn=False) is None:
         audio_unavailable(f"PortAudio unavailable: {devices.portaudio_error()}")

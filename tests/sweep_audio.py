@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from auralize.audio.sampler import midi_to_hz, motif_samples
+from auralize.audio.voices.sampler import midi_to_hz, motif_samples
 from auralize.sonify.earcons import EARCONS
 from auralize.sweeps.trial_voices import MAX_PARTIAL_HZ, pan_gains
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from auralize import cli
-from auralize.audio import devices
+from auralize.audio.live import devices
 from auralize.errors import AuralizeError
 
 
@@ -151,7 +151,7 @@ def test_devices_without_device_option_still_lists(fake_portaudio, capsys):
 
 
 def test_live_output_without_device_writes_file_at_real_time(tmp_path):
-    from auralize.audio.live import LiveOutput
+    from auralize.audio.live.output import LiveOutput
 
     out = tmp_path / "t.wav"
     with warnings.catch_warnings(record=True):
@@ -174,7 +174,7 @@ def test_lead_must_be_positive(capsys, tmp_path):
     assert "--lead-ms must be positive" in capsys.readouterr().err
     assert cli.main(["generate", "live", "--run", str(tmp_path), "--lead-ms", "-5"]) == 1
     assert "--lead-ms must be positive" in capsys.readouterr().err
-    from auralize.audio.live import LiveOutput
+    from auralize.audio.live.output import LiveOutput
 
     with pytest.raises(AuralizeError, match="lead_s must be a positive"):
         LiveOutput(lead_s=0.0)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from audio_analysis import dominant_frequency, max_step, pitch_track
 from auralize.audio import Engine, Event, Score, render_score
-from auralize.audio.lfo import LFO
-from auralize.audio.voices import bandpass_gain
+from auralize.audio.voices.base import bandpass_gain
+from auralize.audio.voices.lfo import LFO
 
 SR = 44100
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from auralize.audio.devices import AudioUnavailableWarning
+from auralize.audio.live.devices import AudioUnavailableWarning
 from auralize.cli import main
 from auralize.errors import AuralizeError
 from auralize.generate.config import GenConfig

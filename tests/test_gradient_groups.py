@@ -18,8 +18,8 @@ from torch import nn
 
 from audio_analysis import dominant_frequency
 from auralize import AuralizeError
-from auralize.audio.sampler import midi_to_hz
 from auralize.audio.score import render_score
+from auralize.audio.voices.sampler import midi_to_hz
 from auralize.layer_groups import group_layers
 from auralize.sonify import TrainingStep
 from auralize.sonify.mappings import GradientTones

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from auralize.audio.devices import AudioUnavailableWarning
-from auralize.audio.live import LiveOutput
+from auralize.audio.live.devices import AudioUnavailableWarning
+from auralize.audio.live.output import LiveOutput
 from auralize.audio.score import Score, render_score
 from jackutil import (
     PROBE_VOICE,
@@ -195,7 +195,7 @@ def test_jack_server_killed_mid_run(tmp_path):
             # A process that only asked which device to use (as a training process
             # does) must exit normally after the server is gone.
             asker = subprocess.Popen(
-                [sys.executable, "-c", "from auralize.audio import devices; import time; "
+                [sys.executable, "-c", "from auralize.audio.live import devices; import time; "
                  "print(devices.choose_output_device().label, flush=True); time.sleep(0.5)"],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             live = LiveOutput(SR, out=out, file_subtype="FLOAT").start(score)

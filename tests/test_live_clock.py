@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from auralize.audio.frame_clock import FrameClock
+from auralize.audio.live.frame_clock import FrameClock
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 from auralize.sonify.live_clock import LiveClock

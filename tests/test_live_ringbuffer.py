@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from auralize.audio.ringbuffer import RingBuffer
+from auralize.audio.live.ringbuffer import RingBuffer
 
 
 def test_fifo_order_across_wraparound():

@@ -13,8 +13,8 @@ import soundfile as sf
 
 from audio_analysis import band_envelope, spectral_distance
 from auralize import Sonifier, TrainingStep
-from auralize.audio import sampler
 from auralize.audio.score import Score, render_score
+from auralize.audio.voices import sampler
 from auralize.cli import main
 from auralize.sonify import make_mapping
 from auralize.sonify.announce import Announcer, spoken_value

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from auralize.audio.live import STEADY_LEAD_S, LiveOutput
+from auralize.audio.live.output import STEADY_LEAD_S, LiveOutput
 from auralize.audio.score import Score, render_score
 from jackutil import align, sound_bursts
 

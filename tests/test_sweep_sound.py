@@ -149,8 +149,8 @@ def test_training_and_sweeps_play_their_earcons_from_one_table():
     import importlib.util
     import math
 
-    from auralize.audio import sampler
     from auralize.audio.score import Event, Score, render_score
+    from auralize.audio.voices import sampler
     from auralize.sonify.mappings import make_mapping
     from auralize.sonify.telemetry import TrainingStep
 

@@ -33,7 +33,7 @@ from transformers import (
 
 from audio_analysis import band_envelope
 from auralize import AuralizeError
-from auralize.audio import sampler
+from auralize.audio.voices import sampler
 from auralize.sonify import TrainingStep, make_mapping
 from auralize.transformers import SonifyCallback
 

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = r"""
 import json, math, sys
 import numba
-from auralize.audio import bank_kernels, kernels
+from auralize.audio.voices import bank_kernels
+from auralize.audio import kernels
 from auralize.audio.warm_up import warm_up_kernels
 from auralize.sonify.presets import sound_mappings
 from auralize.sonify.telemetry import TrainingStep

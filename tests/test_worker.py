@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from auralize.audio.worker import Worker
+from auralize.workers.worker import Worker
 from workers_for_tests import CrashingChild, StubbornChild, SummingChild
 
 

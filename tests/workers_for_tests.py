@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from auralize.audio.worker import WorkerChild
 from auralize.errors import AuralizeError
+from auralize.workers.worker import WorkerChild
 
 
 class SummingChild(WorkerChild):

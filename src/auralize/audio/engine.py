@@ -1,7 +1,7 @@
 """The engine: voices, timed events, master gain and limiter, rendered in spans.
 
 One engine serves both clocks.  Offline, :func:`auralize.audio.score.render_score`
-pulls blocks as fast as it can; live, :mod:`auralize.audio.live` pulls them from a
+pulls blocks as fast as it can; live, :mod:`auralize.audio.live.output` pulls them from a
 child process as the device needs them.  Either way the output depends only on
 the events and their times, never on the block size asked for: internally the
 engine renders spans that end at a fixed grid of ``chunk_size`` frames, at
@@ -20,9 +20,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from auralize.audio import kernels
-from auralize.audio.params import EngineStats, Param, Range, sanitize
-from auralize.audio.voice_kinds import make_voice
-from auralize.audio.voices import Voice
+from auralize.audio.voices.base import Voice
+from auralize.audio.voices.kinds import make_voice
+from auralize.audio.voices.params import EngineStats, Param, Range, sanitize
 
 MASTER = "master"
 MASTER_GAIN = Range(0.0, 1.0, 0.0)

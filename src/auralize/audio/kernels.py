@@ -5,11 +5,11 @@ glide end); inside a span every parameter moves in a straight line.  Doing the
 per-span control work in Python cost ~70-80 µs per voice per span, more than
 synthesising a small bank.  Here one call handles all spans between two events:
 
-- :func:`~auralize.audio.bank_kernels.bank_spans` advances a sine bank's packed
+- :func:`~auralize.audio.voices.bank_kernels.bank_spans` advances a sine bank's packed
   parameters and LFOs span by span, computes each partial's frequency and
   amplitude at the span's edges and synthesises the span with a complex
   recurrence (exact linear chirp and amplitude ramp), or hands steady spans of
-  big banks back to the BLAS path in :mod:`auralize.audio.sine_bank`; it uses the
+  big banks back to the BLAS path in :mod:`auralize.audio.voices.sine_bank`; it uses the
   parameter and LFO kernels here;
 - :func:`finish_spans` applies the master gain, the limiter and the soft clip
   per span and converts to float32 (any channel count, mono included, one
@@ -22,7 +22,7 @@ into calls, so output stays bit-identical at any block size.  Functions are
 compiled on first use and cached on disk (``cache=True``), so only the first
 run on a machine pays the compile time.  Numba's cache checks only the
 calling function's own file: after editing a kernel here that
-:mod:`auralize.audio.bank_kernels` calls, delete ``__pycache__/*.nb[ic]`` (or
+:mod:`auralize.audio.voices.bank_kernels` calls, delete ``__pycache__/*.nb[ic]`` (or
 touch bank_kernels.py), or its cached callers keep the old code.
 """
 
@@ -108,7 +108,7 @@ def advance_params_spans(params, clocks, lengths):
 
 @jit
 def lfo_shape(code, cycles):
-    """Unipolar LFO value in [0, 1] (codes: :data:`auralize.audio.lfo.SHAPE_CODES`)."""
+    """Unipolar LFO value in [0, 1] (codes: :data:`auralize.audio.voices.lfo.SHAPE_CODES`)."""
     if code == 0:
         return 0.5 - 0.5 * math.cos(TWO_PI * cycles)
     if code == 1:
@@ -131,7 +131,7 @@ def advance_lfo(lfos, slot, seconds):
 
 @jit
 def bandpass_gain(freq_hz, center_hz, q):
-    """Scalar twin of :func:`auralize.audio.voices.bandpass_gain`."""
+    """Scalar twin of :func:`auralize.audio.voices.base.bandpass_gain`."""
     f = max(freq_hz, 1e-3)
     fc = max(center_hz, 1e-3)
     detune = f / fc - fc / f

@@ -29,7 +29,7 @@ class Event:
     voice : str
         Voice name, or ``"master"`` for the master gain.
     param : str
-        Parameter name (see :class:`~auralize.audio.sine_bank.SineBank`), or
+        Parameter name (see :class:`~auralize.audio.voices.sine_bank.SineBank`), or
         ``"add"`` (value: voice spec dict) / ``"remove"``.
     value : float, sequence or dict
         New value; a scalar broadcasts to every partial.

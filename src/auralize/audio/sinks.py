@@ -1,4 +1,4 @@
-"""Where rendered audio goes: files, memory, and (in :mod:`auralize.audio.live`) devices.
+"""Where rendered audio goes: files, memory, and (in :mod:`auralize.audio.live.output`) devices.
 
 Every sink has the same two methods, ``write(block)`` and ``close()``, so a
 session can fan one stream of blocks out to any mix of them: what you hear is

@@ -59,7 +59,7 @@ def run(args) -> int:
         raise AuralizeError("--seconds must be positive")
     if args.loopback:
         return _loopback(args)
-    from auralize.audio.live import STEADY_LEAD_S, LiveOutput
+    from auralize.audio.live.output import STEADY_LEAD_S, LiveOutput
 
     if args.out:
         from auralize.audio.files import format_for_path
@@ -106,7 +106,7 @@ def require_output_device(device):
         PortAudio cannot be loaded (names the Debian package), ``device`` matches no
         output, or no output device exists at all.
     """
-    from auralize.audio import devices
+    from auralize.audio.live import devices
 
     if devices.load_sounddevice(warn=False) is None:
         raise AuralizeError(f"nothing can play: {devices.portaudio_error()}")
@@ -118,7 +118,7 @@ def require_output_device(device):
 
 
 def _loopback(args) -> int:
-    from auralize.audio import devices
+    from auralize.audio.live import devices
 
     out_dev = require_output_device(args.device)
     in_dev = devices.choose_input_device(args.device)

@@ -29,7 +29,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from auralize.audio import devices
+    from auralize.audio.live import devices
 
     sd = devices.load_sounddevice(warn=False)
     if sd is None:

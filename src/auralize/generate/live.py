@@ -1,11 +1,11 @@
 """Live generation: audio input -> up to three models -> knob mix -> output (boii).
 
-Structure as :mod:`auralize.audio.live`: :class:`LiveGenerator` is a
-:class:`~auralize.audio.worker.Worker`; everything audio runs in its child
+Structure as :mod:`auralize.audio.live.output`: :class:`LiveGenerator` is a
+:class:`~auralize.workers.worker.Worker`; everything audio runs in its child
 (:mod:`auralize.generate.live_child`).  Inside it:
 
 - the PortAudio duplex callback only copies: input samples into one
-  :class:`~auralize.audio.ringbuffer.RingBuffer`, output samples out of another;
+  :class:`~auralize.audio.live.ringbuffer.RingBuffer`, output samples out of another;
 - the main thread takes every whole block of input, runs it through each model
   (features -> normalise -> LSTM with state kept -> undo -> inverse), mixes and
   writes the result to the output ring, which starts primed with ``lead``
@@ -30,12 +30,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Self
 
-from auralize.audio.devices import AudioUnavailableWarning
-from auralize.audio.worker import Worker
+from auralize.audio.live.devices import AudioUnavailableWarning
 from auralize.errors import AuralizeError
 from auralize.generate.live_chain import STATS_FIELDS, GenLiveStats, gen_stats
 from auralize.generate.live_child import GenerateChild
 from auralize.generate.midi import KNOB_START
+from auralize.workers.worker import Worker
 
 
 class LiveGenerator(Worker):

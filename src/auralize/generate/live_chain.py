@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from auralize.audio.stream_stats import StreamStats
+from auralize.audio.live.stream_stats import StreamStats
 from auralize.errors import AuralizeError
 from auralize.generate.midi import KNOB_START, volume_gain
 
@@ -185,7 +185,7 @@ class LiveChain:
 @dataclass
 class GenLiveStats(StreamStats):
     """What a live generation session did (fields of
-    :class:`~auralize.audio.stream_stats.StreamStats`, and these).
+    :class:`~auralize.audio.live.stream_stats.StreamStats`, and these).
 
     ``latency_s`` here is input to output: the primed lead + the device's
     input and output latency; ``underruns`` includes ``input_overflows``.

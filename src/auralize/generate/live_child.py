@@ -1,7 +1,7 @@
 """Live generation's worker process: duplex audio -> models -> knob mix -> output.
 
 - the PortAudio duplex callback only copies: input samples into one
-  :class:`~auralize.audio.ringbuffer.RingBuffer`, output samples out of another;
+  :class:`~auralize.audio.live.ringbuffer.RingBuffer`, output samples out of another;
 - the main loop takes every whole block of input, runs it through the
   :class:`~auralize.generate.live.LiveChain`, and writes the result (gain,
   resampled to the device's rate, clipped) to the output ring, which starts
@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from auralize.audio.worker import WorkerChild
 from auralize.errors import AuralizeError
+from auralize.workers.worker import WorkerChild
 
 
 class GenerateChild(WorkerChild):
@@ -29,7 +29,7 @@ class GenerateChild(WorkerChild):
     def setup(self) -> dict:
         import torch
 
-        from auralize.audio import devices
+        from auralize.audio.live import devices
         from auralize.generate.live_chain import LiveChain
         from auralize.generate.midi import KNOB_START, KnobMap
         from auralize.generate.train import load_run
@@ -111,7 +111,7 @@ class GenerateChild(WorkerChild):
 
     def _stream_at(self, rate: int):
         """Rings sized and primed for ``rate``, then the started duplex stream; returns (stream, lead)."""
-        from auralize.audio.ringbuffer import RingBuffer
+        from auralize.audio.live.ringbuffer import RingBuffer
         from auralize.generate.live_chain import default_lead_frames
 
         period = 512 if rate >= 32000 else 256

@@ -2,7 +2,7 @@
 
 Short motifs (Blattner et al. 1989; Brewster 1994): rhythm, register and timbre
 differ per event so they tell apart without learning a melody.  Every note is a
-plucked harmonic tone (:mod:`auralize.audio.sampler` renders a motif), unlike the
+plucked harmonic tone (:mod:`auralize.audio.voices.sampler` renders a motif), unlike the
 training voices' steady pure sines; fundamentals stay within MIDI 35-100 (the
 auditory-graph range).  A ``play`` event carries the motif itself (so a score
 renders without this table) and its name, for people and tests.
@@ -10,7 +10,7 @@ renders without this table) and its name, for people and tests.
 
 from __future__ import annotations
 
-from auralize.audio.sampler import Motif, as_motif, motif_duration_s
+from auralize.audio.voices.sampler import Motif, as_motif, motif_duration_s
 
 #: name -> notes ``(MIDI note, start s, length s, partial count)``; harmonics make a
 #: timbre per earcon.

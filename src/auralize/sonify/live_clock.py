@@ -21,7 +21,7 @@ sound cannot, because training does not run at the sound's pace:
 tested without audio.  Live times are ``time.perf_counter()`` seconds, the
 system's monotonic clock, which every process of the session shares: the
 speaker's child process and the web page's server each place an event at the
-frame that plays at that moment (:class:`auralize.audio.frame_clock.FrameClock`).
+frame that plays at that moment (:class:`auralize.audio.live.frame_clock.FrameClock`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from auralize.audio.live import STEADY_LEAD_S
+from auralize.audio.live.output import STEADY_LEAD_S
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 

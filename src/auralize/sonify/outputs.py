@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 
-from auralize.audio.live import STEADY_LEAD_S
+from auralize.audio.live.output import STEADY_LEAD_S
 from auralize.audio.score import Event
 from auralize.errors import AuralizeError
 from auralize.sonify.live_clock import DEFAULT_MAX_LAG_S, LIVE_MARGIN_S, LiveClock
@@ -70,7 +70,7 @@ class Outputs:
     # -- live targets ---------------------------------------------------------------------
     def start_speaker(self, device, required: bool) -> bool:
         """Play on a sound device (``required``: warn when there is none); False without one."""
-        from auralize.audio import devices
+        from auralize.audio.live import devices
         from auralize.sonify.targets import SpeakerTarget
 
         if devices.load_sounddevice(warn=required) is None:

@@ -26,8 +26,8 @@ import collections
 import time
 from pathlib import Path
 
-from auralize.audio.worker import Worker, WorkerChild
 from auralize.sonify.timeline import SonifyConfig
+from auralize.workers.worker import Worker, WorkerChild
 
 #: seconds between looks at the telemetry file
 POLL_S = 0.05

@@ -11,7 +11,7 @@ from collections import deque
 
 import numpy as np
 
-from auralize.audio.sampler import midi_to_hz
+from auralize.audio.voices.sampler import midi_to_hz
 
 
 def linear(x: float, lo: float, hi: float) -> float:

@@ -1,7 +1,7 @@
 """Speech prepared before it is heard: espeak-ng runs off the training loop.
 
 An announcement's event carries only its text; the sampler voice
-(:mod:`auralize.audio.sampler`) makes the audio where the event is rendered,
+(:mod:`auralize.audio.voices.sampler`) makes the audio where the event is rendered,
 from a disk cache.  :func:`prepare_speech` fills that cache on one background
 thread of the training process as soon as a mapping decides what to say, so
 neither the training loop nor a renderer's audio callback waits for espeak-ng.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from auralize.audio.sampler import speech_duration_s
+from auralize.audio.voices.sampler import speech_duration_s
 
 _tts_pool: ThreadPoolExecutor | None = None
 

@@ -114,12 +114,12 @@ class MemoryRecording:
 
 
 class SpeakerTarget:
-    """A :class:`~auralize.audio.live.LiveOutput` fed wall-clock events."""
+    """A :class:`~auralize.audio.live.output.LiveOutput` fed wall-clock events."""
 
     stats_key = "live"
 
     def __init__(self, config: SonifyConfig, device, lead_s: float) -> None:
-        from auralize.audio.live import LiveOutput
+        from auralize.audio.live.output import LiveOutput
 
         self.lead_s = lead_s
         self.live = LiveOutput(int(config.sample_rate), device=device, lead_s=lead_s,

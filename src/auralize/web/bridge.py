@@ -1,6 +1,6 @@
 """The training side of the web page: a server in a worker process, fed events.
 
-:class:`WebSink` is a :class:`~auralize.audio.worker.Worker`: the server runs in
+:class:`WebSink` is a :class:`~auralize.workers.worker.Worker`: the server runs in
 a spawned child (no shared GIL with training, the user's ``__main__`` not
 re-run) and gets what the :class:`~auralize.sonify.session.Sonifier` makes:
 engine events placed by the session's live clock, and telemetry records.
@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import warnings
 
-from auralize.audio.devices import AudioUnavailableWarning
-from auralize.audio.worker import Worker, WorkerChild
+from auralize.audio.live.devices import AudioUnavailableWarning
 from auralize.errors import AuralizeError
+from auralize.workers.worker import Worker, WorkerChild
 
 #: items the parent keeps for a stalled child before dropping (events + records)
 MAX_PENDING = 200_000

@@ -18,7 +18,7 @@ import collections
 import numpy as np
 
 from auralize.audio.engine import Engine
-from auralize.audio.frame_clock import FrameClock
+from auralize.audio.live.frame_clock import FrameClock
 from auralize.audio.score import Event
 from auralize.web.history import ChartHistory
 from auralize.web.mixer import Mixer
@@ -74,7 +74,7 @@ class LiveSource(_Source):
     The session's :class:`~auralize.sonify.live_clock.LiveClock` decides when
     each step plays (the same decision the speaker gets); this source puts it
     at the frame it sends at that moment (``time.perf_counter()`` seconds),
-    through a :class:`~auralize.audio.frame_clock.FrameClock` that the server's
+    through a :class:`~auralize.audio.live.frame_clock.FrameClock` that the server's
     pacing keeps current.
 
     A step (:meth:`feed_step`: its events in score time and its live start) is

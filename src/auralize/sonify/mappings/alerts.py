@@ -7,8 +7,8 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from auralize.audio import sampler
 from auralize.audio.score import Event
+from auralize.audio.voices import sampler
 from auralize.errors import AuralizeError
 from auralize.sonify.announce import KINDS, Announcement, Announcer
 from auralize.sonify.earcons import earcon_duration_s, earcon_play

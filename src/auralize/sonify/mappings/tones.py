@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from auralize.audio.sampler import midi_to_hz
 from auralize.audio.score import Event
+from auralize.audio.voices.sampler import midi_to_hz
 from auralize.errors import AuralizeError
 from auralize.sonify.earcons import earcon_play
 from auralize.sonify.mappings.base import Mapping

@@ -1,11 +1,11 @@
 """Live output: play an engine on a sound device from a worker process.
 
-:class:`LiveOutput` is the parent side (a :class:`~auralize.audio.worker.Worker`);
+:class:`LiveOutput` is the parent side (a :class:`~auralize.workers.worker.Worker`);
 the engine, the ring buffer and the device callback live in the child
-(:mod:`auralize.audio.live_child`), so a host program holding the GIL cannot
+(:mod:`auralize.audio.live.child`), so a host program holding the GIL cannot
 starve the sound.  Events are sent in score time (:meth:`LiveOutput.send`) or
 as wall-clock moments (:meth:`LiveOutput.send_at_wall`, what a data stream
-uses, see :mod:`auralize.audio.frame_clock`).
+uses, see :mod:`auralize.audio.live.frame_clock`).
 
 Without PortAudio, without an output device, or when the device or JACK server
 vanishes mid-run, the parent gets one warning and the child keeps rendering to
@@ -21,10 +21,10 @@ import weakref
 from pathlib import Path
 from typing import Self
 
-from auralize.audio.live_child import LiveChild
-from auralize.audio.stream_stats import STATS_FIELDS, LiveStats, live_stats
-from auralize.audio.worker import Worker
+from auralize.audio.live.child import LiveChild
+from auralize.audio.live.stream_stats import STATS_FIELDS, LiveStats, live_stats
 from auralize.errors import AuralizeError
+from auralize.workers.worker import Worker
 
 # Lead for sound that nobody plays along with (data sonification, the test tone):
 # latency does not matter there, dropouts do.  100 ms covers the vCPU stalls of a
@@ -48,7 +48,7 @@ class LiveOutput(Worker):
         gets the mix of a multichannel engine.
     device : int or str, optional
         Output device index or name substring; default: the automatic choice of
-        :func:`auralize.audio.devices.choose_output_device`.
+        :func:`auralize.audio.live.devices.choose_output_device`.
     out : str or Path, optional
         File sink (.wav/.flac/.ogg), written in the child as blocks are rendered
         and flushed at least once a second.
@@ -146,7 +146,7 @@ class LiveOutput(Worker):
 
         The child places an event at the frame the speaker plays at that moment
         (its device latency included), so callers in any process of the machine
-        share one timeline (see :mod:`auralize.audio.frame_clock`).  A moment
+        share one timeline (see :mod:`auralize.audio.live.frame_clock`).  A moment
         already synthesised plays at once.
         """
         if events:

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from auralize.audio.params import EngineStats, Range, sanitize
-from auralize.audio.voices import Voice
+from auralize.audio.voices.base import Voice
+from auralize.audio.voices.params import EngineStats, Range, sanitize
 
 log = logging.getLogger("auralize")
 

@@ -8,12 +8,12 @@ GIL cannot starve a process it does not share a GIL with.
 Inside the child:
 
 - the main thread synthesises: it keeps ``lead_s`` seconds of engine output in a
-  :class:`~auralize.audio.ringbuffer.RingBuffer` and writes every rendered block
+  :class:`~auralize.audio.live.ringbuffer.RingBuffer` and writes every rendered block
   to the optional file sink;
 - the PortAudio callback only copies from the ring buffer to the device (the
   engine's channels in order, repeated over a wider device; a mono device gets
   their mix, the mean), counting underruns, and tells the
-  :class:`~auralize.audio.frame_clock.FrameClock` which frame it hands out when;
+  :class:`~auralize.audio.live.frame_clock.FrameClock` which frame it hands out when;
 - the inbox thread takes events from the parent.
 
 Without PortAudio, without an output device, or when the device or JACK server
@@ -30,9 +30,9 @@ import time
 
 import numpy as np
 
-from auralize.audio.frame_clock import FrameClock
+from auralize.audio.live.frame_clock import FrameClock
 from auralize.audio.score import Event
-from auralize.audio.worker import WorkerChild
+from auralize.workers.worker import WorkerChild
 
 
 class LiveChild(WorkerChild):
@@ -49,7 +49,7 @@ class LiveChild(WorkerChild):
         except Exception:  # noqa: BLE001
             pass
         from auralize.audio.engine import Engine
-        from auralize.audio.ringbuffer import RingBuffer
+        from auralize.audio.live.ringbuffer import RingBuffer
         from auralize.audio.warm_up import warm_up_kernels
 
         cfg = self.cfg
@@ -103,7 +103,7 @@ class LiveChild(WorkerChild):
             return None
 
     def _open_device(self, block: int) -> None:
-        from auralize.audio import devices
+        from auralize.audio.live import devices
 
         sd = devices.load_sounddevice(warn=False)
         if sd is None:
@@ -263,7 +263,7 @@ class LiveChild(WorkerChild):
         s["heartbeat"] = now
 
     def finish(self) -> dict:
-        from auralize.audio.stream_stats import live_stats
+        from auralize.audio.live.stream_stats import live_stats
 
         lost = bool(self.shared["device_lost"])
         if self.stream is not None and not lost:

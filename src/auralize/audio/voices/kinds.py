@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from auralize.audio.noise import Noise
-from auralize.audio.params import EngineStats
-from auralize.audio.sampler import Sampler
-from auralize.audio.sine_bank import SineBank
-from auralize.audio.voices import Voice
+from auralize.audio.voices.base import Voice
+from auralize.audio.voices.noise import Noise
+from auralize.audio.voices.params import EngineStats
+from auralize.audio.voices.sampler import Sampler
+from auralize.audio.voices.sine_bank import SineBank
 
 #: voice kinds by name (a spec's ``"kind"``)
 VOICE_KINDS: dict[str, type[Voice]] = {cls.kind: cls for cls in (SineBank, Noise, Sampler)}

@@ -3,7 +3,7 @@
 Why the sine bank is fast
 -------------------------
 Its control work (glides, LFOs, band-pass gains, phases) runs compiled, one call
-for all spans between two events (:func:`auralize.audio.bank_kernels.bank_spans`),
+for all spans between two events (:func:`auralize.audio.voices.bank_kernels.bank_spans`),
 so a span costs no Python.  The same call synthesises each span with a complex
 recurrence per partial (an exact linear chirp and amplitude ramp, float64,
 restarted from the exact phase every span): for small banks and gliding spans
@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from auralize.audio import bank_kernels, kernels
-from auralize.audio.lfo import LFO
-from auralize.audio.params import EngineStats, Param, Range, sanitize
-from auralize.audio.voices import (
+from auralize.audio import kernels
+from auralize.audio.voices import bank_kernels
+from auralize.audio.voices.base import (
     AMP,
     CENTS,
     PAN,
@@ -35,6 +34,8 @@ from auralize.audio.voices import (
     unit_phasors,
     wrap_phase,
 )
+from auralize.audio.voices.lfo import LFO
+from auralize.audio.voices.params import EngineStats, Param, Range, sanitize
 
 _NO_ROWS = np.empty((0, 4, 0))  # a small bank defers no span to BLAS
 
@@ -77,7 +78,7 @@ class SineBank(Voice):
     Notes
     -----
     All control state (gliding parameters, LFO phases) is packed into arrays
-    that :func:`auralize.audio.bank_kernels.bank_spans` advances in compiled code,
+    that :func:`auralize.audio.voices.bank_kernels.bank_spans` advances in compiled code,
     so a span costs no Python per voice.  That loop also synthesises each span
     (a complex recurrence per partial: exact linear chirps and amplitude ramps).
     Banks of at least :attr:`BLAS_MIN_PARTIALS` sounding partials render the
@@ -226,7 +227,7 @@ class SineBank(Voice):
         """Add consecutive spans to ``out``: one compiled call for all of them.
 
         ``out`` is (N,) (mono) or (C, N) (channels, see
-        :func:`auralize.audio.bank_kernels.bank_spans`).  ``synthesize=False``
+        :func:`auralize.audio.voices.bank_kernels.bank_spans`).  ``synthesize=False``
         moves parameters, LFOs and phases exactly as rendering would (a sine's
         phase follows from its frequencies alone).
         """

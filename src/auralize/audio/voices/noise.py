@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from auralize.audio.params import EngineStats, Param, sanitize
-from auralize.audio.voices import (
+from auralize.audio.voices.base import (
     AMP,
     TWO_PI,
     BandPass,
     Tremolo,
     Voice,
 )
+from auralize.audio.voices.params import EngineStats, Param, sanitize
 
 
 class Noise(Voice):

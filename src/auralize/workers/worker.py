@@ -5,8 +5,8 @@ cannot starve a process it does not share a GIL with.  Every worker has the same
 life cycle, written once here:
 
 - the parent (:class:`Worker`) spawns the child without re-running the user's
-  ``__main__`` (:func:`~auralize.audio.processes.start_worker`), feeds its inbox
-  through a :class:`~auralize.audio.processes.QueuedSender` (the caller never
+  ``__main__`` (:func:`~auralize.workers.processes.start_worker`), feeds its inbox
+  through a :class:`~auralize.workers.processes.QueuedSender` (the caller never
   blocks on a full pipe), reads its status on a thread, and reads its running
   statistics from shared memory (:class:`SharedStats`);
 - the child (:class:`WorkerChild`) sets up, says ``ready`` (or ``error``),
@@ -31,9 +31,9 @@ import threading
 import warnings
 from typing import Self
 
-from auralize.audio.devices import AudioUnavailableWarning
-from auralize.audio.processes import QueuedSender, start_worker
+from auralize.audio.live.devices import AudioUnavailableWarning
 from auralize.errors import AuralizeError
+from auralize.workers.processes import QueuedSender, start_worker
 
 
 def raise_priority(level: str) -> str:

@@ -5,11 +5,11 @@ sure a span never crosses an event or the end of a glide, so inside a span every
 parameter moves in a straight line.  It hands over all spans between two events
 at once (:meth:`Voice.render_spans`).
 
-The kinds: :class:`~auralize.audio.sine_bank.SineBank` (``"sines"``),
-:class:`~auralize.audio.noise.Noise` (``"noise"``) and
-:class:`~auralize.audio.sampler.Sampler` (``"sampler"``), named in
-:data:`auralize.audio.voice_kinds.VOICE_KINDS`, which
-:func:`~auralize.audio.voice_kinds.make_voice` reads.  This module holds what they
+The kinds: :class:`~auralize.audio.voices.sine_bank.SineBank` (``"sines"``),
+:class:`~auralize.audio.voices.noise.Noise` (``"noise"``) and
+:class:`~auralize.audio.voices.sampler.Sampler` (``"sampler"``), named in
+:data:`auralize.audio.voices.kinds.VOICE_KINDS`, which
+:func:`~auralize.audio.voices.kinds.make_voice` reads.  This module holds what they
 share (the :class:`Voice` base, tremolo, band-pass) and imports none of them.
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from auralize.audio import kernels
-from auralize.audio.lfo import LFO
-from auralize.audio.params import EngineStats, Param, Range, sanitize
+from auralize.audio.voices.lfo import LFO
+from auralize.audio.voices.params import EngineStats, Param, Range, sanitize
 
 TWO_PI = 2.0 * np.pi
 
