@@ -33,33 +33,8 @@ from typing import Self
 
 from auralize.audio.live.devices import AudioUnavailableWarning
 from auralize.errors import AuralizeError
+from auralize.workers.priority import raise_priority
 from auralize.workers.processes import QueuedSender, start_worker
-
-
-def raise_priority(level: str) -> str:
-    """Best effort: raise this process's scheduling priority; say what worked.
-
-    ``"realtime"``: ``nice -10`` and real-time FIFO priority 1 (below JACK's own
-    threads, above every normal process) where permitted; ``"high"``: ``nice -5``
-    (a real-time producer that is not itself in the audio callback's path);
-    ``"normal"``: nothing.  Threads created later (PortAudio's) inherit the nice
-    value.
-    """
-    done = []
-    nice = {"realtime": -10, "high": -5}.get(level)
-    if nice is not None:
-        try:
-            os.nice(nice)
-            done.append(f"nice {nice}")
-        except (OSError, AttributeError):
-            pass
-    if level == "realtime":
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
-            done.append("SCHED_FIFO 1")
-        except (OSError, AttributeError, PermissionError):
-            pass
-    return ", ".join(done) or "normal"
 
 
 class SharedStats:
