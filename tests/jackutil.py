@@ -227,7 +227,7 @@ class Capture:
         out = [frames[late > tolerance * period / self.sample_rate]]
         for a, b in zip(frames[:-1], frames[1:]):  # cycles the probe never ran
             out.append(np.arange(a + period, b, period))
-        return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
+        return np.unique(np.concatenate(out))
 
     def longest_gap_ms(self, t0: float, t1: float) -> float:
         """Longest gap between the recorder's process cycles within (t0, t1), in ms.

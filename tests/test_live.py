@@ -102,7 +102,7 @@ def _play_under_load(jack_server, jack_recorder, tmp_path, seconds: float):
     print(f"\nlive under load: {stats}")
     print(f"load: {py_n[0]} python loops, {torch_n[0]} matmuls; recorder xruns {cap.xruns}; "
           f"longest JACK cycle gap {stall_ms:.1f} ms; start {t[1] - t[0]:.1f} s")
-    return {"score": score, "stats": stats, "cap": cap, "out": out, "stall_ms": stall_ms,
+    return {"score": score, "stats": stats, "cap": cap, "out": out,
             "blame": jack_server.xrun_blame(log_at), "t_play": t_play, "t_end": t_end,
             "blame_closing": jack_server.xrun_blame(log_closing)}
 
